@@ -1,0 +1,24 @@
+// The one allocator behind every tensor and kernel scratch buffer: 64-byte aligned blocks,
+// cached by size class so training steps stop hitting malloc, with current and peak byte counts
+// (printed by --verbose runs and benchmarks).
+#pragma once
+
+#include <cstddef>
+
+namespace duet::memory {
+
+inline constexpr size_t kAlignment = 64;
+
+// Returns a 64-byte aligned block of at least `bytes` bytes (never null; throws duet::Error when
+// the system is out of memory). Thread-safe.
+void* allocate(size_t bytes);
+// Gives a block back to the cache; `bytes` must be the size passed to allocate().
+void release(void* ptr, size_t bytes);
+
+size_t current_bytes();  // bytes handed out and not yet released
+size_t peak_bytes();     // high-water mark of current_bytes()
+size_t cached_bytes();   // bytes held in the cache, free for reuse
+void reset_peak();
+void trim();  // returns every cached block to the system
+
+}  // namespace duet::memory
