@@ -1,0 +1,75 @@
+// `duet info --arch NAME | -m MODEL`: the layers of a model with output shapes, parameters and
+// multiply-accumulates per layer, and the totals (parameters, MACs, fp32 size).
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "duet/autograd/autograd.h"
+#include "duet/cli/commands.h"
+#include "duet/models/registry.h"
+#include "duet/nn/profile.h"
+#include "duet/tensor/error.h"
+
+namespace duet::cli {
+namespace {
+
+struct InfoOptions {
+  std::string arch;
+  std::string model;
+};
+
+std::string human(double v) {
+  char buf[32];
+  if (v >= 1e9) std::snprintf(buf, sizeof buf, "%.2f G", v / 1e9);
+  else if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2f M", v / 1e6);
+  else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.1f k", v / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+void run_info(const InfoOptions& o) {
+  if (o.arch.empty() == o.model.empty()) fail_usage("info: give exactly one of --arch or -m");
+  if (!o.model.empty()) fail_usage("info: -m needs checkpoint loading, which lands with the training issue");
+  const nlohmann::json config = models::preset_config(o.arch);
+  Generator gen(0);
+  auto model = models::build_model(config, gen);
+  model->eval();
+
+  std::map<const nn::Module*, std::string> names;
+  for (auto& [name, m] : model->named_modules()) names[m] = name;
+
+  nn::ProfileScope scope;
+  {
+    autograd::NoGradGuard no_grad;
+    model->forward(Tensor::zeros(models::input_shape(config)));
+  }
+  std::printf("model %s (%s), input %s\n", o.arch.c_str(), config.dump().c_str(),
+              models::input_shape(config).str().c_str());
+  std::printf("%-28s %-12s %-18s %10s %10s\n", "layer", "type", "output", "params", "MACs");
+  double total_macs = 0;
+  for (const auto& r : scope.records()) {
+    nn::Module* m = const_cast<nn::Module*>(r.module);
+    int64_t params = 0;
+    for (auto& [n, t] : m->named_parameters()) params += t->numel();
+    total_macs += r.macs;
+    std::printf("%-28s %-12s %-18s %10s %10s\n", names[r.module].c_str(), m->type_name().c_str(),
+                r.output.str().c_str(), human(static_cast<double>(params)).c_str(),
+                r.macs > 0 ? human(r.macs).c_str() : "-");
+  }
+  const int64_t params = model->parameter_count();
+  std::printf("total: %lld parameters (%s), %s MACs per image, %.2f MiB as fp32\n",
+              static_cast<long long>(params), human(static_cast<double>(params)).c_str(),
+              human(total_macs).c_str(), static_cast<double>(params) * 4 / (1 << 20));
+}
+
+}  // namespace
+
+Action add_info_command(CLI::App& app) {
+  auto o = std::make_shared<InfoOptions>();
+  CLI::App* sub = app.add_subcommand("info", "layers, parameters, MACs and size of a model");
+  sub->add_option("--arch", o->arch, "a built-in architecture (resnet20, resnet32, resnet56)");
+  sub->add_option("-m,--model", o->model, "a checkpoint (.safetensors)");
+  return [o] { run_info(*o); };
+}
+
+}  // namespace duet::cli

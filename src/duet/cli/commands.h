@@ -1,0 +1,15 @@
+// The subcommands of `duet`. Each registers its flags on the CLI11 app and returns the action
+// to run when it is selected; main() owns parsing, threads/ISA set-up and error reporting.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace duet::cli {
+
+using Action = std::function<void()>;
+
+Action add_info_command(CLI::App& app);
+Action add_bench_command(CLI::App& app);
+
+}  // namespace duet::cli

@@ -1,0 +1,91 @@
+#include "duet/models/resnet.h"
+
+#include "duet/ops/activation.h"
+#include "duet/ops/eltwise.h"
+#include "duet/ops/pool.h"
+
+namespace duet::models {
+namespace {
+
+int get_int(const nlohmann::json& j, const char* key, int fallback, int min_value) {
+  if (!j.contains(key)) return fallback;
+  const auto& v = j.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < min_value || v.get<int64_t>() > (1 << 20))
+    fail("model config: field '", key, "' must be an integer >= ", min_value, ", got ", v.dump());
+  return v.get<int>();
+}
+
+}  // namespace
+
+nlohmann::json ResNetConfig::to_json() const {
+  return {{"family", "resnet"},        {"depth", depth},
+          {"width", width},            {"in_channels", in_channels},
+          {"num_classes", num_classes}, {"image_size", image_size}};
+}
+
+ResNetConfig ResNetConfig::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) fail("model config: expected a JSON object, got ", j.dump());
+  ResNetConfig c;
+  c.depth = get_int(j, "depth", c.depth, 8);
+  c.width = get_int(j, "width", c.width, 1);
+  c.in_channels = get_int(j, "in_channels", c.in_channels, 1);
+  c.num_classes = get_int(j, "num_classes", c.num_classes, 2);
+  c.image_size = get_int(j, "image_size", c.image_size, 4);
+  if ((c.depth - 2) % 6 != 0)
+    fail("model config: field 'depth' must be 6n + 2 (20, 32, 56, ...), got ", c.depth);
+  return c;
+}
+
+BasicBlock::BasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t stride)
+    : Module("BasicBlock") {
+  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(
+                                       gen, in_channels, out_channels, 3,
+                                       ops::Conv2dOptions{stride, 1, 1, 1}, false));
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out_channels));
+  conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(
+                                       gen, out_channels, out_channels, 3,
+                                       ops::Conv2dOptions{1, 1, 1, 1}, false));
+  bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out_channels));
+  if (stride != 1 || in_channels != out_channels) {
+    shortcut = register_module(
+        "shortcut",
+        std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+            std::make_shared<nn::Conv2d>(gen, in_channels, out_channels, 1,
+                                         ops::Conv2dOptions{stride, 0, 1, 1}, false),
+            std::make_shared<nn::BatchNorm2d>(out_channels)}));
+  }
+}
+
+Tensor BasicBlock::forward(const Tensor& x) {
+  Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
+  y = bn2->forward(conv2->forward(y));
+  return ops::relu(ops::add(y, shortcut ? shortcut->forward(x) : x));
+}
+
+CifarResNet::CifarResNet(Generator& gen, const ResNetConfig& config)
+    : Module("CifarResNet"), config_(config) {
+  const int64_t w = config.width;
+  const int blocks = (config.depth - 2) / 6;
+  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(gen, config.in_channels, w, 3,
+                                                                ops::Conv2dOptions{1, 1, 1, 1},
+                                                                false));
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(w));
+  auto stage = [&](int64_t in, int64_t out, int64_t stride) {
+    auto seq = std::make_shared<nn::Sequential>();
+    for (int b = 0; b < blocks; ++b)
+      seq->push_back(std::make_shared<BasicBlock>(gen, b == 0 ? in : out, out, b == 0 ? stride : 1));
+    return seq;
+  };
+  layer1 = register_module("layer1", stage(w, w, 1));
+  layer2 = register_module("layer2", stage(w, 2 * w, 2));
+  layer3 = register_module("layer3", stage(2 * w, 4 * w, 2));
+  fc = register_module("fc", std::make_shared<nn::Linear>(gen, 4 * w, config.num_classes));
+}
+
+Tensor CifarResNet::forward(const Tensor& x) {
+  Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
+  y = layer3->forward(layer2->forward(layer1->forward(y)));
+  return fc->forward(ops::global_avg_pool2d(y));
+}
+
+}  // namespace duet::models

@@ -1,0 +1,168 @@
+#include "duet/nn/layers.h"
+
+#include <cmath>
+
+#include "duet/nn/profile.h"
+#include "duet/ops/activation.h"
+#include "duet/ops/embedding.h"
+#include "duet/ops/linear.h"
+#include "duet/ops/norm.h"
+#include "duet/ops/shape_ops.h"
+
+namespace duet::nn {
+namespace {
+
+// PyTorch's default for conv and linear: kaiming_uniform_(a = sqrt(5)) gives
+// bound = sqrt(6 / ((1 + a^2) fan_in)) = 1 / sqrt(fan_in); biases use the same bound.
+Tensor uniform_fan_in(Generator& gen, const Shape& shape, int64_t fan_in) {
+  const float bound = fan_in > 0 ? 1.0f / std::sqrt(static_cast<float>(fan_in)) : 0.0f;
+  return Tensor::uniform(shape, gen, -bound, bound);
+}
+
+// Registers "bias" (after "weight", matching PyTorch's key order) when asked; null otherwise.
+Tensor* maybe_bias(Module& m, Generator& gen, bool bias, int64_t n, int64_t fan_in) {
+  return bias ? &m.register_parameter("bias", uniform_fan_in(gen, {n}, fan_in)) : nullptr;
+}
+
+}  // namespace
+
+Conv2d::Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t kernel,
+               const ops::Conv2dOptions& options, bool with_bias)
+    : Module("Conv2d"),
+      weight(register_parameter(
+          "weight", uniform_fan_in(gen, {out_channels, in_channels / options.groups, kernel, kernel},
+                                   in_channels / options.groups * kernel * kernel))),
+      bias(nullptr),
+      options_(options) {
+  DUET_CHECK(in_channels > 0 && out_channels > 0 && kernel > 0, "Conv2d: channels and kernel must "
+             "be positive (got ", in_channels, " -> ", out_channels, ", kernel ", kernel, ")");
+  DUET_CHECK(in_channels % options.groups == 0 && out_channels % options.groups == 0,
+             "Conv2d: channels ", in_channels, " -> ", out_channels, " not divisible by groups ",
+             options.groups);
+  bias = maybe_bias(*this, gen, with_bias, out_channels,
+                    in_channels / options.groups * kernel * kernel);
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  Tensor y = ops::conv2d(x, weight, bias ? *bias : Tensor(), options_);
+  record_layer(this, y, static_cast<double>(y.numel()) * weight.dim(1) * weight.dim(2) * weight.dim(3));
+  return y;
+}
+
+Linear::Linear(Generator& gen, int64_t in_features, int64_t out_features, bool with_bias)
+    : Module("Linear"),
+      weight(register_parameter("weight",
+                                uniform_fan_in(gen, {out_features, in_features}, in_features))),
+      bias(nullptr) {
+  bias = maybe_bias(*this, gen, with_bias, out_features, in_features);
+}
+
+Tensor Linear::forward(const Tensor& x) {
+  Tensor y = ops::linear(x, weight, bias ? *bias : Tensor());
+  record_layer(this, y, static_cast<double>(y.numel()) * weight.dim(1));
+  return y;
+}
+
+BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_)
+    : Module("BatchNorm2d"),
+      weight(register_parameter("weight", Tensor::ones({channels}))),
+      bias(register_parameter("bias", Tensor::zeros({channels}))),
+      running_mean(register_buffer("running_mean", Tensor::zeros({channels}))),
+      running_var(register_buffer("running_var", Tensor::ones({channels}))),
+      num_batches_tracked(register_buffer("num_batches_tracked", Tensor::zeros({}, DType::i64))),
+      eps(eps_),
+      momentum(momentum_) {}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  if (is_training()) ++*num_batches_tracked.data<int64_t>();
+  Tensor y =
+      ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+  record_layer(this, y, 0);
+  return y;
+}
+
+GroupNorm::GroupNorm(int64_t groups_, int64_t channels, float eps_)
+    : Module("GroupNorm"),
+      weight(register_parameter("weight", Tensor::ones({channels}))),
+      bias(register_parameter("bias", Tensor::zeros({channels}))),
+      groups(groups_),
+      eps(eps_) {
+  DUET_CHECK(groups > 0 && channels % groups == 0, "GroupNorm: ", channels,
+             " channels are not divisible into ", groups, " groups");
+}
+
+Tensor GroupNorm::forward(const Tensor& x) {
+  Tensor y = ops::group_norm(x, groups, weight, bias, eps);
+  record_layer(this, y, 0);
+  return y;
+}
+
+LayerNorm::LayerNorm(int64_t features, float eps_)
+    : Module("LayerNorm"),
+      weight(register_parameter("weight", Tensor::ones({features}))),
+      bias(register_parameter("bias", Tensor::zeros({features}))),
+      eps(eps_) {}
+
+Tensor LayerNorm::forward(const Tensor& x) {
+  Tensor y = ops::layer_norm(x, weight, bias, eps);
+  record_layer(this, y, 0);
+  return y;
+}
+
+Embedding::Embedding(Generator& gen, int64_t count, int64_t dim)
+    : Module("Embedding"), weight(register_parameter("weight", Tensor::normal({count, dim}, gen))) {}
+
+Tensor Embedding::forward(const Tensor& indices) { return ops::embedding(weight, indices); }
+
+Dropout::Dropout(Generator& gen, float p_)
+    : Module("Dropout"), p(p_), gen_(gen.next_below(uint64_t{1} << 62)) {
+  DUET_CHECK(p >= 0.0f && p < 1.0f, "Dropout: p must be in [0, 1), got ", p);
+}
+
+Tensor Dropout::forward(const Tensor& x) { return ops::dropout(x, p, is_training(), gen_); }
+
+namespace {
+const char* activation_name(ActivationKind k) {
+  switch (k) {
+    case ActivationKind::relu: return "ReLU";
+    case ActivationKind::silu: return "SiLU";
+    case ActivationKind::gelu: return "GELU";
+    case ActivationKind::sigmoid: return "Sigmoid";
+    case ActivationKind::tanh: return "Tanh";
+    case ActivationKind::identity: return "Identity";
+  }
+  return "Activation";
+}
+}  // namespace
+
+Activation::Activation(ActivationKind k) : Module(activation_name(k)), kind(k) {}
+
+Tensor Activation::forward(const Tensor& x) {
+  switch (kind) {
+    case ActivationKind::relu: return ops::relu(x);
+    case ActivationKind::silu: return ops::silu(x);
+    case ActivationKind::gelu: return ops::gelu(x);
+    case ActivationKind::sigmoid: return ops::sigmoid(x);
+    case ActivationKind::tanh: return ops::tanh(x);
+    case ActivationKind::identity: return x;
+  }
+  return x;
+}
+
+Tensor Flatten::forward(const Tensor& x) { return ops::flatten(x, 1); }
+
+Sequential::Sequential(std::vector<std::shared_ptr<Module>> modules) : Module("Sequential") {
+  for (auto& m : modules) push_back(std::move(m));
+}
+
+void Sequential::push_back(std::shared_ptr<Module> m) {
+  add_child(std::to_string(children().size()), std::move(m));
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (const auto& [name, child] : children()) y = child->forward(y);
+  return y;
+}
+
+}  // namespace duet::nn

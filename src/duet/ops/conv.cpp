@@ -1,0 +1,69 @@
+#include "duet/ops/conv.h"
+
+#include "duet/autograd/autograd.h"
+#include "duet/kernels/conv2d.h"
+#include "duet/ops/op_util.h"
+
+namespace duet::ops {
+
+Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
+              const Conv2dOptions& o) {
+  detail::check_f32(x_in, "conv2d", "input");
+  detail::check_f32(weight_in, "conv2d", "weight");
+  detail::check_shapes(x_in.rank() == 4 && weight_in.rank() == 4, "conv2d",
+                       "expected input [N, C, H, W] and weight [K, C/groups, R, S]", x_in,
+                       weight_in);
+  DUET_CHECK(o.stride >= 1 && o.dilation >= 1 && o.padding >= 0 && o.groups >= 1,
+             "conv2d: stride and dilation must be >= 1, padding >= 0, groups >= 1");
+  kernels::Conv2dShape s;
+  s.batch = x_in.dim(0);
+  s.in_channels = x_in.dim(1);
+  s.in_h = x_in.dim(2);
+  s.in_w = x_in.dim(3);
+  s.out_channels = weight_in.dim(0);
+  s.kernel_h = weight_in.dim(2);
+  s.kernel_w = weight_in.dim(3);
+  s.stride_h = s.stride_w = o.stride;
+  s.pad_h = s.pad_w = o.padding;
+  s.dilation_h = s.dilation_w = o.dilation;
+  s.groups = o.groups;
+  detail::check_shapes(s.in_channels % s.groups == 0 && s.out_channels % s.groups == 0 &&
+                           weight_in.dim(1) * s.groups == s.in_channels,
+                       "conv2d",
+                       str("input channels must equal weight.shape[1] x groups (groups ",
+                           s.groups, ")"),
+                       x_in, weight_in);
+  DUET_CHECK(s.out_h() >= 1 && s.out_w() >= 1, "conv2d: input ", x_in.shape().str(),
+             " is smaller than the dilated kernel ", weight_in.shape().str());
+  if (bias.defined())
+    detail::check_shapes(bias.rank() == 1 && bias.dim(0) == s.out_channels, "conv2d",
+                         "bias must be [out_channels]", bias, weight_in);
+
+  const Tensor x = contiguous(x_in), w = contiguous(weight_in);
+  Tensor y = Tensor::empty({s.batch, s.out_channels, s.out_h(), s.out_w()});
+  kernels::Epilogue ep;
+  if (bias.defined()) ep.bias = bias.data<float>();
+  kernels::conv2d_forward(s, x.data<float>(), w.data<float>(), y.data<float>(), ep);
+
+  const bool has_bias = bias.defined();
+  autograd::record(y, "conv2d", {x_in, weight_in, bias},
+                   [x = autograd::detached(x), w = autograd::detached(w), s, has_bias,
+                    need_dx = autograd::requires_grad(x_in)](const Tensor& g_in) {
+                     const Tensor g = contiguous(g_in);
+                     Tensor dx;
+                     if (need_dx) {
+                       dx = Tensor::empty(x.shape());
+                       kernels::conv2d_backward_data(s, g.data<float>(), w.data<float>(),
+                                                     dx.data<float>());
+                     }
+                     Tensor dw = Tensor::empty(w.shape());
+                     Tensor db = has_bias ? Tensor::empty({s.out_channels}) : Tensor();
+                     kernels::conv2d_backward_weight(s, x.data<float>(), g.data<float>(),
+                                                     dw.data<float>(),
+                                                     has_bias ? db.data<float>() : nullptr);
+                     return std::vector<Tensor>{dx, dw, db};
+                   });
+  return y;
+}
+
+}  // namespace duet::ops

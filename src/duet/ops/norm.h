@@ -1,0 +1,19 @@
+// Differentiable normalisation layers (PyTorch semantics).
+#pragma once
+
+#include "duet/tensor/tensor.h"
+
+namespace duet::ops {
+
+// x: [N, C, H, W] (or [N, C]). Training: normalises with batch statistics and updates
+// running_mean / running_var in place (momentum, unbiased variance), as torch does. Eval: uses the
+// running statistics. weight/bias: [C] or undefined (no affine).
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                  Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f);
+// x: [N, C, ...], C divisible by groups; weight/bias: [C] or undefined.
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
+                  float eps = 1e-5f);
+// Normalises over the last dimension D; weight/bias: [D] or undefined.
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
+
+}  // namespace duet::ops
