@@ -110,26 +110,29 @@ void backward(const Tensor& root, const Tensor& grad_root, bool retain_graph) {
 
   // Collect every node reachable from the root. Node sequence numbers are creation order and
   // every input was created before its consumer, so descending sequence is a topological order.
-  std::vector<Node*> nodes;
+  // Shared ownership for the whole pass: clearing a node's inputs below may drop the last other
+  // reference to an upstream node that is still waiting for its gradient.
+  std::vector<std::shared_ptr<Node>> nodes;
   std::unordered_set<Node*> seen;
-  std::vector<Node*> stack{root_meta.grad_fn.get()};
-  seen.insert(stack.back());
+  std::vector<std::shared_ptr<Node>> stack{root_meta.grad_fn};
+  seen.insert(stack.back().get());
   while (!stack.empty()) {
-    Node* n = stack.back();
+    std::shared_ptr<Node> n = std::move(stack.back());
     stack.pop_back();
-    nodes.push_back(n);
     for (const Tensor& in : n->inputs) {
       if (!in.defined() || !in.autograd_meta()) continue;
-      Node* next = in.autograd_meta()->grad_fn.get();
-      if (next && seen.insert(next).second) stack.push_back(next);
+      const std::shared_ptr<Node>& next = in.autograd_meta()->grad_fn;
+      if (next && seen.insert(next.get()).second) stack.push_back(next);
     }
+    nodes.push_back(std::move(n));
   }
   std::sort(nodes.begin(), nodes.end(),
-            [](const Node* a, const Node* b) { return a->sequence > b->sequence; });
+            [](const auto& a, const auto& b) { return a->sequence > b->sequence; });
 
   std::unordered_map<Node*, Tensor> pending;
   pending[root_meta.grad_fn.get()] = seed;
-  for (Node* n : nodes) {
+  for (const auto& node : nodes) {
+    Node* n = node.get();
     auto it = pending.find(n);
     if (it == pending.end()) continue;  // no gradient flowed here
     const Tensor g = it->second;

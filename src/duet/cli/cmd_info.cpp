@@ -6,6 +6,7 @@
 
 #include "duet/autograd/autograd.h"
 #include "duet/cli/commands.h"
+#include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
 #include "duet/nn/profile.h"
 #include "duet/tensor/error.h"
@@ -29,11 +30,19 @@ std::string human(double v) {
 
 void run_info(const InfoOptions& o) {
   if (o.arch.empty() == o.model.empty()) fail_usage("info: give exactly one of --arch or -m");
-  if (!o.model.empty()) fail_usage("info: -m needs checkpoint loading, which lands with the training issue");
-  const nlohmann::json config = models::preset_config(o.arch);
-  Generator gen(0);
-  auto model = models::build_model(config, gen);
+  nlohmann::json config;
+  std::shared_ptr<nn::Module> model;
+  if (!o.model.empty()) {
+    auto loaded = models::load_model(o.model);
+    config = loaded.config;
+    model = loaded.model;
+  } else {
+    config = models::preset_config(o.arch);
+    Generator gen(0);
+    model = models::build_model(config, gen);
+  }
   model->eval();
+  const std::string label = o.model.empty() ? o.arch : o.model;
 
   std::map<const nn::Module*, std::string> names;
   for (auto& [name, m] : model->named_modules()) names[m] = name;
@@ -43,7 +52,7 @@ void run_info(const InfoOptions& o) {
     autograd::NoGradGuard no_grad;
     model->forward(Tensor::zeros(models::input_shape(config)));
   }
-  std::printf("model %s (%s), input %s\n", o.arch.c_str(), config.dump().c_str(),
+  std::printf("model %s (%s), input %s\n", label.c_str(), config.dump().c_str(),
               models::input_shape(config).str().c_str());
   std::printf("%-28s %-12s %-18s %10s %10s\n", "layer", "type", "output", "params", "MACs");
   double total_macs = 0;

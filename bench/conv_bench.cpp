@@ -1,0 +1,250 @@
+#include "conv_bench.h"
+
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "duet/kernels/conv2d.h"
+#include "duet/kernels/fma_peak.h"
+#include "duet/tensor/error.h"
+#include "duet/tensor/parallel.h"
+
+namespace duet::bench {
+namespace {
+
+using kernels::Conv2dShape;
+
+// The PyTorch side: one python process for the whole benchmark, driven line by line so its
+// measurements interleave with ours instead of running minutes apart on a shared machine.
+class TorchPeer {
+ public:
+  explicit TorchPeer(int threads) {
+    const std::string script = find_script();
+    if (script.empty() || access("/usr/bin/python3", X_OK) != 0) return;
+    int to_child[2], from_child[2];
+    if (pipe(to_child) != 0) return;
+    if (pipe(from_child) != 0) {
+      close(to_child[0]);
+      close(to_child[1]);
+      return;
+    }
+    const std::string t = std::to_string(threads);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(to_child[0], 0);
+      dup2(from_child[1], 1);
+      close(to_child[1]);
+      close(from_child[0]);
+      setenv("OMP_NUM_THREADS", t.c_str(), 1);
+      execl("/usr/bin/python3", "python3", script.c_str(), t.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    if (pid_ < 0) {
+      close(to_child[1]);
+      close(from_child[0]);
+      return;
+    }
+    in_ = fdopen(to_child[1], "w");
+    out_ = fdopen(from_child[0], "r");
+    std::string line;
+    if (!in_ || !out_ || !read_line(line) || line.rfind("ready", 0) != 0) {
+      shutdown();
+      return;
+    }
+    ok_ = true;
+  }
+  ~TorchPeer() { shutdown(); }
+  TorchPeer(const TorchPeer&) = delete;
+  TorchPeer& operator=(const TorchPeer&) = delete;
+
+  bool ok() const { return ok_; }
+
+  // Seconds per call of `pass` averaged over `iters` calls, or a negative value on failure.
+  double time(const char* pass, const Conv2dShape& s, int iters) {
+    if (!ok_) return -1;
+    std::fprintf(in_, "time %s %ld %ld %ld %ld %ld %ld %ld %ld %ld %d\n", pass, long(s.batch),
+                 long(s.in_channels), long(s.out_channels), long(s.in_h), long(s.in_w),
+                 long(s.kernel_h), long(s.kernel_w), long(s.stride_h), long(s.pad_h), iters);
+    std::fflush(in_);
+    std::string line;
+    if (!read_line(line) || line.rfind("ok ", 0) != 0) {
+      ok_ = false;
+      return -1;
+    }
+    if (std::getenv("DUET_BENCH_TRACE"))
+      std::fprintf(stderr, "peer %s %ld/%ld/%ld x%d -> %s\n", pass, long(s.in_channels),
+                   long(s.out_channels), long(s.in_h), iters, line.c_str());
+    return std::atof(line.c_str() + 3);
+  }
+
+ private:
+  static std::string find_script() {
+    std::vector<std::string> candidates;
+    if (const char* dir = std::getenv("DUET_SOURCE_DIR"))
+      candidates.push_back(std::string(dir) + "/bench/peers/torch_conv.py");
+    candidates.push_back("bench/peers/torch_conv.py");
+    // Runners live in build/<dir>/ under the source tree; walk up from the executable.
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+      std::string dir(exe, size_t(n));
+      for (int up = 0; up < 4 && dir.rfind('/') != std::string::npos; ++up) {
+        dir.resize(dir.rfind('/'));
+        candidates.push_back(dir + "/bench/peers/torch_conv.py");
+      }
+    }
+    for (const auto& c : candidates)
+      if (access(c.c_str(), R_OK) == 0) return c;
+    return "";
+  }
+
+  bool read_line(std::string& line) {
+    line.clear();
+    int ch;
+    while ((ch = std::fgetc(out_)) != EOF && ch != '\n') line.push_back(char(ch));
+    return ch == '\n';
+  }
+
+  void shutdown() {
+    if (in_) {
+      std::fputs("quit\n", in_);
+      std::fclose(in_);
+      in_ = nullptr;
+    }
+    if (out_) {
+      std::fclose(out_);
+      out_ = nullptr;
+    }
+    if (pid_ > 0) {
+      int status = 0;
+      waitpid(pid_, &status, 0);
+      pid_ = -1;
+    }
+    ok_ = false;
+  }
+
+  pid_t pid_ = -1;
+  FILE* in_ = nullptr;
+  FILE* out_ = nullptr;
+  bool ok_ = false;
+};
+
+struct ConvCase {
+  const char* label;
+  int64_t in_c, out_c, hw, stride;
+};
+
+std::vector<float> filled(size_t n, uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+template <class Fn>
+double seconds_per_call(Fn&& fn, int iters) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
+
+}  // namespace
+
+std::vector<BenchRow> bench_conv(int threads, bool quick, double peak_gflops) {
+  DUET_CHECK(threads >= 1, "bench_conv: threads must be >= 1, got ", threads);
+  const int saved_threads = num_threads();
+  set_num_threads(threads);
+  if (peak_gflops <= 0) peak_gflops = kernels::measure_fma_peak_gflops(threads);
+  const ConvCase cases[] = {
+      {"16->16 3x3 28x28", 16, 16, 28, 1}, {"16->32 3x3 s2 28x28", 16, 32, 28, 2},
+      {"32->32 3x3 14x14", 32, 32, 14, 1}, {"32->64 3x3 s2 14x14", 32, 64, 14, 2},
+      {"64->64 3x3 7x7", 64, 64, 7, 1},
+  };
+  const char* passes[] = {"fwd", "bwd_data", "bwd_weight"};
+  const int64_t batch = 128;
+  const int rounds = quick ? 3 : 7;
+  const double target_s = quick ? 0.05 : 0.15;  // per measurement, per side
+
+  TorchPeer peer(threads);
+  std::vector<BenchRow> rows;
+  for (const ConvCase& cc : cases) {
+    Conv2dShape s;
+    s.batch = batch;
+    s.in_channels = cc.in_c;
+    s.out_channels = cc.out_c;
+    s.in_h = s.in_w = cc.hw;
+    s.kernel_h = s.kernel_w = 3;
+    s.stride_h = s.stride_w = cc.stride;
+    s.pad_h = s.pad_w = 1;
+    const size_t nx = size_t(batch * cc.in_c * cc.hw * cc.hw);
+    const size_t ny = size_t(batch * cc.out_c * s.out_h() * s.out_w());
+    const size_t nw = size_t(cc.out_c * cc.in_c * 9);
+    const auto x = filled(nx, 1), w = filled(nw, 2), dy = filled(ny, 3);
+    std::vector<float> y(ny), dx(nx), dw(nw), db(size_t(cc.out_c));
+    for (const char* pass : passes) {
+      const std::string p = pass;
+      auto run = [&] {
+        if (p == "fwd")
+          kernels::conv2d_forward(s, x.data(), w.data(), y.data());
+        else if (p == "bwd_data")
+          kernels::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+        else
+          kernels::conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data());
+      };
+      const double warm = seconds_per_call(run, 1);
+      const int iters = std::max(1, int(target_s / std::max(warm, 1e-6)));
+      std::vector<double> ours, theirs;
+      for (int r = 0; r < rounds; ++r) {
+        ours.push_back(seconds_per_call(run, iters));
+        const double t = peer.time(pass, s, iters);
+        if (t > 0) theirs.push_back(t);
+      }
+      BenchRow row;
+      row.name = std::string("conv ") + pass + " " + cc.label;
+      row.batch = batch;
+      row.unit = "ms";
+      const double ours_s = median(ours);
+      const bool peer_ok = theirs.size() == size_t(rounds);
+      row.ours = ours_s * 1e3;
+      row.peer = peer_ok ? "pytorch-1.13" : "pytorch-1.13 (unavailable)";
+      row.theirs = peer_ok ? median(theirs) * 1e3 : NAN;
+      row.ratio = peer_ok ? row.theirs / row.ours : NAN;
+      row.gflops = s.flops() / ours_s * 1e-9;
+      row.peak_fraction = peak_gflops > 0 ? row.gflops / peak_gflops : 0.0;
+      if (std::getenv("DUET_BENCH_TRACE") && peer_ok) {
+        // Best-of-rounds on both sides: on a loaded machine the medians mix in scheduler stalls.
+        const double best_ours = *std::min_element(ours.begin(), ours.end());
+        const double best_theirs = *std::min_element(theirs.begin(), theirs.end());
+        std::fprintf(stderr, "best %s: ours %.2f ms theirs %.2f ms ratio %.2f\n", row.name.c_str(),
+                     best_ours * 1e3, best_theirs * 1e3, best_theirs / best_ours);
+      }
+      rows.push_back(row);
+    }
+  }
+  set_num_threads(saved_threads);
+  return rows;
+}
+
+std::vector<BenchRow> bench_conv(int threads, bool quick) {
+  return bench_conv(threads, quick, 0);
+}
+
+}  // namespace duet::bench

@@ -1,0 +1,29 @@
+// Internals shared by the conv2d fast paths and their reference twins: shape validation, the
+// tiled im2col / col2im packers behind implicit GEMM, and the direct depthwise loops.
+// Not part of the public kernel API; include conv2d.h for that.
+#pragma once
+
+#include <cstdint>
+
+#include "duet/kernels/conv2d.h"
+
+namespace duet::kernels::detail {
+
+// Throws duet::Error unless the shape describes a valid convolution with a non-empty output.
+void check_conv2d_shape(const Conv2dShape& s);
+
+// Packs rows (c, r, u) of the im2col matrix of one image-group (xg: Cg x H x W) for output pixels
+// [t0, t0 + len) into col[((c * R + r) * U + u) * ld + j], j < len; padding reads as zero.
+void im2col_tile(const Conv2dShape& s, const float* xg, int64_t t0, int64_t len, float* col,
+                 int64_t ld);
+// The adjoint: dxg[c, h, w] += col[(c, r, u) * ld + j] for every in-bounds tap of pixel t0 + j.
+void col2im_tile_add(const Conv2dShape& s, const float* col, int64_t t0, int64_t len, int64_t ld,
+                     float* dxg);
+
+// groups == in_channels == out_channels: one filter per plane, a poor fit for GEMM.
+void depthwise_forward(const Conv2dShape& s, const float* x, const float* w, float* y,
+                       const Epilogue& e);
+void depthwise_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void depthwise_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw);
+
+}  // namespace duet::kernels::detail

@@ -1,0 +1,244 @@
+// AVX2/FMA half of the SGEMM: the 6x16 micro-kernel with its vector epilogue, and packing
+// routines that transpose 8x8 blocks in registers. Called only when active_isa() is avx2.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "duet/kernels/activation_math.h"
+#include "duet/kernels/gemm_kernel.h"
+
+namespace duet::kernels::gemm_detail {
+namespace {
+
+// Lanes [0, count) set, for masked loads/stores of row tails.
+inline __m256i tail_mask(int64_t count) {
+  alignas(32) static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                0,  0,  0,  0,  0,  0,  0,  0};
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - count));
+}
+
+inline __m256 load_n(const float* p, int64_t count, __m256i mask) {
+  return count == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
+}
+
+inline void store_n(float* p, __m256 v, int64_t count, __m256i mask) {
+  if (count == 8)
+    _mm256_storeu_ps(p, v);
+  else
+    _mm256_maskstore_ps(p, mask, v);
+}
+
+inline __m256 activate_ps(Activation act, __m256 y) {
+  switch (act) {
+    case Activation::none:
+      return y;
+    case Activation::relu:
+      return act_math::relu_ps(y);
+    case Activation::silu:
+      return act_math::silu_ps(y);
+    case Activation::gelu:
+      return act_math::gelu_ps(y);
+  }
+  return y;
+}
+
+// Applies the epilogue to the mr x nr block at c, whose top-left is C[row0, col0].
+void epilogue_block(const Epilogue& e, float* c, int64_t ldc, int64_t mr, int64_t nr, int64_t row0,
+                    int64_t col0) {
+  const bool by_row = e.axis == ChannelAxis::row;
+  for (int64_t i = 0; i < mr; ++i) {
+    const int64_t row = row0 + i;
+    float* crow = c + i * ldc;
+    const float* res = e.residual ? e.residual + row * e.ld_residual + col0 : nullptr;
+    for (int64_t j = 0; j < nr; j += 8) {
+      const int64_t cnt = std::min<int64_t>(8, nr - j);
+      const __m256i mask = tail_mask(cnt);
+      __m256 y = load_n(crow + j, cnt, mask);
+      auto param = [&](const float* v) {
+        return by_row ? _mm256_broadcast_ss(v + row) : load_n(v + col0 + j, cnt, mask);
+      };
+      if (e.scale) y = _mm256_mul_ps(y, param(e.scale));
+      if (e.shift) y = _mm256_add_ps(y, param(e.shift));
+      if (e.bias) y = _mm256_add_ps(y, param(e.bias));
+      if (res) y = _mm256_add_ps(y, load_n(res + j, cnt, mask));
+      store_n(crow + j, activate_ps(e.act, y), cnt, mask);
+    }
+  }
+}
+
+inline __m256 merge(__m256 acc, const float* cp, const TileArgs& args, __m256 alpha, __m256 beta,
+                    int64_t cnt, __m256i mask) {
+  if (!args.first) return _mm256_fmadd_ps(alpha, acc, load_n(cp, cnt, mask));
+  const __m256 y = _mm256_mul_ps(alpha, acc);
+  if (args.beta == 0.0f) return y;  // C is not read, so NaN/Inf left in it do not leak
+  return _mm256_fmadd_ps(beta, load_n(cp, cnt, mask), y);
+}
+
+// In-register transpose of 8 rows of 8 floats.
+inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
+                       __m256& r6, __m256& r7) {
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+}  // namespace
+
+void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc,
+                       int64_t mr, int64_t nr, int64_t row0, int64_t col0, const TileArgs& args) {
+  // A tile row is 64 bytes but rarely line-aligned: fetch both lines it may touch, early
+  // enough that the k loop hides the latency.
+  for (int64_t i = 0; i < mr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + nr - 1), _MM_HINT_T0);
+  }
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  __m256 b0, b1, av;
+#define DUET_GEMM_STEP(ka)                     \
+  b0 = _mm256_load_ps(pb + (ka)*kNR);          \
+  b1 = _mm256_load_ps(pb + (ka)*kNR + 8);      \
+  av = _mm256_broadcast_ss(pa + (ka)*kMR + 0); \
+  c00 = _mm256_fmadd_ps(av, b0, c00);          \
+  c01 = _mm256_fmadd_ps(av, b1, c01);          \
+  av = _mm256_broadcast_ss(pa + (ka)*kMR + 1); \
+  c10 = _mm256_fmadd_ps(av, b0, c10);          \
+  c11 = _mm256_fmadd_ps(av, b1, c11);          \
+  av = _mm256_broadcast_ss(pa + (ka)*kMR + 2); \
+  c20 = _mm256_fmadd_ps(av, b0, c20);          \
+  c21 = _mm256_fmadd_ps(av, b1, c21);          \
+  av = _mm256_broadcast_ss(pa + (ka)*kMR + 3); \
+  c30 = _mm256_fmadd_ps(av, b0, c30);          \
+  c31 = _mm256_fmadd_ps(av, b1, c31);          \
+  av = _mm256_broadcast_ss(pa + (ka)*kMR + 4); \
+  c40 = _mm256_fmadd_ps(av, b0, c40);          \
+  c41 = _mm256_fmadd_ps(av, b1, c41);          \
+  av = _mm256_broadcast_ss(pa + (ka)*kMR + 5); \
+  c50 = _mm256_fmadd_ps(av, b0, c50);          \
+  c51 = _mm256_fmadd_ps(av, b1, c51);
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4, pa += 4 * kMR, pb += 4 * kNR) {
+    _mm_prefetch(reinterpret_cast<const char*>(pb + 8 * kNR), _MM_HINT_T0);
+    DUET_GEMM_STEP(0)
+    DUET_GEMM_STEP(1)
+    DUET_GEMM_STEP(2)
+    DUET_GEMM_STEP(3)
+  }
+  for (; k < kc; ++k, pa += kMR, pb += kNR) {
+    DUET_GEMM_STEP(0)
+  }
+#undef DUET_GEMM_STEP
+
+  const __m256 alpha = _mm256_set1_ps(args.alpha), beta = _mm256_set1_ps(args.beta);
+  const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                              {c30, c31}, {c40, c41}, {c50, c51}};
+  if (mr == kMR && nr == kNR) {
+    const __m256i all = tail_mask(8);
+    for (int64_t i = 0; i < kMR; ++i) {
+      float* cp = c + i * ldc;
+      _mm256_storeu_ps(cp, merge(acc[i][0], cp, args, alpha, beta, 8, all));
+      _mm256_storeu_ps(cp + 8, merge(acc[i][1], cp + 8, args, alpha, beta, 8, all));
+    }
+  } else {
+    for (int64_t i = 0; i < mr; ++i) {
+      float* cp = c + i * ldc;
+      for (int64_t h = 0; h < 2 && h * 8 < nr; ++h) {
+        const int64_t cnt = std::min<int64_t>(8, nr - h * 8);
+        const __m256i mask = tail_mask(cnt);
+        store_n(cp + h * 8, merge(acc[i][h], cp + h * 8, args, alpha, beta, cnt, mask), cnt, mask);
+      }
+    }
+  }
+  if (args.epilogue) epilogue_block(*args.epilogue, c, ldc, mr, nr, row0, col0);
+}
+
+void pack_a_avx2(Trans trans, const float* a, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
+                 int64_t kc, float* dst) {
+  if (trans == Trans::yes) {  // rows of op(A) are contiguous: copy 6 floats per k
+    pack_a_generic(trans, a, lda, i0, p0, mc, kc, dst);
+    return;
+  }
+  for (int64_t ip = 0; ip < mc; ip += kMR, dst += kMR * kc) {
+    const int64_t mr = std::min(kMR, mc - ip);
+    if (mr < kMR) {
+      pack_a_generic(trans, a, lda, i0 + ip, p0, mr, kc, dst);
+      continue;
+    }
+    const float* src = a + (i0 + ip) * lda + p0;
+    int64_t k = 0;
+    // Each transposed row is stored as 8 floats at a stride of 6; the 2 spilled floats land in
+    // the next k's slot, which a later store overwrites, so stop one block short of the end.
+    for (; k + 8 < kc; k += 8) {
+      __m256 r0 = _mm256_loadu_ps(src + 0 * lda + k), r1 = _mm256_loadu_ps(src + 1 * lda + k);
+      __m256 r2 = _mm256_loadu_ps(src + 2 * lda + k), r3 = _mm256_loadu_ps(src + 3 * lda + k);
+      __m256 r4 = _mm256_loadu_ps(src + 4 * lda + k), r5 = _mm256_loadu_ps(src + 5 * lda + k);
+      __m256 r6 = _mm256_setzero_ps(), r7 = _mm256_setzero_ps();
+      transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+      float* d = dst + k * kMR;
+      _mm256_storeu_ps(d + 0 * kMR, r0);
+      _mm256_storeu_ps(d + 1 * kMR, r1);
+      _mm256_storeu_ps(d + 2 * kMR, r2);
+      _mm256_storeu_ps(d + 3 * kMR, r3);
+      _mm256_storeu_ps(d + 4 * kMR, r4);
+      _mm256_storeu_ps(d + 5 * kMR, r5);
+      _mm256_storeu_ps(d + 6 * kMR, r6);
+      _mm256_storeu_ps(d + 7 * kMR, r7);
+    }
+    for (; k < kc; ++k)
+      for (int64_t i = 0; i < kMR; ++i) dst[k * kMR + i] = src[i * lda + k];
+  }
+}
+
+void pack_b_avx2(Trans trans, const float* b, int64_t ldb, int64_t p0, int64_t j0, int64_t kc,
+                 int64_t nr, float* dst) {
+  if (nr < kNR) {
+    pack_b_generic(trans, b, ldb, p0, j0, kc, nr, dst);
+    return;
+  }
+  if (trans == Trans::no) {
+    const float* src = b + p0 * ldb + j0;
+    for (int64_t k = 0; k < kc; ++k, src += ldb) {
+      _mm256_store_ps(dst + k * kNR, _mm256_loadu_ps(src));
+      _mm256_store_ps(dst + k * kNR + 8, _mm256_loadu_ps(src + 8));
+    }
+    return;
+  }
+  // op(B) columns are rows of the stored B: transpose 8x8 blocks.
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    for (int64_t h = 0; h < 2; ++h) {
+      const float* s = b + (j0 + h * 8) * ldb + p0 + k;
+      __m256 r0 = _mm256_loadu_ps(s + 0 * ldb), r1 = _mm256_loadu_ps(s + 1 * ldb);
+      __m256 r2 = _mm256_loadu_ps(s + 2 * ldb), r3 = _mm256_loadu_ps(s + 3 * ldb);
+      __m256 r4 = _mm256_loadu_ps(s + 4 * ldb), r5 = _mm256_loadu_ps(s + 5 * ldb);
+      __m256 r6 = _mm256_loadu_ps(s + 6 * ldb), r7 = _mm256_loadu_ps(s + 7 * ldb);
+      transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+      float* d = dst + k * kNR + h * 8;
+      _mm256_store_ps(d + 0 * kNR, r0);
+      _mm256_store_ps(d + 1 * kNR, r1);
+      _mm256_store_ps(d + 2 * kNR, r2);
+      _mm256_store_ps(d + 3 * kNR, r3);
+      _mm256_store_ps(d + 4 * kNR, r4);
+      _mm256_store_ps(d + 5 * kNR, r5);
+      _mm256_store_ps(d + 6 * kNR, r6);
+      _mm256_store_ps(d + 7 * kNR, r7);
+    }
+  }
+  for (; k < kc; ++k)
+    for (int64_t j = 0; j < kNR; ++j) dst[k * kNR + j] = b[(j0 + j) * ldb + p0 + k];
+}
+
+}  // namespace duet::kernels::gemm_detail

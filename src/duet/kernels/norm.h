@@ -1,0 +1,71 @@
+// Normalisation kernels with PyTorch semantics: batch norm over NCHW (training, eval, backward),
+// group norm over NCHW and layer norm over the last dimension. Forward passes save the
+// statistics the backward passes need; gamma/beta (affine) are optional everywhere.
+#pragma once
+
+#include <cstdint>
+
+namespace duet::kernels {
+
+// --- batch_norm2d: x is [n, c, hw] (hw = H*W, 1 for [N, C] inputs); statistics per channel.
+
+// Normalises with the batch mean and biased variance; writes save_mean[c] and
+// save_invstd[c] = 1/sqrt(var + eps). When running_mean/running_var are not null, updates them
+// as running = (1 - momentum) * running + momentum * batch, using the UNBIASED variance (as
+// PyTorch does; n*hw must then be > 1). gamma/beta may be null (no affine). Overwrites y.
+void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
+                                const float* gamma, const float* beta, float eps, float momentum,
+                                float* running_mean, float* running_var, float* y, float* save_mean,
+                                float* save_invstd);
+// y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta. Overwrites y.
+void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma,
+                               const float* beta, const float* running_mean,
+                               const float* running_var, float eps, float* y);
+// Backward of the training forward. Overwrites dx, and dgamma/dbeta when not null.
+void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
+                           const float* gamma, const float* save_mean, const float* save_invstd,
+                           float* dx, float* dgamma, float* dbeta);
+
+// --- group_norm: x is [n, c, hw], c divisible by groups; statistics per (sample, group);
+// gamma/beta per channel. save_mean/save_rstd are [n, groups].
+void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                        const float* gamma, const float* beta, float eps, float* y,
+                        float* save_mean, float* save_rstd);
+// Overwrites dx, and dgamma/dbeta when not null.
+void group_norm_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                         const float* dy, const float* gamma, const float* save_mean,
+                         const float* save_rstd, float* dx, float* dgamma, float* dbeta);
+
+// --- layer_norm over the last dimension d of [rows, d]; gamma/beta are [d]; save_* are [rows].
+void layer_norm_forward(int64_t rows, int64_t d, const float* x, const float* gamma,
+                        const float* beta, float eps, float* y, float* save_mean, float* save_rstd);
+// Overwrites dx, and dgamma/dbeta when not null.
+void layer_norm_backward(int64_t rows, int64_t d, const float* x, const float* dy,
+                         const float* gamma, const float* save_mean, const float* save_rstd,
+                         float* dx, float* dgamma, float* dbeta);
+
+namespace ref {
+void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
+                                const float* gamma, const float* beta, float eps, float momentum,
+                                float* running_mean, float* running_var, float* y, float* save_mean,
+                                float* save_invstd);
+void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma,
+                               const float* beta, const float* running_mean,
+                               const float* running_var, float eps, float* y);
+void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
+                           const float* gamma, const float* save_mean, const float* save_invstd,
+                           float* dx, float* dgamma, float* dbeta);
+void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                        const float* gamma, const float* beta, float eps, float* y,
+                        float* save_mean, float* save_rstd);
+void group_norm_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                         const float* dy, const float* gamma, const float* save_mean,
+                         const float* save_rstd, float* dx, float* dgamma, float* dbeta);
+void layer_norm_forward(int64_t rows, int64_t d, const float* x, const float* gamma,
+                        const float* beta, float eps, float* y, float* save_mean, float* save_rstd);
+void layer_norm_backward(int64_t rows, int64_t d, const float* x, const float* dy,
+                         const float* gamma, const float* save_mean, const float* save_rstd,
+                         float* dx, float* dgamma, float* dbeta);
+}  // namespace ref
+
+}  // namespace duet::kernels

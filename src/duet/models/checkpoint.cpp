@@ -1,0 +1,40 @@
+#include "duet/models/checkpoint.h"
+
+#include "duet/io/tensor_io.h"
+#include "duet/models/registry.h"
+#include "duet/tensor/error.h"
+
+namespace duet::models {
+
+void save_model(const std::string& path, nn::Module& model, const nlohmann::json& config) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto& [name, t] : model.named_parameters()) tensors.emplace_back(name, *t);
+  for (auto& [name, t] : model.named_buffers()) tensors.emplace_back(name, *t);
+  io::save_tensors(path, tensors,
+                   {{"duet.config", config.dump()}, {"duet.format_version", kFormatVersion}});
+}
+
+LoadedModel load_model(const std::string& path) {
+  const auto file = io::SafetensorsFile::load(path);
+  const auto& meta = file.metadata();
+  auto it = meta.find("duet.config");
+  if (it == meta.end())
+    fail(path, ": __metadata__ has no 'duet.config' (not a duet checkpoint; expected the model "
+         "config as JSON)");
+  LoadedModel out;
+  try {
+    out.config = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, ": __metadata__ 'duet.config' is not valid JSON (", e.what(), ")");
+  }
+  Generator gen(0);  // weights are overwritten by the file
+  try {
+    out.model = build_model(out.config, gen);
+    out.model->load_state_dict(io::tensors_from_file(file, {.floats_to_f32 = true}));
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  return out;
+}
+
+}  // namespace duet::models

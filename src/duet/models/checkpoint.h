@@ -1,0 +1,27 @@
+// Self-describing model checkpoints: safetensors whose __metadata__ holds the model config
+// (JSON, under "duet.config") and the format version, so `-m FILE` is all a command needs.
+// Parameter and buffer names are PyTorch state_dict keys. Written atomically.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "duet/nn/module.h"
+
+namespace duet::models {
+
+inline constexpr const char* kFormatVersion = "1";
+
+void save_model(const std::string& path, nn::Module& model, const nlohmann::json& config);
+
+struct LoadedModel {
+  std::shared_ptr<nn::Module> model;
+  nlohmann::json config;
+};
+
+// Builds the model from the stored config and loads every tensor (strict: names and shapes must
+// match). Errors name the file and the field.
+LoadedModel load_model(const std::string& path);
+
+}  // namespace duet::models

@@ -1,0 +1,164 @@
+#include "duet/ops/norm.h"
+
+#include <cmath>
+
+#include "duet/autograd/autograd.h"
+#include "duet/kernels/norm.h"
+#include "duet/ops/op_util.h"
+
+namespace duet::ops {
+namespace {
+
+const float* ptr_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+void check_affine(const Tensor& t, int64_t c, const char* op, const char* name, const Tensor& x) {
+  if (!t.defined()) return;
+  detail::check_f32(t, op, name);
+  detail::check_shapes(t.rank() == 1 && t.dim(0) == c, op,
+                       str(name, " must have one entry per normalised channel (", c, ")"), t, x);
+}
+
+// dgamma/dbeta are only returned for affine parameters that exist.
+std::vector<Tensor> affine_grads(Tensor dx, Tensor dgamma, Tensor dbeta, bool has_w, bool has_b) {
+  return {std::move(dx), has_w ? std::move(dgamma) : Tensor(), has_b ? std::move(dbeta) : Tensor()};
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
+                  Tensor& running_mean, Tensor& running_var, bool training, float momentum,
+                  float eps) {
+  detail::check_f32(x_in, "batch_norm", "input");
+  DUET_CHECK(x_in.rank() >= 2, "batch_norm: expected input [N, C, ...], got ", x_in.shape().str());
+  const int64_t n = x_in.dim(0), c = x_in.dim(1), hw = x_in.numel() / std::max<int64_t>(n * c, 1);
+  check_affine(weight, c, "batch_norm", "weight", x_in);
+  check_affine(bias, c, "batch_norm", "bias", x_in);
+  check_affine(running_mean, c, "batch_norm", "running_mean", x_in);
+  check_affine(running_var, c, "batch_norm", "running_var", x_in);
+  const Tensor x = contiguous(x_in);
+  Tensor y = Tensor::empty(x.shape());
+  if (!training) {
+    DUET_CHECK(running_mean.defined() && running_var.defined(),
+               "batch_norm: eval mode needs running statistics");
+    kernels::batch_norm2d_forward_eval(n, c, hw, x.data<float>(), ptr_or_null(weight),
+                                       ptr_or_null(bias), running_mean.data<float>(),
+                                       running_var.data<float>(), eps, y.data<float>());
+    // Eval mode is affine in x: dx = dy * gamma / sqrt(var + eps). Rarely differentiated
+    // (e.g. input attributions), so it reuses the train kernel with running stats as "saved".
+    Tensor mean = running_mean.clone(), invstd = Tensor::empty({c});
+    for (int64_t i = 0; i < c; ++i)
+      invstd.data<float>()[i] = 1.0f / std::sqrt(running_var.data<float>()[i] + eps);
+    autograd::record(y, "batch_norm", {x_in, weight, bias},
+                     [x = autograd::detached(x), w = autograd::detached(weight), mean, invstd, n,
+                      c, hw](const Tensor& g_in) {
+                       const Tensor g = contiguous(g_in);
+                       Tensor dx = Tensor::empty(x.shape());
+                       const float* gp = g.data<float>();
+                       float* dp = dx.data<float>();
+                       for (int64_t b = 0; b < n; ++b)
+                         for (int64_t ch = 0; ch < c; ++ch) {
+                           const float k = invstd.data<float>()[ch] *
+                                           (w.defined() ? w.data<float>()[ch] : 1.0f);
+                           for (int64_t i = 0; i < hw; ++i)
+                             dp[(b * c + ch) * hw + i] = gp[(b * c + ch) * hw + i] * k;
+                         }
+                       // Parameter gradients in eval mode: dbeta = sum dy, dgamma = sum dy*xhat.
+                       Tensor dgamma = Tensor::zeros({c}), dbeta = Tensor::zeros({c});
+                       for (int64_t b = 0; b < n; ++b)
+                         for (int64_t ch = 0; ch < c; ++ch)
+                           for (int64_t i = 0; i < hw; ++i) {
+                             const int64_t e = (b * c + ch) * hw + i;
+                             dbeta.data<float>()[ch] += gp[e];
+                             dgamma.data<float>()[ch] += gp[e] * (x.data<float>()[e] -
+                                                                  mean.data<float>()[ch]) *
+                                                         invstd.data<float>()[ch];
+                           }
+                       return std::vector<Tensor>{dx, dgamma, dbeta};
+                     });
+    return y;
+  }
+  DUET_CHECK(n * hw > 1, "batch_norm: training needs more than one value per channel, got input ",
+             x_in.shape().str());
+  Tensor save_mean = Tensor::empty({c}), save_invstd = Tensor::empty({c});
+  kernels::batch_norm2d_forward_train(
+      n, c, hw, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias), eps, momentum,
+      running_mean.defined() ? running_mean.data<float>() : nullptr,
+      running_var.defined() ? running_var.data<float>() : nullptr, y.data<float>(),
+      save_mean.data<float>(), save_invstd.data<float>());
+  const bool has_w = weight.defined(), has_b = bias.defined();
+  autograd::record(y, "batch_norm", {x_in, weight, bias},
+                   [x = autograd::detached(x), w = autograd::detached(weight), save_mean,
+                    save_invstd, n, c, hw, has_w, has_b](const Tensor& g_in) {
+                     const Tensor g = contiguous(g_in);
+                     Tensor dx = Tensor::empty(x.shape());
+                     Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
+                     kernels::batch_norm2d_backward(n, c, hw, x.data<float>(), g.data<float>(),
+                                                    ptr_or_null(w), save_mean.data<float>(),
+                                                    save_invstd.data<float>(), dx.data<float>(),
+                                                    dgamma.data<float>(), dbeta.data<float>());
+                     return affine_grads(dx, dgamma, dbeta, has_w, has_b);
+                   });
+  return y;
+}
+
+Tensor group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight, const Tensor& bias,
+                  float eps) {
+  detail::check_f32(x_in, "group_norm", "input");
+  DUET_CHECK(x_in.rank() >= 2, "group_norm: expected input [N, C, ...], got ", x_in.shape().str());
+  const int64_t n = x_in.dim(0), c = x_in.dim(1), hw = x_in.numel() / std::max<int64_t>(n * c, 1);
+  DUET_CHECK(groups > 0 && c % groups == 0, "group_norm: ", c, " channels of input ",
+             x_in.shape().str(), " are not divisible into ", groups, " groups");
+  check_affine(weight, c, "group_norm", "weight", x_in);
+  check_affine(bias, c, "group_norm", "bias", x_in);
+  const Tensor x = contiguous(x_in);
+  Tensor y = Tensor::empty(x.shape());
+  Tensor save_mean = Tensor::empty({n, groups}), save_rstd = Tensor::empty({n, groups});
+  kernels::group_norm_forward(n, c, hw, groups, x.data<float>(), ptr_or_null(weight),
+                              ptr_or_null(bias), eps, y.data<float>(), save_mean.data<float>(),
+                              save_rstd.data<float>());
+  const bool has_w = weight.defined(), has_b = bias.defined();
+  autograd::record(y, "group_norm", {x_in, weight, bias},
+                   [x = autograd::detached(x), w = autograd::detached(weight), save_mean, save_rstd,
+                    n, c, hw, groups, has_w, has_b](const Tensor& g_in) {
+                     const Tensor g = contiguous(g_in);
+                     Tensor dx = Tensor::empty(x.shape());
+                     Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
+                     kernels::group_norm_backward(n, c, hw, groups, x.data<float>(),
+                                                  g.data<float>(), ptr_or_null(w),
+                                                  save_mean.data<float>(), save_rstd.data<float>(),
+                                                  dx.data<float>(), dgamma.data<float>(),
+                                                  dbeta.data<float>());
+                     return affine_grads(dx, dgamma, dbeta, has_w, has_b);
+                   });
+  return y;
+}
+
+Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, float eps) {
+  detail::check_f32(x_in, "layer_norm", "input");
+  DUET_CHECK(x_in.rank() >= 1, "layer_norm: input must have at least one dimension");
+  const int64_t d = x_in.dim(-1), rows = x_in.numel() / std::max<int64_t>(d, 1);
+  check_affine(weight, d, "layer_norm", "weight", x_in);
+  check_affine(bias, d, "layer_norm", "bias", x_in);
+  const Tensor x = contiguous(x_in);
+  Tensor y = Tensor::empty(x.shape());
+  Tensor save_mean = Tensor::empty({rows}), save_rstd = Tensor::empty({rows});
+  kernels::layer_norm_forward(rows, d, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias),
+                              eps, y.data<float>(), save_mean.data<float>(),
+                              save_rstd.data<float>());
+  const bool has_w = weight.defined(), has_b = bias.defined();
+  autograd::record(y, "layer_norm", {x_in, weight, bias},
+                   [x = autograd::detached(x), w = autograd::detached(weight), save_mean, save_rstd,
+                    rows, d, has_w, has_b](const Tensor& g_in) {
+                     const Tensor g = contiguous(g_in);
+                     Tensor dx = Tensor::empty(x.shape());
+                     Tensor dgamma = Tensor::empty({d}), dbeta = Tensor::empty({d});
+                     kernels::layer_norm_backward(rows, d, x.data<float>(), g.data<float>(),
+                                                  ptr_or_null(w), save_mean.data<float>(),
+                                                  save_rstd.data<float>(), dx.data<float>(),
+                                                  dgamma.data<float>(), dbeta.data<float>());
+                     return affine_grads(dx, dgamma, dbeta, has_w, has_b);
+                   });
+  return y;
+}
+
+}  // namespace duet::ops

@@ -1,0 +1,140 @@
+// conv2d compare cases: forward (plain and with the full fused epilogue), backward-data and
+// backward-weight (+ bias gradient) against the double-accumulating reference loops, on shapes
+// that hit SIMD tails, tile edges, padding/stride/dilation corners, groups and depthwise.
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "../harness/op_harness.h"
+#include "duet/kernels/conv2d.h"
+
+namespace {
+
+using duet::kernels::Activation;
+using duet::kernels::Conv2dShape;
+using duet::kernels::Epilogue;
+
+struct Row {
+  int64_t n, c, k, h, w, r, s, stride, pad_h, pad_w, dil, groups;
+};
+
+Conv2dShape shape_of(const Row& r) {
+  Conv2dShape s;
+  s.batch = r.n;
+  s.in_channels = r.c;
+  s.out_channels = r.k;
+  s.in_h = r.h;
+  s.in_w = r.w;
+  s.kernel_h = r.r;
+  s.kernel_w = r.s;
+  s.stride_h = s.stride_w = r.stride;
+  s.pad_h = r.pad_h;
+  s.pad_w = r.pad_w;
+  s.dilation_h = s.dilation_w = r.dil;
+  s.groups = r.groups;
+  return s;
+}
+
+std::string label(const Row& r) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "n%ld_c%ldk%ld_%ldx%ld_f%ldx%ld_s%ld_p%ld%ld_d%ld_g%ld", long(r.n),
+                long(r.c), long(r.k), long(r.h), long(r.w), long(r.r), long(r.s), long(r.stride),
+                long(r.pad_h), long(r.pad_w), long(r.dil), long(r.groups));
+  return buf;
+}
+
+void add_cases(const Row& row) {
+  const Conv2dShape s = shape_of(row);
+  const size_t nx = size_t(s.batch * s.in_channels * s.in_h * s.in_w);
+  const size_t ny = size_t(s.batch * s.out_channels * s.out_h() * s.out_w());
+  const size_t nw = size_t(s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w);
+  const size_t nk = size_t(s.out_channels);
+  const uint64_t seed = std::hash<std::string>{}(label(row)) & 0xffffff;
+  // Float accumulation error grows like the square root of the reduction length.
+  const double red_fwd = double(nw / nk), red_w = double(ny / nk);
+  const double atol_fwd = 2e-6 * std::sqrt(red_fwd) + 1e-6;
+  const double atol_w = 2e-6 * std::sqrt(red_w * red_fwd) + 1e-5;
+
+  for (bool epi : {false, true}) {
+    duet::test::add_kernel_case(
+        {std::string(epi ? "conv2d/fwd_epi/" : "conv2d/fwd/") + label(row), s.flops(), atol_fwd,
+         1e-4, [=] {
+           auto x = duet::test::random_vector(nx, seed + 1);
+           auto w = duet::test::random_vector(nw, seed + 2);
+           auto scale = duet::test::random_vector(nk, seed + 3, 0.5f, 1.5f);
+           auto shift = duet::test::random_vector(nk, seed + 4);
+           auto bias = duet::test::random_vector(nk, seed + 5);
+           auto res = duet::test::random_vector(ny, seed + 6);
+           return [=](bool fast, std::vector<float>& out) {
+             Epilogue e;
+             if (epi) {
+               e.scale = scale.data();
+               e.shift = shift.data();
+               e.bias = bias.data();
+               e.residual = res.data();
+               e.act = Activation::relu;
+             }
+             out.assign(ny, NAN);
+             if (fast)
+               duet::kernels::conv2d_forward(s, x.data(), w.data(), out.data(), e);
+             else
+               duet::kernels::ref::conv2d_forward(s, x.data(), w.data(), out.data(), e);
+           };
+         }});
+  }
+  duet::test::add_kernel_case(
+      {std::string("conv2d/bwd_data/") + label(row), s.flops(), 2e-6 * std::sqrt(double(nw)) + 1e-6,
+       1e-4, [=] {
+         auto dy = duet::test::random_vector(ny, seed + 7);
+         auto w = duet::test::random_vector(nw, seed + 8);
+         return [=](bool fast, std::vector<float>& out) {
+           out.assign(nx, NAN);
+           if (fast)
+             duet::kernels::conv2d_backward_data(s, dy.data(), w.data(), out.data());
+           else
+             duet::kernels::ref::conv2d_backward_data(s, dy.data(), w.data(), out.data());
+         };
+       }});
+  duet::test::add_kernel_case(
+      {std::string("conv2d/bwd_weight/") + label(row), s.flops(), atol_w, 1e-4, [=] {
+         auto x = duet::test::random_vector(nx, seed + 9);
+         auto dy = duet::test::random_vector(ny, seed + 10);
+         return [=](bool fast, std::vector<float>& out) {
+           out.assign(nw + nk, NAN);
+           float* db = out.data() + nw;
+           if (fast)
+             duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), out.data(), db);
+           else
+             duet::kernels::ref::conv2d_backward_weight(s, x.data(), dy.data(), out.data(), db);
+         };
+       }});
+}
+
+const duet::test::Register reg([] {
+  const Row rows[] = {
+      // n  c   k   h    w   r  s  str pad_h pad_w dil groups
+      {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},       // smallest pointwise
+      {3, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1, 1},       // 3x3 same padding, batch 3
+      {1, 13, 24, 28, 28, 3, 3, 2, 1, 1, 1, 1},   // stride 2
+      {3, 7, 13, 5, 1, 3, 1, 1, 1, 0, 1, 1},      // 3x1 kernel on width 1
+      {1, 24, 24, 28, 28, 1, 1, 1, 0, 0, 1, 1},   // pointwise as plain GEMM
+      {3, 24, 24, 5, 5, 1, 1, 1, 0, 0, 1, 2},     // pointwise, 2 groups
+      {3, 24, 7, 13, 13, 1, 1, 2, 0, 0, 1, 1},    // 1x1 stride 2 (packed path)
+      {1, 7, 3, 13, 13, 5, 5, 1, 2, 2, 2, 1},     // 5x5 dilated
+      {3, 13, 7, 5, 5, 3, 3, 1, 0, 0, 1, 1},      // 3x3 no padding
+      {3, 7, 13, 10, 10, 3, 3, 1, 1, 1, 1, 1},    // 2-image blocks with a 1-image remainder
+      {1, 3, 13, 3, 127, 3, 3, 1, 1, 1, 1, 1},    // width 127: tile edges inside rows
+      {1, 3, 7, 2, 128, 3, 3, 2, 1, 1, 1, 1},     // width 128, stride 2
+      {3, 24, 24, 5, 5, 3, 3, 1, 1, 1, 1, 2},     // 2 groups
+      {1, 24, 24, 14, 14, 3, 3, 1, 1, 1, 2, 2},   // 2 groups, dilation 2
+      {3, 24, 24, 14, 14, 3, 3, 1, 1, 1, 1, 24},  // depthwise
+      {1, 13, 13, 5, 5, 3, 3, 2, 1, 1, 1, 13},    // depthwise stride 2
+      {3, 7, 7, 13, 13, 5, 5, 1, 2, 2, 2, 7},     // depthwise 5x5 dilated
+      {3, 16, 16, 28, 28, 3, 3, 1, 1, 1, 1, 1},   // ResNet-20 stage 1
+      {1, 16, 32, 28, 28, 3, 3, 2, 1, 1, 1, 1},   // ResNet-20 transition
+  };
+  for (const Row& r : rows)
+    if (r.c % r.groups == 0 && r.k % r.groups == 0) add_cases(r);
+});
+
+}  // namespace

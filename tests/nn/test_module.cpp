@@ -1,0 +1,64 @@
+// Module bookkeeping: PyTorch state_dict names, strict loading errors, train/eval propagation,
+// and layers' parameter shapes and default initialisation bounds.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "duet/autograd/autograd.h"
+#include "duet/models/resnet.h"
+#include "duet/nn/layers.h"
+
+using namespace duet;
+
+TEST(Module, ResNetStateDictKeysMatchPyTorch) {
+  Generator gen(0);
+  models::CifarResNet net(gen, models::ResNetConfig{});
+  auto sd = net.state_dict();
+  for (const char* key :
+       {"conv1.weight", "bn1.running_var", "bn1.num_batches_tracked", "layer1.0.conv1.weight",
+        "layer1.2.bn2.bias", "layer2.0.shortcut.0.weight", "layer2.0.shortcut.1.running_mean",
+        "layer3.2.conv2.weight", "fc.weight", "fc.bias"})
+    EXPECT_TRUE(sd.count(key)) << key;
+  EXPECT_FALSE(sd.count("layer1.0.shortcut.0.weight"));  // identity shortcut in stage 1
+  // ResNet-20 for 1 input channel and 10 classes, with 1x1-conv projection shortcuts.
+  EXPECT_EQ(net.parameter_count(), 272186);  // counted by hand, layer by layer
+  EXPECT_EQ(sd.at("layer2.0.conv1.weight").shape(), Shape({32, 16, 3, 3}));
+}
+
+TEST(Module, LoadStateDictIsStrictAndNamesTheKey) {
+  Generator gen(0);
+  nn::Linear lin(gen, 3, 2);
+  std::map<std::string, Tensor> sd{{"weight", Tensor::ones({2, 3})}, {"bias", Tensor::zeros({2})}};
+  lin.load_state_dict(sd);
+  EXPECT_EQ(lin.weight.to_vector(), std::vector<float>(6, 1.0f));
+  sd["bias"] = Tensor::zeros({3});
+  try {
+    lin.load_state_dict(sd);
+    FAIL() << "shape mismatch accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'bias'"), std::string::npos) << e.what();
+  }
+  sd.erase("bias");
+  EXPECT_THROW(lin.load_state_dict(sd), Error);
+  sd["bias"] = Tensor::zeros({2});
+  sd["extra"] = Tensor::zeros({1});
+  EXPECT_THROW(lin.load_state_dict(sd), Error);
+  EXPECT_NO_THROW(lin.load_state_dict(sd, false));
+}
+
+TEST(Module, TrainEvalPropagatesAndInitBoundsFollowFanIn) {
+  Generator gen(3);
+  nn::Sequential seq({std::make_shared<nn::Conv2d>(gen, 4, 8, 3), std::make_shared<nn::BatchNorm2d>(8)});
+  seq.eval();
+  for (auto& [name, m] : seq.named_modules()) EXPECT_FALSE(m->is_training()) << name;
+  seq.train();
+  for (auto& [name, m] : seq.named_modules()) EXPECT_TRUE(m->is_training()) << name;
+  auto* conv = static_cast<nn::Conv2d*>(seq.children()[0].second.get());
+  const float bound = 1.0f / std::sqrt(4.0f * 9.0f);
+  float max_abs = 0;
+  for (float v : conv->weight.to_vector()) max_abs = std::max(max_abs, std::fabs(v));
+  EXPECT_LE(max_abs, bound);
+  EXPECT_GT(max_abs, 0.8f * bound);
+  EXPECT_TRUE(autograd::requires_grad(conv->weight));
+  EXPECT_EQ(seq.named_parameters()[0].first, "0.weight");
+}
