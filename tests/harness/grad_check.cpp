@@ -49,8 +49,8 @@ std::string check_gradients(const std::function<Tensor(const std::vector<Tensor>
       const double minus = probe(f(inputs), w);
       data[e] = saved;
       // The perturbation actually applied, after float rounding.
-      const double h = double(saved + static_cast<float>(o.eps)) -
-                       double(saved - static_cast<float>(o.eps));
+      const double h =
+          double(saved + static_cast<float>(o.eps)) - double(saved - static_cast<float>(o.eps));
       const double numeric = (plus - minus) / h;
       const double analytic = gv[static_cast<size_t>(e)];
       const double tol = o.atol + o.rtol * std::max(std::fabs(numeric), std::fabs(analytic));

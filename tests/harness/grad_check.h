@@ -13,9 +13,9 @@
 namespace duet::test {
 
 struct GradCheckOptions {
-  double eps = 1e-2;   // perturbation (inputs are O(1))
-  double atol = 2e-3;  // allowed |analytic - numeric| ...
-  double rtol = 2e-2;  // ... plus this times max(|analytic|, |numeric|)
+  double eps = 1e-2;      // perturbation (inputs are O(1))
+  double atol = 2e-3;     // allowed |analytic - numeric| ...
+  double rtol = 2e-2;     // ... plus this times max(|analytic|, |numeric|)
   int max_elements = 24;  // elements probed per input (spread over the tensor)
 };
 

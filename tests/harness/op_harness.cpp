@@ -110,8 +110,12 @@ int run_perf(const std::regex& filter) {
 
 }  // namespace
 
-void add_kernel_case(KernelCase c) { kernel_cases().push_back(std::move(c)); }
-void add_grad_case(GradCase c) { grad_cases().push_back(std::move(c)); }
+void add_kernel_case(KernelCase c) {
+  kernel_cases().push_back(std::move(c));
+}
+void add_grad_case(GradCase c) {
+  grad_cases().push_back(std::move(c));
+}
 
 std::vector<float> random_vector(size_t n, uint64_t seed, float lo, float hi) {
   std::mt19937_64 gen(seed);
@@ -126,8 +130,10 @@ std::vector<float> random_vector(size_t n, uint64_t seed, float lo, float hi) {
 int main(int argc, char** argv) {
   std::string mode = "compare", filter = ".*";
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
-    else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
+    if (!std::strcmp(argv[i], "--mode") && i + 1 < argc)
+      mode = argv[++i];
+    else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc)
+      filter = argv[++i];
     else {
       std::fprintf(stderr, "usage: op_harness [--mode compare|grad|perf] [--filter REGEX]\n");
       return 2;

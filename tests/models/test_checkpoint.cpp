@@ -32,7 +32,8 @@ TEST(Checkpoint, RoundTripGivesIdenticalLogits) {
 }
 
 TEST(Checkpoint, RejectsFilesWithoutConfig) {
-  const auto path = (std::filesystem::temp_directory_path() / "duet_not_a_model.safetensors").string();
+  const auto path =
+      (std::filesystem::temp_directory_path() / "duet_not_a_model.safetensors").string();
   {
     std::ofstream f(path, std::ios::binary);
     const std::string header = "{}      ";

@@ -61,8 +61,8 @@ class GnSiluConv : public nn::Module {
  public:
   explicit GnSiluConv(Generator& gen) : Module("GnSiluConv") {
     norm = register_module("norm", std::make_shared<nn::GroupNorm>(4, 16));
-    conv = register_module("conv", std::make_shared<nn::Conv2d>(gen, 16, 8, 3,
-                                                                ops::Conv2dOptions{1, 1, 1, 1}));
+    conv = register_module(
+        "conv", std::make_shared<nn::Conv2d>(gen, 16, 8, 3, ops::Conv2dOptions{1, 1, 1, 1}));
   }
   Tensor forward(const Tensor& x) override { return conv->forward(ops::silu(norm->forward(x))); }
   std::shared_ptr<nn::GroupNorm> norm;

@@ -48,7 +48,8 @@ TEST(Module, LoadStateDictIsStrictAndNamesTheKey) {
 
 TEST(Module, TrainEvalPropagatesAndInitBoundsFollowFanIn) {
   Generator gen(3);
-  nn::Sequential seq({std::make_shared<nn::Conv2d>(gen, 4, 8, 3), std::make_shared<nn::BatchNorm2d>(8)});
+  nn::Sequential seq(
+      {std::make_shared<nn::Conv2d>(gen, 4, 8, 3), std::make_shared<nn::BatchNorm2d>(8)});
   seq.eval();
   for (auto& [name, m] : seq.named_modules()) EXPECT_FALSE(m->is_training()) << name;
   seq.train();

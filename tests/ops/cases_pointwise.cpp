@@ -15,7 +15,8 @@ Register reg([] {
   // ReLU is not differentiable at 0: a small step keeps the probe on one side of the kink.
   GradCheckOptions kink;
   kink.eps = 1e-3;
-  add_grad_case_random("relu", {{3, 37}}, [](In x) { return ops::relu(x[0]); }, kink);
+  add_grad_case_random(
+      "relu", {{3, 37}}, [](In x) { return ops::relu(x[0]); }, kink);
   add_grad_case_random("silu", {{3, 37}}, [](In x) { return ops::silu(x[0]); });
   add_grad_case_random("gelu", {{3, 37}}, [](In x) { return ops::gelu(x[0]); });
   add_grad_case_random("sigmoid", {{3, 37}}, [](In x) { return ops::sigmoid(x[0]); });
@@ -36,14 +37,14 @@ Register reg([] {
 
   add_grad_case_random("softmax", {{4, 9}}, [](In x) { return ops::softmax(x[0]); });
   add_grad_case_random("log_softmax", {{2, 3, 9}}, [](In x) { return ops::log_softmax(x[0]); });
-  add_grad_case_random("mse_loss", {{3, 5}, {3, 5}}, [](In x) { return ops::mse_loss(x[0], x[1]); });
+  add_grad_case_random("mse_loss", {{3, 5}, {3, 5}},
+                       [](In x) { return ops::mse_loss(x[0], x[1]); });
   for (float smoothing : {0.0f, 0.1f}) {
-    add_grad_case_random(smoothing == 0 ? "cross_entropy" : "cross_entropy/smoothing", {{5, 7}},
-                         [smoothing](In x) {
-                           const Tensor t = Tensor::from_vector(std::vector<int32_t>{0, 6, 3, 3, 1},
-                                                                {5});
-                           return ops::cross_entropy(ops::mul_scalar(x[0], 3.0f), t, smoothing);
-                         });
+    add_grad_case_random(
+        smoothing == 0 ? "cross_entropy" : "cross_entropy/smoothing", {{5, 7}}, [smoothing](In x) {
+          const Tensor t = Tensor::from_vector(std::vector<int32_t>{0, 6, 3, 3, 1}, {5});
+          return ops::cross_entropy(ops::mul_scalar(x[0], 3.0f), t, smoothing);
+        });
   }
   add_grad_case_random("embedding", {{6, 4}}, [](In x) {
     const Tensor idx = Tensor::from_vector(std::vector<int32_t>{5, 0, 2, 2, 5, 1}, {2, 3});

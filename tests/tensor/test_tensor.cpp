@@ -62,8 +62,8 @@ TEST(DType, HalfConversionsRoundTripAndRoundToNearestEven) {
   EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
   EXPECT_EQ(f32_to_f16(-2.0f), 0xc000);
   EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
-  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);             // overflow -> inf
-  EXPECT_EQ(f32_to_f16(5.9604645e-8f), 0x0001);    // smallest subnormal
+  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);                // overflow -> inf
+  EXPECT_EQ(f32_to_f16(5.9604645e-8f), 0x0001);       // smallest subnormal
   EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);  // tie -> even
   for (uint32_t h = 0; h < 0x7c00; ++h) ASSERT_EQ(f32_to_f16(f16_to_f32(uint16_t(h))), h);
   EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
@@ -82,8 +82,8 @@ TEST(Tensor, ViewsShareStorageAndIndexCorrectly) {
   EXPECT_FALSE(p.is_contiguous());
   EXPECT_TRUE(p.shares_storage(t));
   auto pv = p.to_vector();
-  EXPECT_EQ(pv[1], 4.0f);   // p[0,0,1] = t[0,1,0]
-  EXPECT_EQ(pv[3], 12.0f);  // p[0,1,0] = t[1,0,0]
+  EXPECT_EQ(pv[1], 4.0f);       // p[0,0,1] = t[0,1,0]
+  EXPECT_EQ(pv[3], 12.0f);      // p[0,1,0] = t[1,0,0]
   Tensor s = t.slice(1, 1, 3);  // [2, 2, 4]
   EXPECT_EQ(s.to_vector()[0], 4.0f);
   EXPECT_EQ(s.to_vector()[8], 16.0f);

@@ -39,9 +39,15 @@ void accumulate(Tensor& dst, const Tensor& src, bool owned) {
 
 }  // namespace
 
-bool grad_enabled() { return g_grad_enabled; }
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+bool grad_enabled() {
+  return g_grad_enabled;
+}
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
+  g_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_enabled = previous_;
+}
 
 void set_requires_grad(Tensor& t, bool on) {
   DUET_CHECK(t.defined(), "set_requires_grad on an undefined tensor");
@@ -56,7 +62,9 @@ bool requires_grad(const Tensor& t) {
   return t.defined() && t.autograd_meta() && t.autograd_meta()->requires_grad;
 }
 
-Tensor grad(const Tensor& t) { return t.autograd_meta() ? t.autograd_meta()->grad : Tensor(); }
+Tensor grad(const Tensor& t) {
+  return t.autograd_meta() ? t.autograd_meta()->grad : Tensor();
+}
 
 void zero_grad(Tensor& t) {
   if (t.autograd_meta()) t.autograd_meta()->grad = Tensor();
@@ -91,7 +99,8 @@ void record(Tensor& output, std::string op, std::vector<Tensor> inputs, Backward
 }
 
 void backward(const Tensor& root, const Tensor& grad_root, bool retain_graph) {
-  DUET_CHECK(requires_grad(root), "backward: the tensor does not require gradients (was it computed "
+  DUET_CHECK(requires_grad(root),
+             "backward: the tensor does not require gradients (was it computed "
              "from parameters with grad mode on?)");
   Tensor seed = grad_root;
   if (!seed.defined()) {

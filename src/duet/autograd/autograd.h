@@ -17,10 +17,10 @@ namespace duet::autograd {
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
 struct Node {
-  std::string op;               // op name, used in error messages ("conv2d")
-  std::vector<Tensor> inputs;   // differentiable inputs (sharing their autograd state)
+  std::string op;              // op name, used in error messages ("conv2d")
+  std::vector<Tensor> inputs;  // differentiable inputs (sharing their autograd state)
   BackwardFn backward;
-  uint64_t sequence = 0;        // creation order; later nodes are processed first
+  uint64_t sequence = 0;  // creation order; later nodes are processed first
 };
 
 struct Meta {

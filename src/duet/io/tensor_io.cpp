@@ -7,7 +7,9 @@
 namespace duet::io {
 namespace {
 
-bool is_wide_float(DType t) { return t == DType::f16 || t == DType::bf16 || t == DType::f64; }
+bool is_wide_float(DType t) {
+  return t == DType::f16 || t == DType::bf16 || t == DType::f64;
+}
 
 Tensor to_f32(const SafetensorsEntry& e, const std::byte* src) {
   Tensor t = Tensor::empty(Shape(e.shape), DType::f32);
@@ -34,8 +36,8 @@ std::map<std::string, Tensor> tensors_from_file(const SafetensorsFile& file,
   std::map<std::string, Tensor> out;
   for (const auto& e : file.entries()) {
     if (e.shape.size() > static_cast<size_t>(kMaxDims))
-      fail(file.path(), ": tensor '", e.name, "' has ", e.shape.size(), " dims, duet supports at most ",
-           kMaxDims);
+      fail(file.path(), ": tensor '", e.name, "' has ", e.shape.size(),
+           " dims, duet supports at most ", kMaxDims);
     const auto bytes = file.bytes(e);
     if (options.floats_to_f32 && is_wide_float(e.dtype)) {
       out[e.name] = to_f32(e, bytes.data());
@@ -62,8 +64,8 @@ void save_tensors(const std::string& path,
     DUET_CHECK(t.defined(), path, ": tensor '", name, "' is undefined");
     keep.push_back(t.is_contiguous() ? t : Tensor::from_vector(t.to_vector(), t.shape()));
     const Tensor& c = keep.back();
-    entries.push_back({name, c.dtype(), c.shape().to_vector(), c.numel() ? c.raw_data() : nullptr,
-                       c.nbytes()});
+    entries.push_back(
+        {name, c.dtype(), c.shape().to_vector(), c.numel() ? c.raw_data() : nullptr, c.nbytes()});
   }
   save_safetensors(path, entries, metadata);
 }

@@ -52,11 +52,11 @@ void pack_b_generic(Trans trans, const float* b, int64_t ldb, int64_t p0, int64_
   }
 }
 
-void micro_kernel_generic(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc,
-                          int64_t mr, int64_t nr, int64_t row0, int64_t col0,
+void micro_kernel_generic(int64_t kc, const float* pa, const float* pb, int64_t ldpb, float* c,
+                          int64_t ldc, int64_t mr, int64_t nr, int64_t row0, int64_t col0,
                           const TileArgs& args) {
   float acc[kMR][kNR] = {};
-  for (int64_t k = 0; k < kc; ++k, pa += kMR, pb += kNR) {
+  for (int64_t k = 0; k < kc; ++k, pa += kMR, pb += ldpb) {
     for (int64_t i = 0; i < kMR; ++i) {
       const float av = pa[i];
       for (int64_t j = 0; j < kNR; ++j) acc[i][j] += av * pb[j];
@@ -160,9 +160,11 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float 
   const PackB pack_b = avx2 ? pack_b_avx2 : pack_b_generic;
 
   // With few rows of A each B element is used only a handful of times: packing a whole KC x NC
-  // block would push it out to L3 before its second use, so pack one micro-panel at a time
-  // into an L1-resident buffer right before the row panels that use it (one MC block here).
+  // block would push it out to L3 before its second use. Instead a row-major B is read in
+  // place, and a transposed one is packed one micro-panel at a time into an L1-resident buffer
+  // right before the row panels that use it (a single MC block here).
   const bool panel_b = m <= kPanelBMaxRows;
+  const bool direct_b = panel_b && trans_b == Trans::no;
   static_assert(kPanelBMaxRows <= kMC);
 
   // Below ~100k multiply-adds a fork/join costs more than it saves.
@@ -209,13 +211,17 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float 
             const int64_t col = jc + q * kNR;
             const int64_t nr = std::min(kNR, nc - q * kNR);
             const float* bq = pb + q * kNR * kc;
-            if (panel_b) {
+            int64_t ldpb = kNR;
+            if (direct_b && nr == kNR) {
+              bq = b + pc * ldb + col;
+              ldpb = ldb;
+            } else if (panel_b) {
               bq = pb;
               pack_b(trans_b, b, ldb, pc, col, kc, nr, pb);
             }
             for (int64_t ir = 0; ir < mc; ir += kMR)
-              kernel(kc, pa + ir * kc, bq, c + (ic + ir) * ldc + col, ldc, std::min(kMR, mc - ir),
-                     nr, ic + ir, col, args);
+              kernel(kc, pa + ir * kc, bq, ldpb, c + (ic + ir) * ldc + col, ldc,
+                     std::min(kMR, mc - ir), nr, ic + ir, col, args);
           }
         }
       }

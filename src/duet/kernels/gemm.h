@@ -25,9 +25,7 @@ struct Epilogue {
   int64_t ld_residual = 0;
   Activation act = Activation::none;
 
-  bool empty() const {
-    return !scale && !shift && !bias && !residual && act == Activation::none;
-  }
+  bool empty() const { return !scale && !shift && !bias && !residual && act == Activation::none; }
 };
 
 void sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float alpha,

@@ -97,8 +97,9 @@ inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r
 
 }  // namespace
 
-void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc,
-                       int64_t mr, int64_t nr, int64_t row0, int64_t col0, const TileArgs& args) {
+void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, int64_t ldpb, float* c,
+                       int64_t ldc, int64_t mr, int64_t nr, int64_t row0, int64_t col0,
+                       const TileArgs& args) {
   // A tile row is 64 bytes but rarely line-aligned: fetch both lines it may touch, early
   // enough that the k loop hides the latency.
   for (int64_t i = 0; i < mr; ++i) {
@@ -109,8 +110,8 @@ void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, float* c, i
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   __m256 b0, b1, av;
 #define DUET_GEMM_STEP(ka)                     \
-  b0 = _mm256_load_ps(pb + (ka)*kNR);          \
-  b1 = _mm256_load_ps(pb + (ka)*kNR + 8);      \
+  b0 = _mm256_loadu_ps(pb + (ka)*ldpb);        \
+  b1 = _mm256_loadu_ps(pb + (ka)*ldpb + 8);    \
   av = _mm256_broadcast_ss(pa + (ka)*kMR + 0); \
   c00 = _mm256_fmadd_ps(av, b0, c00);          \
   c01 = _mm256_fmadd_ps(av, b1, c01);          \
@@ -130,14 +131,14 @@ void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, float* c, i
   c50 = _mm256_fmadd_ps(av, b0, c50);          \
   c51 = _mm256_fmadd_ps(av, b1, c51);
   int64_t k = 0;
-  for (; k + 4 <= kc; k += 4, pa += 4 * kMR, pb += 4 * kNR) {
-    _mm_prefetch(reinterpret_cast<const char*>(pb + 8 * kNR), _MM_HINT_T0);
+  for (; k + 4 <= kc; k += 4, pa += 4 * kMR, pb += 4 * ldpb) {
+    _mm_prefetch(reinterpret_cast<const char*>(pb + 8 * ldpb), _MM_HINT_T0);
     DUET_GEMM_STEP(0)
     DUET_GEMM_STEP(1)
     DUET_GEMM_STEP(2)
     DUET_GEMM_STEP(3)
   }
-  for (; k < kc; ++k, pa += kMR, pb += kNR) {
+  for (; k < kc; ++k, pa += kMR, pb += ldpb) {
     DUET_GEMM_STEP(0)
   }
 #undef DUET_GEMM_STEP

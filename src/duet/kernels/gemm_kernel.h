@@ -32,15 +32,18 @@ struct TileArgs {
 };
 
 // Computes the mr x nr (<= kMR x kNR) tile at c (global position row0, col0) from a packed A
-// micro-panel (kc x kMR, k-major) and a packed, 64-byte aligned B micro-panel (kc x kNR).
-using MicroKernel = void (*)(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc,
-                             int64_t mr, int64_t nr, int64_t row0, int64_t col0,
+// micro-panel (kc x kMR, k-major) and a B micro-panel of kc rows of kNR floats, ldpb apart:
+// kNR when packed, ldb when a row-major B is read in place (few rows of A, see gemm.cpp).
+using MicroKernel = void (*)(int64_t kc, const float* pa, const float* pb, int64_t ldpb, float* c,
+                             int64_t ldc, int64_t mr, int64_t nr, int64_t row0, int64_t col0,
                              const TileArgs& args);
 
-void micro_kernel_generic(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc,
-                          int64_t mr, int64_t nr, int64_t row0, int64_t col0, const TileArgs& args);
-void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc,
-                       int64_t mr, int64_t nr, int64_t row0, int64_t col0, const TileArgs& args);
+void micro_kernel_generic(int64_t kc, const float* pa, const float* pb, int64_t ldpb, float* c,
+                          int64_t ldc, int64_t mr, int64_t nr, int64_t row0, int64_t col0,
+                          const TileArgs& args);
+void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, int64_t ldpb, float* c,
+                       int64_t ldc, int64_t mr, int64_t nr, int64_t row0, int64_t col0,
+                       const TileArgs& args);
 
 // Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into kMR-row micro-panels, zero-padded.
 using PackA = void (*)(Trans trans, const float* a, int64_t lda, int64_t i0, int64_t p0, int64_t mc,

@@ -30,13 +30,17 @@ bool cpu_has_avx2_fma() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-Isa active_isa() { return current().load(std::memory_order_relaxed); }
+Isa active_isa() {
+  return current().load(std::memory_order_relaxed);
+}
 
 void set_isa(Isa isa) {
   if (isa == Isa::avx2 && !cpu_has_avx2_fma()) fail("this CPU has no AVX2+FMA");
   current().store(isa);
 }
 
-std::string_view isa_name(Isa isa) { return isa == Isa::avx2 ? "avx2" : "generic"; }
+std::string_view isa_name(Isa isa) {
+  return isa == Isa::avx2 ? "avx2" : "generic";
+}
 
 }  // namespace duet::kernels

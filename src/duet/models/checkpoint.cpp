@@ -19,7 +19,8 @@ LoadedModel load_model(const std::string& path) {
   const auto& meta = file.metadata();
   auto it = meta.find("duet.config");
   if (it == meta.end())
-    fail(path, ": __metadata__ has no 'duet.config' (not a duet checkpoint; expected the model "
+    fail(path,
+         ": __metadata__ has no 'duet.config' (not a duet checkpoint; expected the model "
          "config as JSON)");
   LoadedModel out;
   try {

@@ -42,7 +42,8 @@ nlohmann::json preset_config(const std::string& arch) {
 
 std::shared_ptr<nn::Module> build_model(const nlohmann::json& config, Generator& gen) {
   const std::string family = config.value("family", "");
-  if (family == "resnet") return std::make_shared<CifarResNet>(gen, ResNetConfig::from_json(config));
+  if (family == "resnet")
+    return std::make_shared<CifarResNet>(gen, ResNetConfig::from_json(config));
   fail("model config: unknown family '", family, "' (known: resnet)");
 }
 

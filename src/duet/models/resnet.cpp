@@ -18,9 +18,12 @@ int get_int(const nlohmann::json& j, const char* key, int fallback, int min_valu
 }  // namespace
 
 nlohmann::json ResNetConfig::to_json() const {
-  return {{"family", "resnet"},        {"depth", depth},
-          {"width", width},            {"in_channels", in_channels},
-          {"num_classes", num_classes}, {"image_size", image_size}};
+  return {{"family", "resnet"},
+          {"depth", depth},
+          {"width", width},
+          {"in_channels", in_channels},
+          {"num_classes", num_classes},
+          {"image_size", image_size}};
 }
 
 ResNetConfig ResNetConfig::from_json(const nlohmann::json& j) {
@@ -38,21 +41,20 @@ ResNetConfig ResNetConfig::from_json(const nlohmann::json& j) {
 
 BasicBlock::BasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t stride)
     : Module("BasicBlock") {
-  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(
-                                       gen, in_channels, out_channels, 3,
-                                       ops::Conv2dOptions{stride, 1, 1, 1}, false));
+  conv1 = register_module("conv1",
+                          std::make_shared<nn::Conv2d>(gen, in_channels, out_channels, 3,
+                                                       ops::Conv2dOptions{stride, 1, 1, 1}, false));
   bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out_channels));
-  conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(
-                                       gen, out_channels, out_channels, 3,
-                                       ops::Conv2dOptions{1, 1, 1, 1}, false));
+  conv2 =
+      register_module("conv2", std::make_shared<nn::Conv2d>(gen, out_channels, out_channels, 3,
+                                                            ops::Conv2dOptions{1, 1, 1, 1}, false));
   bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out_channels));
   if (stride != 1 || in_channels != out_channels) {
     shortcut = register_module(
-        "shortcut",
-        std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
-            std::make_shared<nn::Conv2d>(gen, in_channels, out_channels, 1,
-                                         ops::Conv2dOptions{stride, 0, 1, 1}, false),
-            std::make_shared<nn::BatchNorm2d>(out_channels)}));
+        "shortcut", std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+                        std::make_shared<nn::Conv2d>(gen, in_channels, out_channels, 1,
+                                                     ops::Conv2dOptions{stride, 0, 1, 1}, false),
+                        std::make_shared<nn::BatchNorm2d>(out_channels)}));
   }
 }
 
@@ -66,14 +68,15 @@ CifarResNet::CifarResNet(Generator& gen, const ResNetConfig& config)
     : Module("CifarResNet"), config_(config) {
   const int64_t w = config.width;
   const int blocks = (config.depth - 2) / 6;
-  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(gen, config.in_channels, w, 3,
-                                                                ops::Conv2dOptions{1, 1, 1, 1},
-                                                                false));
+  conv1 =
+      register_module("conv1", std::make_shared<nn::Conv2d>(gen, config.in_channels, w, 3,
+                                                            ops::Conv2dOptions{1, 1, 1, 1}, false));
   bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(w));
   auto stage = [&](int64_t in, int64_t out, int64_t stride) {
     auto seq = std::make_shared<nn::Sequential>();
     for (int b = 0; b < blocks; ++b)
-      seq->push_back(std::make_shared<BasicBlock>(gen, b == 0 ? in : out, out, b == 0 ? stride : 1));
+      seq->push_back(
+          std::make_shared<BasicBlock>(gen, b == 0 ? in : out, out, b == 0 ? stride : 1));
     return seq;
   };
   layer1 = register_module("layer1", stage(w, w, 1));

@@ -30,12 +30,15 @@ Conv2d::Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_
                const ops::Conv2dOptions& options, bool with_bias)
     : Module("Conv2d"),
       weight(register_parameter(
-          "weight", uniform_fan_in(gen, {out_channels, in_channels / options.groups, kernel, kernel},
-                                   in_channels / options.groups * kernel * kernel))),
+          "weight",
+          uniform_fan_in(gen, {out_channels, in_channels / options.groups, kernel, kernel},
+                         in_channels / options.groups * kernel * kernel))),
       bias(nullptr),
       options_(options) {
-  DUET_CHECK(in_channels > 0 && out_channels > 0 && kernel > 0, "Conv2d: channels and kernel must "
-             "be positive (got ", in_channels, " -> ", out_channels, ", kernel ", kernel, ")");
+  DUET_CHECK(in_channels > 0 && out_channels > 0 && kernel > 0,
+             "Conv2d: channels and kernel must "
+             "be positive (got ",
+             in_channels, " -> ", out_channels, ", kernel ", kernel, ")");
   DUET_CHECK(in_channels % options.groups == 0 && out_channels % options.groups == 0,
              "Conv2d: channels ", in_channels, " -> ", out_channels, " not divisible by groups ",
              options.groups);
@@ -45,7 +48,8 @@ Conv2d::Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_
 
 Tensor Conv2d::forward(const Tensor& x) {
   Tensor y = ops::conv2d(x, weight, bias ? *bias : Tensor(), options_);
-  record_layer(this, y, static_cast<double>(y.numel()) * weight.dim(1) * weight.dim(2) * weight.dim(3));
+  record_layer(this, y,
+               static_cast<double>(y.numel()) * weight.dim(1) * weight.dim(2) * weight.dim(3));
   return y;
 }
 
@@ -110,26 +114,37 @@ Tensor LayerNorm::forward(const Tensor& x) {
 }
 
 Embedding::Embedding(Generator& gen, int64_t count, int64_t dim)
-    : Module("Embedding"), weight(register_parameter("weight", Tensor::normal({count, dim}, gen))) {}
+    : Module("Embedding"),
+      weight(register_parameter("weight", Tensor::normal({count, dim}, gen))) {}
 
-Tensor Embedding::forward(const Tensor& indices) { return ops::embedding(weight, indices); }
+Tensor Embedding::forward(const Tensor& indices) {
+  return ops::embedding(weight, indices);
+}
 
 Dropout::Dropout(Generator& gen, float p_)
     : Module("Dropout"), p(p_), gen_(gen.next_below(uint64_t{1} << 62)) {
   DUET_CHECK(p >= 0.0f && p < 1.0f, "Dropout: p must be in [0, 1), got ", p);
 }
 
-Tensor Dropout::forward(const Tensor& x) { return ops::dropout(x, p, is_training(), gen_); }
+Tensor Dropout::forward(const Tensor& x) {
+  return ops::dropout(x, p, is_training(), gen_);
+}
 
 namespace {
 const char* activation_name(ActivationKind k) {
   switch (k) {
-    case ActivationKind::relu: return "ReLU";
-    case ActivationKind::silu: return "SiLU";
-    case ActivationKind::gelu: return "GELU";
-    case ActivationKind::sigmoid: return "Sigmoid";
-    case ActivationKind::tanh: return "Tanh";
-    case ActivationKind::identity: return "Identity";
+    case ActivationKind::relu:
+      return "ReLU";
+    case ActivationKind::silu:
+      return "SiLU";
+    case ActivationKind::gelu:
+      return "GELU";
+    case ActivationKind::sigmoid:
+      return "Sigmoid";
+    case ActivationKind::tanh:
+      return "Tanh";
+    case ActivationKind::identity:
+      return "Identity";
   }
   return "Activation";
 }
@@ -139,17 +154,25 @@ Activation::Activation(ActivationKind k) : Module(activation_name(k)), kind(k) {
 
 Tensor Activation::forward(const Tensor& x) {
   switch (kind) {
-    case ActivationKind::relu: return ops::relu(x);
-    case ActivationKind::silu: return ops::silu(x);
-    case ActivationKind::gelu: return ops::gelu(x);
-    case ActivationKind::sigmoid: return ops::sigmoid(x);
-    case ActivationKind::tanh: return ops::tanh(x);
-    case ActivationKind::identity: return x;
+    case ActivationKind::relu:
+      return ops::relu(x);
+    case ActivationKind::silu:
+      return ops::silu(x);
+    case ActivationKind::gelu:
+      return ops::gelu(x);
+    case ActivationKind::sigmoid:
+      return ops::sigmoid(x);
+    case ActivationKind::tanh:
+      return ops::tanh(x);
+    case ActivationKind::identity:
+      return x;
   }
   return x;
 }
 
-Tensor Flatten::forward(const Tensor& x) { return ops::flatten(x, 1); }
+Tensor Flatten::forward(const Tensor& x) {
+  return ops::flatten(x, 1);
+}
 
 Sequential::Sequential(std::vector<std::shared_ptr<Module>> modules) : Module("Sequential") {
   for (auto& m : modules) push_back(std::move(m));

@@ -68,7 +68,7 @@ class LayerNorm : public Module {
 class Embedding : public Module {
  public:
   Embedding(Generator& gen, int64_t count, int64_t dim);  // weights ~ N(0, 1) like PyTorch
-  Tensor forward(const Tensor& indices) override;          // int32 indices
+  Tensor forward(const Tensor& indices) override;         // int32 indices
   Tensor& weight;
 };
 

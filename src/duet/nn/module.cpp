@@ -10,8 +10,8 @@ namespace duet::nn {
 namespace {
 
 void check_name(const std::string& name, const std::string& type) {
-  DUET_CHECK(!name.empty() && name.find('.') == std::string::npos, type,
-             ": member name '", name, "' must be non-empty and contain no '.'");
+  DUET_CHECK(!name.empty() && name.find('.') == std::string::npos, type, ": member name '", name,
+             "' must be non-empty and contain no '.'");
 }
 
 bool is_integer(DType t) {
@@ -23,14 +23,22 @@ bool is_integer(DType t) {
 int64_t read_integer(const Tensor& t) {
   const void* p = t.raw_data();
   switch (t.dtype()) {
-    case DType::i64: return *static_cast<const int64_t*>(p);
-    case DType::i32: return *static_cast<const int32_t*>(p);
-    case DType::i16: return *static_cast<const int16_t*>(p);
-    case DType::i8: return *static_cast<const int8_t*>(p);
-    case DType::u8: return *static_cast<const uint8_t*>(p);
-    case DType::u16: return *static_cast<const uint16_t*>(p);
-    case DType::u32: return *static_cast<const uint32_t*>(p);
-    default: return static_cast<int64_t>(*static_cast<const uint64_t*>(p));
+    case DType::i64:
+      return *static_cast<const int64_t*>(p);
+    case DType::i32:
+      return *static_cast<const int32_t*>(p);
+    case DType::i16:
+      return *static_cast<const int16_t*>(p);
+    case DType::i8:
+      return *static_cast<const int8_t*>(p);
+    case DType::u8:
+      return *static_cast<const uint8_t*>(p);
+    case DType::u16:
+      return *static_cast<const uint16_t*>(p);
+    case DType::u32:
+      return *static_cast<const uint32_t*>(p);
+    default:
+      return static_cast<int64_t>(*static_cast<const uint64_t*>(p));
   }
 }
 
@@ -111,7 +119,8 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& values, bool s
   for (auto& [name, t] : targets) {
     auto it = values.find(name);
     if (it == values.end()) {
-      if (strict) fail("state_dict: missing key '", name, "' (expected shape ", t->shape().str(), ")");
+      if (strict)
+        fail("state_dict: missing key '", name, "' (expected shape ", t->shape().str(), ")");
       continue;
     }
     used.insert(name);
@@ -126,14 +135,15 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& values, bool s
       continue;
     }
     if (src.dtype() != t->dtype())
-      fail("state_dict: key '", name, "' has dtype ", dtype_name(src.dtype()), ", the model expects ",
-           dtype_name(t->dtype()));
+      fail("state_dict: key '", name, "' has dtype ", dtype_name(src.dtype()),
+           ", the model expects ", dtype_name(t->dtype()));
     DUET_CHECK(src.is_contiguous(), "state_dict: key '", name, "' is not contiguous");
     std::memcpy(t->raw_data(), src.raw_data(), t->nbytes());
   }
   if (strict)
     for (auto& [name, t] : values)
-      if (!used.count(name)) fail("state_dict: unexpected key '", name, "' (shape ", t.shape().str(), ")");
+      if (!used.count(name))
+        fail("state_dict: unexpected key '", name, "' (shape ", t.shape().str(), ")");
 }
 
 void Module::train(bool on) {

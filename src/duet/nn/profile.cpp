@@ -5,8 +5,12 @@ namespace {
 thread_local ProfileScope* g_active = nullptr;
 }
 
-ProfileScope::ProfileScope() : previous_(g_active) { g_active = this; }
-ProfileScope::~ProfileScope() { g_active = previous_; }
+ProfileScope::ProfileScope() : previous_(g_active) {
+  g_active = this;
+}
+ProfileScope::~ProfileScope() {
+  g_active = previous_;
+}
 
 void record_layer(const Module* module, const Tensor& output, double macs) {
   if (g_active) g_active->records_.push_back({module, output.shape(), macs});

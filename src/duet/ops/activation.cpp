@@ -27,10 +27,20 @@ Tensor pointwise(const Tensor& x_in, kernels::ActFn fn, const char* name) {
 
 }  // namespace
 
-Tensor relu(const Tensor& x) { return pointwise(x, kernels::ActFn::relu, "relu"); }
-Tensor silu(const Tensor& x) { return pointwise(x, kernels::ActFn::silu, "silu"); }
-Tensor gelu(const Tensor& x) { return pointwise(x, kernels::ActFn::gelu, "gelu"); }
-Tensor sigmoid(const Tensor& x) { return pointwise(x, kernels::ActFn::sigmoid, "sigmoid"); }
-Tensor tanh(const Tensor& x) { return pointwise(x, kernels::ActFn::tanh, "tanh"); }
+Tensor relu(const Tensor& x) {
+  return pointwise(x, kernels::ActFn::relu, "relu");
+}
+Tensor silu(const Tensor& x) {
+  return pointwise(x, kernels::ActFn::silu, "silu");
+}
+Tensor gelu(const Tensor& x) {
+  return pointwise(x, kernels::ActFn::gelu, "gelu");
+}
+Tensor sigmoid(const Tensor& x) {
+  return pointwise(x, kernels::ActFn::sigmoid, "sigmoid");
+}
+Tensor tanh(const Tensor& x) {
+  return pointwise(x, kernels::ActFn::tanh, "tanh");
+}
 
 }  // namespace duet::ops

@@ -11,9 +11,9 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   for (const Tensor* t : {&q_in, &k_in, &v_in}) detail::check_f32(*t, "attention", "q/k/v");
   detail::check_shapes(q_in.rank() == 4 && k_in.rank() == 4 && k_in.shape() == v_in.shape(),
                        "attention", "expected q [B, H, L, D] and k, v [B, H, S, D]", k_in, v_in);
-  detail::check_shapes(q_in.dim(0) == k_in.dim(0) && q_in.dim(1) == k_in.dim(1) &&
-                           q_in.dim(3) == k_in.dim(3),
-                       "attention", "q and k must agree on batch, heads and head_dim", q_in, k_in);
+  detail::check_shapes(
+      q_in.dim(0) == k_in.dim(0) && q_in.dim(1) == k_in.dim(1) && q_in.dim(3) == k_in.dim(3),
+      "attention", "q and k must agree on batch, heads and head_dim", q_in, k_in);
   kernels::AttentionShape s;
   s.batch = q_in.dim(0);
   s.heads = q_in.dim(1);
@@ -32,10 +32,9 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
                      const Tensor g = contiguous(g_in);
                      Tensor dq = Tensor::empty(q.shape()), dk = Tensor::empty(k.shape()),
                             dv = Tensor::empty(v.shape());
-                     kernels::attention_backward(s, q.data<float>(), k.data<float>(),
-                                                 v.data<float>(), probs.data<float>(),
-                                                 g.data<float>(), dq.data<float>(),
-                                                 dk.data<float>(), dv.data<float>());
+                     kernels::attention_backward(
+                         s, q.data<float>(), k.data<float>(), v.data<float>(), probs.data<float>(),
+                         g.data<float>(), dq.data<float>(), dk.data<float>(), dv.data<float>());
                      return std::vector<Tensor>{dq, dk, dv};
                    });
   return out;

@@ -27,12 +27,11 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
   s.pad_h = s.pad_w = o.padding;
   s.dilation_h = s.dilation_w = o.dilation;
   s.groups = o.groups;
-  detail::check_shapes(s.in_channels % s.groups == 0 && s.out_channels % s.groups == 0 &&
-                           weight_in.dim(1) * s.groups == s.in_channels,
-                       "conv2d",
-                       str("input channels must equal weight.shape[1] x groups (groups ",
-                           s.groups, ")"),
-                       x_in, weight_in);
+  detail::check_shapes(
+      s.in_channels % s.groups == 0 && s.out_channels % s.groups == 0 &&
+          weight_in.dim(1) * s.groups == s.in_channels,
+      "conv2d", str("input channels must equal weight.shape[1] x groups (groups ", s.groups, ")"),
+      x_in, weight_in);
   DUET_CHECK(s.out_h() >= 1 && s.out_w() >= 1, "conv2d: input ", x_in.shape().str(),
              " is smaller than the dilated kernel ", weight_in.shape().str());
   if (bias.defined())
@@ -46,23 +45,22 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
   kernels::conv2d_forward(s, x.data<float>(), w.data<float>(), y.data<float>(), ep);
 
   const bool has_bias = bias.defined();
-  autograd::record(y, "conv2d", {x_in, weight_in, bias},
-                   [x = autograd::detached(x), w = autograd::detached(w), s, has_bias,
-                    need_dx = autograd::requires_grad(x_in)](const Tensor& g_in) {
-                     const Tensor g = contiguous(g_in);
-                     Tensor dx;
-                     if (need_dx) {
-                       dx = Tensor::empty(x.shape());
-                       kernels::conv2d_backward_data(s, g.data<float>(), w.data<float>(),
-                                                     dx.data<float>());
-                     }
-                     Tensor dw = Tensor::empty(w.shape());
-                     Tensor db = has_bias ? Tensor::empty({s.out_channels}) : Tensor();
-                     kernels::conv2d_backward_weight(s, x.data<float>(), g.data<float>(),
-                                                     dw.data<float>(),
-                                                     has_bias ? db.data<float>() : nullptr);
-                     return std::vector<Tensor>{dx, dw, db};
-                   });
+  autograd::record(
+      y, "conv2d", {x_in, weight_in, bias},
+      [x = autograd::detached(x), w = autograd::detached(w), s, has_bias,
+       need_dx = autograd::requires_grad(x_in)](const Tensor& g_in) {
+        const Tensor g = contiguous(g_in);
+        Tensor dx;
+        if (need_dx) {
+          dx = Tensor::empty(x.shape());
+          kernels::conv2d_backward_data(s, g.data<float>(), w.data<float>(), dx.data<float>());
+        }
+        Tensor dw = Tensor::empty(w.shape());
+        Tensor db = has_bias ? Tensor::empty({s.out_channels}) : Tensor();
+        kernels::conv2d_backward_weight(s, x.data<float>(), g.data<float>(), dw.data<float>(),
+                                        has_bias ? db.data<float>() : nullptr);
+        return std::vector<Tensor>{dx, dw, db};
+      });
   return y;
 }
 

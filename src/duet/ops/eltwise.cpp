@@ -39,10 +39,14 @@ Tensor negate(const Tensor& g) {
 
 const char* op_name(BinaryOp op) {
   switch (op) {
-    case BinaryOp::add: return "add";
-    case BinaryOp::sub: return "sub";
-    case BinaryOp::mul: return "mul";
-    case BinaryOp::div: return "div";
+    case BinaryOp::add:
+      return "add";
+    case BinaryOp::sub:
+      return "sub";
+    case BinaryOp::mul:
+      return "mul";
+    case BinaryOp::div:
+      return "div";
   }
   return "binary";
 }
@@ -64,8 +68,9 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
           case BinaryOp::sub:
             return std::vector<Tensor>{reduce_to(g, a.shape()), negate(reduce_to(g, b.shape()))};
           case BinaryOp::mul:
-            return std::vector<Tensor>{reduce_to(binary_raw(BinaryOp::mul, g, b, out_shape), a.shape()),
-                                       reduce_to(binary_raw(BinaryOp::mul, g, a, out_shape), b.shape())};
+            return std::vector<Tensor>{
+                reduce_to(binary_raw(BinaryOp::mul, g, b, out_shape), a.shape()),
+                reduce_to(binary_raw(BinaryOp::mul, g, a, out_shape), b.shape())};
           case BinaryOp::div: {
             // d(a/b)/db = -(a/b) / b: reuse g * (a / b) / b.
             const Tensor ga = binary_raw(BinaryOp::div, g, b, out_shape);
@@ -108,11 +113,23 @@ Shape broadcast_shape(const Shape& a, const Shape& b, const char* op) {
   return Shape(std::vector<int64_t>(out, out + rank));
 }
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::add, a, b); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinaryOp::sub, a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::mul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::div, a, b); }
-Tensor add_scalar(const Tensor& a, float s) { return affine_scalar(a, 1.0f, s, "add_scalar"); }
-Tensor mul_scalar(const Tensor& a, float s) { return affine_scalar(a, s, 0.0f, "mul_scalar"); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary(BinaryOp::add, a, b);
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary(BinaryOp::sub, a, b);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary(BinaryOp::mul, a, b);
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary(BinaryOp::div, a, b);
+}
+Tensor add_scalar(const Tensor& a, float s) {
+  return affine_scalar(a, 1.0f, s, "add_scalar");
+}
+Tensor mul_scalar(const Tensor& a, float s) {
+  return affine_scalar(a, s, 0.0f, "mul_scalar");
+}
 
 }  // namespace duet::ops

@@ -51,8 +51,8 @@ Tensor dropout(const Tensor& x_in, float p, bool training, Generator& gen) {
     const Tensor g = contiguous(g_in);
     Tensor dx = Tensor::empty(g.shape());
     const int64_t strides[1] = {1};
-    kernels::binary(kernels::BinaryOp::mul, 1, &n, g.data<float>(), strides,
-                    mask.data<float>(), strides, dx.data<float>());
+    kernels::binary(kernels::BinaryOp::mul, 1, &n, g.data<float>(), strides, mask.data<float>(),
+                    strides, dx.data<float>());
     return std::vector<Tensor>{dx};
   });
   return y;

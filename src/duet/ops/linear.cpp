@@ -40,15 +40,16 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Tensor y = Tensor::empty(Shape(with_last(a.shape(), n)));
   kernels::sgemm(Trans::no, Trans::no, m, n, k, 1.0f, a.data<float>(), k, b.data<float>(), n, 0.0f,
                  y.data<float>(), n);
-  autograd::record(y, "matmul", {a_in, b_in},
-                   [a = autograd::detached(a), b = autograd::detached(b), m, n, k](const Tensor& g) {
-                     Tensor da = Tensor::empty(a.shape()), db = Tensor::empty(b.shape());
-                     kernels::sgemm(Trans::no, Trans::yes, m, k, n, 1.0f, g.data<float>(), n,
-                                    b.data<float>(), n, 0.0f, da.data<float>(), k);
-                     kernels::sgemm(Trans::yes, Trans::no, k, n, m, 1.0f, a.data<float>(), k,
-                                    g.data<float>(), n, 0.0f, db.data<float>(), n);
-                     return std::vector<Tensor>{da, db};
-                   });
+  autograd::record(
+      y, "matmul", {a_in, b_in},
+      [a = autograd::detached(a), b = autograd::detached(b), m, n, k](const Tensor& g) {
+        Tensor da = Tensor::empty(a.shape()), db = Tensor::empty(b.shape());
+        kernels::sgemm(Trans::no, Trans::yes, m, k, n, 1.0f, g.data<float>(), n, b.data<float>(), n,
+                       0.0f, da.data<float>(), k);
+        kernels::sgemm(Trans::yes, Trans::no, k, n, m, 1.0f, a.data<float>(), k, g.data<float>(), n,
+                       0.0f, db.data<float>(), n);
+        return std::vector<Tensor>{da, db};
+      });
   return y;
 }
 
@@ -71,26 +72,25 @@ Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
   };
   run(Trans::no, Trans::no, batch, m, n, k, a.data<float>(), k, m * k, b.data<float>(), n, k * n,
       y.data<float>());
-  autograd::record(y, "bmm", {a_in, b_in},
-                   [a = autograd::detached(a), b = autograd::detached(b), batch, m, n, k,
-                    run](const Tensor& g) {
-                     Tensor da = Tensor::empty(a.shape()), db = Tensor::empty(b.shape());
-                     run(Trans::no, Trans::yes, batch, m, k, n, g.data<float>(), n, m * n,
-                         b.data<float>(), n, k * n, da.data<float>());
-                     run(Trans::yes, Trans::no, batch, k, n, m, a.data<float>(), k, m * k,
-                         g.data<float>(), n, m * n, db.data<float>());
-                     return std::vector<Tensor>{da, db};
-                   });
+  autograd::record(
+      y, "bmm", {a_in, b_in},
+      [a = autograd::detached(a), b = autograd::detached(b), batch, m, n, k, run](const Tensor& g) {
+        Tensor da = Tensor::empty(a.shape()), db = Tensor::empty(b.shape());
+        run(Trans::no, Trans::yes, batch, m, k, n, g.data<float>(), n, m * n, b.data<float>(), n,
+            k * n, da.data<float>());
+        run(Trans::yes, Trans::no, batch, k, n, m, a.data<float>(), k, m * k, g.data<float>(), n,
+            m * n, db.data<float>());
+        return std::vector<Tensor>{da, db};
+      });
   return y;
 }
 
 Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias) {
   detail::check_f32(x_in, "linear", "input");
   detail::check_f32(weight_in, "linear", "weight");
-  detail::check_shapes(x_in.rank() >= 1 && weight_in.rank() == 2 &&
-                           x_in.dim(-1) == weight_in.dim(1),
-                       "linear", "input features must equal weight [out, in]'s in", x_in,
-                       weight_in);
+  detail::check_shapes(
+      x_in.rank() >= 1 && weight_in.rank() == 2 && x_in.dim(-1) == weight_in.dim(1), "linear",
+      "input features must equal weight [out, in]'s in", x_in, weight_in);
   const int64_t out_features = weight_in.dim(0), in_features = weight_in.dim(1);
   if (bias.defined())
     detail::check_shapes(bias.rank() == 1 && bias.dim(0) == out_features, "linear",
@@ -105,20 +105,19 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias) {
                  in_features, w.data<float>(), in_features, 0.0f, y.data<float>(), out_features,
                  ep);
   const bool has_bias = bias.defined();
-  autograd::record(
-      y, "linear", {x_in, weight_in, bias},
-      [x = autograd::detached(x), w = autograd::detached(w), rows, in_features, out_features,
-       has_bias](const Tensor& g) {
-        Tensor dx = Tensor::empty(x.shape()), dw = Tensor::empty(w.shape());
-        kernels::sgemm(Trans::no, Trans::no, rows, in_features, out_features, 1.0f,
-                       g.data<float>(), out_features, w.data<float>(), in_features, 0.0f,
-                       dx.data<float>(), in_features);
-        kernels::sgemm(Trans::yes, Trans::no, out_features, in_features, rows, 1.0f,
-                       g.data<float>(), out_features, x.data<float>(), in_features, 0.0f,
-                       dw.data<float>(), in_features);
-        Tensor db = has_bias ? column_sums(g, rows, out_features) : Tensor();
-        return std::vector<Tensor>{dx, dw, db};
-      });
+  autograd::record(y, "linear", {x_in, weight_in, bias},
+                   [x = autograd::detached(x), w = autograd::detached(w), rows, in_features,
+                    out_features, has_bias](const Tensor& g) {
+                     Tensor dx = Tensor::empty(x.shape()), dw = Tensor::empty(w.shape());
+                     kernels::sgemm(Trans::no, Trans::no, rows, in_features, out_features, 1.0f,
+                                    g.data<float>(), out_features, w.data<float>(), in_features,
+                                    0.0f, dx.data<float>(), in_features);
+                     kernels::sgemm(Trans::yes, Trans::no, out_features, in_features, rows, 1.0f,
+                                    g.data<float>(), out_features, x.data<float>(), in_features,
+                                    0.0f, dw.data<float>(), in_features);
+                     Tensor db = has_bias ? column_sums(g, rows, out_features) : Tensor();
+                     return std::vector<Tensor>{dx, dw, db};
+                   });
   return y;
 }
 

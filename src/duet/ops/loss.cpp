@@ -43,10 +43,9 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets, float label
   detail::check_f32(logits_in, "cross_entropy", "logits");
   DUET_CHECK(targets.defined() && targets.dtype() == DType::i32,
              "cross_entropy: targets must be I32 class indices");
-  detail::check_shapes(logits_in.rank() == 2 && targets.rank() == 1 &&
-                           targets.dim(0) == logits_in.dim(0),
-                       "cross_entropy", "expected logits [N, C] and targets [N]", logits_in,
-                       targets);
+  detail::check_shapes(
+      logits_in.rank() == 2 && targets.rank() == 1 && targets.dim(0) == logits_in.dim(0),
+      "cross_entropy", "expected logits [N, C] and targets [N]", logits_in, targets);
   DUET_CHECK(label_smoothing >= 0.0f && label_smoothing < 1.0f,
              "cross_entropy: label_smoothing must be in [0, 1), got ", label_smoothing);
   const Tensor logits = contiguous(logits_in), t = contiguous(targets);

@@ -9,7 +9,9 @@
 namespace duet::ops {
 namespace {
 
-const float* ptr_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+const float* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<float>() : nullptr;
+}
 
 void check_affine(const Tensor& t, int64_t c, const char* op, const char* name, const Tensor& x) {
   if (!t.defined()) return;
@@ -48,33 +50,32 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
     Tensor mean = running_mean.clone(), invstd = Tensor::empty({c});
     for (int64_t i = 0; i < c; ++i)
       invstd.data<float>()[i] = 1.0f / std::sqrt(running_var.data<float>()[i] + eps);
-    autograd::record(y, "batch_norm", {x_in, weight, bias},
-                     [x = autograd::detached(x), w = autograd::detached(weight), mean, invstd, n,
-                      c, hw](const Tensor& g_in) {
-                       const Tensor g = contiguous(g_in);
-                       Tensor dx = Tensor::empty(x.shape());
-                       const float* gp = g.data<float>();
-                       float* dp = dx.data<float>();
-                       for (int64_t b = 0; b < n; ++b)
-                         for (int64_t ch = 0; ch < c; ++ch) {
-                           const float k = invstd.data<float>()[ch] *
-                                           (w.defined() ? w.data<float>()[ch] : 1.0f);
-                           for (int64_t i = 0; i < hw; ++i)
-                             dp[(b * c + ch) * hw + i] = gp[(b * c + ch) * hw + i] * k;
-                         }
-                       // Parameter gradients in eval mode: dbeta = sum dy, dgamma = sum dy*xhat.
-                       Tensor dgamma = Tensor::zeros({c}), dbeta = Tensor::zeros({c});
-                       for (int64_t b = 0; b < n; ++b)
-                         for (int64_t ch = 0; ch < c; ++ch)
-                           for (int64_t i = 0; i < hw; ++i) {
-                             const int64_t e = (b * c + ch) * hw + i;
-                             dbeta.data<float>()[ch] += gp[e];
-                             dgamma.data<float>()[ch] += gp[e] * (x.data<float>()[e] -
-                                                                  mean.data<float>()[ch]) *
-                                                         invstd.data<float>()[ch];
-                           }
-                       return std::vector<Tensor>{dx, dgamma, dbeta};
-                     });
+    autograd::record(
+        y, "batch_norm", {x_in, weight, bias},
+        [x = autograd::detached(x), w = autograd::detached(weight), mean, invstd, n, c,
+         hw](const Tensor& g_in) {
+          const Tensor g = contiguous(g_in);
+          Tensor dx = Tensor::empty(x.shape());
+          const float* gp = g.data<float>();
+          float* dp = dx.data<float>();
+          for (int64_t b = 0; b < n; ++b)
+            for (int64_t ch = 0; ch < c; ++ch) {
+              const float k = invstd.data<float>()[ch] * (w.defined() ? w.data<float>()[ch] : 1.0f);
+              for (int64_t i = 0; i < hw; ++i)
+                dp[(b * c + ch) * hw + i] = gp[(b * c + ch) * hw + i] * k;
+            }
+          // Parameter gradients in eval mode: dbeta = sum dy, dgamma = sum dy*xhat.
+          Tensor dgamma = Tensor::zeros({c}), dbeta = Tensor::zeros({c});
+          for (int64_t b = 0; b < n; ++b)
+            for (int64_t ch = 0; ch < c; ++ch)
+              for (int64_t i = 0; i < hw; ++i) {
+                const int64_t e = (b * c + ch) * hw + i;
+                dbeta.data<float>()[ch] += gp[e];
+                dgamma.data<float>()[ch] += gp[e] * (x.data<float>()[e] - mean.data<float>()[ch]) *
+                                            invstd.data<float>()[ch];
+              }
+          return std::vector<Tensor>{dx, dgamma, dbeta};
+        });
     return y;
   }
   DUET_CHECK(n * hw > 1, "batch_norm: training needs more than one value per channel, got input ",
@@ -123,11 +124,10 @@ Tensor group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight, cons
                      const Tensor g = contiguous(g_in);
                      Tensor dx = Tensor::empty(x.shape());
                      Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
-                     kernels::group_norm_backward(n, c, hw, groups, x.data<float>(),
-                                                  g.data<float>(), ptr_or_null(w),
-                                                  save_mean.data<float>(), save_rstd.data<float>(),
-                                                  dx.data<float>(), dgamma.data<float>(),
-                                                  dbeta.data<float>());
+                     kernels::group_norm_backward(
+                         n, c, hw, groups, x.data<float>(), g.data<float>(), ptr_or_null(w),
+                         save_mean.data<float>(), save_rstd.data<float>(), dx.data<float>(),
+                         dgamma.data<float>(), dbeta.data<float>());
                      return affine_grads(dx, dgamma, dbeta, has_w, has_b);
                    });
   return y;
@@ -142,9 +142,8 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
   const Tensor x = contiguous(x_in);
   Tensor y = Tensor::empty(x.shape());
   Tensor save_mean = Tensor::empty({rows}), save_rstd = Tensor::empty({rows});
-  kernels::layer_norm_forward(rows, d, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias),
-                              eps, y.data<float>(), save_mean.data<float>(),
-                              save_rstd.data<float>());
+  kernels::layer_norm_forward(rows, d, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias), eps,
+                              y.data<float>(), save_mean.data<float>(), save_rstd.data<float>());
   const bool has_w = weight.defined(), has_b = bias.defined();
   autograd::record(y, "layer_norm", {x_in, weight, bias},
                    [x = autograd::detached(x), w = autograd::detached(weight), save_mean, save_rstd,

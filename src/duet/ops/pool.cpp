@@ -12,8 +12,8 @@ kernels::Pool2dShape pool_shape(const Tensor& x, int64_t kernel, int64_t stride,
                                 const char* op) {
   detail::check_f32(x, op, "input");
   DUET_CHECK(x.rank() == 4, op, ": expected input [N, C, H, W], got ", x.shape().str());
-  DUET_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel, op,
-             ": kernel ", kernel, ", stride ", stride, ", padding ", padding,
+  DUET_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel, op, ": kernel ",
+             kernel, ", stride ", stride, ", padding ", padding,
              " (need kernel >= 1, stride >= 1, 0 <= padding <= kernel / 2)");
   kernels::Pool2dShape s;
   s.batch = x.dim(0);
@@ -71,8 +71,7 @@ Tensor global_avg_pool2d(const Tensor& x_in) {
                    [n, c, hw, shape = x.shape()](const Tensor& g_in) {
                      const Tensor g = contiguous(g_in);
                      Tensor dx = Tensor::empty(shape);
-                     kernels::global_avg_pool_backward(n, c, hw, g.data<float>(),
-                                                       dx.data<float>());
+                     kernels::global_avg_pool_backward(n, c, hw, g.data<float>(), dx.data<float>());
                      return std::vector<Tensor>{dx};
                    });
   return y;
@@ -86,8 +85,7 @@ Tensor upsample_nearest2d(const Tensor& x_in, int64_t factor) {
   const Tensor x = contiguous(x_in);
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
   Tensor y = Tensor::empty({n, c, h * factor, w * factor});
-  kernels::upsample_nearest2d_forward(n, c, h, w, factor, factor, x.data<float>(),
-                                      y.data<float>());
+  kernels::upsample_nearest2d_forward(n, c, h, w, factor, factor, x.data<float>(), y.data<float>());
   autograd::record(y, "upsample_nearest2d", {x_in},
                    [n, c, h, w, factor, shape = x.shape()](const Tensor& g_in) {
                      const Tensor g = contiguous(g_in);

@@ -31,7 +31,7 @@ Tensor reduce(const Tensor& x_in, const std::vector<int>& axes, bool keepdim, bo
   const Shape keep_shape(kept_keepdim);
   Tensor y = Tensor::empty(keepdim ? keep_shape : Shape(kept));
   (mean ? kernels::reduce_mean : kernels::reduce_sum)(x.rank(), x.shape().data(), mask,
-                                                       x.data<float>(), y.data<float>());
+                                                      x.data<float>(), y.data<float>());
   const float scale = mean ? 1.0f / static_cast<float>(std::max<int64_t>(count, 1)) : 1.0f;
   autograd::record(y, name, {x_in}, [keep_shape, shape = x.shape(), scale](const Tensor& g_in) {
     const Tensor g = contiguous(g_in);
@@ -40,8 +40,8 @@ Tensor reduce(const Tensor& x_in, const std::vector<int>& axes, bool keepdim, bo
     kernels::broadcast_strides(keep_shape.rank(), keep_shape.data(), shape.rank(), shape.data(),
                                gs);
     // dx = g (broadcast) * scale, as a binary op against a stride-0 scalar.
-    kernels::binary(kernels::BinaryOp::mul, shape.rank(), shape.data(), g.data<float>(), gs,
-                    &scale, zero, dx.data<float>());
+    kernels::binary(kernels::BinaryOp::mul, shape.rank(), shape.data(), g.data<float>(), gs, &scale,
+                    zero, dx.data<float>());
     return std::vector<Tensor>{dx};
   });
   return y;
@@ -55,7 +55,11 @@ Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdim) {
 Tensor mean(const Tensor& x, const std::vector<int>& axes, bool keepdim) {
   return reduce(x, axes, keepdim, true, "mean");
 }
-Tensor sum_all(const Tensor& x) { return reduce(x, {}, false, false, "sum"); }
-Tensor mean_all(const Tensor& x) { return reduce(x, {}, false, true, "mean"); }
+Tensor sum_all(const Tensor& x) {
+  return reduce(x, {}, false, false, "sum");
+}
+Tensor mean_all(const Tensor& x) {
+  return reduce(x, {}, false, true, "mean");
+}
 
 }  // namespace duet::ops

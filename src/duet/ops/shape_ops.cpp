@@ -15,9 +15,8 @@ namespace {
 template <class Make, class Undo>
 Tensor view_op(const Tensor& x, const char* name, Make make, Undo undo) {
   Tensor y = make(autograd::detached(x));
-  autograd::record(y, name, {x}, [undo](const Tensor& g) {
-    return std::vector<Tensor>{undo(contiguous(g))};
-  });
+  autograd::record(y, name, {x},
+                   [undo](const Tensor& g) { return std::vector<Tensor>{undo(contiguous(g))}; });
   return y;
 }
 
@@ -76,8 +75,8 @@ Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t end) {
       [in_shape, a, begin, end](const Tensor& g) {
         // Scatter the gradient into zeros of the input's shape: one block per outer index.
         Tensor dx = Tensor::zeros(in_shape);
-        const int64_t outer = std::accumulate(in_shape.data(), in_shape.data() + a, int64_t{1},
-                                              std::multiplies<>());
+        const int64_t outer =
+            std::accumulate(in_shape.data(), in_shape.data() + a, int64_t{1}, std::multiplies<>());
         const int64_t inner = in_shape.numel() / std::max<int64_t>(outer * in_shape[a], 1);
         const int64_t len = end - begin;
         const float* src = g.data<float>();
@@ -108,8 +107,8 @@ Tensor concat(const std::vector<Tensor>& xs_in, int axis) {
     sizes.push_back(t.dim(a));
     out_shape[a] += t.dim(a);
   }
-  const int64_t outer = std::accumulate(out_shape.data(), out_shape.data() + a, int64_t{1},
-                                        std::multiplies<>());
+  const int64_t outer =
+      std::accumulate(out_shape.data(), out_shape.data() + a, int64_t{1}, std::multiplies<>());
   const int64_t inner =
       out_shape.numel() / std::max<int64_t>(outer * std::max<int64_t>(out_shape[a], 1), 1);
   Tensor y = Tensor::empty(out_shape);

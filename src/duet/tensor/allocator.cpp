@@ -14,7 +14,8 @@ namespace {
 // Rounding up wastes at most half a block, and lets a freed activation buffer serve the next
 // step's buffer of a similar size.
 size_t size_class(size_t bytes) {
-  if (bytes <= 4096) return bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  if (bytes <= 4096)
+    return bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
   if (bytes > (size_t{1} << 30)) return (bytes + 4095) / 4096 * 4096;
   size_t c = 4096;
   while (c < bytes) c <<= 1;

@@ -13,11 +13,21 @@ struct DTypeInfo {
 };
 
 constexpr std::array<DTypeInfo, 15> kInfo = {{
-    {DType::f32, "F32", 4},       {DType::f16, "F16", 2},        {DType::bf16, "BF16", 2},
-    {DType::f64, "F64", 8},       {DType::i64, "I64", 8},        {DType::i32, "I32", 4},
-    {DType::i16, "I16", 2},       {DType::i8, "I8", 1},          {DType::u8, "U8", 1},
-    {DType::u16, "U16", 2},       {DType::u32, "U32", 4},        {DType::u64, "U64", 8},
-    {DType::boolean, "BOOL", 1},  {DType::f8_e4m3, "F8_E4M3", 1}, {DType::f8_e5m2, "F8_E5M2", 1},
+    {DType::f32, "F32", 4},
+    {DType::f16, "F16", 2},
+    {DType::bf16, "BF16", 2},
+    {DType::f64, "F64", 8},
+    {DType::i64, "I64", 8},
+    {DType::i32, "I32", 4},
+    {DType::i16, "I16", 2},
+    {DType::i8, "I8", 1},
+    {DType::u8, "U8", 1},
+    {DType::u16, "U16", 2},
+    {DType::u32, "U32", 4},
+    {DType::u64, "U64", 8},
+    {DType::boolean, "BOOL", 1},
+    {DType::f8_e4m3, "F8_E4M3", 1},
+    {DType::f8_e5m2, "F8_E5M2", 1},
 }};
 
 const DTypeInfo& info(DType t) {
@@ -28,8 +38,12 @@ const DTypeInfo& info(DType t) {
 
 }  // namespace
 
-size_t dtype_size(DType t) { return info(t).size; }
-std::string_view dtype_name(DType t) { return info(t).name; }
+size_t dtype_size(DType t) {
+  return info(t).size;
+}
+std::string_view dtype_name(DType t) {
+  return info(t).name;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& i : kInfo)
@@ -42,7 +56,7 @@ uint16_t f32_to_f16(float f) {
   std::memcpy(&x, &f, 4);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (absx > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
   if (absx < 0x38800000u) {
     // Subnormal or zero in half: scale into the integer grid and round to nearest even.

@@ -10,7 +10,21 @@
 namespace duet {
 
 enum class DType : uint8_t {
-  f32, f16, bf16, f64, i64, i32, i16, i8, u8, u16, u32, u64, boolean, f8_e4m3, f8_e5m2,
+  f32,
+  f16,
+  bf16,
+  f64,
+  i64,
+  i32,
+  i16,
+  i8,
+  u8,
+  u16,
+  u32,
+  u64,
+  boolean,
+  f8_e4m3,
+  f8_e5m2,
 };
 
 // Bytes per element.

@@ -44,7 +44,7 @@ template <class... Args>
 }  // namespace duet
 
 // Throws duet::Error with the message pieces when `cond` is false.
-#define DUET_CHECK(cond, ...)                      \
-  do {                                             \
-    if (!(cond)) ::duet::fail(__VA_ARGS__);        \
+#define DUET_CHECK(cond, ...)               \
+  do {                                      \
+    if (!(cond)) ::duet::fail(__VA_ARGS__); \
   } while (0)

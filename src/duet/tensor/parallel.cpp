@@ -26,13 +26,21 @@ int& threads_setting() {
 
 }  // namespace
 
-int num_threads() { return threads_setting(); }
+int num_threads() {
+  return threads_setting();
+}
 
-void set_num_threads(int n) { threads_setting() = n > 0 ? n : default_threads(); }
+void set_num_threads(int n) {
+  threads_setting() = n > 0 ? n : default_threads();
+}
 
-bool in_parallel_region() { return omp_in_parallel() != 0; }
+bool in_parallel_region() {
+  return omp_in_parallel() != 0;
+}
 
-int thread_index() { return omp_get_thread_num(); }
+int thread_index() {
+  return omp_get_thread_num();
+}
 
 namespace detail {
 int omp_threads_for(int64_t n, int64_t grain) {

@@ -31,7 +31,9 @@ std::array<uint32_t, 4> philox4x32(uint64_t counter_lo, uint64_t counter_hi, uin
 namespace {
 
 // 24 random bits -> [0, 1) exactly representable in float.
-inline float to_unit(uint32_t x) { return static_cast<float>(x >> 8) * (1.0f / 16777216.0f); }
+inline float to_unit(uint32_t x) {
+  return static_cast<float>(x >> 8) * (1.0f / 16777216.0f);
+}
 
 }  // namespace
 
@@ -74,7 +76,9 @@ uint64_t Generator::next_below(uint64_t bound) {
   return x % bound;  // bias below 2^-32 for the bounds we use (dataset sizes)
 }
 
-float Generator::next_uniform() { return to_unit(philox4x32(offset_++, 0, seed_)[0]); }
+float Generator::next_uniform() {
+  return to_unit(philox4x32(offset_++, 0, seed_)[0]);
+}
 
 uint64_t random_seed() {
   std::random_device rd;

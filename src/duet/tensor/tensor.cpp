@@ -10,7 +10,9 @@
 namespace duet {
 
 Storage::Storage(size_t bytes) : data_(memory::allocate(bytes)), bytes_(bytes) {}
-Storage::~Storage() { memory::release(data_, bytes_); }
+Storage::~Storage() {
+  memory::release(data_, bytes_);
+}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   const int64_t n = shape.numel();
@@ -113,8 +115,8 @@ float Tensor::item() const {
 
 Tensor Tensor::reshape(const Shape& shape) const {
   require_contiguous("reshape");
-  DUET_CHECK(shape.numel() == numel(), "reshape: cannot view shape ", shape_.str(), " (",
-             numel(), " elements) as ", shape.str());
+  DUET_CHECK(shape.numel() == numel(), "reshape: cannot view shape ", shape_.str(), " (", numel(),
+             " elements) as ", shape.str());
   Tensor t = *this;
   t.autograd_.reset();
   t.shape_ = shape;

@@ -39,17 +39,29 @@ class Storage {
 template <class T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::f32; }
+constexpr DType dtype_of<float>() {
+  return DType::f32;
+}
 template <>
-constexpr DType dtype_of<int32_t>() { return DType::i32; }
+constexpr DType dtype_of<int32_t>() {
+  return DType::i32;
+}
 template <>
-constexpr DType dtype_of<int8_t>() { return DType::i8; }
+constexpr DType dtype_of<int8_t>() {
+  return DType::i8;
+}
 template <>
-constexpr DType dtype_of<uint8_t>() { return DType::u8; }
+constexpr DType dtype_of<uint8_t>() {
+  return DType::u8;
+}
 template <>
-constexpr DType dtype_of<int64_t>() { return DType::i64; }
+constexpr DType dtype_of<int64_t>() {
+  return DType::i64;
+}
 template <>
-constexpr DType dtype_of<uint16_t>() { return DType::f16; }  // raw half bits; bf16 via data_ptr
+constexpr DType dtype_of<uint16_t>() {
+  return DType::f16;
+}  // raw half bits; bf16 via data_ptr
 
 class Tensor {
  public:
@@ -94,7 +106,8 @@ class Tensor {
   float item() const;                    // the value of a one-element f32 tensor
 
   // Views sharing storage (no gradient tracking; see ops/ for differentiable versions).
-  Tensor reshape(const Shape& shape) const;  // contiguous tensors; one dim may be -1 via reshape_infer
+  Tensor reshape(
+      const Shape& shape) const;  // contiguous tensors; one dim may be -1 via reshape_infer
   Tensor reshape_infer(std::vector<int64_t> dims) const;
   Tensor permute(const std::vector<int>& order) const;
   Tensor transpose(int a, int b) const;
