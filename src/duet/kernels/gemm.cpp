@@ -215,6 +215,12 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float 
             if (direct_b && nr == kNR) {
               bq = b + pc * ldb + col;
               ldpb = ldb;
+              // kc rows ldb apart are more streams than the hardware prefetcher follows, so
+              // B would arrive at DRAM latency: fetch two panels ahead while this one computes.
+              for (int64_t p = 0; p < kc; ++p) {
+                __builtin_prefetch(bq + p * ldb + 2 * kNR, 0, 2);
+                __builtin_prefetch(bq + p * ldb + 3 * kNR - 1, 0, 2);
+              }
             } else if (panel_b) {
               bq = pb;
               pack_b(trans_b, b, ldb, pc, col, kc, nr, pb);

@@ -95,6 +95,56 @@ inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r
   r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+// Merges the accumulators into C (alpha/beta) and applies the epilogue on the hot tile.
+[[gnu::always_inline]] inline void store_tile(const __m256 (&acc)[kMR][2], float* c, int64_t ldc,
+                                              int64_t mr, int64_t nr, int64_t row0, int64_t col0,
+                                              const TileArgs& args) {
+  const __m256 alpha = _mm256_set1_ps(args.alpha), beta = _mm256_set1_ps(args.beta);
+  if (mr == kMR && nr == kNR) {
+    const __m256i all = tail_mask(8);
+    for (int64_t i = 0; i < kMR; ++i) {
+      float* cp = c + i * ldc;
+      _mm256_storeu_ps(cp, merge(acc[i][0], cp, args, alpha, beta, 8, all));
+      _mm256_storeu_ps(cp + 8, merge(acc[i][1], cp + 8, args, alpha, beta, 8, all));
+    }
+  } else {
+    for (int64_t i = 0; i < mr; ++i) {
+      float* cp = c + i * ldc;
+      for (int64_t h = 0; h < 2 && h * 8 < nr; ++h) {
+        const int64_t cnt = std::min<int64_t>(8, nr - h * 8);
+        const __m256i mask = tail_mask(cnt);
+        store_n(cp + h * 8, merge(acc[i][h], cp + h * 8, args, alpha, beta, cnt, mask), cnt, mask);
+      }
+    }
+  }
+  if (args.epilogue) epilogue_block(*args.epilogue, c, ldc, mr, nr, row0, col0);
+}
+
+// Row tails (M % 6 rows) run only the FMAs of their R live rows: a 16-channel conv is 6+6+4
+// rows, and the full kernel would spend a ninth of its work on padding.
+template <int R>
+void short_tile(int64_t kc, const float* pa, const float* pb, int64_t ldpb, float* c, int64_t ldc,
+                int64_t nr, int64_t row0, int64_t col0, const TileArgs& args) {
+  __m256 r[R][2];
+  for (int i = 0; i < R; ++i) r[i][0] = r[i][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k, pa += kMR, pb += ldpb) {
+    const __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < R; ++i) {
+      const __m256 av = _mm256_broadcast_ss(pa + i);
+      r[i][0] = _mm256_fmadd_ps(av, b0, r[i][0]);
+      r[i][1] = _mm256_fmadd_ps(av, b1, r[i][1]);
+    }
+  }
+  __m256 acc[kMR][2];
+  for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int i = 0; i < R; ++i) {
+    acc[i][0] = r[i][0];
+    acc[i][1] = r[i][1];
+  }
+  store_tile(acc, c, ldc, R, nr, row0, col0, args);
+}
+
 }  // namespace
 
 void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, int64_t ldpb, float* c,
@@ -105,6 +155,20 @@ void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, int64_t ldp
   for (int64_t i = 0; i < mr; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + nr - 1), _MM_HINT_T0);
+  }
+  switch (mr) {
+    case 1:
+      return short_tile<1>(kc, pa, pb, ldpb, c, ldc, nr, row0, col0, args);
+    case 2:
+      return short_tile<2>(kc, pa, pb, ldpb, c, ldc, nr, row0, col0, args);
+    case 3:
+      return short_tile<3>(kc, pa, pb, ldpb, c, ldc, nr, row0, col0, args);
+    case 4:
+      return short_tile<4>(kc, pa, pb, ldpb, c, ldc, nr, row0, col0, args);
+    case 5:
+      return short_tile<5>(kc, pa, pb, ldpb, c, ldc, nr, row0, col0, args);
+    default:
+      break;
   }
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -143,27 +207,9 @@ void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, int64_t ldp
   }
 #undef DUET_GEMM_STEP
 
-  const __m256 alpha = _mm256_set1_ps(args.alpha), beta = _mm256_set1_ps(args.beta);
   const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                               {c30, c31}, {c40, c41}, {c50, c51}};
-  if (mr == kMR && nr == kNR) {
-    const __m256i all = tail_mask(8);
-    for (int64_t i = 0; i < kMR; ++i) {
-      float* cp = c + i * ldc;
-      _mm256_storeu_ps(cp, merge(acc[i][0], cp, args, alpha, beta, 8, all));
-      _mm256_storeu_ps(cp + 8, merge(acc[i][1], cp + 8, args, alpha, beta, 8, all));
-    }
-  } else {
-    for (int64_t i = 0; i < mr; ++i) {
-      float* cp = c + i * ldc;
-      for (int64_t h = 0; h < 2 && h * 8 < nr; ++h) {
-        const int64_t cnt = std::min<int64_t>(8, nr - h * 8);
-        const __m256i mask = tail_mask(cnt);
-        store_n(cp + h * 8, merge(acc[i][h], cp + h * 8, args, alpha, beta, cnt, mask), cnt, mask);
-      }
-    }
-  }
-  if (args.epilogue) epilogue_block(*args.epilogue, c, ldc, mr, nr, row0, col0);
+  store_tile(acc, c, ldc, mr, nr, row0, col0, args);
 }
 
 void pack_a_avx2(Trans trans, const float* a, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
