@@ -6,7 +6,11 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+// GCC 12 reports a false maybe-uninitialized inside <regex> when built with sanitizers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <regex>
+#pragma GCC diagnostic pop
 
 #include "duet/kernels/isa.h"
 #include "duet/tensor/parallel.h"
