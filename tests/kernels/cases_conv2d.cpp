@@ -132,6 +132,13 @@ const duet::test::Register reg([] {
       {3, 7, 7, 13, 13, 5, 5, 1, 2, 2, 2, 7},     // depthwise 5x5 dilated
       {3, 16, 16, 28, 28, 3, 3, 1, 1, 1, 1, 1},   // ResNet-20 stage 1
       {1, 16, 32, 28, 28, 3, 3, 2, 1, 1, 1, 1},   // ResNet-20 transition
+      {2, 32, 64, 14, 14, 3, 3, 2, 1, 1, 1, 1},   // ResNet-20 transition to 64 channels
+      {2, 64, 64, 7, 7, 3, 3, 1, 1, 1, 1, 1},     // ResNet-20 stage 3: four 16-wide panels
+      {2, 1, 16, 5, 5, 3, 3, 1, 1, 1, 1, 1},      // one input channel
+      {2, 3, 16, 7, 1, 3, 3, 1, 3, 1, 1, 1},     // pad beyond the kernel: no stride-1 bwd_data flip
+      {2, 13, 16, 14, 13, 3, 3, 2, 1, 1, 1, 1},  // stride 2, odd width
+      {1, 7, 16, 14, 14, 3, 3, 2, 2, 2, 2, 1},   // stride 2, dilation 2
+      {2, 16, 24, 28, 28, 3, 3, 1, 1, 1, 1, 1},  // 24 outputs: a half-empty second panel
   };
   for (const Row& r : rows)
     if (r.c % r.groups == 0 && r.k % r.groups == 0) add_cases(r);

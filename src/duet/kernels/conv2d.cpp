@@ -2,7 +2,9 @@
 // im2col tile of (C/g * R * S) x T floats is packed into per-thread scratch and multiplied by the
 // weights through sgemm (serial inside our parallel_for), with the epilogue fused into the store.
 // 1x1 stride-1 unpadded convolutions skip the packing (the image already is the im2col matrix),
-// depthwise convolutions run direct loops (conv2d_depthwise.cpp).
+// depthwise convolutions run direct loops (conv2d_depthwise.cpp). With AVX2 all three passes
+// first try conv2d_direct_avx2.cpp (implicit GEMM read straight from a padded image copy); the
+// tiled sgemm path below is the portable one and the fallback for shapes it declines.
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
@@ -11,6 +13,7 @@
 
 #include "duet/kernels/conv2d.h"
 #include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/isa.h"
 #include "duet/tensor/allocator.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -191,6 +194,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float*
   if (s.batch == 0) return;
   check_pointers("forward", x, w, y);
   if (is_depthwise(s)) return detail::depthwise_forward(s, x, w, y, e);
+  if (active_isa() == Isa::avx2 && detail::direct_forward_avx2(s, x, w, y, e)) return;
   const Geo g = geometry(s);
   if (g.imgs > 1) return forward_small(s, g, x, w, y, e);
   const int64_t jobs = s.batch * g.G * g.ntiles;
@@ -228,6 +232,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   if (s.batch == 0) return;
   check_pointers("backward_data", dy, w, dx);
   if (is_depthwise(s)) return detail::depthwise_backward_data(s, dy, w, dx);
+  if (active_isa() == Isa::avx2 && detail::direct_backward_data_avx2(s, dy, w, dx)) return;
   const Geo g = geometry(s);
   if (g.imgs > 1) return backward_data_small(s, g, dy, w, dx);
   if (g.pointwise) {
@@ -290,6 +295,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
     }
     return detail::depthwise_backward_weight(s, x, dy, dw);
   }
+  if (active_isa() == Isa::avx2 && detail::direct_backward_weight_avx2(s, x, dy, dw, dbias)) return;
 
   // Each chunk of jobs accumulates into its own partial dw; the partials are then summed in
   // chunk order, so a given thread count always yields the same bits. A job is one
