@@ -11,5 +11,8 @@ using Action = std::function<void()>;
 
 Action add_info_command(CLI::App& app);
 Action add_bench_command(CLI::App& app);
+Action add_train_command(CLI::App& app);
+Action add_eval_command(CLI::App& app);
+Action add_classify_command(CLI::App& app);
 
 }  // namespace duet::cli

@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   };
   remember(duet::cli::add_info_command(app));
   remember(duet::cli::add_bench_command(app));
+  remember(duet::cli::add_train_command(app));
+  remember(duet::cli::add_eval_command(app));
+  remember(duet::cli::add_classify_command(app));
 
   try {
     app.parse(argc, argv);

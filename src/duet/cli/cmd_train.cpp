@@ -1,0 +1,99 @@
+// `duet train --task classify --arch A --data D --epochs N -o DIR`: the classification recipe
+// from flags, handed to train::train_classifier. With --resume the recipe comes from
+// DIR/last.safetensors and only the flags given on this command line override it.
+#include <memory>
+#include <string>
+
+#include "duet/cli/commands.h"
+#include "duet/tensor/error.h"
+#include "duet/train/trainer.h"
+
+namespace duet::cli {
+namespace {
+
+struct TrainFlags {
+  std::string task = "classify";
+  train::ClassifyRecipe recipe;
+  int width = 0;
+  std::string out;
+  bool resume = false;
+  int64_t stop_after = 0;
+};
+
+void run_train(const TrainFlags& f, CLI::App* sub) {
+  if (f.task != "classify")
+    fail_usage("--task ", f.task, ": only 'classify' is available in this build");
+  if (f.out.empty()) fail_usage("train: -o DIR is required");
+  train::ClassifyRecipe r = f.recipe;
+  if (f.width > 0) r.model_overrides["width"] = f.width;
+  if (f.resume) {
+    // Flags not given on this command line come from the checkpoint, so `--resume -o DIR` is
+    // enough; the trainer rejects overrides that would change the data or the model.
+    train::ClassifyRecipe saved = train::read_checkpoint_recipe(f.out + "/last.safetensors");
+    auto given = [&](const char* name) { return sub->count(name) > 0; };
+    if (given("--arch")) saved.arch = r.arch;
+    if (given("--width")) saved.model_overrides = r.model_overrides;
+    if (given("--data")) saved.data = r.data;
+    if (given("--epochs")) saved.epochs = r.epochs;
+    if (given("--batch")) saved.batch = r.batch;
+    if (given("--lr")) saved.lr = r.lr;
+    if (given("--optimizer")) saved.optimizer = r.optimizer;
+    if (given("--momentum")) saved.momentum = r.momentum;
+    if (given("--nesterov")) saved.nesterov = r.nesterov;
+    if (given("--wd")) saved.weight_decay = r.weight_decay;
+    if (given("--schedule")) saved.schedule = r.schedule;
+    if (given("--warmup")) saved.warmup_epochs = r.warmup_epochs;
+    if (given("--label-smoothing")) saved.label_smoothing = r.label_smoothing;
+    if (given("--augment")) saved.augment = r.augment;
+    if (given("--ema")) saved.ema_decay = r.ema_decay;
+    if (given("--val")) saved.val = r.val;
+    if (given("--limit")) saved.limit = r.limit;
+    if (given("--test-limit")) saved.test_limit = r.test_limit;
+    if (given("--seed")) saved.seed = r.seed;
+    r = saved;
+  }
+  train::TrainRunOptions o;
+  o.out_dir = f.out;
+  o.resume = f.resume;
+  o.stop_after = f.stop_after;
+  train::train_classifier(r, o);
+}
+
+}  // namespace
+
+Action add_train_command(CLI::App& app) {
+  auto f = std::make_shared<TrainFlags>();
+  auto& r = f->recipe;
+  CLI::App* sub = app.add_subcommand("train", "train a model (--task classify)");
+  sub->add_option("--task", f->task, "what to learn: classify")->capture_default_str();
+  sub->add_option("--arch", r.arch, "architecture (resnet20, resnet32, resnet56)")
+      ->capture_default_str();
+  sub->add_option("--width", f->width, "override the model's base width (channels)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--data", r.data, "fashion-mnist[:DIR], idx:IMAGES,LABELS or folder:ROOT")
+      ->capture_default_str();
+  sub->add_option("--epochs", r.epochs, "epochs")->capture_default_str();
+  sub->add_option("--batch", r.batch, "batch size")->capture_default_str();
+  sub->add_option("--lr", r.lr, "peak learning rate")->capture_default_str();
+  sub->add_option("--optimizer", r.optimizer, "sgd | adamw")->capture_default_str();
+  sub->add_option("--momentum", r.momentum, "SGD momentum")->capture_default_str();
+  sub->add_flag("--nesterov", r.nesterov, "Nesterov momentum (SGD)");
+  sub->add_option("--wd", r.weight_decay, "weight decay (not on biases and norms)")
+      ->capture_default_str();
+  sub->add_option("--schedule", r.schedule, "onecycle | cosine | constant")->capture_default_str();
+  sub->add_option("--warmup", r.warmup_epochs, "linear warm-up, in epochs")->capture_default_str();
+  sub->add_option("--label-smoothing", r.label_smoothing, "label smoothing")->capture_default_str();
+  sub->add_option("--augment", r.augment, "comma list of crop, flip, erase");
+  sub->add_option("--ema", r.ema_decay, "keep an EMA of the weights with this decay (0: off)");
+  sub->add_option("--val", r.val, "hold out N training images for validation");
+  sub->add_option("--limit", r.limit, "train on the first N images only");
+  sub->add_option("--test-limit", r.test_limit, "evaluate on the first N test images only");
+  sub->add_option("-s,--seed", r.seed, "random seed (negative or absent: random, logged)");
+  sub->add_option("-o,--output", f->out, "run folder (model.safetensors, last.safetensors, logs)");
+  sub->add_flag("--resume", f->resume, "continue from the run folder's last.safetensors");
+  sub->add_option("--stop-after", f->stop_after,
+                  "stop after N epochs of this invocation (resume later)");
+  return [f, sub] { run_train(*f, sub); };
+}
+
+}  // namespace duet::cli

@@ -1,0 +1,568 @@
+#include "duet/train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "duet/autograd/autograd.h"
+#include "duet/data/loader.h"
+#include "duet/io/safetensors.h"
+#include "duet/io/tensor_io.h"
+#include "duet/models/checkpoint.h"
+#include "duet/models/registry.h"
+#include "duet/ops/loss.h"
+#include "duet/tensor/error.h"
+#include "duet/tensor/parallel.h"
+#include "duet/tensor/rng.h"
+#include "duet/train/adamw.h"
+#include "duet/train/ema.h"
+#include "duet/train/schedule.h"
+#include "duet/train/sgd.h"
+
+namespace duet::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kTrainMetaKey = "duet.train";
+
+template <class T>
+void read_field(const nlohmann::json& j, const char* key, T& out) {
+  if (!j.contains(key)) return;
+  try {
+    out = j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    fail("training recipe: field '", key, "' has the wrong type: ", j.at(key).dump());
+  }
+}
+
+bool is_finite_all(nn::Module& model) {
+  for (auto& [name, t] : model.named_parameters())
+    for (float v : t->span<float>())
+      if (!std::isfinite(v)) return false;
+  return true;
+}
+
+// The training images after --limit, as the model sees them (square, so one image_size fits).
+data::Dataset load_train_set(const ClassifyRecipe& r) {
+  data::DataOptions o;
+  o.split = data::Split::train;
+  data::Dataset d = data::load_dataset(r.data, o);
+  if (d.height != d.width) d = data::conform(d, 0, d.height, d.height);
+  if (r.limit > 0 && r.limit < d.size()) {
+    std::vector<int64_t> first(static_cast<size_t>(r.limit));
+    for (int64_t i = 0; i < r.limit; ++i) first[static_cast<size_t>(i)] = i;
+    d = data::subset(d, first);
+  }
+  return d;
+}
+
+data::Dataset first_n(const data::Dataset& d, int64_t n) {
+  if (n <= 0 || n >= d.size()) return d;
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  return data::subset(d, idx);
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// The epoch-lines' log and the bar; the bar only when stderr is a terminal.
+class Progress {
+ public:
+  Progress(bool enabled) : enabled_(enabled), bar_(enabled && ::isatty(2)) {}
+  void update(int64_t epoch, int64_t epochs, int64_t batch, int64_t batches, double loss,
+              double img_s) {
+    if (!bar_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (batch + 1 < batches && now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    const int width = 30, filled = static_cast<int>(width * (batch + 1) / batches);
+    std::string bar(static_cast<size_t>(filled), '=');
+    bar.resize(static_cast<size_t>(width), ' ');
+    std::fprintf(stderr, "\repoch %lld/%lld [%s] %lld/%lld loss %.3f %.0f img/s ",
+                 static_cast<long long>(epoch), static_cast<long long>(epochs), bar.c_str(),
+                 static_cast<long long>(batch + 1), static_cast<long long>(batches), loss, img_s);
+    std::fflush(stderr);
+  }
+  void line(const std::string& text) {
+    if (!enabled_) return;
+    if (bar_) std::fprintf(stderr, "\r\033[K");
+    std::fprintf(stdout, "%s\n", text.c_str());
+    std::fflush(stdout);
+  }
+  void note(const std::string& text) {
+    if (enabled_) std::fprintf(stderr, "%s%s\n", bar_ ? "\r\033[K" : "", text.c_str());
+  }
+
+ private:
+  bool enabled_, bar_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+// Keeps the log lines of epochs <= `epochs` (a resumed run rewrites the ones after).
+void truncate_log(const fs::path& path, int64_t epochs) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      if (nlohmann::json::parse(line).value("epoch", int64_t{0}) <= epochs) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      break;  // a torn last line from a crash
+    }
+  }
+  in.close();
+  std::ofstream out(path, std::ios::trunc);
+  out << kept;
+}
+
+void append_line(const fs::path& path, const std::string& line) {
+  std::ofstream out(path, std::ios::app);
+  out << line << "\n";
+  out.flush();
+  DUET_CHECK(out.good(), path.string(), ": cannot append to the training log");
+}
+
+}  // namespace
+
+nlohmann::json ClassifyRecipe::to_json() const {
+  return {{"arch", arch},
+          {"model", model_overrides},
+          {"data", data},
+          {"epochs", epochs},
+          {"batch", batch},
+          {"lr", lr},
+          {"optimizer", optimizer},
+          {"momentum", momentum},
+          {"nesterov", nesterov},
+          {"wd", weight_decay},
+          {"schedule", schedule},
+          {"warmup", warmup_epochs},
+          {"label_smoothing", label_smoothing},
+          {"augment", augment},
+          {"ema", ema_decay},
+          {"val", val},
+          {"limit", limit},
+          {"test_limit", test_limit},
+          {"seed", seed}};
+}
+
+ClassifyRecipe ClassifyRecipe::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) fail("training recipe: expected a JSON object, got ", j.dump());
+  ClassifyRecipe r;
+  read_field(j, "arch", r.arch);
+  read_field(j, "model", r.model_overrides);
+  read_field(j, "data", r.data);
+  read_field(j, "epochs", r.epochs);
+  read_field(j, "batch", r.batch);
+  read_field(j, "lr", r.lr);
+  read_field(j, "optimizer", r.optimizer);
+  read_field(j, "momentum", r.momentum);
+  read_field(j, "nesterov", r.nesterov);
+  read_field(j, "wd", r.weight_decay);
+  read_field(j, "schedule", r.schedule);
+  read_field(j, "warmup", r.warmup_epochs);
+  read_field(j, "label_smoothing", r.label_smoothing);
+  read_field(j, "augment", r.augment);
+  read_field(j, "ema", r.ema_decay);
+  read_field(j, "val", r.val);
+  read_field(j, "limit", r.limit);
+  read_field(j, "test_limit", r.test_limit);
+  read_field(j, "seed", r.seed);
+  return r;
+}
+
+void ClassifyRecipe::validate() const {
+  models::preset_config(arch);  // usage Error listing the known names
+  if (!model_overrides.is_object()) fail_usage("model overrides must be a JSON object");
+  if (epochs < 1) fail_usage("--epochs must be >= 1, got ", epochs);
+  if (batch < 1) fail_usage("--batch must be >= 1, got ", batch);
+  if (!(lr > 0.0) || !std::isfinite(lr)) fail_usage("--lr must be a positive number, got ", lr);
+  if (optimizer != "sgd" && optimizer != "adamw")
+    fail_usage("--optimizer must be sgd or adamw, got '", optimizer, "'");
+  if (!(momentum >= 0.0 && momentum < 1.0))
+    fail_usage("--momentum must be in [0, 1), got ", momentum);
+  if (nesterov && (optimizer != "sgd" || momentum <= 0.0))
+    fail_usage("--nesterov needs --optimizer sgd and a momentum > 0");
+  if (!(weight_decay >= 0.0)) fail_usage("--wd must be >= 0, got ", weight_decay);
+  schedule_kind_from_string(schedule);
+  if (!(warmup_epochs >= 0.0) || warmup_epochs >= static_cast<double>(epochs))
+    fail_usage("--warmup must be in [0, epochs), got ", warmup_epochs);
+  if (!(label_smoothing >= 0.0 && label_smoothing < 1.0))
+    fail_usage("--label-smoothing must be in [0, 1), got ", label_smoothing);
+  parse_augment(augment);
+  if (!(ema_decay >= 0.0 && ema_decay < 1.0))
+    fail_usage("--ema must be in [0, 1), got ", ema_decay);
+  if (val < 0) fail_usage("--val must be >= 0, got ", val);
+  if (limit < 0) fail_usage("--limit must be >= 0, got ", limit);
+  if (test_limit < 0) fail_usage("--test-limit must be >= 0, got ", test_limit);
+}
+
+data::AugmentConfig parse_augment(const std::string& list) {
+  data::AugmentConfig cfg;
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item == "crop")
+      cfg.crop_padding = 4;
+    else if (item == "flip")
+      cfg.hflip = true;
+    else if (item == "erase")
+      cfg.erase_prob = 0.5f;
+    else if (item != "none" && !item.empty())
+      fail_usage("--augment: unknown augmentation '", item, "' (expected crop, flip, erase)");
+  }
+  return cfg;
+}
+
+data::NormStats model_norm_stats(const nlohmann::json& config) {
+  data::NormStats s;
+  if (!config.contains("preprocess")) return s;
+  try {
+    s.mean = config.at("preprocess").at("mean").get<std::vector<float>>();
+    s.std = config.at("preprocess").at("std").get<std::vector<float>>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("model config: 'preprocess' needs float arrays 'mean' and 'std' (", e.what(), ")");
+  }
+  const auto c = static_cast<size_t>(config.value("in_channels", 1));
+  DUET_CHECK(s.mean.size() == c && s.std.size() == c, "model config: 'preprocess' has ",
+             s.mean.size(), " means and ", s.std.size(), " stds for ", c, " input channels");
+  for (float v : s.std) DUET_CHECK(v > 0.0f, "model config: 'preprocess' std must be > 0");
+  return s;
+}
+
+std::vector<std::string> model_class_names(const nlohmann::json& config) {
+  const int k = config.value("num_classes", 10);
+  std::vector<std::string> names;
+  if (config.contains("class_names") && config.at("class_names").is_array())
+    for (const auto& n : config.at("class_names"))
+      if (n.is_string()) names.push_back(n.get<std::string>());
+  if (static_cast<int>(names.size()) == k) return names;
+  names.clear();
+  for (int i = 0; i < k; ++i) names.push_back(std::to_string(i));
+  return names;
+}
+
+std::vector<float> predict_probs(nn::Module& model, const data::Dataset& d,
+                                 const data::NormStats& norm, int64_t batch) {
+  if (d.size() == 0) return {};
+  const bool was_training = model.is_training();
+  model.eval();
+  autograd::NoGradGuard no_grad;
+  data::LoaderConfig cfg;
+  cfg.batch_size = batch;
+  cfg.shuffle = false;
+  cfg.norm = norm;
+  cfg.prefetch = 0;
+  data::Loader loader(d, cfg);
+  std::vector<float> probs;
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    const std::vector<float> p = ops::softmax(model.forward(b.images)).to_vector();
+    probs.insert(probs.end(), p.begin(), p.end());
+  }
+  model.train(was_training);
+  return probs;
+}
+
+ClassifyRecipe read_checkpoint_recipe(const std::string& last_path) {
+  const auto file = io::SafetensorsFile::load(last_path);
+  auto it = file.metadata().find(kTrainMetaKey);
+  if (it == file.metadata().end())
+    fail(last_path, ": __metadata__ has no '", kTrainMetaKey,
+         "' (not a duet training checkpoint; model.safetensors cannot be resumed)");
+  try {
+    return ClassifyRecipe::from_json(nlohmann::json::parse(it->second).at("recipe"));
+  } catch (const nlohmann::json::exception& e) {
+    fail(last_path, ": __metadata__ '", kTrainMetaKey, "' is malformed (", e.what(), ")");
+  }
+}
+
+TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOptions& opt) {
+  recipe_in.validate();
+  if (opt.out_dir.empty()) fail_usage("train: an output folder (-o) is required");
+  ClassifyRecipe recipe = recipe_in;
+  const fs::path dir(opt.out_dir);
+  const fs::path last_path = dir / "last.safetensors", model_path = dir / "model.safetensors",
+                 log_path = dir / "train_log.jsonl", metrics_path = dir / "metrics.json";
+  Progress progress(opt.progress);
+
+  // Resume: the checkpoint's recipe decides everything that shapes the data and the model.
+  std::map<std::string, Tensor> resume_state;
+  nlohmann::json resume_meta;
+  if (opt.resume) {
+    if (!fs::exists(last_path)) fail(last_path.string(), ": no checkpoint to resume from");
+    const auto file = io::SafetensorsFile::load(last_path.string());
+    const ClassifyRecipe saved = read_checkpoint_recipe(last_path.string());
+    resume_meta = nlohmann::json::parse(file.metadata().at(kTrainMetaKey));
+    auto same = [&](const char* field, auto a, auto b) {
+      if (a != b)
+        fail_usage("--resume: ", field, " differs from the checkpoint's (",
+                   nlohmann::json(b).dump(), "); a resumed run must keep it");
+    };
+    same("arch", recipe.arch, saved.arch);
+    same("model config", recipe.model_overrides, saved.model_overrides);
+    same("--data", recipe.data, saved.data);
+    same("--batch", recipe.batch, saved.batch);
+    same("--val", recipe.val, saved.val);
+    same("--limit", recipe.limit, saved.limit);
+    same("--augment", recipe.augment, saved.augment);
+    same("--optimizer", recipe.optimizer, saved.optimizer);
+    same("--ema", recipe.ema_decay > 0, saved.ema_decay > 0);
+    if (recipe.seed >= 0) same("--seed", recipe.seed, saved.seed);
+    recipe.seed = saved.seed;
+    resume_state = io::tensors_from_file(file, {});
+  }
+  // Kept below 2^63 so the seed round-trips through the recipe's signed field.
+  if (recipe.seed < 0) recipe.seed = static_cast<int64_t>(random_seed() & 0x7fffffffffffffffull);
+
+  // Data: training part (after --limit, minus the validation split), and the test split.
+  data::Dataset full = load_train_set(recipe);
+  DUET_CHECK(recipe.val < full.size(), "--val ", recipe.val, " leaves no training images out of ",
+             full.size());
+  data::Dataset train_set = full, val_set;
+  if (recipe.val > 0) {
+    auto split = data::split_validation(full, recipe.val, static_cast<uint64_t>(recipe.seed));
+    train_set = std::move(split.train);
+    val_set = std::move(split.val);
+  }
+  const data::NormStats norm = data::compute_norm_stats(train_set);
+  data::DataOptions test_opts;
+  test_opts.split = data::Split::test;
+  test_opts.channels = train_set.channels;
+  test_opts.height = train_set.height;
+  test_opts.width = train_set.width;
+  data::Dataset test_set = first_n(data::load_dataset(recipe.data, test_opts), recipe.test_limit);
+  DUET_CHECK(test_set.num_classes() == train_set.num_classes(), "--data ", recipe.data,
+             ": the test split has ", test_set.num_classes(), " classes, the training split ",
+             train_set.num_classes());
+
+  // Model config: the preset, the overrides, the data's shape, and how to prepare inputs.
+  nlohmann::json config = models::preset_config(recipe.arch);
+  for (auto& [k, v] : recipe.model_overrides.items()) config[k] = v;
+  config["in_channels"] = train_set.channels;
+  config["image_size"] = train_set.height;
+  config["num_classes"] = train_set.num_classes();
+  config["preprocess"] = {{"mean", norm.mean}, {"std", norm.std}};
+  config["class_names"] = train_set.class_names;
+  Generator init_gen(static_cast<uint64_t>(recipe.seed));
+  std::shared_ptr<nn::Module> model = models::build_model(config, init_gen);
+  model->train();
+  fs::create_directories(dir);  // only now: a bad --data or model leaves nothing behind
+
+  data::LoaderConfig lcfg;
+  lcfg.batch_size = recipe.batch;
+  lcfg.seed = static_cast<uint64_t>(recipe.seed);
+  lcfg.augment = parse_augment(recipe.augment);
+  lcfg.norm = norm;
+  data::Loader loader(train_set, lcfg);
+  const int64_t bpe = loader.batches_per_epoch();
+  const int64_t total_steps = recipe.epochs * bpe;
+
+  LrSchedule schedule;
+  schedule.kind = schedule_kind_from_string(recipe.schedule);
+  schedule.lr = recipe.lr;
+  schedule.warmup_steps = std::min<int64_t>(
+      total_steps - 1, std::llround(recipe.warmup_epochs * static_cast<double>(bpe)));
+
+  auto groups = split_decay_groups(*model, recipe.weight_decay);
+  std::unique_ptr<Optimizer> optim;
+  Sgd* sgd = nullptr;
+  if (recipe.optimizer == "sgd") {
+    auto s = std::make_unique<Sgd>(std::move(groups),
+                                   SgdOptions{recipe.lr, recipe.momentum, recipe.nesterov});
+    sgd = s.get();
+    optim = std::move(s);
+  } else {
+    AdamWOptions a;
+    a.lr = recipe.lr;
+    optim = std::make_unique<AdamW>(std::move(groups), a);
+  }
+  std::unique_ptr<Ema> ema;
+  if (recipe.ema_decay > 0) ema = std::make_unique<Ema>(*model, recipe.ema_decay, true);
+
+  int64_t start_epoch = 0, step = 0;
+  if (opt.resume) {
+    std::map<std::string, Tensor> model_state;
+    for (auto& [k, t] : resume_state)
+      if (k.rfind("optim.", 0) != 0 && k.rfind("ema.", 0) != 0) model_state.emplace(k, t);
+    try {
+      model->load_state_dict(model_state);
+      optim->load_state_dict(resume_state);
+      if (ema) ema->load_state_dict(resume_state);
+    } catch (const Error& e) {
+      fail(last_path.string(), ": ", e.what());
+    }
+    start_epoch = resume_meta.value("epoch", int64_t{0});
+    step = resume_meta.value("step", int64_t{0});
+    DUET_CHECK(step == start_epoch * bpe && step == optim->step_count(), last_path.string(),
+               ": step ", step, " does not match epoch ", start_epoch, " x ", bpe,
+               " batches (was the data changed?)");
+    truncate_log(log_path, start_epoch);
+    progress.note(str("resuming ", dir.string(), " after epoch ", start_epoch, "/", recipe.epochs));
+  } else {
+    std::error_code ec;
+    fs::remove(log_path, ec);
+  }
+  progress.note(str("train ", recipe.arch, " on ", recipe.data, ": ", train_set.size(), " images (",
+                    val_set.size(), " val, ", test_set.size(), " test), ", model->parameter_count(),
+                    " parameters, seed ", recipe.seed, ", ", num_threads(), " threads"));
+
+  // Evaluation with the weights that ship (EMA when enabled); the model's mode is restored.
+  auto evaluate = [&](const data::Dataset& d) {
+    std::unique_ptr<EmaScope> scope;
+    if (ema) scope = std::make_unique<EmaScope>(*ema, *model);
+    const auto probs = predict_probs(*model, d, norm);
+    return classify_metrics(probs.data(), d.labels.data<int32_t>(), d.size(),
+                            train_set.num_classes());
+  };
+  auto train_meta = [&](int64_t epochs_done) {
+    nlohmann::json m = {{"recipe", recipe.to_json()},
+                        {"epoch", epochs_done},
+                        {"step", step},
+                        {"seed", recipe.seed},
+                        {"total_steps", total_steps},
+                        {"data", {{"epoch", epochs_done}, {"batch", 0}}}};
+    return m.dump();
+  };
+  auto save_checkpoints = [&](int64_t epochs_done) {
+    if (!is_finite_all(*model))
+      fail("epoch ", epochs_done,
+           ": the weights are no longer finite; stopping. The last good "
+           "checkpoint is kept (",
+           fs::exists(last_path) ? last_path.string() : "none written yet", ")");
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (auto& [name, t] : model->named_parameters()) tensors.emplace_back(name, *t);
+    for (auto& [name, t] : model->named_buffers()) tensors.emplace_back(name, *t);
+    for (auto& e : optim->state_dict()) tensors.push_back(std::move(e));
+    if (ema)
+      for (auto& e : ema->state_dict()) tensors.push_back(std::move(e));
+    io::save_tensors(last_path.string(), tensors,
+                     {{"duet.config", config.dump()},
+                      {"duet.format_version", models::kFormatVersion},
+                      {kTrainMetaKey, train_meta(epochs_done)}});
+    std::unique_ptr<EmaScope> scope;
+    if (ema) scope = std::make_unique<EmaScope>(*ema, *model);
+    models::save_model(model_path.string(), *model, config);
+  };
+
+  TrainSummary summary;
+  summary.seed = static_cast<uint64_t>(recipe.seed);
+  summary.epochs_done = start_epoch;
+  int64_t run_epochs = 0;
+  const int64_t k = train_set.num_classes();
+  for (int64_t epoch = start_epoch; epoch < recipe.epochs; ++epoch) {
+    if (opt.stop_after > 0 && run_epochs >= opt.stop_after) break;
+    const auto t0 = std::chrono::steady_clock::now();
+    loader.start_epoch(epoch);
+    data::Batch batch;
+    double loss_sum = 0.0, lr = 0.0;
+    int64_t seen = 0, correct = 0;
+    for (int64_t b = 0; loader.next(batch); ++b, ++step) {
+      lr = schedule.lr_at(step, total_steps);
+      optim->set_lr(lr);
+      if (sgd) sgd->set_momentum(schedule.momentum_at(step, total_steps, recipe.momentum));
+      Tensor logits = model->forward(batch.images);
+      Tensor loss =
+          ops::cross_entropy(logits, batch.labels, static_cast<float>(recipe.label_smoothing));
+      const float l = loss.item();
+      if (!std::isfinite(l))
+        fail("epoch ", epoch + 1, " step ", step + 1, ": the loss is ", l,
+             " (diverged; try a lower --lr); stopping. The last good checkpoint is kept (",
+             fs::exists(last_path) ? last_path.string() : "none written yet", ")");
+      optim->zero_grad();
+      autograd::backward(loss);
+      optim->step();
+      if (ema) ema->update(*model);
+
+      const int64_t n = batch.labels.numel();
+      const std::vector<float> lg = autograd::detached(logits).to_vector();
+      const int32_t* y = batch.labels.data<int32_t>();
+      for (int64_t i = 0; i < n; ++i) correct += argmax_row(lg.data(), i, k) == y[i];
+      loss_sum += static_cast<double>(l) * static_cast<double>(n);
+      seen += n;
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      progress.update(epoch + 1, recipe.epochs, b, bpe, loss_sum / static_cast<double>(seen),
+                      static_cast<double>(seen) / std::max(secs, 1e-9));
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++run_epochs;
+    summary.epochs_done = epoch + 1;
+    summary.steps = step;
+    summary.train_loss = loss_sum / static_cast<double>(seen);
+    summary.train_acc = static_cast<double>(correct) / static_cast<double>(seen);
+    summary.images_per_second = static_cast<double>(seen) / std::max(secs, 1e-9);
+
+    save_checkpoints(epoch + 1);
+    nlohmann::json log = {{"epoch", epoch + 1},
+                          {"epochs", recipe.epochs},
+                          {"step", step},
+                          {"loss", summary.train_loss},
+                          {"acc", summary.train_acc},
+                          {"lr", lr},
+                          {"img_per_s", summary.images_per_second},
+                          {"seconds", secs}};
+    std::string line =
+        str("epoch ", epoch + 1, "/", recipe.epochs, " loss ", fmt("%.3f", summary.train_loss),
+            " acc ", fmt("%.3f", summary.train_acc), " lr ", fmt("%.3g", lr), " ",
+            fmt("%.0f", summary.images_per_second), " img/s");
+    if (val_set.size() > 0) {
+      const auto vm = evaluate(val_set);
+      summary.val_acc = vm.accuracy;
+      log["val_acc"] = vm.accuracy;
+      line += " val_acc " + fmt("%.4f", vm.accuracy);
+    }
+    if (test_set.size() > 0) {
+      const auto tm = evaluate(test_set);
+      summary.test_acc = tm.accuracy;
+      log["test_acc"] = tm.accuracy;
+      log["test_loss"] = tm.mean_loss;
+      line += " test_acc " + fmt("%.4f", tm.accuracy);
+    }
+    append_line(log_path, log.dump());
+    progress.line(line);
+  }
+  summary.finished = summary.epochs_done >= recipe.epochs;
+
+  if (summary.finished) {
+    nlohmann::json m = {{"arch", recipe.arch},
+                        {"config", config},
+                        {"recipe", recipe.to_json()},
+                        {"seed", recipe.seed},
+                        {"epochs", summary.epochs_done},
+                        {"steps", step},
+                        {"parameters", model->parameter_count()},
+                        {"train_loss", summary.train_loss},
+                        {"train_acc", summary.train_acc},
+                        {"img_per_s", summary.images_per_second},
+                        {"threads", num_threads()},
+                        {"ema", recipe.ema_decay > 0}};
+    if (test_set.size() > 0) m["test"] = evaluate(test_set).to_json(train_set.class_names);
+    if (val_set.size() > 0) m["val"] = evaluate(val_set).to_json(train_set.class_names);
+    const std::string tmp = metrics_path.string() + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << m.dump(2) << "\n";
+      DUET_CHECK(out.good(), tmp, ": cannot write the final metrics");
+    }
+    fs::rename(tmp, metrics_path);
+    progress.note(str("wrote ", model_path.string(), " and ", metrics_path.string()));
+  }
+  return summary;
+}
+
+}  // namespace duet::train

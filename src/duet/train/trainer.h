@@ -1,0 +1,84 @@
+// The classification training loop behind `duet train --task classify`: data, model, optimizer,
+// schedule, EMA, per-epoch evaluation, logs and checkpoints (every epoch, atomically), with
+// --resume continuing bit-identically. Also the inference helpers `duet eval` and `classify` share.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "duet/data/augment.h"
+#include "duet/data/dataset.h"
+#include "duet/nn/module.h"
+#include "duet/train/metrics.h"
+
+namespace duet::train {
+
+// Everything that decides what a run computes. Stored in last.safetensors, so a resumed run is
+// the same run; the CLI fills it from flags.
+struct ClassifyRecipe {
+  std::string arch = "resnet20";
+  nlohmann::json model_overrides = nlohmann::json::object();  // merged into the preset (e.g. width)
+  std::string data = "fashion-mnist";
+  int64_t epochs = 5;
+  int64_t batch = 128;
+  double lr = 0.2;                // the peak rate (one-cycle max, cosine start, constant value)
+  std::string optimizer = "sgd";  // sgd | adamw
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 5e-4;
+  std::string schedule = "onecycle";  // onecycle | cosine | constant
+  double warmup_epochs = 0.0;
+  double label_smoothing = 0.0;
+  std::string augment;     // comma list of crop, flip, erase; empty: none
+  double ema_decay = 0.0;  // 0: no EMA
+  int64_t val = 0;         // images held out of training for validation
+  int64_t limit = 0;       // > 0: train on the first `limit` images only
+  int64_t test_limit = 0;  // > 0: evaluate on the first `test_limit` test images only
+  int64_t seed = -1;       // < 0: random (the drawn seed is logged and stored)
+
+  nlohmann::json to_json() const;
+  // Missing fields keep their defaults; wrong types throw duet::Error naming the field.
+  static ClassifyRecipe from_json(const nlohmann::json& j);
+  // Usage Error naming the first bad value.
+  void validate() const;
+};
+
+// "crop,flip,erase" -> the loader's augmentation (crop pads by 4 pixels, erase has p = 0.5).
+data::AugmentConfig parse_augment(const std::string& list);
+
+struct TrainRunOptions {
+  std::string out_dir;     // created when missing
+  bool resume = false;     // continue from out_dir/last.safetensors
+  int64_t stop_after = 0;  // > 0: return after this many epochs of this call (an interruption)
+  bool progress = true;    // bar / epoch lines on stdout and stderr
+};
+
+struct TrainSummary {
+  uint64_t seed = 0;
+  int64_t epochs_done = 0, steps = 0;
+  bool finished = false;  // all recipe epochs done (false after stop_after)
+  double train_loss = 0.0, train_acc = 0.0, images_per_second = 0.0;
+  double test_acc = -1.0, val_acc = -1.0;  // of the eval weights (EMA when enabled); -1: not run
+};
+
+// Runs (or resumes) a classification run. Writes out_dir/{model.safetensors, last.safetensors,
+// train_log.jsonl, metrics.json}. A non-finite loss throws duet::Error and leaves the last
+// checkpoint as it was.
+TrainSummary train_classifier(const ClassifyRecipe& recipe, const TrainRunOptions& options);
+
+// The recipe (with its resolved seed) stored in a training checkpoint.
+ClassifyRecipe read_checkpoint_recipe(const std::string& last_path);
+
+// The input normalisation and class names a trained model's config carries ("preprocess":
+// {"mean", "std"}, "class_names"); empty stats / "0".."K-1" when absent.
+data::NormStats model_norm_stats(const nlohmann::json& config);
+std::vector<std::string> model_class_names(const nlohmann::json& config);
+
+// Class probabilities [N, K] (row-major, in `probs`) for every image of `d`, which must already
+// have the model's channels and size; eval mode, no gradients, batches of `batch`.
+std::vector<float> predict_probs(nn::Module& model, const data::Dataset& d,
+                                 const data::NormStats& norm, int64_t batch = 256);
+
+}  // namespace duet::train
