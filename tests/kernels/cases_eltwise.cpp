@@ -25,20 +25,6 @@ int64_t numel(const Dims& d) {
   return n;
 }
 
-const char* op_name(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::add:
-      return "add";
-    case BinaryOp::sub:
-      return "sub";
-    case BinaryOp::mul:
-      return "mul";
-    case BinaryOp::div:
-      return "div";
-  }
-  return "?";
-}
-
 // a and b contiguous, broadcast against each other.
 void add_broadcast(const Dims& a, const Dims& b) {
   for (BinaryOp op : {BinaryOp::add, BinaryOp::sub, BinaryOp::mul, BinaryOp::div}) {
@@ -47,7 +33,7 @@ void add_broadcast(const Dims& a, const Dims& b) {
         duet::kernels::broadcast_shapes(int(a.size()), a.data(), int(b.size()), b.data(), out);
     const Dims od(out, out + rank);
     const std::string name =
-        duet::str("eltwise/", op_name(op), "/", dims_label(a), "x", dims_label(b));
+        duet::str("eltwise/", binary_op_name(op), "/", dims_label(a), "x", dims_label(b));
     duet::test::add_kernel_case(
         {name, double(numel(od)), 1e-6, 1e-6, [=] {
            auto xa = duet::test::random_vector(size_t(numel(a)), 11 + a.size());

@@ -107,4 +107,18 @@ void fill(int64_t n, float value, float* y) {
                [&](int64_t i0, int64_t i1) { std::fill(y + i0, y + i1, value); });
 }
 
+const char* binary_op_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::add:
+      return "add";
+    case BinaryOp::sub:
+      return "sub";
+    case BinaryOp::mul:
+      return "mul";
+    case BinaryOp::div:
+      return "div";
+  }
+  return "binary";
+}
+
 }  // namespace duet::kernels

@@ -26,6 +26,9 @@ void axpby(int64_t n, float alpha, const float* x, float beta, float* y);
 // y[0..n) = value.
 void fill(int64_t n, float value, float* y);
 
+// "add", "sub", "mul", "div" (op names in errors and test labels).
+const char* binary_op_name(BinaryOp op);
+
 namespace ref {
 void binary(BinaryOp op, int rank, const int64_t* out_shape, const float* a,
             const int64_t* a_strides, const float* b, const int64_t* b_strides, float* out);

@@ -37,6 +37,24 @@ void broadcast_strides(int rank, const int64_t* shape, int out_rank, const int64
   }
 }
 
+uint32_t broadcast_reduce_axes(int grad_rank, const int64_t* grad_shape, int rank,
+                               const int64_t* shape) {
+  DUET_CHECK(rank >= 0 && rank <= grad_rank && grad_rank <= kMaxRank, "reduce_to_shape: rank ",
+             rank, " cannot come from a broadcast of rank ", grad_rank);
+  uint32_t axes = 0;
+  for (int d = 0; d < grad_rank; ++d) {
+    const int j = d - (grad_rank - rank);
+    if (j < 0) {
+      axes |= 1u << d;
+      continue;
+    }
+    DUET_CHECK(shape[j] == grad_shape[d] || shape[j] == 1, "reduce_to_shape: dim ", j, " has size ",
+               shape[j], " but the gradient has ", grad_shape[d]);
+    if (shape[j] == 1 && grad_shape[d] != 1) axes |= 1u << d;
+  }
+  return axes;
+}
+
 int64_t contiguous_strides(int rank, const int64_t* shape, int64_t* strides) {
   int64_t s = 1;
   for (int i = rank - 1; i >= 0; --i) {

@@ -22,6 +22,12 @@ int broadcast_shapes(int rank_a, const int64_t* shape_a, int rank_b, const int64
 void broadcast_strides(int rank, const int64_t* shape, int out_rank, const int64_t* out_shape,
                        int64_t* strides);
 
+// The axes (bitmask over the gradient's dims) that sum a gradient of grad_shape back to an
+// operand of `shape` broadcast into it: missing leading dims and size-1 dims that were stretched.
+// Throws duet::Error when shape does not broadcast to grad_shape.
+uint32_t broadcast_reduce_axes(int grad_rank, const int64_t* grad_shape, int rank,
+                               const int64_t* shape);
+
 // Row-major strides of a contiguous tensor; returns the element count.
 int64_t contiguous_strides(int rank, const int64_t* shape, int64_t* strides);
 

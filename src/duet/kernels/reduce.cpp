@@ -362,20 +362,8 @@ void reduce_max(int rank, const int64_t* shape, uint32_t axes, const float* x, f
 
 void reduce_to_shape(int grad_rank, const int64_t* grad_shape, const float* grad, int rank,
                      const int64_t* shape, float* out) {
-  DUET_CHECK(rank >= 0 && rank <= grad_rank && grad_rank <= kMaxRank, "reduce_to_shape: rank ",
-             rank, " cannot come from a broadcast of rank ", grad_rank);
-  uint32_t axes = 0;
-  for (int d = 0; d < grad_rank; ++d) {
-    const int j = d - (grad_rank - rank);
-    if (j < 0) {
-      axes |= 1u << d;
-      continue;
-    }
-    DUET_CHECK(shape[j] == grad_shape[d] || shape[j] == 1, "reduce_to_shape: dim ", j, " has size ",
-               shape[j], " but the gradient has ", grad_shape[d]);
-    if (shape[j] == 1 && grad_shape[d] != 1) axes |= 1u << d;
-  }
-  reduce_sum(grad_rank, grad_shape, axes, grad, out);
+  reduce_sum(grad_rank, grad_shape, broadcast_reduce_axes(grad_rank, grad_shape, rank, shape), grad,
+             out);
 }
 
 }  // namespace duet::kernels

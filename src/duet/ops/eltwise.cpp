@@ -37,22 +37,8 @@ Tensor negate(const Tensor& g) {
   return out;
 }
 
-const char* op_name(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::add:
-      return "add";
-    case BinaryOp::sub:
-      return "sub";
-    case BinaryOp::mul:
-      return "mul";
-    case BinaryOp::div:
-      return "div";
-  }
-  return "binary";
-}
-
 Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
-  const char* name = op_name(op);
+  const char* name = kernels::binary_op_name(op);
   detail::check_f32(a_in, name, "a");
   detail::check_f32(b_in, name, "b");
   const Shape out_shape = broadcast_shape(a_in.shape(), b_in.shape(), name);

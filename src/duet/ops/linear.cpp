@@ -2,6 +2,7 @@
 
 #include "duet/autograd/autograd.h"
 #include "duet/kernels/gemm.h"
+#include "duet/kernels/reduce.h"
 #include "duet/ops/op_util.h"
 #include "duet/tensor/parallel.h"
 
@@ -10,15 +11,11 @@ namespace {
 
 using kernels::Trans;
 
-// Sums the rows of g [rows, cols] into out [cols] (bias gradients). Fixed order: deterministic.
+// Sums the rows of g [rows, cols] into out [cols] (bias gradients).
 Tensor column_sums(const Tensor& g, int64_t rows, int64_t cols) {
-  Tensor out = Tensor::zeros({cols});
-  float* o = out.data<float>();
-  const float* p = g.data<float>();
-  parallel_for(cols, 64, [&](int64_t c0, int64_t c1) {
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = c0; c < c1; ++c) o[c] += p[r * cols + c];
-  });
+  Tensor out = Tensor::empty({cols});
+  const int64_t shape[2] = {rows, cols};
+  kernels::reduce_sum(2, shape, 1u, g.data<float>(), out.data<float>());
   return out;
 }
 

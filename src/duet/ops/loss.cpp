@@ -1,6 +1,7 @@
 #include "duet/ops/loss.h"
 
 #include "duet/autograd/autograd.h"
+#include "duet/kernels/eltwise.h"
 #include "duet/kernels/loss.h"
 #include "duet/kernels/softmax.h"
 #include "duet/ops/op_util.h"
@@ -59,9 +60,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets, float label
   autograd::record(y, "cross_entropy", {logits_in}, [dlogits](const Tensor& g) {
     const float scale = g.item();
     Tensor d = Tensor::empty(dlogits.shape());
-    const float* src = dlogits.data<float>();
-    float* dst = d.data<float>();
-    for (int64_t i = 0; i < d.numel(); ++i) dst[i] = src[i] * scale;
+    kernels::axpby(d.numel(), scale, dlogits.data<float>(), 0.0f, d.data<float>());
     return std::vector<Tensor>{d};
   });
   return y;
