@@ -45,3 +45,9 @@ class CifarResNet(nn.Module):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer3(self.layer2(self.layer1(out)))
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+def from_config(cfg):
+    """The twin of a duet model config with family "resnet" (the JSON stored in checkpoints)."""
+    return CifarResNet(depth=cfg.get("depth", 20), width=cfg.get("width", 16),
+                       in_channels=cfg.get("in_channels", 1), num_classes=cfg.get("num_classes", 10))

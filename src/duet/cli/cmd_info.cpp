@@ -17,6 +17,7 @@ namespace {
 struct InfoOptions {
   std::string arch;
   std::string model;
+  bool config_only = false;
 };
 
 std::string human(double v) {
@@ -44,6 +45,10 @@ void run_info(const InfoOptions& o) {
     config = models::preset_config(o.arch);
     Generator gen(0);
     model = models::build_model(config, gen);
+  }
+  if (o.config_only) {  // for scripts, e.g. bench/peers/torch_models.py builds the PyTorch twin
+    std::printf("%s\n", config.dump().c_str());
+    return;
   }
   model->eval();
   const std::string label = o.model.empty() ? o.arch : o.model;
@@ -80,8 +85,9 @@ void run_info(const InfoOptions& o) {
 Action add_info_command(CLI::App& app) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App* sub = app.add_subcommand("info", "layers, parameters, MACs and size of a model");
-  sub->add_option("--arch", o->arch, "a built-in architecture (resnet20, resnet32, resnet56)");
+  sub->add_option("--arch", o->arch, "a built-in architecture (see the error of --arch x for the list)");
   sub->add_option("-m,--model", o->model, "a checkpoint (.safetensors)");
+  sub->add_flag("--config", o->config_only, "print only the model's JSON config, one line");
   return [o] { run_info(*o); };
 }
 
