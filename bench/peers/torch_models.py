@@ -16,6 +16,7 @@ FAMILY_MODULES = {
     "shufflenet_v2": "torch_shufflenet",
     "repvgg": "torch_repvgg",
     "vit": "torch_vit",
+    "unet": "torch_unet",
 }
 
 

@@ -193,6 +193,17 @@ TEST(Trainer, OneEpochReachesFloorAndIsDeterministic) {
   EXPECT_EQ(model_norm_stats(loaded.config).mean.size(), 1u);
   EXPECT_TRUE(fs::exists(a.file("metrics.json")));
   EXPECT_TRUE(fs::exists(a.file("train_log.jsonl")));
+  // Peak memory: the whole Fashion-MNIST training split (60000 u8 images of 28 x 28) was a tensor
+  // before --limit cut it, so both peaks are at least that; metrics.json carries the same values.
+  const double split_bytes = 60000.0 * 28 * 28;
+  EXPECT_GE(static_cast<double>(sa.peak.tensor_bytes), split_bytes);
+  EXPECT_GE(static_cast<double>(sa.peak.rss_bytes), split_bytes);
+  std::ifstream metrics(a.file("metrics.json"));
+  const auto memory = nlohmann::json::parse(metrics).at("memory");
+  EXPECT_DOUBLE_EQ(memory.at("peak_tensor_mib").get<double>(),
+                   static_cast<double>(sa.peak.tensor_bytes) / (1 << 20));
+  EXPECT_DOUBLE_EQ(memory.at("peak_rss_mib").get<double>(),
+                   static_cast<double>(sa.peak.rss_bytes) / (1 << 20));
 
   const TrainSummary sb = train_classifier(r, quiet(b.str()));
   EXPECT_EQ(sb.test_acc, sa.test_acc);

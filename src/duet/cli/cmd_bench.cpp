@@ -45,8 +45,12 @@ Action add_bench_command(CLI::App& app) {
   CLI::App* k = sub->add_subcommand("kernels", "sgemm vs OpenBLAS, conv2d vs PyTorch, FMA peak");
   k->add_flag("--quick", o->quick, "fewer repetitions and sizes (a smoke run)");
   k->add_flag("--json", o->json, "one JSON object per line instead of the table");
-  return [o, k] {
+  Action infer = add_bench_infer_command(*sub);  // src/duet/cli/bench_infer.cpp
+  Action train = add_bench_train_command(*sub);  // src/duet/cli/bench_train.cpp
+  return [o, k, infer, train] {
     if (k->parsed()) run_kernels(*o);
+    infer();
+    train();
   };
 }
 

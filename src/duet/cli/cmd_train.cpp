@@ -1,11 +1,15 @@
-// `duet train --task classify --arch A --data D --epochs N -o DIR`: the classification recipe
-// from flags, handed to train::train_classifier. With --resume the recipe comes from
+// `duet train --task classify|generate --arch A --data D --epochs N -o DIR`: the recipe from
+// flags, handed to train::train_classifier or train::train_generator. Each task has its own
+// defaults; a flag changes them only when given. With --resume the recipe comes from
 // DIR/last.safetensors and only the flags given on this command line override it.
 #include <memory>
 #include <string>
 
 #include "duet/cli/commands.h"
+#include "duet/io/safetensors.h"
 #include "duet/tensor/error.h"
+#include "duet/train/generate_trainer.h"
+#include "duet/train/run_io.h"
 #include "duet/train/trainer.h"
 
 namespace duet::cli {
@@ -18,12 +22,64 @@ struct TrainFlags {
   std::string out;
   bool resume = false;
   int64_t stop_after = 0;
+  // Generation-only flags (their defaults live in train::GenerateRecipe).
+  train::GenerateRecipe gen;
 };
 
+// The recipe a generation run starts from: the checkpoint's with --resume, the defaults otherwise;
+// then every flag given on this command line.
+train::GenerateRecipe generate_recipe(const TrainFlags& f, CLI::App* sub) {
+  train::GenerateRecipe g;
+  if (f.resume) {
+    const std::string last = f.out + "/last.safetensors";
+    const auto meta = io::SafetensorsFile::load(last).metadata();
+    if (!meta.count(train::kTrainMetaKey))
+      fail(last, ": not a training checkpoint (no '", train::kTrainMetaKey, "' metadata)");
+    g = train::GenerateRecipe::from_json(
+        nlohmann::json::parse(meta.at(train::kTrainMetaKey)).value("recipe", nlohmann::json{}));
+  }
+  const train::ClassifyRecipe& r = f.recipe;
+  auto given = [&](const char* name) { return sub->count(name) > 0; };
+  if (given("--arch")) g.arch = r.arch;
+  if (given("--data")) g.data = r.data;
+  if (given("--epochs")) g.epochs = r.epochs;
+  if (given("--batch")) g.batch = r.batch;
+  if (given("--lr")) g.lr = r.lr;
+  if (given("--wd")) g.weight_decay = r.weight_decay;
+  if (given("--schedule")) g.schedule = r.schedule;
+  if (given("--warmup")) g.warmup_epochs = r.warmup_epochs;
+  if (given("--augment")) g.augment = r.augment;
+  if (given("--ema")) g.ema_decay = r.ema_decay;
+  if (given("--limit")) g.limit = r.limit;
+  if (given("--seed")) g.seed = r.seed;
+  if (given("--width")) g.model_overrides["channels"] = {f.width, 2 * f.width, 4 * f.width};
+  if (given("--objective")) g.objective = f.gen.objective;
+  if (given("--time-sampling")) g.time_sampling = f.gen.time_sampling;
+  if (given("--cfg-dropout")) g.cfg_dropout = f.gen.cfg_dropout;
+  if (given("--sample-every")) g.sample_every = f.gen.sample_every;
+  if (given("--sample-steps")) g.sample_steps = f.gen.sample_steps;
+  if (given("--sample-cfg")) g.sample_cfg = f.gen.sample_cfg;
+  for (const char* flag :
+       {"--optimizer", "--momentum", "--nesterov", "--label-smoothing", "--val", "--test-limit"})
+    if (given(flag)) fail_usage(flag, " applies to --task classify only");
+  return g;
+}
+
 void run_train(const TrainFlags& f, CLI::App* sub) {
-  if (f.task != "classify")
-    fail_usage("--task ", f.task, ": only 'classify' is available in this build");
+  if (f.task != "classify" && f.task != "generate")
+    fail_usage("unknown --task '", f.task, "' (known: classify, generate)");
   if (f.out.empty()) fail_usage("train: -o DIR is required");
+  train::TrainRunOptions o;
+  o.out_dir = f.out;
+  o.resume = f.resume;
+  o.stop_after = f.stop_after;
+  if (f.task == "generate") {
+    train::train_generator(generate_recipe(f, sub), o);
+    return;
+  }
+  for (const char* flag : {"--objective", "--time-sampling", "--cfg-dropout", "--sample-every",
+                           "--sample-steps", "--sample-cfg"})
+    if (sub->count(flag) > 0) fail_usage(flag, " applies to --task generate only");
   train::ClassifyRecipe r = f.recipe;
   if (f.width > 0) r.model_overrides["width"] = f.width;
   if (f.resume) {
@@ -52,10 +108,6 @@ void run_train(const TrainFlags& f, CLI::App* sub) {
     if (given("--seed")) saved.seed = r.seed;
     r = saved;
   }
-  train::TrainRunOptions o;
-  o.out_dir = f.out;
-  o.resume = f.resume;
-  o.stop_after = f.stop_after;
   train::train_classifier(r, o);
 }
 
@@ -64,10 +116,11 @@ void run_train(const TrainFlags& f, CLI::App* sub) {
 Action add_train_command(CLI::App& app) {
   auto f = std::make_shared<TrainFlags>();
   auto& r = f->recipe;
-  CLI::App* sub = app.add_subcommand("train", "train a model (--task classify)");
-  sub->add_option("--task", f->task, "what to learn: classify")->capture_default_str();
-  sub->add_option("--arch", r.arch, "architecture (resnet20, resnet32, resnet56)")
-      ->capture_default_str();
+  CLI::App* sub = app.add_subcommand("train", "train a classifier or a generator");
+  sub->add_option("--task", f->task, "what to learn: classify | generate")->capture_default_str();
+  sub->add_option("--arch", r.arch,
+                  "architecture (classify: resnet20 ...; generate: unet-xs, unet-s; default "
+                  "resnet20 / unet-xs)");
   sub->add_option("--width", f->width, "override the model's base width (channels)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--data", r.data, "fashion-mnist[:DIR], idx:IMAGES,LABELS or folder:ROOT")
@@ -93,6 +146,17 @@ Action add_train_command(CLI::App& app) {
   sub->add_flag("--resume", f->resume, "continue from the run folder's last.safetensors");
   sub->add_option("--stop-after", f->stop_after,
                   "stop after N epochs of this invocation (resume later)");
+  auto& g = f->gen;
+  sub->add_option("--objective", g.objective, "generate: flow | ddpm-eps | ddpm-v (default flow)");
+  sub->add_option("--time-sampling", g.time_sampling,
+                  "generate: uniform | logit-normal (default logit-normal)");
+  sub->add_option("--cfg-dropout", g.cfg_dropout,
+                  "generate: probability a label becomes 'no class' (default 0.1)");
+  sub->add_option(
+      "--sample-every", g.sample_every,
+      "generate: epochs between sample grids in DIR/samples (default 1; 0: at the end)");
+  sub->add_option("--sample-steps", g.sample_steps, "generate: sampler steps of the grids (20)");
+  sub->add_option("--sample-cfg", g.sample_cfg, "generate: guidance scale of the grids (2)");
   return [f, sub] { run_train(*f, sub); };
 }
 

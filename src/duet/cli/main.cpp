@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   remember(duet::cli::add_train_command(app));
   remember(duet::cli::add_eval_command(app));
   remember(duet::cli::add_classify_command(app));
+  remember(duet::cli::add_sample_command(app));
 
   try {
     app.parse(argc, argv);

@@ -1,6 +1,11 @@
 #include "duet/models/registry.h"
 
+#include "duet/models/imagenet_resnet.h"
+#include "duet/models/repvgg.h"
 #include "duet/models/resnet.h"
+#include "duet/models/shufflenet_v2.h"
+#include "duet/models/unet.h"
+#include "duet/models/vit.h"
 #include "duet/tensor/error.h"
 
 namespace duet::models {
@@ -16,8 +21,49 @@ const std::vector<Preset>& presets() {
       {"resnet20", ResNetConfig{20}.to_json()},
       {"resnet32", ResNetConfig{32}.to_json()},
       {"resnet56", ResNetConfig{56}.to_json()},
+      // ImageNet architectures on 1x28x28 with the small stem (3x3 stride-1 conv, no max-pool).
+      {"resnet18", ImageNetResNetConfig{18}.to_json()},
+      {"resnet34", ImageNetResNetConfig{34}.to_json()},
+      {"shufflenet_v2_x0_5", ShuffleNetV2Config{0.5}.to_json()},
+      {"shufflenet_v2_x1_0", ShuffleNetV2Config{1.0}.to_json()},
+      {"unet-s", UNetConfig{}.to_json()},
+      // A CPU-friendly generator: one residual block per level down, two up, narrower deep end.
+      {"unet-xs",
+       [] {
+         UNetConfig c;
+         c.channels = {32, 64, 64};
+         c.blocks_down = 1;
+         c.blocks_up = 2;
+         return c.to_json();
+       }()},
+      {"repvgg_a0", RepVGGConfig{}.to_json()},
+      {"vit_tiny_p4", ViTConfig{}.to_json()},
+      {"vit_tiny_p7", ViTConfig{.patch = 7}.to_json()},
   };
   return p;
+}
+
+template <class Model, class Config>
+std::shared_ptr<nn::Module> build(const nlohmann::json& config, Generator& gen) {
+  return std::make_shared<Model>(gen, Config::from_json(config));
+}
+
+// Config "family" -> builder: the one place that maps a family to its constructor.
+struct Family {
+  const char* name;
+  std::shared_ptr<nn::Module> (*build)(const nlohmann::json&, Generator&);
+};
+
+const std::vector<Family>& families() {
+  static const std::vector<Family> f = {
+      {"resnet", build<CifarResNet, ResNetConfig>},
+      {"imagenet_resnet", build<ImageNetResNet, ImageNetResNetConfig>},
+      {"shufflenet_v2", build<ShuffleNetV2, ShuffleNetV2Config>},
+      {"unet", build<UNet, UNetConfig>},
+      {"repvgg", build<RepVGG, RepVGGConfig>},
+      {"vit", build<VisionTransformer, ViTConfig>},
+  };
+  return f;
 }
 
 }  // namespace
@@ -41,10 +87,15 @@ nlohmann::json preset_config(const std::string& arch) {
 }
 
 std::shared_ptr<nn::Module> build_model(const nlohmann::json& config, Generator& gen) {
-  const std::string family = config.value("family", "");
-  if (family == "resnet")
-    return std::make_shared<CifarResNet>(gen, ResNetConfig::from_json(config));
-  fail("model config: unknown family '", family, "' (known: resnet)");
+  if (!config.is_object() || !config.contains("family") || !config.at("family").is_string())
+    fail("model config: expected a JSON object with a string field 'family', got ", config.dump());
+  const std::string family = config.at("family").get<std::string>();
+  std::string known;
+  for (const auto& f : families()) {
+    if (family == f.name) return f.build(config, gen);
+    known += (known.empty() ? "" : ", ") + std::string(f.name);
+  }
+  fail("model config: unknown family '", family, "' (known: ", known, ")");
 }
 
 Shape input_shape(const nlohmann::json& config) {

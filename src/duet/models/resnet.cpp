@@ -1,21 +1,11 @@
 #include "duet/models/resnet.h"
 
+#include "duet/models/config_fields.h"
 #include "duet/ops/activation.h"
 #include "duet/ops/eltwise.h"
 #include "duet/ops/pool.h"
 
 namespace duet::models {
-namespace {
-
-int get_int(const nlohmann::json& j, const char* key, int fallback, int min_value) {
-  if (!j.contains(key)) return fallback;
-  const auto& v = j.at(key);
-  if (!v.is_number_integer() || v.get<int64_t>() < min_value || v.get<int64_t>() > (1 << 20))
-    fail("model config: field '", key, "' must be an integer >= ", min_value, ", got ", v.dump());
-  return v.get<int>();
-}
-
-}  // namespace
 
 nlohmann::json ResNetConfig::to_json() const {
   return {{"family", "resnet"},
@@ -29,11 +19,11 @@ nlohmann::json ResNetConfig::to_json() const {
 ResNetConfig ResNetConfig::from_json(const nlohmann::json& j) {
   if (!j.is_object()) fail("model config: expected a JSON object, got ", j.dump());
   ResNetConfig c;
-  c.depth = get_int(j, "depth", c.depth, 8);
-  c.width = get_int(j, "width", c.width, 1);
-  c.in_channels = get_int(j, "in_channels", c.in_channels, 1);
-  c.num_classes = get_int(j, "num_classes", c.num_classes, 2);
-  c.image_size = get_int(j, "image_size", c.image_size, 4);
+  c.depth = config_int(j, "depth", c.depth, 8);
+  c.width = config_int(j, "width", c.width, 1);
+  c.in_channels = config_int(j, "in_channels", c.in_channels, 1);
+  c.num_classes = config_int(j, "num_classes", c.num_classes, 2);
+  c.image_size = config_int(j, "image_size", c.image_size, 4);
   if ((c.depth - 2) % 6 != 0)
     fail("model config: field 'depth' must be 6n + 2 (20, 32, 56, ...), got ", c.depth);
   return c;

@@ -20,10 +20,8 @@
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
 #include "duet/tensor/rng.h"
-#include "duet/train/adamw.h"
-#include "duet/train/ema.h"
-#include "duet/train/schedule.h"
-#include "duet/train/sgd.h"
+#include "duet/train/classify_step.h"
+#include "duet/train/peak_memory.h"
 
 namespace duet::train {
 namespace fs = std::filesystem;
@@ -47,27 +45,6 @@ bool is_finite_all(nn::Module& model) {
     for (float v : t->span<float>())
       if (!std::isfinite(v)) return false;
   return true;
-}
-
-// The training images after --limit, as the model sees them (square, so one image_size fits).
-data::Dataset load_train_set(const ClassifyRecipe& r) {
-  data::DataOptions o;
-  o.split = data::Split::train;
-  data::Dataset d = data::load_dataset(r.data, o);
-  if (d.height != d.width) d = data::conform(d, 0, d.height, d.height);
-  if (r.limit > 0 && r.limit < d.size()) {
-    std::vector<int64_t> first(static_cast<size_t>(r.limit));
-    for (int64_t i = 0; i < r.limit; ++i) first[static_cast<size_t>(i)] = i;
-    d = data::subset(d, first);
-  }
-  return d;
-}
-
-data::Dataset first_n(const data::Dataset& d, int64_t n) {
-  if (n <= 0 || n >= d.size()) return d;
-  std::vector<int64_t> idx(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
-  return data::subset(d, idx);
 }
 
 std::string fmt(const char* f, double v) {
@@ -328,70 +305,19 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
   // Kept below 2^63 so the seed round-trips through the recipe's signed field.
   if (recipe.seed < 0) recipe.seed = static_cast<int64_t>(random_seed() & 0x7fffffffffffffffull);
 
-  // Data: training part (after --limit, minus the validation split), and the test split.
-  data::Dataset full = load_train_set(recipe);
-  DUET_CHECK(recipe.val < full.size(), "--val ", recipe.val, " leaves no training images out of ",
-             full.size());
-  data::Dataset train_set = full, val_set;
-  if (recipe.val > 0) {
-    auto split = data::split_validation(full, recipe.val, static_cast<uint64_t>(recipe.seed));
-    train_set = std::move(split.train);
-    val_set = std::move(split.val);
-  }
-  const data::NormStats norm = data::compute_norm_stats(train_set);
-  data::DataOptions test_opts;
-  test_opts.split = data::Split::test;
-  test_opts.channels = train_set.channels;
-  test_opts.height = train_set.height;
-  test_opts.width = train_set.width;
-  data::Dataset test_set = first_n(data::load_dataset(recipe.data, test_opts), recipe.test_limit);
-  DUET_CHECK(test_set.num_classes() == train_set.num_classes(), "--data ", recipe.data,
-             ": the test split has ", test_set.num_classes(), " classes, the training split ",
-             train_set.num_classes());
-
-  // Model config: the preset, the overrides, the data's shape, and how to prepare inputs.
-  nlohmann::json config = models::preset_config(recipe.arch);
-  for (auto& [k, v] : recipe.model_overrides.items()) config[k] = v;
-  config["in_channels"] = train_set.channels;
-  config["image_size"] = train_set.height;
-  config["num_classes"] = train_set.num_classes();
-  config["preprocess"] = {{"mean", norm.mean}, {"std", norm.std}};
-  config["class_names"] = train_set.class_names;
-  Generator init_gen(static_cast<uint64_t>(recipe.seed));
-  std::shared_ptr<nn::Module> model = models::build_model(config, init_gen);
-  model->train();
+  ClassifySetup setup = make_classify_setup(recipe);
+  const data::Dataset& train_set = setup.train_set;
+  const data::Dataset& val_set = setup.val_set;
+  const data::Dataset& test_set = setup.test_set;
+  const data::NormStats& norm = setup.norm;
+  const nlohmann::json& config = setup.config;
+  nn::Module* model = setup.model.get();
+  data::Loader& loader = *setup.loader;
+  Optimizer* optim = setup.optim.get();
+  Ema* ema = setup.ema.get();
+  const int64_t bpe = setup.batches_per_epoch;
+  const int64_t total_steps = setup.total_steps;
   fs::create_directories(dir);  // only now: a bad --data or model leaves nothing behind
-
-  data::LoaderConfig lcfg;
-  lcfg.batch_size = recipe.batch;
-  lcfg.seed = static_cast<uint64_t>(recipe.seed);
-  lcfg.augment = parse_augment(recipe.augment);
-  lcfg.norm = norm;
-  data::Loader loader(train_set, lcfg);
-  const int64_t bpe = loader.batches_per_epoch();
-  const int64_t total_steps = recipe.epochs * bpe;
-
-  LrSchedule schedule;
-  schedule.kind = schedule_kind_from_string(recipe.schedule);
-  schedule.lr = recipe.lr;
-  schedule.warmup_steps = std::min<int64_t>(
-      total_steps - 1, std::llround(recipe.warmup_epochs * static_cast<double>(bpe)));
-
-  auto groups = split_decay_groups(*model, recipe.weight_decay);
-  std::unique_ptr<Optimizer> optim;
-  Sgd* sgd = nullptr;
-  if (recipe.optimizer == "sgd") {
-    auto s = std::make_unique<Sgd>(std::move(groups),
-                                   SgdOptions{recipe.lr, recipe.momentum, recipe.nesterov});
-    sgd = s.get();
-    optim = std::move(s);
-  } else {
-    AdamWOptions a;
-    a.lr = recipe.lr;
-    optim = std::make_unique<AdamW>(std::move(groups), a);
-  }
-  std::unique_ptr<Ema> ema;
-  if (recipe.ema_decay > 0) ema = std::make_unique<Ema>(*model, recipe.ema_decay, true);
 
   int64_t start_epoch = 0, step = 0;
   if (opt.resume) {
@@ -462,7 +388,6 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
   summary.seed = static_cast<uint64_t>(recipe.seed);
   summary.epochs_done = start_epoch;
   int64_t run_epochs = 0;
-  const int64_t k = train_set.num_classes();
   for (int64_t epoch = start_epoch; epoch < recipe.epochs; ++epoch) {
     if (opt.stop_after > 0 && run_epochs >= opt.stop_after) break;
     const auto t0 = std::chrono::steady_clock::now();
@@ -471,28 +396,15 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     double loss_sum = 0.0, lr = 0.0;
     int64_t seen = 0, correct = 0;
     for (int64_t b = 0; loader.next(batch); ++b, ++step) {
-      lr = schedule.lr_at(step, total_steps);
-      optim->set_lr(lr);
-      if (sgd) sgd->set_momentum(schedule.momentum_at(step, total_steps, recipe.momentum));
-      Tensor logits = model->forward(batch.images);
-      Tensor loss =
-          ops::cross_entropy(logits, batch.labels, static_cast<float>(recipe.label_smoothing));
-      const float l = loss.item();
-      if (!std::isfinite(l))
-        fail("epoch ", epoch + 1, " step ", step + 1, ": the loss is ", l,
+      lr = setup.schedule.lr_at(step, total_steps);
+      const StepStats st = train_step(setup, batch, step);
+      if (!std::isfinite(st.loss))
+        fail("epoch ", epoch + 1, " step ", step + 1, ": the loss is ", st.loss,
              " (diverged; try a lower --lr); stopping. The last good checkpoint is kept (",
              fs::exists(last_path) ? last_path.string() : "none written yet", ")");
-      optim->zero_grad();
-      autograd::backward(loss);
-      optim->step();
-      if (ema) ema->update(*model);
-
-      const int64_t n = batch.labels.numel();
-      const std::vector<float> lg = autograd::detached(logits).to_vector();
-      const int32_t* y = batch.labels.data<int32_t>();
-      for (int64_t i = 0; i < n; ++i) correct += argmax_row(lg.data(), i, k) == y[i];
-      loss_sum += static_cast<double>(l) * static_cast<double>(n);
-      seen += n;
+      correct += st.correct;
+      loss_sum += static_cast<double>(st.loss) * static_cast<double>(st.images);
+      seen += st.images;
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       progress.update(epoch + 1, recipe.epochs, b, bpe, loss_sum / static_cast<double>(seen),
@@ -553,6 +465,8 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
                         {"ema", recipe.ema_decay > 0}};
     if (test_set.size() > 0) m["test"] = evaluate(test_set).to_json(train_set.class_names);
     if (val_set.size() > 0) m["val"] = evaluate(val_set).to_json(train_set.class_names);
+    summary.peak = peak_memory();  // after the final evaluations: the whole run's peak
+    m["memory"] = summary.peak.to_json();
     const std::string tmp = metrics_path.string() + ".tmp";
     {
       std::ofstream out(tmp, std::ios::trunc);
@@ -561,7 +475,10 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     }
     fs::rename(tmp, metrics_path);
     progress.note(str("wrote ", model_path.string(), " and ", metrics_path.string()));
+  } else {
+    summary.peak = peak_memory();
   }
+  progress.line(summary.peak.str());
   return summary;
 }
 

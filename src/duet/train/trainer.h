@@ -12,6 +12,7 @@
 #include "duet/data/dataset.h"
 #include "duet/nn/module.h"
 #include "duet/train/metrics.h"
+#include "duet/train/peak_memory.h"
 
 namespace duet::train {
 
@@ -61,6 +62,7 @@ struct TrainSummary {
   bool finished = false;  // all recipe epochs done (false after stop_after)
   double train_loss = 0.0, train_acc = 0.0, images_per_second = 0.0;
   double test_acc = -1.0, val_acc = -1.0;  // of the eval weights (EMA when enabled); -1: not run
+  PeakMemory peak;  // at the end of the run (process RSS, tensor allocator); also in metrics.json
 };
 
 // Runs (or resumes) a classification run. Writes out_dir/{model.safetensors, last.safetensors,

@@ -1,0 +1,134 @@
+#include "duet/train/classify_step.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "duet/autograd/autograd.h"
+#include "duet/models/registry.h"
+#include "duet/ops/loss.h"
+#include "duet/tensor/error.h"
+#include "duet/tensor/rng.h"
+#include "duet/train/adamw.h"
+#include "duet/train/metrics.h"
+
+namespace duet::train {
+namespace {
+
+// The training images after --limit, as the model sees them (square, so one image_size fits).
+data::Dataset load_train_set(const ClassifyRecipe& r) {
+  data::DataOptions o;
+  o.split = data::Split::train;
+  data::Dataset d = data::load_dataset(r.data, o);
+  if (d.height != d.width) d = data::conform(d, 0, d.height, d.height);
+  if (r.limit > 0 && r.limit < d.size()) {
+    std::vector<int64_t> first(static_cast<size_t>(r.limit));
+    for (int64_t i = 0; i < r.limit; ++i) first[static_cast<size_t>(i)] = i;
+    d = data::subset(d, first);
+  }
+  return d;
+}
+
+data::Dataset first_n(const data::Dataset& d, int64_t n) {
+  if (n <= 0 || n >= d.size()) return d;
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  return data::subset(d, idx);
+}
+
+}  // namespace
+
+ClassifySetup make_classify_setup(const ClassifyRecipe& recipe, bool load_test) {
+  DUET_CHECK(recipe.seed >= 0, "make_classify_setup: the recipe's seed must be resolved, got ",
+             recipe.seed);
+  ClassifySetup s;
+  s.recipe = recipe;
+
+  // Data: training part (after --limit, minus the validation split), and the test split.
+  data::Dataset full = load_train_set(recipe);
+  DUET_CHECK(recipe.val < full.size(), "--val ", recipe.val, " leaves no training images out of ",
+             full.size());
+  s.train_set = full;
+  if (recipe.val > 0) {
+    auto split = data::split_validation(full, recipe.val, static_cast<uint64_t>(recipe.seed));
+    s.train_set = std::move(split.train);
+    s.val_set = std::move(split.val);
+  }
+  s.norm = data::compute_norm_stats(s.train_set);
+  if (load_test) {
+    data::DataOptions test_opts;
+    test_opts.split = data::Split::test;
+    test_opts.channels = s.train_set.channels;
+    test_opts.height = s.train_set.height;
+    test_opts.width = s.train_set.width;
+    s.test_set = first_n(data::load_dataset(recipe.data, test_opts), recipe.test_limit);
+    DUET_CHECK(s.test_set.num_classes() == s.train_set.num_classes(), "--data ", recipe.data,
+               ": the test split has ", s.test_set.num_classes(), " classes, the training split ",
+               s.train_set.num_classes());
+  }
+
+  // Model config: the preset, the overrides, the data's shape, and how to prepare inputs.
+  s.config = models::preset_config(recipe.arch);
+  for (auto& [k, v] : recipe.model_overrides.items()) s.config[k] = v;
+  s.config["in_channels"] = s.train_set.channels;
+  s.config["image_size"] = s.train_set.height;
+  s.config["num_classes"] = s.train_set.num_classes();
+  s.config["preprocess"] = {{"mean", s.norm.mean}, {"std", s.norm.std}};
+  s.config["class_names"] = s.train_set.class_names;
+  Generator init_gen(static_cast<uint64_t>(recipe.seed));
+  s.model = models::build_model(s.config, init_gen);
+  s.model->train();
+
+  data::LoaderConfig lcfg;
+  lcfg.batch_size = recipe.batch;
+  lcfg.seed = static_cast<uint64_t>(recipe.seed);
+  lcfg.augment = parse_augment(recipe.augment);
+  lcfg.norm = s.norm;
+  s.loader = std::make_unique<data::Loader>(s.train_set, lcfg);
+  s.batches_per_epoch = s.loader->batches_per_epoch();
+  s.total_steps = recipe.epochs * s.batches_per_epoch;
+
+  s.schedule.kind = schedule_kind_from_string(recipe.schedule);
+  s.schedule.lr = recipe.lr;
+  s.schedule.warmup_steps = std::min<int64_t>(
+      s.total_steps - 1,
+      std::llround(recipe.warmup_epochs * static_cast<double>(s.batches_per_epoch)));
+
+  auto groups = split_decay_groups(*s.model, recipe.weight_decay);
+  if (recipe.optimizer == "sgd") {
+    auto sgd = std::make_unique<Sgd>(std::move(groups),
+                                     SgdOptions{recipe.lr, recipe.momentum, recipe.nesterov});
+    s.sgd = sgd.get();
+    s.optim = std::move(sgd);
+  } else {
+    AdamWOptions a;
+    a.lr = recipe.lr;
+    s.optim = std::make_unique<AdamW>(std::move(groups), a);
+  }
+  if (recipe.ema_decay > 0) s.ema = std::make_unique<Ema>(*s.model, recipe.ema_decay, true);
+  return s;
+}
+
+StepStats train_step(ClassifySetup& s, const data::Batch& batch, int64_t step) {
+  s.optim->set_lr(s.schedule.lr_at(step, s.total_steps));
+  if (s.sgd) s.sgd->set_momentum(s.schedule.momentum_at(step, s.total_steps, s.recipe.momentum));
+  Tensor logits = s.model->forward(batch.images);
+  Tensor loss =
+      ops::cross_entropy(logits, batch.labels, static_cast<float>(s.recipe.label_smoothing));
+  StepStats st;
+  st.loss = loss.item();
+  if (!std::isfinite(st.loss)) return st;
+  s.optim->zero_grad();
+  autograd::backward(loss);
+  s.optim->step();
+  if (s.ema) s.ema->update(*s.model);
+
+  st.images = batch.labels.numel();
+  const int64_t k = s.train_set.num_classes();
+  const std::vector<float> lg = autograd::detached(logits).to_vector();
+  const int32_t* y = batch.labels.data<int32_t>();
+  for (int64_t i = 0; i < st.images; ++i) st.correct += argmax_row(lg.data(), i, k) == y[i];
+  return st;
+}
+
+}  // namespace duet::train

@@ -1,0 +1,378 @@
+#include "duet/train/generate_trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "duet/autograd/autograd.h"
+#include "duet/data/image_grid.h"
+#include "duet/data/loader.h"
+#include "duet/gen/guidance.h"
+#include "duet/io/safetensors.h"
+#include "duet/io/tensor_io.h"
+#include "duet/models/checkpoint.h"
+#include "duet/models/registry.h"
+#include "duet/ops/loss.h"
+#include "duet/tensor/error.h"
+#include "duet/tensor/parallel.h"
+#include "duet/train/adamw.h"
+#include "duet/train/ema.h"
+#include "duet/train/run_io.h"
+#include "duet/train/schedule.h"
+
+namespace duet::train {
+namespace fs = std::filesystem;
+
+nlohmann::json GenerateRecipe::to_json() const {
+  return {{"task", "generate"},
+          {"arch", arch},
+          {"model_overrides", model_overrides},
+          {"data", data},
+          {"epochs", epochs},
+          {"batch", batch},
+          {"lr", lr},
+          {"weight_decay", weight_decay},
+          {"schedule", schedule},
+          {"warmup_epochs", warmup_epochs},
+          {"objective", objective},
+          {"time_sampling", time_sampling},
+          {"cfg_dropout", cfg_dropout},
+          {"ema_decay", ema_decay},
+          {"augment", augment},
+          {"limit", limit},
+          {"sample_every", sample_every},
+          {"sample_steps", sample_steps},
+          {"sample_cfg", sample_cfg},
+          {"seed", seed}};
+}
+
+GenerateRecipe GenerateRecipe::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) fail("training recipe: expected a JSON object, got ", j.dump());
+  GenerateRecipe r;
+  read_recipe_field(j, "arch", r.arch);
+  read_recipe_field(j, "model_overrides", r.model_overrides);
+  read_recipe_field(j, "data", r.data);
+  read_recipe_field(j, "epochs", r.epochs);
+  read_recipe_field(j, "batch", r.batch);
+  read_recipe_field(j, "lr", r.lr);
+  read_recipe_field(j, "weight_decay", r.weight_decay);
+  read_recipe_field(j, "schedule", r.schedule);
+  read_recipe_field(j, "warmup_epochs", r.warmup_epochs);
+  read_recipe_field(j, "objective", r.objective);
+  read_recipe_field(j, "time_sampling", r.time_sampling);
+  read_recipe_field(j, "cfg_dropout", r.cfg_dropout);
+  read_recipe_field(j, "ema_decay", r.ema_decay);
+  read_recipe_field(j, "augment", r.augment);
+  read_recipe_field(j, "limit", r.limit);
+  read_recipe_field(j, "sample_every", r.sample_every);
+  read_recipe_field(j, "sample_steps", r.sample_steps);
+  read_recipe_field(j, "sample_cfg", r.sample_cfg);
+  read_recipe_field(j, "seed", r.seed);
+  return r;
+}
+
+void GenerateRecipe::validate() const {
+  if (epochs < 1) fail_usage("--epochs must be at least 1, got ", epochs);
+  if (batch < 1 || batch > 65536) fail_usage("--batch must be in [1, 65536], got ", batch);
+  if (!(lr > 0) || !std::isfinite(lr)) fail_usage("--lr must be positive, got ", lr);
+  if (!(weight_decay >= 0)) fail_usage("--wd must be >= 0, got ", weight_decay);
+  if (!(warmup_epochs >= 0)) fail_usage("--warmup must be >= 0, got ", warmup_epochs);
+  if (!(cfg_dropout >= 0 && cfg_dropout < 1))
+    fail_usage("--cfg-dropout must be in [0, 1), got ", cfg_dropout);
+  if (!(ema_decay >= 0 && ema_decay < 1)) fail_usage("--ema must be in [0, 1), got ", ema_decay);
+  if (limit < 0) fail_usage("--limit must be >= 0, got ", limit);
+  if (sample_every < 0) fail_usage("--sample-every must be >= 0, got ", sample_every);
+  if (sample_steps < 1) fail_usage("--sample-steps must be at least 1, got ", sample_steps);
+  (void)gen::parse_objective(objective);
+  (void)gen::parse_time_sampling(time_sampling);
+  (void)schedule_kind_from_string(schedule);
+  (void)parse_augment(augment);
+  const auto config = models::preset_config(arch);
+  if (config.value("family", "") != "unet")
+    fail_usage("--task generate needs a generator architecture (unet-xs, unet-s), got '", arch,
+               "'");
+}
+
+namespace {
+
+// Data, model, loader, schedule, optimizer and EMA of a generation run.
+struct GenerateSetup {
+  data::Dataset train_set;
+  nlohmann::json config;
+  std::shared_ptr<nn::Module> module;
+  models::UNet* unet = nullptr;
+  std::unique_ptr<data::Loader> loader;
+  LrSchedule schedule;
+  std::unique_ptr<Optimizer> optim;
+  std::unique_ptr<Ema> ema;
+  gen::Objective objective = gen::Objective::flow;
+  gen::TimeSampling time_sampling = gen::TimeSampling::uniform;
+  int64_t batches_per_epoch = 0, total_steps = 0;
+};
+
+GenerateSetup make_setup(const GenerateRecipe& r) {
+  GenerateSetup s;
+  data::DataOptions o;
+  o.split = data::Split::train;
+  s.train_set = data::load_dataset(r.data, o);
+  if (s.train_set.height != s.train_set.width)
+    s.train_set = data::conform(s.train_set, 0, s.train_set.height, s.train_set.height);
+  if (r.limit > 0 && r.limit < s.train_set.size()) {
+    std::vector<int64_t> first(static_cast<size_t>(r.limit));
+    for (int64_t i = 0; i < r.limit; ++i) first[static_cast<size_t>(i)] = i;
+    s.train_set = data::subset(s.train_set, first);
+  }
+  s.objective = gen::parse_objective(r.objective);
+  s.time_sampling = gen::parse_time_sampling(r.time_sampling);
+
+  s.config = models::preset_config(r.arch);
+  for (auto& [k, v] : r.model_overrides.items()) s.config[k] = v;
+  s.config["in_channels"] = s.train_set.channels;
+  s.config["image_size"] = s.train_set.height;
+  s.config["num_classes"] = s.train_set.num_classes();
+  s.config["class_names"] = s.train_set.class_names;
+  s.config["objective"] = gen::objective_name(s.objective);
+  s.config["value_range"] = {-1.0, 1.0};  // pixels 0..255 map linearly to [-1, 1]
+  Generator init_gen(static_cast<uint64_t>(r.seed));
+  s.module = models::build_model(s.config, init_gen);
+  s.unet = static_cast<models::UNet*>(s.module.get());  // family checked by validate()
+  s.module->train();
+
+  data::LoaderConfig lcfg;
+  lcfg.batch_size = r.batch;
+  lcfg.seed = static_cast<uint64_t>(r.seed);
+  lcfg.augment = parse_augment(r.augment);
+  lcfg.norm.mean.assign(static_cast<size_t>(s.train_set.channels), 0.5f);
+  lcfg.norm.std.assign(static_cast<size_t>(s.train_set.channels), 0.5f);
+  lcfg.drop_last = s.train_set.size() > r.batch;  // keeps GroupNorm statistics on full batches
+  s.loader = std::make_unique<data::Loader>(s.train_set, lcfg);
+  s.batches_per_epoch = s.loader->batches_per_epoch();
+  s.total_steps = r.epochs * s.batches_per_epoch;
+
+  s.schedule.kind = schedule_kind_from_string(r.schedule);
+  s.schedule.lr = r.lr;
+  s.schedule.warmup_steps = std::min<int64_t>(
+      s.total_steps - 1, std::llround(r.warmup_epochs * static_cast<double>(s.batches_per_epoch)));
+  AdamWOptions a;
+  a.lr = r.lr;
+  s.optim = std::make_unique<AdamW>(split_decay_groups(*s.module, r.weight_decay), a);
+  if (r.ema_decay > 0) s.ema = std::make_unique<Ema>(*s.module, r.ema_decay, true);
+  return s;
+}
+
+// One step. Its randomness (label dropout, times, noise) comes from a Philox stream keyed by the
+// seed and positioned by the step, so a resumed run draws exactly what an uninterrupted one did.
+float train_step(GenerateSetup& s, const GenerateRecipe& r, const data::Batch& batch,
+                 int64_t step) {
+  s.optim->set_lr(s.schedule.lr_at(step, s.total_steps));
+  Generator g(static_cast<uint64_t>(r.seed) ^ 0x6a09e667f3bcc909ull, static_cast<uint64_t>(step)
+                                                                         << 32);
+  const int64_t n = batch.labels.numel();
+  std::vector<int32_t> labels(batch.labels.data<int32_t>(), batch.labels.data<int32_t>() + n);
+  for (auto& y : labels)
+    if (g.next_uniform() < r.cfg_dropout) y = s.unet->config().null_class();
+  const gen::TrainingDraw d =
+      gen::draw_training_example(s.objective, s.time_sampling, batch.images, g);
+  Tensor pred = s.unet->forward(d.x_t, d.t, Tensor::from_vector(labels, Shape{n}));
+  Tensor loss = ops::mse_loss(pred, d.target);
+  const float value = loss.item();
+  if (!std::isfinite(value)) return value;
+  s.optim->zero_grad();
+  autograd::backward(loss);
+  s.optim->step();
+  if (s.ema) s.ema->update(*s.module);
+  return value;
+}
+
+// One row per class, `per_class` samples each, with the EMA weights, written as a PNG grid.
+void write_sample_grid(GenerateSetup& s, const GenerateRecipe& r, const fs::path& path,
+                       int64_t per_class) {
+  std::unique_ptr<EmaScope> scope;
+  if (s.ema) scope = std::make_unique<EmaScope>(*s.ema, *s.module);
+  std::vector<int32_t> labels;
+  for (int32_t c = 0; c < s.unet->config().num_classes; ++c)
+    labels.insert(labels.end(), per_class, c);
+  gen::SampleOptions opt;
+  opt.kind = gen::default_sampler(s.objective);
+  opt.steps = static_cast<int>(r.sample_steps);
+  opt.clip_x0 = gen::is_diffusion(s.objective);
+  const Tensor images =
+      gen::generate(*s.unet, s.objective, labels, r.sample_cfg, opt, static_cast<uint64_t>(r.seed));
+  s.module->train();
+  fs::create_directories(path.parent_path());
+  data::write_png(path.string(), data::image_grid(images, per_class));
+}
+
+}  // namespace
+
+GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunOptions& opt) {
+  recipe_in.validate();
+  if (opt.out_dir.empty()) fail_usage("train: an output folder (-o) is required");
+  GenerateRecipe recipe = recipe_in;
+  const fs::path dir(opt.out_dir);
+  const fs::path last_path = dir / "last.safetensors", model_path = dir / "model.safetensors",
+                 log_path = dir / "train_log.jsonl", metrics_path = dir / "metrics.json";
+  Progress progress(opt.progress);
+
+  std::map<std::string, Tensor> resume_state;
+  nlohmann::json resume_meta;
+  if (opt.resume) {
+    if (!fs::exists(last_path)) fail(last_path.string(), ": no checkpoint to resume from");
+    const auto file = io::SafetensorsFile::load(last_path.string());
+    if (!file.metadata().count(kTrainMetaKey))
+      fail(last_path.string(), ": not a training checkpoint (no '", kTrainMetaKey, "' metadata)");
+    resume_meta = nlohmann::json::parse(file.metadata().at(kTrainMetaKey));
+    const GenerateRecipe saved =
+        GenerateRecipe::from_json(resume_meta.value("recipe", nlohmann::json::object()));
+    auto same = [&](const char* field, auto a, auto b) {
+      if (a != b)
+        fail_usage("--resume: ", field, " differs from the checkpoint's (",
+                   nlohmann::json(b).dump(), "); a resumed run must keep it");
+    };
+    same("arch", recipe.arch, saved.arch);
+    same("model config", recipe.model_overrides, saved.model_overrides);
+    same("--data", recipe.data, saved.data);
+    same("--batch", recipe.batch, saved.batch);
+    same("--limit", recipe.limit, saved.limit);
+    same("--augment", recipe.augment, saved.augment);
+    same("--objective", recipe.objective, saved.objective);
+    same("--ema", recipe.ema_decay > 0, saved.ema_decay > 0);
+    if (recipe.seed >= 0) same("--seed", recipe.seed, saved.seed);
+    recipe.seed = saved.seed;
+    resume_state = io::tensors_from_file(file, {});
+  }
+  if (recipe.seed < 0) recipe.seed = static_cast<int64_t>(random_seed() & 0x7fffffffffffffffull);
+
+  GenerateSetup s = make_setup(recipe);
+  const int64_t bpe = s.batches_per_epoch;
+  fs::create_directories(dir);
+
+  int64_t start_epoch = 0, step = 0;
+  if (opt.resume) {
+    std::map<std::string, Tensor> model_state;
+    for (auto& [k, t] : resume_state)
+      if (k.rfind("optim.", 0) != 0 && k.rfind("ema.", 0) != 0) model_state.emplace(k, t);
+    try {
+      s.module->load_state_dict(model_state);
+      s.optim->load_state_dict(resume_state);
+      if (s.ema) s.ema->load_state_dict(resume_state);
+    } catch (const Error& e) {
+      fail(last_path.string(), ": ", e.what());
+    }
+    start_epoch = resume_meta.value("epoch", int64_t{0});
+    step = resume_meta.value("step", int64_t{0});
+    DUET_CHECK(step == start_epoch * bpe && step == s.optim->step_count(), last_path.string(),
+               ": step ", step, " does not match epoch ", start_epoch, " x ", bpe,
+               " batches (was the data changed?)");
+    truncate_log(log_path, start_epoch);
+    progress.note(str("resuming ", dir.string(), " after epoch ", start_epoch, "/", recipe.epochs));
+  } else {
+    std::error_code ec;
+    fs::remove(log_path, ec);
+  }
+  progress.note(str("train ", recipe.arch, " (", recipe.objective, ", ", recipe.time_sampling,
+                    " t) on ", recipe.data, ": ", s.train_set.size(), " images, ",
+                    s.module->parameter_count(), " parameters, seed ", recipe.seed, ", ",
+                    num_threads(), " threads"));
+
+  auto save_checkpoints = [&](int64_t epochs_done) {
+    if (!all_parameters_finite(*s.module))
+      fail("epoch ", epochs_done,
+           ": the weights are no longer finite; stopping. The last good "
+           "checkpoint is kept (",
+           fs::exists(last_path) ? last_path.string() : "none written yet", ")");
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (auto& [name, t] : s.module->named_parameters()) tensors.emplace_back(name, *t);
+    for (auto& [name, t] : s.module->named_buffers()) tensors.emplace_back(name, *t);
+    for (auto& e : s.optim->state_dict()) tensors.push_back(std::move(e));
+    if (s.ema)
+      for (auto& e : s.ema->state_dict()) tensors.push_back(std::move(e));
+    const nlohmann::json meta = {{"recipe", recipe.to_json()},
+                                 {"epoch", epochs_done},
+                                 {"step", step},
+                                 {"seed", recipe.seed},
+                                 {"total_steps", s.total_steps}};
+    io::save_tensors(last_path.string(), tensors,
+                     {{"duet.config", s.config.dump()},
+                      {"duet.format_version", models::kFormatVersion},
+                      {kTrainMetaKey, meta.dump()}});
+    std::unique_ptr<EmaScope> scope;
+    if (s.ema) scope = std::make_unique<EmaScope>(*s.ema, *s.module);
+    models::save_model(model_path.string(), *s.module, s.config);
+  };
+
+  GenerateSummary summary;
+  summary.seed = static_cast<uint64_t>(recipe.seed);
+  summary.epochs_done = start_epoch;
+  int64_t run_epochs = 0;
+  for (int64_t epoch = start_epoch; epoch < recipe.epochs; ++epoch) {
+    if (opt.stop_after > 0 && run_epochs >= opt.stop_after) break;
+    const auto t0 = std::chrono::steady_clock::now();
+    s.loader->start_epoch(epoch);
+    data::Batch batch;
+    double loss_sum = 0.0, lr = 0.0;
+    int64_t seen = 0;
+    for (int64_t b = 0; s.loader->next(batch); ++b, ++step) {
+      lr = s.schedule.lr_at(step, s.total_steps);
+      const float loss = train_step(s, recipe, batch, step);
+      if (!std::isfinite(loss))
+        fail("epoch ", epoch + 1, " step ", step + 1, ": the loss is ", loss,
+             " (diverged; try a lower --lr); stopping. The last good checkpoint is kept (",
+             fs::exists(last_path) ? last_path.string() : "none written yet", ")");
+      const int64_t images = batch.labels.numel();
+      loss_sum += static_cast<double>(loss) * static_cast<double>(images);
+      seen += images;
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      progress.update(epoch + 1, recipe.epochs, b, bpe, loss_sum / static_cast<double>(seen),
+                      static_cast<double>(seen) / std::max(secs, 1e-9));
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++run_epochs;
+    summary.epochs_done = epoch + 1;
+    summary.steps = step;
+    summary.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(seen, 1));
+    summary.images_per_second = static_cast<double>(seen) / std::max(secs, 1e-9);
+    save_checkpoints(epoch + 1);
+
+    nlohmann::json log = {{"epoch", epoch + 1}, {"epochs", recipe.epochs},
+                          {"step", step},       {"loss", summary.train_loss},
+                          {"lr", lr},           {"img_per_s", summary.images_per_second},
+                          {"seconds", secs}};
+    std::string line =
+        str("epoch ", epoch + 1, "/", recipe.epochs, " loss ",
+            format_number("%.4f", summary.train_loss), " lr ", format_number("%.3g", lr), " ",
+            format_number("%.0f", summary.images_per_second), " img/s");
+    const bool last_epoch = epoch + 1 == recipe.epochs;
+    if (last_epoch || (recipe.sample_every > 0 && (epoch + 1) % recipe.sample_every == 0)) {
+      const fs::path grid = dir / "samples" / str("epoch-", epoch + 1, ".png");
+      write_sample_grid(s, recipe, grid, 8);
+      log["samples"] = grid.string();
+      line += " samples " + grid.string();
+    }
+    append_log_line(log_path, log.dump());
+    progress.line(line);
+  }
+  summary.finished = summary.epochs_done >= recipe.epochs;
+  summary.peak = peak_memory();
+  if (summary.finished) {
+    write_json_atomically(metrics_path, {{"arch", recipe.arch},
+                                         {"config", s.config},
+                                         {"recipe", recipe.to_json()},
+                                         {"seed", recipe.seed},
+                                         {"epochs", summary.epochs_done},
+                                         {"steps", step},
+                                         {"parameters", s.module->parameter_count()},
+                                         {"train_loss", summary.train_loss},
+                                         {"img_per_s", summary.images_per_second},
+                                         {"threads", num_threads()},
+                                         {"memory", summary.peak.to_json()}});
+    progress.note(str("wrote ", model_path.string(), " and ", metrics_path.string()));
+  }
+  progress.line(summary.peak.str());
+  return summary;
+}
+
+}  // namespace duet::train

@@ -1,0 +1,54 @@
+// The generation training loop behind `duet train --task generate`: a class-conditional UNet
+// learns a flow-matching or diffusion objective with classifier-free-guidance label dropout,
+// an EMA of its weights, atomic checkpoints every epoch, bit-identical --resume, a NaN stop, and
+// a sample grid every few epochs (runs/NAME/samples/epoch-K.png) to watch it learn.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "duet/train/trainer.h"
+
+namespace duet::train {
+
+// Everything that decides what a generation run computes; stored in last.safetensors.
+struct GenerateRecipe {
+  std::string arch = "unet-xs";
+  nlohmann::json model_overrides = nlohmann::json::object();
+  std::string data = "fashion-mnist";
+  int64_t epochs = 10;
+  int64_t batch = 64;
+  double lr = 1e-3;  // AdamW peak rate
+  double weight_decay = 0.0;
+  std::string schedule = "cosine";  // cosine | constant | onecycle
+  double warmup_epochs = 0.2;
+  std::string objective = "flow";              // flow | ddpm-eps | ddpm-v
+  std::string time_sampling = "logit-normal";  // uniform | logit-normal
+  double cfg_dropout = 0.1;                    // probability a label is replaced by "no class"
+  double ema_decay = 0.999;                    // 0: no EMA
+  std::string augment;                         // comma list of crop, flip, erase; empty: none
+  int64_t limit = 0;                           // > 0: train on the first `limit` images only
+  int64_t sample_every = 1;                    // epochs between sample grids (0: only at the end)
+  int64_t sample_steps = 20;
+  double sample_cfg = 2.0;
+  int64_t seed = -1;
+
+  nlohmann::json to_json() const;
+  static GenerateRecipe from_json(const nlohmann::json& j);
+  void validate() const;  // usage Error naming the first bad value
+};
+
+struct GenerateSummary {
+  uint64_t seed = 0;
+  int64_t epochs_done = 0, steps = 0;
+  bool finished = false;
+  double train_loss = 0.0, images_per_second = 0.0;
+  PeakMemory peak;
+};
+
+// Runs (or resumes) a generation run into options.out_dir: model.safetensors (EMA weights when
+// enabled), last.safetensors, train_log.jsonl, metrics.json, samples/epoch-K.png.
+GenerateSummary train_generator(const GenerateRecipe& recipe, const TrainRunOptions& options);
+
+}  // namespace duet::train
