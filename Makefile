@@ -13,9 +13,19 @@ configure: deps
 build: configure
 	@cmake --build build/release -j $(JOBS)
 
-# The main job that exists so far: describe the built-in ResNet-20, then a short kernel benchmark.
+# The demo on the shipped models (models/README.md): evaluate the classifier on the Fashion-MNIST
+# test set, draw one row per class with the generator, let the classifier judge a few generated
+# bags, then a short kernel benchmark.
+CLASSIFIER := models/resnet20-fmnist.safetensors
+GENERATOR := models/unet-xs-fmnist.safetensors
 run: build
-	$(DUET) info --arch resnet20
+	@mkdir -p out
+	$(DUET) info -m $(CLASSIFIER)
+	$(DUET) eval -m $(CLASSIFIER) --data fashion-mnist
+	@if [ -f $(GENERATOR) ]; then \
+	  $(DUET) sample -m $(GENERATOR) --class all --steps 20 --cfg 2 -s 7 -o out/classes.png && \
+	  $(DUET) sample -m $(GENERATOR) --class bag -n 4 --steps 20 --cfg 2 -s 7 --out-dir out/bags && \
+	  $(DUET) classify -m $(CLASSIFIER) --top 2 out/bags/*.png; fi
 	$(DUET) bench kernels --quick
 
 test: build

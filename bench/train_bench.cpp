@@ -224,6 +224,16 @@ std::vector<BenchRow> bench_train(const TrainBenchOptions& o, const Note& note) 
   const bool peer_ok = peer && theirs.size() == ours.size();
   note("mean loss of the last round: duet " + fmt("%.4f", our_loss) +
        (peer_ok ? ", pytorch " + fmt("%.4f", their_loss) : std::string()));
+  // On a shared machine a round can lose whole seconds to other work; the best round of each
+  // side is the steadier view of what each can do, printed beside the medians of the table.
+  const double best_ours = *std::max_element(ours.begin(), ours.end());
+  std::string best = "best round: duet " + fmt("%.1f", best_ours) + " img/s";
+  if (peer_ok) {
+    const double best_theirs = *std::max_element(theirs.begin(), theirs.end());
+    best += ", pytorch " + fmt("%.1f", best_theirs) + " img/s, ratio " +
+            fmt("%.3f", best_ours / best_theirs);
+  }
+  note(best);
 
   const std::string peer_name = peer_ok ? "pytorch-1.13" : "pytorch-1.13 (unavailable)";
   std::vector<BenchRow> rows;

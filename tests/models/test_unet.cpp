@@ -75,7 +75,7 @@ TEST(UNet, PresetParameterCountsMatchThePyTorchTwin) {
   // Counted by bench/peers/torch_unet.py for the same configs.
   Generator gen(0);
   EXPECT_EQ(models::build_model(models::preset_config("unet-s"), gen)->parameter_count(), 3609281);
-  EXPECT_EQ(models::build_model(models::preset_config("unet-xs"), gen)->parameter_count(), 1063905);
+  EXPECT_EQ(models::build_model(models::preset_config("unet-xs"), gen)->parameter_count(), 681009);
 }
 
 TEST(UNet, TimestepEmbeddingIsCosThenSin) {

@@ -27,11 +27,12 @@ const std::vector<Preset>& presets() {
       {"shufflenet_v2_x0_5", ShuffleNetV2Config{0.5}.to_json()},
       {"shufflenet_v2_x1_0", ShuffleNetV2Config{1.0}.to_json()},
       {"unet-s", UNetConfig{}.to_json()},
-      // A CPU-friendly generator: one residual block per level down, two up, narrower deep end.
+      // CPU-friendly: half of unet-s's widths, one residual block per level down and two up
+      // (70 M MACs per image against unet-s's 393 M).
       {"unet-xs",
        [] {
          UNetConfig c;
-         c.channels = {32, 64, 64};
+         c.channels = {16, 32, 64};
          c.blocks_down = 1;
          c.blocks_up = 2;
          return c.to_json();
