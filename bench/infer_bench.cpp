@@ -15,6 +15,9 @@
 
 #include "bench/peer_process.h"
 #include "duet/autograd/autograd.h"
+#include "duet/compress/fold.h"
+#include "duet/compress/fused_blocks.h"
+#include "duet/compress/fused_conv.h"
 #include "duet/kernels/fma_peak.h"
 #include "duet/kernels/isa.h"
 #include "duet/models/checkpoint.h"
@@ -146,6 +149,51 @@ std::string input_request(const std::string& file, const Tensor& x) {
     r += std::to_string(d);  // not `" " + to_string(d)`: GCC 12 warns falsely (-Wrestrict)
   }
   return r;
+}
+
+// The model duet times for subject s: its folded inference form (checked against the original on
+// a few images first), or the model itself with --no-fold or when its family has no folding.
+std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOptions& o,
+                                        const Note& note) {
+  if (!o.fold) {
+    note("duet side: " + s.label + " unfolded (--no-fold): conv, BatchNorm, ReLU and add run " +
+         "as separate ops");
+    return s.model;
+  }
+  if (!compress::foldable(*s.model)) {
+    note("duet side: no BatchNorm folding for " + s.model->type_name() + "; timing " + s.label +
+         " unfolded");
+    return s.model;
+  }
+  auto folded = compress::fold_for_inference(*s.model);
+  int convs = 0;
+  for (const auto& [name, m] : folded->named_modules())
+    convs += dynamic_cast<const compress::FusedConv*>(m) != nullptr;
+  const Tensor x = random_input(s.config, kCheckBatch, o.seed + 5);
+  std::vector<float> want, got;
+  {
+    autograd::NoGradGuard no_grad;
+    s.model->eval();
+    want = s.model->forward(x).to_vector();
+    got = folded->forward(x).to_vector();
+  }
+  double diff = 0;
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i)
+    diff = std::max(diff, std::fabs(double(want[i]) - double(got[i])));
+  if (want.size() != got.size() || !(diff <= o.check_tolerance))
+    fail("bench infer: the folded ", s.label, " disagrees with the original: max |logits ",
+         "difference| ", diff, " > ", o.check_tolerance);
+  const auto* clf = dynamic_cast<const compress::FoldedClassifier*>(folded.get());
+  const long chunk = clf ? long(clf->chunk_images) : 0;
+  char line[400];
+  std::snprintf(line, sizeof line,
+                "duet side: %s folded for inference: BatchNorm folded into %d convs, bias, ReLU "
+                "and residual add in their epilogues; batches of %ld+ run %ld images per thread "
+                "through the whole network (max |folded - unfolded| logits %.3g; --no-fold times "
+                "the original)",
+                s.label.c_str(), convs, 2 * chunk, chunk, diff);
+  note(line);
+  return folded;
 }
 
 // One side of the comparison: given an input, seconds per forward call over `iters` calls.
@@ -318,7 +366,9 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
        (o.model.empty() ? " (random init, seed " + std::to_string(o.seed) + ")" : "") + ", input " +
        models::input_shape(a.config).str() + ", " + macs_text + " MACs per image");
 
+  const std::shared_ptr<nn::Module> timed = timed_model(a, o, note);
   std::optional<Subject> b;
+  std::shared_ptr<nn::Module> b_timed;
   std::unique_ptr<PeerProcess> ort;
   std::unique_ptr<Contender> peer;
   std::string peer_name;
@@ -329,7 +379,8 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
                  models::input_shape(b->config).str(), ", ", a.label, " expects ",
                  models::input_shape(a.config).str());
     b->model->eval();
-    peer = std::make_unique<DuetContender>(*b->model);
+    b_timed = timed_model(*b, o, note);
+    peer = std::make_unique<DuetContender>(*b_timed);
     peer_name = "duet " + b->label;
     note("peer: duet " + b->label + " on the same inputs");
   } else {
@@ -339,7 +390,7 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
     }
     ort = start_ort(a, tmp, o.threads, note);
     if (ort) {
-      check_logits(*a.model, a, *ort, tmp, o.seed + 7, o.check_tolerance, note);
+      check_logits(*timed, a, *ort, tmp, o.seed + 7, o.check_tolerance, note);
       peer = std::make_unique<OrtContender>(*ort, tmp.file("input.bin"));
       const std::string ready = ort->ready_line();  // "ready onnxruntime-node 1.30.0 threads ..."
       const size_t v = ready.find(' ', 6);
@@ -364,7 +415,7 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
   // the other side starts, or on a 2-core machine the first side's tail slows the second.
   const auto settle = std::chrono::milliseconds(o.quick ? 20 : 50);
   const bool trace = std::getenv("DUET_BENCH_TRACE") != nullptr;
-  DuetContender ours(*a.model);
+  DuetContender ours(*timed);
   for (int64_t batch : o.batches) {
     const Tensor x = random_input(a.config, batch, o.seed + 11);
     ours.set_input(x);
@@ -390,7 +441,7 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
                      long(batch), r, our_times.back() * 1e3, our_iters, *t * 1e3, their_iters);
     }
     BenchRow row;
-    row.name = "infer " + a.label;
+    row.name = "infer " + a.label + (o.fold ? "" : " unfolded");
     row.batch = batch;
     row.unit = "ms";
     row.peer = peer_name;

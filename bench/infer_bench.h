@@ -21,13 +21,17 @@ struct InferBenchOptions {
   bool quick = false;             // fewer, shorter rounds (a smoke run)
   uint64_t seed = 0;              // weights of --arch / preset models and the random inputs
   double check_tolerance = 1e-3;  // max |duet - ONNX Runtime| logits before failing
+  // duet runs the model as compress::fold_for_inference makes it (BatchNorm folded into the
+  // convs, bias / ReLU / residual in their epilogues) when its family has a folding rule.
+  bool fold = true;
 };
 
 // Returns the "fma peak" row, then one row per batch size: ms per call (median of alternating
 // rounds), ratio = peer ms / duet ms (> 1: duet faster), duet's GFLOP/s from the model's MACs.
-// Context lines (model, peer version or why it is unavailable, the logits check) go to `note`
-// as they happen. Without node, onnxruntime-node or torch the peer is reported unavailable and
-// duet is timed alone; logits that disagree beyond check_tolerance throw duet::Error.
+// Context lines (model, folding, peer version or why it is unavailable, the logits checks) go
+// to `note` as they happen. Without node, onnxruntime-node or torch the peer is reported
+// unavailable and duet is timed alone; logits that disagree beyond check_tolerance (folded vs
+// unfolded, or duet vs ONNX Runtime) throw duet::Error.
 // $DUET_BENCH_TRACE=1 prints every round's times on stderr.
 std::vector<BenchRow> bench_infer(const InferBenchOptions& options,
                                   const std::function<void(const std::string&)>& note);

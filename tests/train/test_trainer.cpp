@@ -17,43 +17,14 @@
 #include "duet/tensor/error.h"
 #include "duet/train/metrics.h"
 #include "duet/train/trainer.h"
+#include "run_fixtures.h"
 
 namespace duet::train {
 namespace {
 
 namespace fs = std::filesystem;
-
-class RunDir {
- public:
-  explicit RunDir(const std::string& tag) {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("duet_trainer_" + std::to_string(::getpid()) + "_" + info->name() + "_" + tag);
-    fs::remove_all(path_);
-  }
-  ~RunDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  RunDir(const RunDir&) = delete;
-  RunDir& operator=(const RunDir&) = delete;
-  std::string str() const { return path_.string(); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-bool have_fashion_mnist() {
-  return fs::exists(data::fashion_mnist_dir() + "/train-images-idx3-ubyte.gz") ||
-         fs::exists(data::fashion_mnist_dir() + "/train-images-idx3-ubyte");
-}
-
-#define REQUIRE_FASHION_MNIST()                                                   \
-  do {                                                                            \
-    if (!have_fashion_mnist())                                                    \
-      GTEST_SKIP() << "Fashion-MNIST not found in " << data::fashion_mnist_dir(); \
-  } while (0)
+using testing::expect_same_tensors;
+using testing::RunDir;
 
 // A small, fast recipe: resnet20 at width 8 (69k parameters).
 ClassifyRecipe small_recipe(int64_t limit, int64_t epochs) {
@@ -77,28 +48,6 @@ TrainRunOptions quiet(const std::string& dir) {
 std::vector<char> file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// Every tensor of `a` equals the one of the same name in `b`, byte for byte (and the name sets
-// are equal); returns how many tensors were compared.
-size_t expect_same_tensors(const std::string& a, const std::string& b) {
-  const auto fa = io::SafetensorsFile::load(a), fb = io::SafetensorsFile::load(b);
-  EXPECT_EQ(fa.entries().size(), fb.entries().size());
-  size_t compared = 0;
-  for (const auto& e : fa.entries()) {
-    const auto* o = fb.find(e.name);
-    if (o == nullptr) {
-      ADD_FAILURE() << e.name << " missing from " << b;
-      continue;
-    }
-    const auto x = fa.bytes(e), y = fb.bytes(*o);
-    EXPECT_EQ(x.size(), y.size()) << e.name;
-    if (x.size() == y.size()) {
-      EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size()), 0) << e.name << " differs";
-    }
-    ++compared;
-  }
-  return compared;
 }
 
 TEST(Metrics, HandComputedAccuracyConfusionAndEce) {

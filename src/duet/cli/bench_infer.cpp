@@ -1,6 +1,7 @@
 // `duet bench infer`: a model's inference speed at several batch sizes against ONNX Runtime on
 // the same exported weights, or (--vs) against another duet model on the same inputs, measured
-// alternately. Registered under `duet bench` by cmd_bench.cpp; the work is in bench/infer_bench.
+// alternately; duet runs the folded inference form unless --no-fold. Registered under `duet bench`
+// by cmd_bench.cpp; the work is in bench/infer_bench.
 #include <cstdio>
 #include <memory>
 
@@ -15,6 +16,7 @@ namespace {
 struct InferOptions {
   bench::InferBenchOptions bench;
   bool json = false;
+  bool no_fold = false;
 };
 
 void run_infer(InferOptions o) {
@@ -46,11 +48,15 @@ Action add_bench_infer_command(CLI::App& bench) {
       ->delimiter(',');
   sub->add_option("-s,--seed", o->bench.seed, "seed of random weights and inputs (default 0)");
   sub->add_flag("--quick", o->bench.quick, "fewer, shorter rounds (a smoke run)");
+  sub->add_flag("--no-fold", o->no_fold,
+                "time the model as built (conv, BatchNorm, ReLU, add as separate ops) instead of "
+                "its folded inference form");
   sub->add_flag("--json", o->json, "one JSON object per row (the common bench format)");
   return [o, sub] {
     if (!sub->parsed()) return;
     InferOptions run = *o;
     if (run.bench.arch.empty() && run.bench.model.empty()) run.bench.arch = "resnet20";
+    run.bench.fold = !run.no_fold;
     run_infer(run);
   };
 }

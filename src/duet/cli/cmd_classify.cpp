@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "duet/cli/commands.h"
+#include "duet/compress/fold.h"
 #include "duet/data/image.h"
 #include "duet/models/checkpoint.h"
 #include "duet/tensor/error.h"
@@ -51,7 +52,9 @@ void run_classify(const ClassifyFlags& f) {
       for (int64_t y = 0; y < s; ++y)
         for (int64_t x = 0; x < s; ++x) out[(ch * s + y) * s + x] = im.at(y, x, ch);
   }
-  const auto probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config));
+  // BatchNorm folded into the convs (compress/fold.h): same outputs, fewer passes.
+  const auto probs = train::predict_probs(*compress::inference_model(loaded.model), d,
+                                          train::model_norm_stats(config));
   const int64_t top = std::min<int64_t>(f.top, k);
   for (int64_t i = 0; i < n; ++i) {
     const float* p = probs.data() + i * k;

@@ -1,13 +1,27 @@
 // `duet eval -m MODEL --data D [--json]`: accuracy, per-class accuracy, confusion matrix and
 // expected calibration error (15 bins) of a classifier on a data set's test split, prepared
 // exactly as in training (the model's size, channels and normalisation).
+// `duet eval -m GENERATOR --classifier CLF [--per-class 100 --steps 20 --cfg 2 ...]`: the judge
+// (eval/judge.h): conditional accuracy of generated images per class, confidence, and penultimate
+// feature statistics of real vs generated images.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "duet/cli/commands.h"
+#include "duet/compress/fold.h"
+#include "duet/data/image_grid.h"
+#include "duet/eval/judge.h"
 #include "duet/models/checkpoint.h"
 #include "duet/tensor/error.h"
+#include "duet/tensor/parallel.h"
+#include "duet/tensor/rng.h"
 #include "duet/train/metrics.h"
 #include "duet/train/trainer.h"
 
@@ -21,13 +35,161 @@ struct EvalFlags {
   int64_t limit = 0;
   int64_t batch = 256;
   bool json = false;
+  // Judging a generator (-m is a UNet).
+  std::string classifier;
+  int64_t per_class = 100;
+  int steps = 20;
+  double cfg = 2.0;
+  std::string sampler;  // empty: the objective's default
+  double eta = 0.0;
+  int64_t seed = -1;
+  std::string grid;
+  CLI::App* app = nullptr;  // to tell which flags were given
+
+  bool given(const char* flag) const { return app->count(flag) > 0; }
 };
+
+// Flags that only mean something when judging a generator.
+constexpr const char* kJudgeFlags[] = {"--classifier", "--per-class", "--steps", "--cfg",
+                                       "--sampler",    "--eta",       "--seed",  "--grid"};
+
+void print_confusion(const train::ClassifyMetrics& m, const char* rows) {
+  const int64_t k = m.num_classes;
+  std::printf("\nconfusion matrix (rows: %s, columns: predicted)\n%-6s", rows, "");
+  for (int64_t p = 0; p < k; ++p) std::printf("%6lld", static_cast<long long>(p));
+  std::printf("\n");
+  for (int64_t t = 0; t < k; ++t) {
+    std::printf("%-6lld", static_cast<long long>(t));
+    for (int64_t p = 0; p < k; ++p)
+      std::printf("%6lld", static_cast<long long>(m.confusion_at(t, p)));
+    std::printf("\n");
+  }
+}
+
+// The first `columns` samples of every class, one row per class.
+Tensor grid_images(const eval::Judgement& j, int64_t columns) {
+  const Tensor& all = j.images;
+  const int64_t image = all.numel() / all.dim(0);
+  Tensor out = Tensor::empty(Shape{j.num_classes * columns, all.dim(1), all.dim(2), all.dim(3)});
+  for (int64_t c = 0; c < j.num_classes; ++c)
+    std::memcpy(out.data<float>() + c * columns * image,
+                all.data<float>() + c * j.per_class * image,
+                static_cast<size_t>(columns * image) * sizeof(float));
+  return out;
+}
+
+void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
+  if (f.classifier.empty())
+    fail_usage("eval: -m ", f.model, " is a generator; judging it needs --classifier CLASSIFIER");
+  if (f.given("--limit")) fail_usage("eval: --limit is for classifiers; use --per-class");
+  if (!f.grid.empty()) {  // a long run should not end on a path that cannot be written
+    const auto dir = std::filesystem::path(f.grid).parent_path();
+    if (!dir.empty() && !std::filesystem::is_directory(dir))
+      fail_usage("eval: --grid ", f.grid, ": folder ", dir.string(), " does not exist");
+  }
+  auto& unet = static_cast<models::UNet&>(*generator.model);
+  auto clf = models::load_model(f.classifier);
+  auto* classifier = dynamic_cast<models::Classifier*>(clf.model.get());
+  if (!classifier)
+    fail_usage("eval: --classifier ", f.classifier, " is not a classifier (family '",
+               clf.config.value("family", ""), "')");
+  const auto objective = gen::parse_objective(generator.config.value("objective", "flow"));
+  eval::JudgeOptions o;
+  o.per_class = f.per_class;
+  o.batch = f.given("--batch") ? f.batch : 100;
+  o.cfg = f.cfg;
+  o.sample.kind =
+      f.sampler.empty() ? gen::default_sampler(objective) : gen::parse_sampler(f.sampler);
+  o.sample.steps = f.steps;
+  o.sample.eta = f.eta;
+  o.sample.clip_x0 = gen::is_diffusion(objective);
+  o.seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : random_seed() >> 1;
+  o.data = f.data;
+  o.split = f.split == "test" ? data::Split::test : data::Split::train;
+  std::tie(o.lo, o.hi) = eval::value_range(generator.config);
+  // Every check and the data load before the header, so a bad run fails with one line.
+  eval::validate_judge(unet, objective, clf.config, o);
+  o.real = eval::load_real_images(o, unet.config().in_channels, unet.config().image_size,
+                                  unet.config().num_classes);
+  const bool bar = ::isatty(2);
+  o.on_batch = [bar](int64_t done, int64_t total) {
+    if (bar)
+      std::fprintf(stderr, "\rgenerated %lld/%lld ", static_cast<long long>(done),
+                   static_cast<long long>(total));
+  };
+  std::fprintf(stderr,
+               "judge: %lld images per class (%s, %s x %d steps, cfg %g, seed %llu, %d threads)\n",
+               static_cast<long long>(o.per_class), gen::objective_name(objective).c_str(),
+               gen::sampler_name(o.sample.kind).c_str(), o.sample.steps, o.cfg,
+               static_cast<unsigned long long>(o.seed), num_threads());
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const eval::Judgement j = eval::judge_generator(unet, objective, *classifier, clf.config, o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (bar) std::fprintf(stderr, "\r\033[K");
+  std::vector<std::string> names = train::model_class_names(generator.config);
+  if (!generator.config.contains("class_names")) names = train::model_class_names(clf.config);
+
+  if (!f.grid.empty()) {
+    const int64_t columns = std::min<int64_t>(j.per_class, 10);
+    data::write_png(f.grid, data::image_grid(grid_images(j, columns), columns, 2, 255, o.lo, o.hi));
+    if (!f.json)
+      std::printf("wrote %s (first %lld samples of each class, one row per class)\n",
+                  f.grid.c_str(), static_cast<long long>(columns));
+  }
+  if (f.json) {
+    nlohmann::json out = j.to_json(names);
+    out["generator"] = f.model;
+    out["classifier"] = f.classifier;
+    out["data"] = f.data;
+    out["split"] = f.split;
+    out["objective"] = gen::objective_name(objective);
+    out["sampler"] = gen::sampler_name(o.sample.kind);
+    out["steps"] = o.sample.steps;
+    out["cfg"] = o.cfg;
+    out["eta"] = o.sample.eta;
+    out["threads"] = num_threads();
+    out["seconds"] = secs;
+    if (!f.grid.empty()) out["grid"] = f.grid;
+    std::printf("%s\n", out.dump().c_str());
+    return;
+  }
+  std::printf("generator %s judged by %s\n", f.model.c_str(), f.classifier.c_str());
+  std::printf(
+      "%lld images per class, %s x %d steps, cfg %g, seed %llu; real: %s %s; %lld-dim features\n",
+      static_cast<long long>(j.per_class), gen::sampler_name(o.sample.kind).c_str(), o.sample.steps,
+      o.cfg, static_cast<unsigned long long>(j.seed), f.data.c_str(), f.split.c_str(),
+      static_cast<long long>(j.feature_dim));
+  std::printf("%.1f s (%.1f images/s, %d threads)\n\n", secs,
+              static_cast<double>(j.metrics.count) / secs, num_threads());
+  std::printf("%-3s %-12s %8s %7s %7s | %5s %8s %7s | %8s %7s | %8s\n", "#", "class", "cond.acc",
+              "p(req)", "conf", "real", "f.mean", "f.std", "f.mean", "f.std", "distance");
+  std::printf("%-3s %-12s %8s %7s %7s | %5s %8s %7s | %8s %7s | %8s\n", "", "", "", "", "", "n",
+              "real", "real", "gen", "gen", "|dmean|");
+  for (int64_t c = 0; c < j.num_classes; ++c) {
+    const auto& cj = j.classes[static_cast<size_t>(c)];
+    std::printf("%-3lld %-12.12s %8.4f %7.4f %7.4f | %5lld %8.4f %7.4f | %8.4f %7.4f | %8.4f\n",
+                static_cast<long long>(c), names[static_cast<size_t>(c)].c_str(), cj.accuracy,
+                cj.mean_p_requested, cj.mean_confidence, static_cast<long long>(cj.real.count),
+                cj.real.mean_of_means(), cj.real.mean_of_stds(), cj.generated.mean_of_means(),
+                cj.generated.mean_of_stds(), cj.mean_distance);
+  }
+  std::printf("%-16s %8.4f %7.4f %7.4f   (%lld images; loss %.4f, ECE %.4f)\n", "overall",
+              j.metrics.accuracy, j.mean_p_requested, j.mean_confidence,
+              static_cast<long long>(j.metrics.count), j.metrics.mean_loss, j.metrics.ece);
+  print_confusion(j.metrics, "requested class");
+}
 
 void run_eval(const EvalFlags& f) {
   if (f.model.empty()) fail_usage("eval: -m MODEL is required");
   if (f.split != "test" && f.split != "train")
     fail_usage("eval: --split must be test or train, got '", f.split, "'");
   auto loaded = models::load_model(f.model);
+  if (dynamic_cast<models::UNet*>(loaded.model.get())) return run_judge(f, loaded);
+  for (const char* flag : kJudgeFlags)
+    if (f.given(flag))
+      fail_usage("eval: ", flag, " is for judging a generator; -m ", f.model, " is a '",
+                 loaded.config.value("family", ""), "' classifier");
   const auto& config = loaded.config;
   const int c = config.value("in_channels", 1), s = config.value("image_size", 28);
   const int64_t k = config.value("num_classes", 10);
@@ -42,8 +204,9 @@ void run_eval(const EvalFlags& f) {
   }
   if (d.num_classes() > k)
     fail("eval: --data ", f.data, " has ", d.num_classes(), " classes; the model knows ", k);
-  const auto probs =
-      train::predict_probs(*loaded.model, d, train::model_norm_stats(config), f.batch);
+  // BatchNorm folded into the convs (compress/fold.h): same outputs, fewer passes.
+  const auto probs = train::predict_probs(*compress::inference_model(loaded.model), d,
+                                          train::model_norm_stats(config), f.batch);
   const auto m = train::classify_metrics(probs.data(), d.labels.data<int32_t>(), d.size(), k);
   const auto names = train::model_class_names(config);
   if (f.json) {
@@ -64,29 +227,41 @@ void run_eval(const EvalFlags& f) {
                 names[static_cast<size_t>(i)].c_str(),
                 static_cast<long long>(m.class_count[static_cast<size_t>(i)]),
                 m.class_accuracy[static_cast<size_t>(i)]);
-  std::printf("\nconfusion matrix (rows: true class, columns: predicted)\n%-6s", "");
-  for (int64_t p = 0; p < k; ++p) std::printf("%6lld", static_cast<long long>(p));
-  std::printf("\n");
-  for (int64_t t = 0; t < k; ++t) {
-    std::printf("%-6lld", static_cast<long long>(t));
-    for (int64_t p = 0; p < k; ++p)
-      std::printf("%6lld", static_cast<long long>(m.confusion_at(t, p)));
-    std::printf("\n");
-  }
+  print_confusion(m, "true class");
 }
 
 }  // namespace
 
 Action add_eval_command(CLI::App& app) {
   auto f = std::make_shared<EvalFlags>();
-  CLI::App* sub = app.add_subcommand("eval", "accuracy, per-class accuracy, confusion, ECE");
-  sub->add_option("-m,--model", f->model, "a classifier checkpoint (.safetensors)")->required();
-  sub->add_option("--data", f->data, "fashion-mnist[:DIR], idx:IMAGES,LABELS or folder:ROOT")
+  CLI::App* sub = app.add_subcommand(
+      "eval", "classifier: accuracy, per-class accuracy, confusion, ECE; generator: judge it");
+  f->app = sub;
+  sub->add_option("-m,--model", f->model,
+                  "a classifier checkpoint, or a generator (judged by --classifier)")
+      ->required();
+  sub->add_option("--data", f->data,
+                  "fashion-mnist[:DIR], idx:IMAGES,LABELS or folder:ROOT (generator: real images)")
       ->capture_default_str();
   sub->add_option("--split", f->split, "test | train")->capture_default_str();
   sub->add_option("--limit", f->limit, "the first N images only")->check(CLI::NonNegativeNumber);
-  sub->add_option("--batch", f->batch, "batch size")->check(CLI::PositiveNumber);
+  sub->add_option("--batch", f->batch, "batch size (generator: images per sampler call, 100)")
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--json", f->json, "one JSON object instead of tables");
+  sub->add_option("--classifier", f->classifier, "generator: the classifier that judges it");
+  sub->add_option("--per-class", f->per_class, "generator: images per class")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
+      ->capture_default_str();
+  sub->add_option("--steps", f->steps, "generator: sampler steps")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  sub->add_option("--cfg", f->cfg, "generator: classifier-free guidance scale")
+      ->capture_default_str();
+  sub->add_option("--sampler", f->sampler, "generator: euler | heun (flow), ddim | ddpm");
+  sub->add_option("--eta", f->eta, "generator: DDIM noise (0: deterministic)")
+      ->capture_default_str();
+  sub->add_option("-s,--seed", f->seed, "generator: random seed (negative or absent: random)");
+  sub->add_option("--grid", f->grid, "generator: PNG of the first 10 samples of each class");
   return [f] { run_eval(*f); };
 }
 

@@ -69,7 +69,7 @@ Tensor ImageNetBasicBlock::forward(const Tensor& x) {
 }
 
 ImageNetResNet::ImageNetResNet(Generator& gen, const ImageNetResNetConfig& config)
-    : Module("ImageNetResNet"), config_(config) {
+    : Classifier("ImageNetResNet"), config_(config) {
   const int64_t w = config.width;
   const bool imagenet = config.stem == "imagenet";
   conv1 = register_module("conv1",
@@ -90,11 +90,15 @@ ImageNetResNet::ImageNetResNet(Generator& gen, const ImageNetResNetConfig& confi
   fc = register_module("fc", std::make_shared<nn::Linear>(gen, 8 * w, config.num_classes));
 }
 
-Tensor ImageNetResNet::forward(const Tensor& x) {
+Tensor ImageNetResNet::features(const Tensor& x) {
   Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
   if (config_.stem == "imagenet") y = stem_max_pool(y);
   y = layer4->forward(layer3->forward(layer2->forward(layer1->forward(y))));
-  return fc->forward(ops::global_avg_pool2d(y));
+  return ops::global_avg_pool2d(y);
+}
+
+Tensor ImageNetResNet::logits(const Tensor& features) {
+  return fc->forward(features);
 }
 
 }  // namespace duet::models

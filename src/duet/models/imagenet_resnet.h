@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "duet/models/classifier.h"
 #include "duet/nn/layers.h"
 
 namespace duet::models {
@@ -35,10 +36,13 @@ class ImageNetBasicBlock : public nn::Module {
   std::shared_ptr<nn::Sequential> downsample;  // null for the identity shortcut
 };
 
-class ImageNetResNet : public nn::Module {
+class ImageNetResNet : public Classifier {
  public:
   ImageNetResNet(Generator& gen, const ImageNetResNetConfig& config);
-  Tensor forward(const Tensor& x) override;  // [N, C, H, W] -> logits [N, classes]
+  // forward: [N, C, H, W] -> logits [N, classes]. Features: the globally pooled layer4
+  // [N, 8 * width], the input of fc.
+  Tensor features(const Tensor& x) override;
+  Tensor logits(const Tensor& features) override;
   const ImageNetResNetConfig& config() const { return config_; }
 
   std::shared_ptr<nn::Conv2d> conv1;

@@ -149,7 +149,7 @@ std::pair<Tensor, Tensor> RepVGGBlock::fused_kernel_bias() {
   return {k, b};
 }
 
-RepVGG::RepVGG(Generator& gen, const RepVGGConfig& config) : Module("RepVGG"), config_(config) {
+RepVGG::RepVGG(Generator& gen, const RepVGGConfig& config) : Classifier("RepVGG"), config_(config) {
   DUET_CHECK(config.blocks.size() == kStages && config.blocks[0] == 1,
              "RepVGG: 'blocks' must list 5 stages with stage0 = 1");
   const auto w = config.widths();
@@ -174,10 +174,14 @@ RepVGG::RepVGG(Generator& gen, const RepVGGConfig& config) : Module("RepVGG"), c
   linear = register_module("linear", std::make_shared<nn::Linear>(gen, w[4], config.num_classes));
 }
 
-Tensor RepVGG::forward(const Tensor& x) {
+Tensor RepVGG::features(const Tensor& x) {
   Tensor y = stage0->forward(x);
   y = stage4->forward(stage3->forward(stage2->forward(stage1->forward(y))));
-  return linear->forward(ops::global_avg_pool2d(y));
+  return ops::global_avg_pool2d(y);
+}
+
+Tensor RepVGG::logits(const Tensor& features) {
+  return linear->forward(features);
 }
 
 std::shared_ptr<RepVGG> reparameterize_repvgg(RepVGG& model) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "duet/models/classifier.h"
 #include "duet/nn/layers.h"
 
 namespace duet::models {
@@ -61,10 +62,13 @@ class RepVGGBlock : public nn::Module {
   std::shared_ptr<nn::Conv2d> rbr_reparam;
 };
 
-class RepVGG : public nn::Module {
+class RepVGG : public Classifier {
  public:
   RepVGG(Generator& gen, const RepVGGConfig& config);
-  Tensor forward(const Tensor& x) override;  // [N, C, H, W] -> logits [N, classes]
+  // forward: [N, C, H, W] -> logits [N, classes]. Features: the globally pooled stage4
+  // [N, widths()[4]], the input of linear.
+  Tensor features(const Tensor& x) override;
+  Tensor logits(const Tensor& features) override;
   const RepVGGConfig& config() const { return config_; }
   // Every block in execution order (stage0 first).
   const std::vector<std::shared_ptr<RepVGGBlock>>& blocks() const { return blocks_; }

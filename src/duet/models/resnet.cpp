@@ -55,7 +55,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
 }
 
 CifarResNet::CifarResNet(Generator& gen, const ResNetConfig& config)
-    : Module("CifarResNet"), config_(config) {
+    : Classifier("CifarResNet"), config_(config) {
   const int64_t w = config.width;
   const int blocks = (config.depth - 2) / 6;
   conv1 =
@@ -75,10 +75,14 @@ CifarResNet::CifarResNet(Generator& gen, const ResNetConfig& config)
   fc = register_module("fc", std::make_shared<nn::Linear>(gen, 4 * w, config.num_classes));
 }
 
-Tensor CifarResNet::forward(const Tensor& x) {
+Tensor CifarResNet::features(const Tensor& x) {
   Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
   y = layer3->forward(layer2->forward(layer1->forward(y)));
-  return fc->forward(ops::global_avg_pool2d(y));
+  return ops::global_avg_pool2d(y);
+}
+
+Tensor CifarResNet::logits(const Tensor& features) {
+  return fc->forward(features);
 }
 
 }  // namespace duet::models

@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "duet/models/classifier.h"
 #include "duet/nn/layers.h"
 
 namespace duet::models {
@@ -31,10 +32,13 @@ class BasicBlock : public nn::Module {
   std::shared_ptr<nn::Sequential> shortcut;  // null for the identity shortcut
 };
 
-class CifarResNet : public nn::Module {
+class CifarResNet : public Classifier {
  public:
   CifarResNet(Generator& gen, const ResNetConfig& config);
-  Tensor forward(const Tensor& x) override;  // [N, C, H, W] -> logits [N, classes]
+  // forward: [N, C, H, W] -> logits [N, classes]. Features: the globally pooled last stage
+  // [N, 4 * width], the input of fc.
+  Tensor features(const Tensor& x) override;
+  Tensor logits(const Tensor& features) override;
   const ResNetConfig& config() const { return config_; }
 
   std::shared_ptr<nn::Conv2d> conv1;

@@ -85,7 +85,7 @@ Tensor ShuffleUnit::forward(const Tensor& x) {
 }
 
 ShuffleNetV2::ShuffleNetV2(Generator& gen, const ShuffleNetV2Config& config)
-    : Module("ShuffleNetV2"), config_(config) {
+    : Classifier("ShuffleNetV2"), config_(config) {
   const auto ch = stage_channels(config.width_mult);
   conv1 = register_module("conv1", std::make_shared<nn::Sequential>());
   conv_bn(*conv1, gen, config.in_channels, ch[0], 3, config.stem == "imagenet" ? 2 : 1, false,
@@ -105,11 +105,15 @@ ShuffleNetV2::ShuffleNetV2(Generator& gen, const ShuffleNetV2Config& config)
   fc = register_module("fc", std::make_shared<nn::Linear>(gen, ch[4], config.num_classes));
 }
 
-Tensor ShuffleNetV2::forward(const Tensor& x) {
+Tensor ShuffleNetV2::features(const Tensor& x) {
   Tensor y = conv1->forward(x);
   if (config_.stem == "imagenet") y = stem_max_pool(y);
   y = conv5->forward(stage4->forward(stage3->forward(stage2->forward(y))));
-  return fc->forward(ops::global_avg_pool2d(y));
+  return ops::global_avg_pool2d(y);
+}
+
+Tensor ShuffleNetV2::logits(const Tensor& features) {
+  return fc->forward(features);
 }
 
 }  // namespace duet::models

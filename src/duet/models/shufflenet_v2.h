@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "duet/models/classifier.h"
 #include "duet/nn/layers.h"
 
 namespace duet::models {
@@ -42,10 +43,13 @@ class ShuffleUnit : public nn::Module {
   int64_t stride_;
 };
 
-class ShuffleNetV2 : public nn::Module {
+class ShuffleNetV2 : public Classifier {
  public:
   ShuffleNetV2(Generator& gen, const ShuffleNetV2Config& config);
-  Tensor forward(const Tensor& x) override;  // [N, C, H, W] -> logits [N, classes]
+  // forward: [N, C, H, W] -> logits [N, classes]. Features: the globally pooled conv5 output
+  // [N, 1024 (2048 at 2.0x)], the input of fc.
+  Tensor features(const Tensor& x) override;
+  Tensor logits(const Tensor& features) override;
   const ShuffleNetV2Config& config() const { return config_; }
 
   std::shared_ptr<nn::Sequential> conv1, stage2, stage3, stage4, conv5;

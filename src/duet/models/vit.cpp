@@ -156,7 +156,7 @@ Tensor PatchEmbed::forward(const Tensor& x) {
 }
 
 VisionTransformer::VisionTransformer(Generator& gen, const ViTConfig& config)
-    : Module("VisionTransformer"),
+    : Classifier("VisionTransformer"),
       cls_token(
           register_parameter("cls_token", trunc_normal({1, 1, validated(config).dim}, gen, 0.02f))),
       pos_embed(register_parameter(
@@ -173,7 +173,7 @@ VisionTransformer::VisionTransformer(Generator& gen, const ViTConfig& config)
   head = register_module("head", make_linear(gen, config.dim, config.num_classes));
 }
 
-Tensor VisionTransformer::forward(const Tensor& x) {
+Tensor VisionTransformer::features(const Tensor& x) {
   const int64_t B = x.dim(0);
   const Tensor patches = patch_embed->forward(x);  // [B, P, dim]
   DUET_CHECK(patches.dim(1) + 1 == pos_embed.dim(1), "vit: input ", x.shape().str(), " gives ",
@@ -183,7 +183,11 @@ Tensor VisionTransformer::forward(const Tensor& x) {
       B == 1 ? cls_token : ops::concat(std::vector<Tensor>(static_cast<size_t>(B), cls_token), 0);
   Tensor t = ops::add(ops::concat({cls, patches}, 1), pos_embed);
   t = norm->forward(blocks->forward(t));
-  return head->forward(ops::reshape(ops::slice(t, 1, 0, 1), {B, config_.dim}));
+  return ops::reshape(ops::slice(t, 1, 0, 1), {B, config_.dim});
+}
+
+Tensor VisionTransformer::logits(const Tensor& features) {
+  return head->forward(features);
 }
 
 }  // namespace duet::models

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "duet/models/classifier.h"
 #include "duet/nn/layers.h"
 
 namespace duet::models {
@@ -78,10 +79,13 @@ class PatchEmbed : public nn::Module {
   std::shared_ptr<nn::Conv2d> proj;
 };
 
-class VisionTransformer : public nn::Module {
+class VisionTransformer : public Classifier {
  public:
   VisionTransformer(Generator& gen, const ViTConfig& config);
-  Tensor forward(const Tensor& x) override;  // [N, C, H, W] -> logits [N, classes]
+  // forward: [N, C, H, W] -> logits [N, classes]. Features: the class token after the final
+  // norm [N, dim], the input of head.
+  Tensor features(const Tensor& x) override;
+  Tensor logits(const Tensor& features) override;
   const ViTConfig& config() const { return config_; }
 
   Tensor& cls_token;  // [1, 1, dim]

@@ -22,96 +22,10 @@
 #include "duet/tensor/rng.h"
 #include "duet/train/classify_step.h"
 #include "duet/train/peak_memory.h"
+#include "duet/train/run_io.h"
 
 namespace duet::train {
 namespace fs = std::filesystem;
-
-namespace {
-
-constexpr const char* kTrainMetaKey = "duet.train";
-
-template <class T>
-void read_field(const nlohmann::json& j, const char* key, T& out) {
-  if (!j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("training recipe: field '", key, "' has the wrong type: ", j.at(key).dump());
-  }
-}
-
-bool is_finite_all(nn::Module& model) {
-  for (auto& [name, t] : model.named_parameters())
-    for (float v : t->span<float>())
-      if (!std::isfinite(v)) return false;
-  return true;
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-// The epoch-lines' log and the bar; the bar only when stderr is a terminal.
-class Progress {
- public:
-  Progress(bool enabled) : enabled_(enabled), bar_(enabled && ::isatty(2)) {}
-  void update(int64_t epoch, int64_t epochs, int64_t batch, int64_t batches, double loss,
-              double img_s) {
-    if (!bar_) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (batch + 1 < batches && now - last_ < std::chrono::milliseconds(200)) return;
-    last_ = now;
-    const int width = 30, filled = static_cast<int>(width * (batch + 1) / batches);
-    std::string bar(static_cast<size_t>(filled), '=');
-    bar.resize(static_cast<size_t>(width), ' ');
-    std::fprintf(stderr, "\repoch %lld/%lld [%s] %lld/%lld loss %.3f %.0f img/s ",
-                 static_cast<long long>(epoch), static_cast<long long>(epochs), bar.c_str(),
-                 static_cast<long long>(batch + 1), static_cast<long long>(batches), loss, img_s);
-    std::fflush(stderr);
-  }
-  void line(const std::string& text) {
-    if (!enabled_) return;
-    if (bar_) std::fprintf(stderr, "\r\033[K");
-    std::fprintf(stdout, "%s\n", text.c_str());
-    std::fflush(stdout);
-  }
-  void note(const std::string& text) {
-    if (enabled_) std::fprintf(stderr, "%s%s\n", bar_ ? "\r\033[K" : "", text.c_str());
-  }
-
- private:
-  bool enabled_, bar_;
-  std::chrono::steady_clock::time_point last_{};
-};
-
-// Keeps the log lines of epochs <= `epochs` (a resumed run rewrites the ones after).
-void truncate_log(const fs::path& path, int64_t epochs) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      if (nlohmann::json::parse(line).value("epoch", int64_t{0}) <= epochs) kept += line + "\n";
-    } catch (const nlohmann::json::exception&) {
-      break;  // a torn last line from a crash
-    }
-  }
-  in.close();
-  std::ofstream out(path, std::ios::trunc);
-  out << kept;
-}
-
-void append_line(const fs::path& path, const std::string& line) {
-  std::ofstream out(path, std::ios::app);
-  out << line << "\n";
-  out.flush();
-  DUET_CHECK(out.good(), path.string(), ": cannot append to the training log");
-}
-
-}  // namespace
 
 nlohmann::json ClassifyRecipe::to_json() const {
   return {{"arch", arch},
@@ -138,25 +52,25 @@ nlohmann::json ClassifyRecipe::to_json() const {
 ClassifyRecipe ClassifyRecipe::from_json(const nlohmann::json& j) {
   if (!j.is_object()) fail("training recipe: expected a JSON object, got ", j.dump());
   ClassifyRecipe r;
-  read_field(j, "arch", r.arch);
-  read_field(j, "model", r.model_overrides);
-  read_field(j, "data", r.data);
-  read_field(j, "epochs", r.epochs);
-  read_field(j, "batch", r.batch);
-  read_field(j, "lr", r.lr);
-  read_field(j, "optimizer", r.optimizer);
-  read_field(j, "momentum", r.momentum);
-  read_field(j, "nesterov", r.nesterov);
-  read_field(j, "wd", r.weight_decay);
-  read_field(j, "schedule", r.schedule);
-  read_field(j, "warmup", r.warmup_epochs);
-  read_field(j, "label_smoothing", r.label_smoothing);
-  read_field(j, "augment", r.augment);
-  read_field(j, "ema", r.ema_decay);
-  read_field(j, "val", r.val);
-  read_field(j, "limit", r.limit);
-  read_field(j, "test_limit", r.test_limit);
-  read_field(j, "seed", r.seed);
+  read_recipe_field(j, "arch", r.arch);
+  read_recipe_field(j, "model", r.model_overrides);
+  read_recipe_field(j, "data", r.data);
+  read_recipe_field(j, "epochs", r.epochs);
+  read_recipe_field(j, "batch", r.batch);
+  read_recipe_field(j, "lr", r.lr);
+  read_recipe_field(j, "optimizer", r.optimizer);
+  read_recipe_field(j, "momentum", r.momentum);
+  read_recipe_field(j, "nesterov", r.nesterov);
+  read_recipe_field(j, "wd", r.weight_decay);
+  read_recipe_field(j, "schedule", r.schedule);
+  read_recipe_field(j, "warmup", r.warmup_epochs);
+  read_recipe_field(j, "label_smoothing", r.label_smoothing);
+  read_recipe_field(j, "augment", r.augment);
+  read_recipe_field(j, "ema", r.ema_decay);
+  read_recipe_field(j, "val", r.val);
+  read_recipe_field(j, "limit", r.limit);
+  read_recipe_field(j, "test_limit", r.test_limit);
+  read_recipe_field(j, "seed", r.seed);
   return r;
 }
 
@@ -364,7 +278,7 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     return m.dump();
   };
   auto save_checkpoints = [&](int64_t epochs_done) {
-    if (!is_finite_all(*model))
+    if (!all_parameters_finite(*model))
       fail("epoch ", epochs_done,
            ": the weights are no longer finite; stopping. The last good "
            "checkpoint is kept (",
@@ -429,23 +343,24 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
                           {"img_per_s", summary.images_per_second},
                           {"seconds", secs}};
     std::string line =
-        str("epoch ", epoch + 1, "/", recipe.epochs, " loss ", fmt("%.3f", summary.train_loss),
-            " acc ", fmt("%.3f", summary.train_acc), " lr ", fmt("%.3g", lr), " ",
-            fmt("%.0f", summary.images_per_second), " img/s");
+        str("epoch ", epoch + 1, "/", recipe.epochs, " loss ",
+            format_number("%.3f", summary.train_loss), " acc ",
+            format_number("%.3f", summary.train_acc), " lr ", format_number("%.3g", lr), " ",
+            format_number("%.0f", summary.images_per_second), " img/s");
     if (val_set.size() > 0) {
       const auto vm = evaluate(val_set);
       summary.val_acc = vm.accuracy;
       log["val_acc"] = vm.accuracy;
-      line += " val_acc " + fmt("%.4f", vm.accuracy);
+      line += " val_acc " + format_number("%.4f", vm.accuracy);
     }
     if (test_set.size() > 0) {
       const auto tm = evaluate(test_set);
       summary.test_acc = tm.accuracy;
       log["test_acc"] = tm.accuracy;
       log["test_loss"] = tm.mean_loss;
-      line += " test_acc " + fmt("%.4f", tm.accuracy);
+      line += " test_acc " + format_number("%.4f", tm.accuracy);
     }
-    append_line(log_path, log.dump());
+    append_log_line(log_path, log.dump());
     progress.line(line);
   }
   summary.finished = summary.epochs_done >= recipe.epochs;
@@ -467,13 +382,7 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     if (val_set.size() > 0) m["val"] = evaluate(val_set).to_json(train_set.class_names);
     summary.peak = peak_memory();  // after the final evaluations: the whole run's peak
     m["memory"] = summary.peak.to_json();
-    const std::string tmp = metrics_path.string() + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << m.dump(2) << "\n";
-      DUET_CHECK(out.good(), tmp, ": cannot write the final metrics");
-    }
-    fs::rename(tmp, metrics_path);
+    write_json_atomically(metrics_path, m);
     progress.note(str("wrote ", model_path.string(), " and ", metrics_path.string()));
   } else {
     summary.peak = peak_memory();

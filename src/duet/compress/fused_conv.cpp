@@ -1,0 +1,92 @@
+#include "duet/compress/fused_conv.h"
+
+#include "duet/autograd/autograd.h"
+#include "duet/kernels/conv2d.h"
+#include "duet/nn/profile.h"
+#include "duet/ops/shape_ops.h"
+#include "duet/tensor/error.h"
+
+namespace duet::compress {
+namespace {
+
+Tensor checked_copy(const Tensor& t, const char* what) {
+  DUET_CHECK(t.defined() && t.dtype() == DType::f32, "FusedConv: ", what, " must be a defined F32 ",
+             "tensor");
+  return autograd::detached(t).clone();
+}
+
+}  // namespace
+
+FusedConv::FusedConv(const Tensor& w, const Tensor& b, const ops::Conv2dOptions& options,
+                     kernels::Activation act)
+    : Module("FusedConv"),
+      weight(register_parameter("weight", checked_copy(w, "weight"))),
+      bias(register_parameter("bias", checked_copy(b, "bias"))),
+      options_(options),
+      act_(act) {
+  DUET_CHECK(weight.rank() == 4 && bias.rank() == 1 && bias.dim(0) == weight.dim(0),
+             "FusedConv: expected weight [K, C/groups, R, S] and bias [K], got ",
+             weight.shape().str(), " and ", bias.shape().str());
+  DUET_CHECK(options.stride >= 1 && options.dilation >= 1 && options.padding >= 0 &&
+                 options.groups >= 1 && weight.dim(0) % options.groups == 0,
+             "FusedConv: stride and dilation must be >= 1, padding >= 0, and groups (",
+             options.groups, ") must divide the ", weight.dim(0), " output channels");
+  // Parameters so that state_dict / parameter_count see them, but frozen: nothing trains these.
+  autograd::set_requires_grad(weight, false);
+  autograd::set_requires_grad(bias, false);
+}
+
+Tensor FusedConv::forward(const Tensor& x) {
+  return forward(x, Tensor());
+}
+
+Tensor FusedConv::forward(const Tensor& x_in, const Tensor& residual_in) {
+  if (is_training())
+    fail("FusedConv: inference only (folded BatchNorm has no batch statistics); call eval() on ",
+         "the folded model, or train the unfolded one");
+  if (autograd::any_requires_grad({&x_in, &residual_in, &weight, &bias}))  // under grad mode
+    fail("FusedConv: inference only, it has no backward; run it under autograd::NoGradGuard ",
+         "with inputs that do not require gradients");
+  DUET_CHECK(x_in.defined() && x_in.dtype() == DType::f32 && x_in.rank() == 4,
+             "FusedConv: expected an F32 input [N, C, H, W], got ",
+             x_in.defined() ? x_in.shape().str() : std::string("an undefined tensor"));
+  kernels::Conv2dShape s;
+  s.batch = x_in.dim(0);
+  s.in_channels = x_in.dim(1);
+  s.in_h = x_in.dim(2);
+  s.in_w = x_in.dim(3);
+  s.out_channels = weight.dim(0);
+  s.kernel_h = weight.dim(2);
+  s.kernel_w = weight.dim(3);
+  s.stride_h = s.stride_w = options_.stride;
+  s.pad_h = s.pad_w = options_.padding;
+  s.dilation_h = s.dilation_w = options_.dilation;
+  s.groups = options_.groups;
+  DUET_CHECK(weight.dim(1) * s.groups == s.in_channels, "FusedConv: input ", x_in.shape().str(),
+             " has ", s.in_channels, " channels; weight ", weight.shape().str(), " with groups ",
+             s.groups, " expects ", weight.dim(1) * s.groups);
+  DUET_CHECK(s.out_h() >= 1 && s.out_w() >= 1, "FusedConv: input ", x_in.shape().str(),
+             " is smaller than the dilated kernel ", weight.shape().str());
+  const Shape out{s.batch, s.out_channels, s.out_h(), s.out_w()};
+
+  const Tensor x = ops::contiguous(x_in);
+  Tensor residual;
+  kernels::Epilogue ep;
+  ep.bias = bias.data<float>();
+  ep.act = act_;
+  if (residual_in.defined()) {
+    DUET_CHECK(residual_in.dtype() == DType::f32 && residual_in.shape() == out,
+               "FusedConv: residual must be F32 ", out.str(), " like the output, got ",
+               residual_in.shape().str());
+    residual = ops::contiguous(residual_in);
+    ep.residual = residual.data<float>();
+    ep.ld_residual = s.out_h() * s.out_w();
+  }
+  Tensor y = Tensor::empty(out);
+  kernels::conv2d_forward(s, x.data<float>(), weight.data<float>(), y.data<float>(), ep);
+  nn::record_layer(this, y,
+                   static_cast<double>(y.numel()) * weight.dim(1) * weight.dim(2) * weight.dim(3));
+  return y;
+}
+
+}  // namespace duet::compress
