@@ -1,5 +1,5 @@
-// Shared by the trainer tests: a fresh run folder per test, the Fashion-MNIST guard, and a
-// byte-for-byte comparison of two checkpoints.
+// Shared by the trainer tests: a fresh run folder per test, quiet run options, the Fashion-MNIST
+// guard, and a byte-for-byte comparison of two checkpoints.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,6 +11,7 @@
 
 #include "duet/data/dataset.h"
 #include "duet/io/safetensors.h"
+#include "duet/train/trainer.h"
 
 namespace duet::train::testing {
 
@@ -34,6 +35,14 @@ class RunDir {
  private:
   std::filesystem::path path_;
 };
+
+// Run options that print nothing (tests keep their output for failures).
+inline TrainRunOptions quiet(const std::string& dir) {
+  TrainRunOptions o;
+  o.out_dir = dir;
+  o.progress = false;
+  return o;
+}
 
 inline bool have_fashion_mnist() {
   return std::filesystem::exists(data::fashion_mnist_dir() + "/train-images-idx3-ubyte.gz") ||

@@ -14,6 +14,7 @@
 namespace duet::train {
 namespace {
 
+using testing::quiet;
 using testing::RunDir;
 
 // unet-xs narrowed to 8/16 channels (about 70k parameters): seconds per epoch on 256 images.
@@ -30,13 +31,6 @@ GenerateRecipe tiny_recipe(int64_t epochs) {
   r.sample_steps = 1;
   r.seed = 5;
   return r;
-}
-
-TrainRunOptions quiet(const std::string& dir) {
-  TrainRunOptions o;
-  o.out_dir = dir;
-  o.progress = false;
-  return o;
 }
 
 std::vector<double> logged_losses(const std::string& path) {

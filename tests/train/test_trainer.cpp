@@ -24,6 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::expect_same_tensors;
+using testing::quiet;
 using testing::RunDir;
 
 // A small, fast recipe: resnet20 at width 8 (69k parameters).
@@ -36,13 +37,6 @@ ClassifyRecipe small_recipe(int64_t limit, int64_t epochs) {
   r.test_limit = 1000;
   r.seed = 7;
   return r;
-}
-
-TrainRunOptions quiet(const std::string& dir) {
-  TrainRunOptions o;
-  o.out_dir = dir;
-  o.progress = false;
-  return o;
 }
 
 std::vector<char> file_bytes(const std::string& path) {

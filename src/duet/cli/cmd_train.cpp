@@ -6,10 +6,9 @@
 #include <string>
 
 #include "duet/cli/commands.h"
-#include "duet/io/safetensors.h"
 #include "duet/tensor/error.h"
 #include "duet/train/generate_trainer.h"
-#include "duet/train/run_io.h"
+#include "duet/train/run_checkpoint.h"
 #include "duet/train/trainer.h"
 
 namespace duet::cli {
@@ -30,14 +29,9 @@ struct TrainFlags {
 // then every flag given on this command line.
 train::GenerateRecipe generate_recipe(const TrainFlags& f, CLI::App* sub) {
   train::GenerateRecipe g;
-  if (f.resume) {
-    const std::string last = f.out + "/last.safetensors";
-    const auto meta = io::SafetensorsFile::load(last).metadata();
-    if (!meta.count(train::kTrainMetaKey))
-      fail(last, ": not a training checkpoint (no '", train::kTrainMetaKey, "' metadata)");
-    g = train::GenerateRecipe::from_json(
-        nlohmann::json::parse(meta.at(train::kTrainMetaKey)).value("recipe", nlohmann::json{}));
-  }
+  if (f.resume)
+    g = train::GenerateRecipe::from_json(train::read_resume_point(train::RunPaths(f.out).last)
+                                             .meta.value("recipe", nlohmann::json::object()));
   const train::ClassifyRecipe& r = f.recipe;
   auto given = [&](const char* name) { return sub->count(name) > 0; };
   if (given("--arch")) g.arch = r.arch;

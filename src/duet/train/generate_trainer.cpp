@@ -18,6 +18,7 @@
 #include "duet/tensor/parallel.h"
 #include "duet/train/adamw.h"
 #include "duet/train/ema.h"
+#include "duet/train/run_checkpoint.h"
 #include "duet/train/run_io.h"
 #include "duet/train/schedule.h"
 
@@ -210,66 +211,41 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
   recipe_in.validate();
   if (opt.out_dir.empty()) fail_usage("train: an output folder (-o) is required");
   GenerateRecipe recipe = recipe_in;
-  const fs::path dir(opt.out_dir);
-  const fs::path last_path = dir / "last.safetensors", model_path = dir / "model.safetensors",
-                 log_path = dir / "train_log.jsonl", metrics_path = dir / "metrics.json";
+  const RunPaths paths(opt.out_dir);
   Progress progress(opt.progress);
 
-  std::map<std::string, Tensor> resume_state;
-  nlohmann::json resume_meta;
+  ResumePoint resume;
   if (opt.resume) {
-    if (!fs::exists(last_path)) fail(last_path.string(), ": no checkpoint to resume from");
-    const auto file = io::SafetensorsFile::load(last_path.string());
-    if (!file.metadata().count(kTrainMetaKey))
-      fail(last_path.string(), ": not a training checkpoint (no '", kTrainMetaKey, "' metadata)");
-    resume_meta = nlohmann::json::parse(file.metadata().at(kTrainMetaKey));
+    resume = read_resume_point(paths.last);
     const GenerateRecipe saved =
-        GenerateRecipe::from_json(resume_meta.value("recipe", nlohmann::json::object()));
-    auto same = [&](const char* field, auto a, auto b) {
-      if (a != b)
-        fail_usage("--resume: ", field, " differs from the checkpoint's (",
-                   nlohmann::json(b).dump(), "); a resumed run must keep it");
-    };
-    same("arch", recipe.arch, saved.arch);
-    same("model config", recipe.model_overrides, saved.model_overrides);
-    same("--data", recipe.data, saved.data);
-    same("--batch", recipe.batch, saved.batch);
-    same("--limit", recipe.limit, saved.limit);
-    same("--augment", recipe.augment, saved.augment);
-    same("--objective", recipe.objective, saved.objective);
-    same("--ema", recipe.ema_decay > 0, saved.ema_decay > 0);
-    if (recipe.seed >= 0) same("--seed", recipe.seed, saved.seed);
+        GenerateRecipe::from_json(resume.meta.value("recipe", nlohmann::json::object()));
+    require_same_on_resume("arch", recipe.arch, saved.arch);
+    require_same_on_resume("model config", recipe.model_overrides, saved.model_overrides);
+    require_same_on_resume("--data", recipe.data, saved.data);
+    require_same_on_resume("--batch", recipe.batch, saved.batch);
+    require_same_on_resume("--limit", recipe.limit, saved.limit);
+    require_same_on_resume("--augment", recipe.augment, saved.augment);
+    require_same_on_resume("--objective", recipe.objective, saved.objective);
+    require_same_on_resume("--ema", recipe.ema_decay > 0, saved.ema_decay > 0);
+    if (recipe.seed >= 0) require_same_on_resume("--seed", recipe.seed, saved.seed);
     recipe.seed = saved.seed;
-    resume_state = io::tensors_from_file(file, {});
   }
   if (recipe.seed < 0) recipe.seed = static_cast<int64_t>(random_seed() & 0x7fffffffffffffffull);
 
   GenerateSetup s = make_setup(recipe);
   const int64_t bpe = s.batches_per_epoch;
-  fs::create_directories(dir);
+  fs::create_directories(paths.dir);
 
   int64_t start_epoch = 0, step = 0;
   if (opt.resume) {
-    std::map<std::string, Tensor> model_state;
-    for (auto& [k, t] : resume_state)
-      if (k.rfind("optim.", 0) != 0 && k.rfind("ema.", 0) != 0) model_state.emplace(k, t);
-    try {
-      s.module->load_state_dict(model_state);
-      s.optim->load_state_dict(resume_state);
-      if (s.ema) s.ema->load_state_dict(resume_state);
-    } catch (const Error& e) {
-      fail(last_path.string(), ": ", e.what());
-    }
-    start_epoch = resume_meta.value("epoch", int64_t{0});
-    step = resume_meta.value("step", int64_t{0});
-    DUET_CHECK(step == start_epoch * bpe && step == s.optim->step_count(), last_path.string(),
-               ": step ", step, " does not match epoch ", start_epoch, " x ", bpe,
-               " batches (was the data changed?)");
-    truncate_log(log_path, start_epoch);
-    progress.note(str("resuming ", dir.string(), " after epoch ", start_epoch, "/", recipe.epochs));
+    std::tie(start_epoch, step) =
+        restore_run(resume, paths.last, *s.module, *s.optim, s.ema.get(), bpe);
+    truncate_log(paths.log, start_epoch);
+    progress.note(
+        str("resuming ", paths.dir.string(), " after epoch ", start_epoch, "/", recipe.epochs));
   } else {
     std::error_code ec;
-    fs::remove(log_path, ec);
+    fs::remove(paths.log, ec);
   }
   progress.note(str("train ", recipe.arch, " (", recipe.objective, ", ", recipe.time_sampling,
                     " t) on ", recipe.data, ": ", s.train_set.size(), " images, ",
@@ -277,29 +253,12 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
                     num_threads(), " threads"));
 
   auto save_checkpoints = [&](int64_t epochs_done) {
-    if (!all_parameters_finite(*s.module))
-      fail("epoch ", epochs_done,
-           ": the weights are no longer finite; stopping. The last good "
-           "checkpoint is kept (",
-           fs::exists(last_path) ? last_path.string() : "none written yet", ")");
-    std::vector<std::pair<std::string, Tensor>> tensors;
-    for (auto& [name, t] : s.module->named_parameters()) tensors.emplace_back(name, *t);
-    for (auto& [name, t] : s.module->named_buffers()) tensors.emplace_back(name, *t);
-    for (auto& e : s.optim->state_dict()) tensors.push_back(std::move(e));
-    if (s.ema)
-      for (auto& e : s.ema->state_dict()) tensors.push_back(std::move(e));
     const nlohmann::json meta = {{"recipe", recipe.to_json()},
                                  {"epoch", epochs_done},
                                  {"step", step},
                                  {"seed", recipe.seed},
                                  {"total_steps", s.total_steps}};
-    io::save_tensors(last_path.string(), tensors,
-                     {{"duet.config", s.config.dump()},
-                      {"duet.format_version", models::kFormatVersion},
-                      {kTrainMetaKey, meta.dump()}});
-    std::unique_ptr<EmaScope> scope;
-    if (s.ema) scope = std::make_unique<EmaScope>(*s.ema, *s.module);
-    models::save_model(model_path.string(), *s.module, s.config);
+    save_run_checkpoints(paths, *s.module, *s.optim, s.ema.get(), s.config, meta, epochs_done);
   };
 
   GenerateSummary summary;
@@ -319,7 +278,7 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
       if (!std::isfinite(loss))
         fail("epoch ", epoch + 1, " step ", step + 1, ": the loss is ", loss,
              " (diverged; try a lower --lr); stopping. The last good checkpoint is kept (",
-             fs::exists(last_path) ? last_path.string() : "none written yet", ")");
+             fs::exists(paths.last) ? paths.last.string() : "none written yet", ")");
       const int64_t images = batch.labels.numel();
       loss_sum += static_cast<double>(loss) * static_cast<double>(images);
       seen += images;
@@ -347,29 +306,29 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
             format_number("%.0f", summary.images_per_second), " img/s");
     const bool last_epoch = epoch + 1 == recipe.epochs;
     if (last_epoch || (recipe.sample_every > 0 && (epoch + 1) % recipe.sample_every == 0)) {
-      const fs::path grid = dir / "samples" / str("epoch-", epoch + 1, ".png");
+      const fs::path grid = paths.dir / "samples" / str("epoch-", epoch + 1, ".png");
       write_sample_grid(s, recipe, grid, 8);
       log["samples"] = grid.string();
       line += " samples " + grid.string();
     }
-    append_log_line(log_path, log.dump());
+    append_log_line(paths.log, log.dump());
     progress.line(line);
   }
   summary.finished = summary.epochs_done >= recipe.epochs;
   summary.peak = peak_memory();
   if (summary.finished) {
-    write_json_atomically(metrics_path, {{"arch", recipe.arch},
-                                         {"config", s.config},
-                                         {"recipe", recipe.to_json()},
-                                         {"seed", recipe.seed},
-                                         {"epochs", summary.epochs_done},
-                                         {"steps", step},
-                                         {"parameters", s.module->parameter_count()},
-                                         {"train_loss", summary.train_loss},
-                                         {"img_per_s", summary.images_per_second},
-                                         {"threads", num_threads()},
-                                         {"memory", summary.peak.to_json()}});
-    progress.note(str("wrote ", model_path.string(), " and ", metrics_path.string()));
+    write_json_atomically(paths.metrics, {{"arch", recipe.arch},
+                                          {"config", s.config},
+                                          {"recipe", recipe.to_json()},
+                                          {"seed", recipe.seed},
+                                          {"epochs", summary.epochs_done},
+                                          {"steps", step},
+                                          {"parameters", s.module->parameter_count()},
+                                          {"train_loss", summary.train_loss},
+                                          {"img_per_s", summary.images_per_second},
+                                          {"threads", num_threads()},
+                                          {"memory", summary.peak.to_json()}});
+    progress.note(str("wrote ", paths.model.string(), " and ", paths.metrics.string()));
   }
   progress.line(summary.peak.str());
   return summary;

@@ -22,6 +22,7 @@
 #include "duet/tensor/rng.h"
 #include "duet/train/classify_step.h"
 #include "duet/train/peak_memory.h"
+#include "duet/train/run_checkpoint.h"
 #include "duet/train/run_io.h"
 
 namespace duet::train {
@@ -169,52 +170,34 @@ std::vector<float> predict_probs(nn::Module& model, const data::Dataset& d,
 }
 
 ClassifyRecipe read_checkpoint_recipe(const std::string& last_path) {
-  const auto file = io::SafetensorsFile::load(last_path);
-  auto it = file.metadata().find(kTrainMetaKey);
-  if (it == file.metadata().end())
-    fail(last_path, ": __metadata__ has no '", kTrainMetaKey,
-         "' (not a duet training checkpoint; model.safetensors cannot be resumed)");
-  try {
-    return ClassifyRecipe::from_json(nlohmann::json::parse(it->second).at("recipe"));
-  } catch (const nlohmann::json::exception& e) {
-    fail(last_path, ": __metadata__ '", kTrainMetaKey, "' is malformed (", e.what(), ")");
-  }
+  return ClassifyRecipe::from_json(
+      read_resume_point(last_path).meta.value("recipe", nlohmann::json::object()));
 }
 
 TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOptions& opt) {
   recipe_in.validate();
   if (opt.out_dir.empty()) fail_usage("train: an output folder (-o) is required");
   ClassifyRecipe recipe = recipe_in;
-  const fs::path dir(opt.out_dir);
-  const fs::path last_path = dir / "last.safetensors", model_path = dir / "model.safetensors",
-                 log_path = dir / "train_log.jsonl", metrics_path = dir / "metrics.json";
+  const RunPaths paths(opt.out_dir);
   Progress progress(opt.progress);
 
   // Resume: the checkpoint's recipe decides everything that shapes the data and the model.
-  std::map<std::string, Tensor> resume_state;
-  nlohmann::json resume_meta;
+  ResumePoint resume;
   if (opt.resume) {
-    if (!fs::exists(last_path)) fail(last_path.string(), ": no checkpoint to resume from");
-    const auto file = io::SafetensorsFile::load(last_path.string());
-    const ClassifyRecipe saved = read_checkpoint_recipe(last_path.string());
-    resume_meta = nlohmann::json::parse(file.metadata().at(kTrainMetaKey));
-    auto same = [&](const char* field, auto a, auto b) {
-      if (a != b)
-        fail_usage("--resume: ", field, " differs from the checkpoint's (",
-                   nlohmann::json(b).dump(), "); a resumed run must keep it");
-    };
-    same("arch", recipe.arch, saved.arch);
-    same("model config", recipe.model_overrides, saved.model_overrides);
-    same("--data", recipe.data, saved.data);
-    same("--batch", recipe.batch, saved.batch);
-    same("--val", recipe.val, saved.val);
-    same("--limit", recipe.limit, saved.limit);
-    same("--augment", recipe.augment, saved.augment);
-    same("--optimizer", recipe.optimizer, saved.optimizer);
-    same("--ema", recipe.ema_decay > 0, saved.ema_decay > 0);
-    if (recipe.seed >= 0) same("--seed", recipe.seed, saved.seed);
+    resume = read_resume_point(paths.last);
+    const ClassifyRecipe saved =
+        ClassifyRecipe::from_json(resume.meta.value("recipe", nlohmann::json::object()));
+    require_same_on_resume("arch", recipe.arch, saved.arch);
+    require_same_on_resume("model config", recipe.model_overrides, saved.model_overrides);
+    require_same_on_resume("--data", recipe.data, saved.data);
+    require_same_on_resume("--batch", recipe.batch, saved.batch);
+    require_same_on_resume("--val", recipe.val, saved.val);
+    require_same_on_resume("--limit", recipe.limit, saved.limit);
+    require_same_on_resume("--augment", recipe.augment, saved.augment);
+    require_same_on_resume("--optimizer", recipe.optimizer, saved.optimizer);
+    require_same_on_resume("--ema", recipe.ema_decay > 0, saved.ema_decay > 0);
+    if (recipe.seed >= 0) require_same_on_resume("--seed", recipe.seed, saved.seed);
     recipe.seed = saved.seed;
-    resume_state = io::tensors_from_file(file, {});
   }
   // Kept below 2^63 so the seed round-trips through the recipe's signed field.
   if (recipe.seed < 0) recipe.seed = static_cast<int64_t>(random_seed() & 0x7fffffffffffffffull);
@@ -231,30 +214,17 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
   Ema* ema = setup.ema.get();
   const int64_t bpe = setup.batches_per_epoch;
   const int64_t total_steps = setup.total_steps;
-  fs::create_directories(dir);  // only now: a bad --data or model leaves nothing behind
+  fs::create_directories(paths.dir);  // only now: a bad --data or model leaves nothing behind
 
   int64_t start_epoch = 0, step = 0;
   if (opt.resume) {
-    std::map<std::string, Tensor> model_state;
-    for (auto& [k, t] : resume_state)
-      if (k.rfind("optim.", 0) != 0 && k.rfind("ema.", 0) != 0) model_state.emplace(k, t);
-    try {
-      model->load_state_dict(model_state);
-      optim->load_state_dict(resume_state);
-      if (ema) ema->load_state_dict(resume_state);
-    } catch (const Error& e) {
-      fail(last_path.string(), ": ", e.what());
-    }
-    start_epoch = resume_meta.value("epoch", int64_t{0});
-    step = resume_meta.value("step", int64_t{0});
-    DUET_CHECK(step == start_epoch * bpe && step == optim->step_count(), last_path.string(),
-               ": step ", step, " does not match epoch ", start_epoch, " x ", bpe,
-               " batches (was the data changed?)");
-    truncate_log(log_path, start_epoch);
-    progress.note(str("resuming ", dir.string(), " after epoch ", start_epoch, "/", recipe.epochs));
+    std::tie(start_epoch, step) = restore_run(resume, paths.last, *model, *optim, ema, bpe);
+    truncate_log(paths.log, start_epoch);
+    progress.note(
+        str("resuming ", paths.dir.string(), " after epoch ", start_epoch, "/", recipe.epochs));
   } else {
     std::error_code ec;
-    fs::remove(log_path, ec);
+    fs::remove(paths.log, ec);
   }
   progress.note(str("train ", recipe.arch, " on ", recipe.data, ": ", train_set.size(), " images (",
                     val_set.size(), " val, ", test_set.size(), " test), ", model->parameter_count(),
@@ -268,34 +238,14 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     return classify_metrics(probs.data(), d.labels.data<int32_t>(), d.size(),
                             train_set.num_classes());
   };
-  auto train_meta = [&](int64_t epochs_done) {
-    nlohmann::json m = {{"recipe", recipe.to_json()},
-                        {"epoch", epochs_done},
-                        {"step", step},
-                        {"seed", recipe.seed},
-                        {"total_steps", total_steps},
-                        {"data", {{"epoch", epochs_done}, {"batch", 0}}}};
-    return m.dump();
-  };
   auto save_checkpoints = [&](int64_t epochs_done) {
-    if (!all_parameters_finite(*model))
-      fail("epoch ", epochs_done,
-           ": the weights are no longer finite; stopping. The last good "
-           "checkpoint is kept (",
-           fs::exists(last_path) ? last_path.string() : "none written yet", ")");
-    std::vector<std::pair<std::string, Tensor>> tensors;
-    for (auto& [name, t] : model->named_parameters()) tensors.emplace_back(name, *t);
-    for (auto& [name, t] : model->named_buffers()) tensors.emplace_back(name, *t);
-    for (auto& e : optim->state_dict()) tensors.push_back(std::move(e));
-    if (ema)
-      for (auto& e : ema->state_dict()) tensors.push_back(std::move(e));
-    io::save_tensors(last_path.string(), tensors,
-                     {{"duet.config", config.dump()},
-                      {"duet.format_version", models::kFormatVersion},
-                      {kTrainMetaKey, train_meta(epochs_done)}});
-    std::unique_ptr<EmaScope> scope;
-    if (ema) scope = std::make_unique<EmaScope>(*ema, *model);
-    models::save_model(model_path.string(), *model, config);
+    const nlohmann::json meta = {{"recipe", recipe.to_json()},
+                                 {"epoch", epochs_done},
+                                 {"step", step},
+                                 {"seed", recipe.seed},
+                                 {"total_steps", total_steps},
+                                 {"data", {{"epoch", epochs_done}, {"batch", 0}}}};
+    save_run_checkpoints(paths, *model, *optim, ema, config, meta, epochs_done);
   };
 
   TrainSummary summary;
@@ -315,7 +265,7 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
       if (!std::isfinite(st.loss))
         fail("epoch ", epoch + 1, " step ", step + 1, ": the loss is ", st.loss,
              " (diverged; try a lower --lr); stopping. The last good checkpoint is kept (",
-             fs::exists(last_path) ? last_path.string() : "none written yet", ")");
+             fs::exists(paths.last) ? paths.last.string() : "none written yet", ")");
       correct += st.correct;
       loss_sum += static_cast<double>(st.loss) * static_cast<double>(st.images);
       seen += st.images;
@@ -360,7 +310,7 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
       log["test_loss"] = tm.mean_loss;
       line += " test_acc " + format_number("%.4f", tm.accuracy);
     }
-    append_log_line(log_path, log.dump());
+    append_log_line(paths.log, log.dump());
     progress.line(line);
   }
   summary.finished = summary.epochs_done >= recipe.epochs;
@@ -382,8 +332,8 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     if (val_set.size() > 0) m["val"] = evaluate(val_set).to_json(train_set.class_names);
     summary.peak = peak_memory();  // after the final evaluations: the whole run's peak
     m["memory"] = summary.peak.to_json();
-    write_json_atomically(metrics_path, m);
-    progress.note(str("wrote ", model_path.string(), " and ", metrics_path.string()));
+    write_json_atomically(paths.metrics, m);
+    progress.note(str("wrote ", paths.model.string(), " and ", paths.metrics.string()));
   } else {
     summary.peak = peak_memory();
   }

@@ -1,0 +1,82 @@
+#include "duet/train/run_checkpoint.h"
+
+#include <vector>
+
+#include "duet/io/safetensors.h"
+#include "duet/io/tensor_io.h"
+#include "duet/models/checkpoint.h"
+#include "duet/train/run_io.h"
+
+namespace duet::train {
+namespace fs = std::filesystem;
+
+RunPaths::RunPaths(const std::string& out_dir)
+    : dir(out_dir),
+      last(dir / "last.safetensors"),
+      model(dir / "model.safetensors"),
+      log(dir / "train_log.jsonl"),
+      metrics(dir / "metrics.json") {}
+
+ResumePoint read_resume_point(const fs::path& last) {
+  if (!fs::exists(last)) fail(last.string(), ": no checkpoint to resume from");
+  const auto file = io::SafetensorsFile::load(last.string());
+  const auto it = file.metadata().find(kTrainMetaKey);
+  if (it == file.metadata().end())
+    fail(last.string(), ": __metadata__ has no '", kTrainMetaKey,
+         "' (not a duet training checkpoint; model.safetensors cannot be resumed)");
+  ResumePoint p;
+  try {
+    p.meta = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    fail(last.string(), ": __metadata__ '", kTrainMetaKey, "' is malformed (", e.what(), ")");
+  }
+  if (!p.meta.is_object())
+    fail(last.string(), ": __metadata__ '", kTrainMetaKey, "' must be a JSON object");
+  p.state = io::tensors_from_file(file, {});
+  return p;
+}
+
+std::pair<int64_t, int64_t> restore_run(const ResumePoint& from, const fs::path& last,
+                                        nn::Module& model, Optimizer& optim, Ema* ema,
+                                        int64_t batches_per_epoch) {
+  std::map<std::string, Tensor> weights;
+  for (const auto& [k, t] : from.state)
+    if (k.rfind("optim.", 0) != 0 && k.rfind("ema.", 0) != 0) weights.emplace(k, t);
+  try {
+    model.load_state_dict(weights);
+    optim.load_state_dict(from.state);
+    if (ema) ema->load_state_dict(from.state);
+  } catch (const Error& e) {
+    fail(last.string(), ": ", e.what());
+  }
+  const int64_t epoch = from.meta.value("epoch", int64_t{0});
+  const int64_t step = from.meta.value("step", int64_t{0});
+  DUET_CHECK(step == epoch * batches_per_epoch && step == optim.step_count(), last.string(),
+             ": step ", step, " does not match epoch ", epoch, " x ", batches_per_epoch,
+             " batches (was the data changed?)");
+  return {epoch, step};
+}
+
+void save_run_checkpoints(const RunPaths& paths, nn::Module& model, const Optimizer& optim,
+                          Ema* ema, const nlohmann::json& config, const nlohmann::json& train_meta,
+                          int64_t epochs_done) {
+  if (!all_parameters_finite(model))
+    fail("epoch ", epochs_done,
+         ": the weights are no longer finite; stopping. The last good checkpoint is kept (",
+         fs::exists(paths.last) ? paths.last.string() : "none written yet", ")");
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto& [name, t] : model.named_parameters()) tensors.emplace_back(name, *t);
+  for (auto& [name, t] : model.named_buffers()) tensors.emplace_back(name, *t);
+  for (auto& e : optim.state_dict()) tensors.push_back(std::move(e));
+  if (ema)
+    for (auto& e : ema->state_dict()) tensors.push_back(std::move(e));
+  io::save_tensors(paths.last.string(), tensors,
+                   {{"duet.config", config.dump()},
+                    {"duet.format_version", models::kFormatVersion},
+                    {kTrainMetaKey, train_meta.dump()}});
+  std::unique_ptr<EmaScope> scope;
+  if (ema) scope = std::make_unique<EmaScope>(*ema, model);
+  models::save_model(paths.model.string(), model, config);
+}
+
+}  // namespace duet::train

@@ -1,0 +1,51 @@
+// The checkpoints of a training run folder, shared by the classify and generate loops:
+// last.safetensors (weights, buffers, optimizer and EMA state, the recipe and position) for
+// --resume, and model.safetensors (the weights that ship: EMA when enabled) for use.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "duet/nn/module.h"
+#include "duet/tensor/error.h"
+#include "duet/train/ema.h"
+#include "duet/train/optimizer.h"
+
+namespace duet::train {
+
+struct RunPaths {
+  explicit RunPaths(const std::string& out_dir);
+  std::filesystem::path dir, last, model, log, metrics;
+};
+
+// What --resume starts from: every tensor of last.safetensors and its training metadata
+// ({"recipe", "epoch", "step", "seed", ...}). Errors name the file.
+struct ResumePoint {
+  std::map<std::string, Tensor> state;
+  nlohmann::json meta;
+};
+ResumePoint read_resume_point(const std::filesystem::path& last);
+
+// Usage Error when a resumed run would change what the checkpoint fixed.
+template <class T>
+void require_same_on_resume(const char* field, const T& now, const T& saved) {
+  if (now != saved)
+    fail_usage("--resume: ", field, " differs from the checkpoint's (",
+               nlohmann::json(saved).dump(), "); a resumed run must keep it");
+}
+
+// Loads the weights, optimizer and EMA state, checks that the step count matches whole epochs of
+// `batches_per_epoch`, and returns {epochs done, steps done}.
+std::pair<int64_t, int64_t> restore_run(const ResumePoint& from, const std::filesystem::path& last,
+                                        nn::Module& model, Optimizer& optim, Ema* ema,
+                                        int64_t batches_per_epoch);
+
+// Refuses non-finite weights (the previous checkpoints stay), then writes both files atomically.
+void save_run_checkpoints(const RunPaths& paths, nn::Module& model, const Optimizer& optim,
+                          Ema* ema, const nlohmann::json& config, const nlohmann::json& train_meta,
+                          int64_t epochs_done);
+
+}  // namespace duet::train
