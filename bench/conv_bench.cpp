@@ -1,7 +1,5 @@
 #include "conv_bench.h"
 
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,10 +7,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench/peer_process.h"
 #include "duet/kernels/conv2d.h"
 #include "duet/kernels/fma_peak.h"
 #include "duet/tensor/error.h"
@@ -28,116 +28,34 @@ using kernels::Conv2dShape;
 class TorchPeer {
  public:
   explicit TorchPeer(int threads) {
-    const std::string script = find_script();
+    const std::string script = find_source_file("bench/peers/torch_conv.py");
     if (script.empty() || access("/usr/bin/python3", X_OK) != 0) return;
-    int to_child[2], from_child[2];
-    if (pipe(to_child) != 0) return;
-    if (pipe(from_child) != 0) {
-      close(to_child[0]);
-      close(to_child[1]);
-      return;
-    }
     const std::string t = std::to_string(threads);
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(to_child[0], 0);
-      dup2(from_child[1], 1);
-      close(to_child[1]);
-      close(from_child[0]);
-      setenv("OMP_NUM_THREADS", t.c_str(), 1);
-      execl("/usr/bin/python3", "python3", script.c_str(), t.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(to_child[0]);
-    close(from_child[1]);
-    if (pid_ < 0) {
-      close(to_child[1]);
-      close(from_child[0]);
-      return;
-    }
-    in_ = fdopen(to_child[1], "w");
-    out_ = fdopen(from_child[0], "r");
-    std::string line;
-    if (!in_ || !out_ || !read_line(line) || line.rfind("ready", 0) != 0) {
-      shutdown();
-      return;
-    }
-    ok_ = true;
+    process_ = std::make_unique<PeerProcess>(
+        std::vector<std::string>{"/usr/bin/python3", script, t},
+        std::vector<std::pair<std::string, std::string>>{{"OMP_NUM_THREADS", t}});
   }
-  ~TorchPeer() { shutdown(); }
-  TorchPeer(const TorchPeer&) = delete;
-  TorchPeer& operator=(const TorchPeer&) = delete;
 
-  bool ok() const { return ok_; }
+  bool ok() const { return process_ && process_->ok(); }
 
   // Seconds per call of `pass` averaged over `iters` calls, or a negative value on failure.
   double time(const char* pass, const Conv2dShape& s, int iters) {
-    if (!ok_) return -1;
-    std::fprintf(in_, "time %s %ld %ld %ld %ld %ld %ld %ld %ld %ld %d\n", pass, long(s.batch),
-                 long(s.in_channels), long(s.out_channels), long(s.in_h), long(s.in_w),
-                 long(s.kernel_h), long(s.kernel_w), long(s.stride_h), long(s.pad_h), iters);
-    std::fflush(in_);
-    std::string line;
-    if (!read_line(line) || line.rfind("ok ", 0) != 0) {
-      ok_ = false;
-      return -1;
-    }
+    if (!ok()) return -1;
+    char request[256];
+    std::snprintf(request, sizeof request, "time %s %ld %ld %ld %ld %ld %ld %ld %ld %ld %d", pass,
+                  long(s.batch), long(s.in_channels), long(s.out_channels), long(s.in_h),
+                  long(s.in_w), long(s.kernel_h), long(s.kernel_w), long(s.stride_h), long(s.pad_h),
+                  iters);
+    const auto answer = process_->request(request);
+    if (!answer) return -1;
     if (std::getenv("DUET_BENCH_TRACE"))
       std::fprintf(stderr, "peer %s %ld/%ld/%ld x%d -> %s\n", pass, long(s.in_channels),
-                   long(s.out_channels), long(s.in_h), iters, line.c_str());
-    return std::atof(line.c_str() + 3);
+                   long(s.out_channels), long(s.in_h), iters, answer->c_str());
+    return std::atof(answer->c_str());
   }
 
  private:
-  static std::string find_script() {
-    std::vector<std::string> candidates;
-    if (const char* dir = std::getenv("DUET_SOURCE_DIR"))
-      candidates.push_back(std::string(dir) + "/bench/peers/torch_conv.py");
-    candidates.push_back("bench/peers/torch_conv.py");
-    // Runners live in build/<dir>/ under the source tree; walk up from the executable.
-    char exe[4096];
-    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-      std::string dir(exe, size_t(n));
-      for (int up = 0; up < 4 && dir.rfind('/') != std::string::npos; ++up) {
-        dir.resize(dir.rfind('/'));
-        candidates.push_back(dir + "/bench/peers/torch_conv.py");
-      }
-    }
-    for (const auto& c : candidates)
-      if (access(c.c_str(), R_OK) == 0) return c;
-    return "";
-  }
-
-  bool read_line(std::string& line) {
-    line.clear();
-    int ch;
-    while ((ch = std::fgetc(out_)) != EOF && ch != '\n') line.push_back(char(ch));
-    return ch == '\n';
-  }
-
-  void shutdown() {
-    if (in_) {
-      std::fputs("quit\n", in_);
-      std::fclose(in_);
-      in_ = nullptr;
-    }
-    if (out_) {
-      std::fclose(out_);
-      out_ = nullptr;
-    }
-    if (pid_ > 0) {
-      int status = 0;
-      waitpid(pid_, &status, 0);
-      pid_ = -1;
-    }
-    ok_ = false;
-  }
-
-  pid_t pid_ = -1;
-  FILE* in_ = nullptr;
-  FILE* out_ = nullptr;
-  bool ok_ = false;
+  std::unique_ptr<PeerProcess> process_;
 };
 
 struct ConvCase {
