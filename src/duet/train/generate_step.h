@@ -1,0 +1,45 @@
+// The moving parts of a generation run (data, UNet, loader, schedule, AdamW, EMA) built from a
+// recipe, and its one training step. train_generator iterates this step and `duet bench gen`
+// times it, so the benchmark measures exactly what `duet train --task generate` runs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "duet/data/loader.h"
+#include "duet/gen/objective.h"
+#include "duet/models/unet.h"
+#include "duet/nn/module.h"
+#include "duet/train/ema.h"
+#include "duet/train/generate_trainer.h"
+#include "duet/train/optimizer.h"
+#include "duet/train/schedule.h"
+
+namespace duet::train {
+
+struct GenerateSetup {
+  data::Dataset train_set;
+  nlohmann::json config;
+  std::shared_ptr<nn::Module> module;  // in training mode, initialised from the seed
+  models::UNet* unet = nullptr;        // module, as the UNet it is
+  std::unique_ptr<data::Loader> loader;
+  LrSchedule schedule;
+  std::unique_ptr<Optimizer> optim;
+  std::unique_ptr<Ema> ema;
+  gen::Objective objective = gen::Objective::flow;
+  gen::TimeSampling time_sampling = gen::TimeSampling::uniform;
+  int64_t batches_per_epoch = 0, total_steps = 0;
+};
+
+// Builds everything a fresh run starts from; recipe.seed must be >= 0 and the recipe valid.
+GenerateSetup make_generate_setup(const GenerateRecipe& recipe);
+
+// One step at global step `step` (0-based): the schedule's lr, label dropout, the objective's
+// draw, forward, MSE, backward, AdamW, EMA. Returns the loss; when it is not finite nothing was
+// updated. Its randomness comes from a Philox stream keyed by the seed and positioned by the
+// step, so a resumed run draws exactly what an uninterrupted one did.
+float generate_train_step(GenerateSetup& s, const GenerateRecipe& r, const data::Batch& batch,
+                          int64_t step);
+
+}  // namespace duet::train
