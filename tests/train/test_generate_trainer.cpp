@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "duet/data/image.h"
+#include "duet/data/text.h"
 #include "duet/tensor/error.h"
 #include "duet/train/generate_trainer.h"
 #include "run_fixtures.h"
@@ -57,7 +58,8 @@ TEST(GenerateTrainer, FlowLossFallsAndGridsAreWritten) {
   EXPECT_LT(losses.back(), 0.7 * losses.front());
   // The final epoch always leaves a grid: 10 class rows of 8, 28-pixel images with 2-pixel gaps.
   const data::Image grid = data::read_image(dir.file("samples/epoch-4.png"));
-  EXPECT_EQ(grid.width, 8 * 30 + 2);
+  // The class names label the rows in a left margin as wide as the longest name.
+  EXPECT_EQ(grid.width, 8 * 30 + 2 + data::text_width("Ankle boot") + 4);
   EXPECT_EQ(grid.height, 10 * 30 + 2);
   EXPECT_TRUE(std::filesystem::exists(dir.file("metrics.json")));
 }

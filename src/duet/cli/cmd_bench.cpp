@@ -47,10 +47,12 @@ Action add_bench_command(CLI::App& app) {
   k->add_flag("--json", o->json, "one JSON object per line instead of the table");
   Action infer = add_bench_infer_command(*sub);  // src/duet/cli/bench_infer.cpp
   Action train = add_bench_train_command(*sub);  // src/duet/cli/bench_train.cpp
-  return [o, k, infer, train] {
+  Action gen = add_bench_gen_command(*sub);      // src/duet/cli/bench_gen.cpp
+  return [o, k, infer, train, gen] {
     if (k->parsed()) run_kernels(*o);
     infer();
     train();
+    gen();
   };
 }
 

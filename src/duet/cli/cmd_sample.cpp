@@ -1,6 +1,6 @@
 // `duet sample -m MODEL --class bag|8|all -n 64 --steps 20 --cfg 2 --sampler heun -s 7 -o x.png`:
 // draws class-conditional images from a trained generator into one grid PNG (--grid columns) or
-// one PNG per image (--out-dir). `--class all` gives one row per class, named on stdout.
+// one PNG per image (--out-dir). `--class all` gives one row per class, named in the image.
 #include <unistd.h>
 
 #include <algorithm>
@@ -109,7 +109,10 @@ void run_sample(const SampleFlags& f) {
   if (bar) std::fprintf(stderr, "\r\033[K");
 
   if (!f.out.empty()) {
-    data::write_png(f.out, data::image_grid(images, columns));
+    data::Image grid = data::image_grid(images, columns);
+    if (f.cls == "all")  // one row per class: name the rows inside the image
+      grid = data::label_grid_rows(grid, names, unet->config().image_size);
+    data::write_png(f.out, grid);
     std::printf("wrote %s (%zu images, %lld per row)\n", f.out.c_str(), labels.size(),
                 static_cast<long long>(columns));
   } else {
@@ -125,8 +128,6 @@ void run_sample(const SampleFlags& f) {
     }
     std::printf("wrote %zu images to %s\n", labels.size(), f.out_dir.c_str());
   }
-  if (f.cls == "all" && !f.out.empty())
-    for (size_t c = 0; c < names.size(); ++c) std::printf("row %zu: %s\n", c, names[c].c_str());
   std::printf("%.2f s: %.1f ms per step, %.1f images/s; peak tensor memory %.1f MiB\n", secs,
               1e3 * secs / opt.steps, static_cast<double>(labels.size()) / secs,
               static_cast<double>(memory::peak_bytes()) / (1 << 20));

@@ -14,6 +14,7 @@ Action add_bench_command(CLI::App& app);
 // `duet bench` subcommands in files of their own; each action returns at once unless selected.
 Action add_bench_infer_command(CLI::App& bench);
 Action add_bench_train_command(CLI::App& bench);
+Action add_bench_gen_command(CLI::App& bench);
 Action add_train_command(CLI::App& app);
 Action add_eval_command(CLI::App& app);
 Action add_classify_command(CLI::App& app);

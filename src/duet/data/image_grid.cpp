@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "duet/data/text.h"
 #include "duet/tensor/error.h"
 
 namespace duet::data {
@@ -62,6 +63,28 @@ Image image_grid(const Tensor& batch, int64_t columns, int64_t pad, uint8_t fill
                   grid.pixels.begin() + ((top + y) * grid.width + left) * c);
   }
   return grid;
+}
+
+Image label_grid_rows(const Image& grid, const std::vector<std::string>& labels,
+                      int64_t cell_height, int64_t pad, uint8_t fill) {
+  int64_t margin = 0;
+  for (const auto& l : labels) margin = std::max(margin, text_width(l));
+  if (margin == 0) return grid;
+  margin += 2 * pad;
+  Image out;
+  out.channels = grid.channels;
+  out.height = grid.height;
+  out.width = grid.width + margin;
+  out.pixels.assign(static_cast<size_t>(out.height * out.width * out.channels), fill);
+  for (int64_t y = 0; y < grid.height; ++y)
+    std::copy_n(grid.pixels.begin() + y * grid.width * grid.channels, grid.width * grid.channels,
+                out.pixels.begin() + (y * out.width + margin) * out.channels);
+  const uint8_t ink = fill >= 128 ? 0 : 255;
+  for (size_t r = 0; r < labels.size(); ++r) {
+    const int64_t top = pad + static_cast<int64_t>(r) * (cell_height + pad);
+    draw_text(out, pad, top + (cell_height - kGlyphHeight) / 2, labels[r], ink);
+  }
+  return out;
 }
 
 }  // namespace duet::data

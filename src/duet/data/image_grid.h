@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "duet/data/image.h"
 #include "duet/tensor/tensor.h"
@@ -15,5 +17,10 @@ Image to_image(const Tensor& batch, int64_t index, float lo = -1.0f, float hi = 
 // All images of the batch in rows of `columns`, separated and framed by `pad` pixels of `fill`.
 Image image_grid(const Tensor& batch, int64_t columns, int64_t pad = 2, uint8_t fill = 255,
                  float lo = -1.0f, float hi = 1.0f);
+
+// The grid with a margin on the left naming each row (one label per row of images, drawn with the
+// built-in font, vertically centred on the row); `pad` and `fill` as given to image_grid.
+Image label_grid_rows(const Image& grid, const std::vector<std::string>& labels,
+                      int64_t cell_height, int64_t pad = 2, uint8_t fill = 255);
 
 }  // namespace duet::data

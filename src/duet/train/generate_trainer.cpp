@@ -114,7 +114,9 @@ void write_sample_grid(GenerateSetup& s, const GenerateRecipe& r, const fs::path
       gen::generate(*s.unet, s.objective, labels, r.sample_cfg, opt, static_cast<uint64_t>(r.seed));
   s.module->train();
   fs::create_directories(path.parent_path());
-  data::write_png(path.string(), data::image_grid(images, per_class));
+  data::write_png(path.string(),
+                  data::label_grid_rows(data::image_grid(images, per_class),
+                                        s.train_set.class_names, s.unet->config().image_size));
 }
 
 }  // namespace
