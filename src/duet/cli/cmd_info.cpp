@@ -85,7 +85,8 @@ void run_info(const InfoOptions& o) {
 Action add_info_command(CLI::App& app) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App* sub = app.add_subcommand("info", "layers, parameters, MACs and size of a model");
-  sub->add_option("--arch", o->arch, "a built-in architecture (see the error of --arch x for the list)");
+  sub->add_option("--arch", o->arch,
+                  "a built-in architecture (see the error of --arch x for the list)");
   sub->add_option("-m,--model", o->model, "a checkpoint (.safetensors)");
   sub->add_flag("--config", o->config_only, "print only the model's JSON config, one line");
   return [o] { run_info(*o); };
