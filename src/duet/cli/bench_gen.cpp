@@ -3,13 +3,11 @@
 // img/s, images/s, ms per step at the batch and at batch 1, GFLOP/s against the FMA peak, and
 // the peak memory of sampling. Registered under `duet bench` by cmd_bench.cpp; the work is in
 // bench/gen_bench.
-#include <cstdio>
 #include <memory>
 
-#include "bench/bench_row.h"
 #include "bench/gen_bench.h"
+#include "duet/cli/bench_suite.h"
 #include "duet/cli/commands.h"
-#include "duet/kernels/isa.h"
 #include "duet/tensor/parallel.h"
 
 namespace duet::cli {
@@ -28,21 +26,8 @@ void run_bench_gen(GenBenchFlags f, CLI::App* sub) {
     if (sub->count("--rounds") == 0) f.bench.rounds = 2;
     f.bench.latency_steps = 5;
   }
-  // With --json, stdout carries only the rows; context lines go to stderr.
-  std::FILE* notes = f.json ? stderr : stdout;
-  std::fprintf(notes, "duet bench gen: isa %s, %d threads%s\n",
-               std::string(kernels::isa_name(kernels::active_isa())).c_str(), f.bench.threads,
-               f.quick ? " (quick)" : "");
-  std::fflush(notes);
-  const auto rows = bench::bench_gen(f.bench, [&](const std::string& line) {
-    std::fprintf(notes, "%s\n", line.c_str());
-    std::fflush(notes);
-  });
-  if (f.json) {
-    for (const auto& r : rows) std::printf("%s\n", bench::to_json_line(r).c_str());
-  } else {
-    bench::print_table(rows);
-  }
+  run_bench_suite("gen", f.bench.threads, f.quick, f.json,
+                  [&](const BenchNote& note) { return bench::bench_gen(f.bench, note); });
 }
 
 }  // namespace

@@ -2,13 +2,11 @@
 // same recipe, alternating rounds on the same data and threads; img/s, their ratio, GFLOP/s
 // against the FMA peak, and both sides' peak memory. Registered under `duet bench` by
 // cmd_bench.cpp; the work is in bench/train_bench.
-#include <cstdio>
 #include <memory>
 
-#include "bench/bench_row.h"
 #include "bench/train_bench.h"
+#include "duet/cli/bench_suite.h"
 #include "duet/cli/commands.h"
-#include "duet/kernels/isa.h"
 #include "duet/tensor/parallel.h"
 
 namespace duet::cli {
@@ -27,21 +25,8 @@ void run_bench_train(TrainBenchFlags f, CLI::App* sub) {
     if (sub->count("--rounds") == 0) f.bench.rounds = 3;
     f.bench.warmup = 2;
   }
-  // With --json, stdout carries only the rows; context lines go to stderr.
-  std::FILE* notes = f.json ? stderr : stdout;
-  std::fprintf(notes, "duet bench train: isa %s, %d threads%s\n",
-               std::string(kernels::isa_name(kernels::active_isa())).c_str(), f.bench.threads,
-               f.quick ? " (quick)" : "");
-  std::fflush(notes);
-  const auto rows = bench::bench_train(f.bench, [&](const std::string& line) {
-    std::fprintf(notes, "%s\n", line.c_str());
-    std::fflush(notes);
-  });
-  if (f.json) {
-    for (const auto& r : rows) std::printf("%s\n", bench::to_json_line(r).c_str());
-  } else {
-    bench::print_table(rows);
-  }
+  run_bench_suite("train", f.bench.threads, f.quick, f.json,
+                  [&](const BenchNote& note) { return bench::bench_train(f.bench, note); });
 }
 
 }  // namespace

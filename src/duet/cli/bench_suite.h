@@ -1,0 +1,41 @@
+// What every `duet bench` suite does around its measurements: a header line (ISA, threads,
+// quick), the suite's context lines as they come, then its rows as a table for people or as JSON
+// lines (the common bench format) with --json, in which case the context goes to stderr so that
+// stdout carries only the rows.
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bench/bench_row.h"
+#include "duet/kernels/isa.h"
+
+namespace duet::cli {
+
+using BenchNote = std::function<void(const std::string&)>;
+
+// `run` measures and returns the rows, reporting context through the note callback it gets;
+// `table` prints the rows for people (bench::print_table unless the suite has its own layout).
+inline void run_bench_suite(
+    const char* name, int threads, bool quick, bool json,
+    const std::function<std::vector<bench::BenchRow>(const BenchNote&)>& run,
+    const std::function<void(const std::vector<bench::BenchRow>&)>& table = bench::print_table) {
+  std::FILE* notes = json ? stderr : stdout;
+  std::fprintf(notes, "duet bench %s: isa %s, %d threads%s\n", name,
+               std::string(kernels::isa_name(kernels::active_isa())).c_str(), threads,
+               quick ? " (quick)" : "");
+  std::fflush(notes);
+  const auto rows = run([&](const std::string& line) {
+    std::fprintf(notes, "%s\n", line.c_str());
+    std::fflush(notes);
+  });
+  if (json) {
+    for (const auto& r : rows) std::printf("%s\n", bench::to_json_line(r).c_str());
+  } else {
+    table(rows);
+  }
+}
+
+}  // namespace duet::cli
