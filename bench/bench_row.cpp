@@ -1,5 +1,6 @@
 #include "bench/bench_row.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -35,6 +36,22 @@ void print_table(const std::vector<BenchRow>& rows) {
                 r.batch < 0 ? "-" : std::to_string(r.batch).c_str(), r.ours, r.theirs,
                 r.unit.c_str(), r.peer.c_str(), r.ratio, r.gflops, 100.0 * r.peak_fraction);
   }
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? NAN : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+BenchRow fma_peak_row(double peak_gflops) {
+  BenchRow row;
+  row.name = "fma peak";
+  row.ours = row.gflops = peak_gflops;
+  row.theirs = row.ratio = NAN;
+  row.unit = "GFLOP/s";
+  row.peak_fraction = 1.0;
+  return row;
 }
 
 }  // namespace duet::bench

@@ -26,4 +26,10 @@ std::string to_json_line(const BenchRow& row);
 // Aligned table on stdout.
 void print_table(const std::vector<BenchRow>& rows);
 
+// The median of repeated measurements (NaN when there are none): robust to one stalled round.
+double median(std::vector<double> v);
+// The first row of every bench: the FMA peak measured in the same run, the denominator of every
+// peak_fraction below it.
+BenchRow fma_peak_row(double peak_gflops);
+
 }  // namespace duet::bench

@@ -71,12 +71,6 @@ std::vector<float> filled(size_t n, uint64_t seed) {
   return v;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0.0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
-}
-
 template <class Fn>
 double seconds_per_call(Fn&& fn, int iters) {
   const auto t0 = std::chrono::steady_clock::now();

@@ -59,12 +59,6 @@ double time_per_call(Fn&& fn, double budget) {
   return elapsed / calls;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t h = v.size() / 2;
-  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
-}
-
 std::vector<float> random_matrix(size_t n, uint64_t seed) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -89,15 +83,7 @@ std::vector<BenchRow> bench_gemm(int threads, bool quick) {
 
   const double peak = kernels::measure_fma_peak_gflops(threads);
   std::vector<BenchRow> rows;
-  BenchRow peak_row;
-  peak_row.name = "fma peak";
-  peak_row.ours = peak;
-  peak_row.theirs = nan;
-  peak_row.unit = "GFLOP/s";
-  peak_row.ratio = nan;
-  peak_row.gflops = peak;
-  peak_row.peak_fraction = 1.0;
-  rows.push_back(peak_row);
+  rows.push_back(fma_peak_row(peak));
 
   const int saved_threads = num_threads();
   set_num_threads(threads);

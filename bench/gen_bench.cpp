@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/model_macs.h"
 #include "bench/peer_process.h"
 #include "duet/autograd/autograd.h"
 #include "duet/gen/guidance.h"
@@ -35,28 +36,8 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? NAN : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
-}
-
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Forward multiply-accumulates per image, counted by the layers themselves (as `duet info`), on
-// a separate copy of the model.
-double forward_macs(const nlohmann::json& config) {
-  Generator gen(0);
-  auto model = models::build_model(config, gen);
-  model->eval();
-  nn::ProfileScope scope;
-  autograd::NoGradGuard no_grad;
-  model->forward(Tensor::zeros(models::input_shape(config)));
-  double macs = 0;
-  for (const auto& r : scope.records()) macs += r.macs;
-  return macs;
 }
 
 // duet's side: the run `duet train --task generate` would make, stepped K at a time, and the
@@ -200,7 +181,7 @@ std::vector<BenchRow> bench_gen(const GenBenchOptions& o, const Note& note) {
     recipe.epochs = (needed + setup.batches_per_epoch - 1) / setup.batches_per_epoch;
     setup.total_steps = recipe.epochs * setup.batches_per_epoch;
   }
-  const double macs = forward_macs(setup.config);
+  const double macs = forward_macs_per_image(setup.config);
   const double train_flops = 3.0 * 2.0 * macs;  // per image: forward + two backward passes
   const double b = static_cast<double>(o.batch);
   const int lat_steps = o.latency_steps > 0 ? o.latency_steps : std::max(o.steps, 10);
@@ -311,10 +292,7 @@ std::vector<BenchRow> bench_gen(const GenBenchOptions& o, const Note& note) {
 
   const std::string peer_name = peer_ok ? "pytorch-1.13" : "pytorch-1.13 (unavailable)";
   std::vector<BenchRow> rows;
-  BenchRow peak_row = row("fma peak", -1, "GFLOP/s", "-");
-  peak_row.ours = peak_row.gflops = peak;
-  peak_row.peak_fraction = 1.0;
-  rows.push_back(peak_row);
+  rows.push_back(fma_peak_row(peak));
 
   auto fraction = [&](double gflops) { return peak > 0 ? gflops / peak : 0.0; };
   BenchRow tr = row("train " + o.arch + " (flow, cfg-drop " + fmt("%g", recipe.cfg_dropout) + ")",

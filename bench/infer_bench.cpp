@@ -321,12 +321,6 @@ void check_logits(nn::Module& model, const Subject& s, PeerProcess& peer, const 
          diff, " > ", tolerance, " (the exported model is not the same network)");
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? NAN : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
-}
-
 // Iterations that make one measurement last about `target_s`, from one timed call.
 int iters_for(Contender& c, double target_s) {
   const auto t = c.time(1);
@@ -401,13 +395,7 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
   }
 
   std::vector<BenchRow> rows;
-  BenchRow peak_row;
-  peak_row.name = "fma peak";
-  peak_row.ours = peak_row.gflops = peak;
-  peak_row.theirs = peak_row.ratio = NAN;
-  peak_row.unit = "GFLOP/s";
-  peak_row.peak_fraction = 1.0;
-  rows.push_back(peak_row);
+  rows.push_back(fma_peak_row(peak));
 
   const int rounds = o.quick ? 3 : 7;
   const double target_s = o.quick ? 0.1 : 0.4;  // per measurement, per side

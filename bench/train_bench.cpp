@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/model_macs.h"
 #include "bench/peer_process.h"
 #include "duet/autograd/autograd.h"
 #include "duet/kernels/fma_peak.h"
@@ -31,26 +32,6 @@ std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? NAN : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
-}
-
-// Forward multiply-accumulates per image, counted by the layers themselves (as `duet info`), on
-// a separate copy of the model so the measured one's BatchNorm statistics stay untouched.
-double forward_macs(const nlohmann::json& config) {
-  Generator gen(0);
-  auto model = models::build_model(config, gen);
-  model->eval();
-  nn::ProfileScope scope;
-  autograd::NoGradGuard no_grad;
-  model->forward(Tensor::zeros(models::input_shape(config)));
-  double macs = 0;
-  for (const auto& r : scope.records()) macs += r.macs;
-  return macs;
 }
 
 // duet's side: the training run `duet train` would make from this recipe, stepped K at a time.
@@ -176,7 +157,7 @@ std::vector<BenchRow> bench_train(const TrainBenchOptions& o, const Note& note) 
     setup.recipe.epochs = (needed + setup.batches_per_epoch - 1) / setup.batches_per_epoch;
     setup.total_steps = setup.recipe.epochs * setup.batches_per_epoch;
   }
-  const double macs = forward_macs(setup.config);
+  const double macs = forward_macs_per_image(setup.config);
   const double flops_per_image = 3.0 * 2.0 * macs;
   note("model " + o.arch + ": " + std::to_string(setup.model->parameter_count()) + " parameters, " +
        fmt("%.1f", macs / 1e6) + " M forward MACs per image; training counted as " +
@@ -237,13 +218,7 @@ std::vector<BenchRow> bench_train(const TrainBenchOptions& o, const Note& note) 
 
   const std::string peer_name = peer_ok ? "pytorch-1.13" : "pytorch-1.13 (unavailable)";
   std::vector<BenchRow> rows;
-  BenchRow peak_row;
-  peak_row.name = "fma peak";
-  peak_row.ours = peak_row.gflops = peak;
-  peak_row.theirs = peak_row.ratio = NAN;
-  peak_row.unit = "GFLOP/s";
-  peak_row.peak_fraction = 1.0;
-  rows.push_back(peak_row);
+  rows.push_back(fma_peak_row(peak));
 
   BenchRow speed;
   speed.name = "train " + o.arch + (o.augment.empty() ? "" : " (" + o.augment + ")");
