@@ -18,6 +18,8 @@
 #include "duet/compress/fold.h"
 #include "duet/compress/fused_blocks.h"
 #include "duet/compress/fused_conv.h"
+#include "duet/compress/quantize.h"
+#include "duet/io/safetensors.h"
 #include "duet/kernels/fma_peak.h"
 #include "duet/kernels/isa.h"
 #include "duet/models/checkpoint.h"
@@ -61,6 +63,7 @@ struct Subject {
   nlohmann::json config;
   std::shared_ptr<nn::Module> model;
   std::string checkpoint;  // on disk: given with -m, or written for the exporter
+  bool int8 = false;       // an int8 checkpoint: `model` is its folded inference form already
 };
 
 // Moves BatchNorm running statistics away from (0, 1) so the logits check would notice an
@@ -88,12 +91,17 @@ Subject preset_subject(const std::string& arch, uint64_t seed) {
 }
 
 Subject checkpoint_subject(const std::string& path) {
-  auto loaded = models::load_model(path);
+  // load_inference_model folds float checkpoints; keep those unfolded here so that timed_model
+  // can check its folding against them.
+  const auto file = io::SafetensorsFile::load(path);
+  const bool int8 = compress::is_quantized_config(models::read_model_config(file));
+  auto loaded = int8 ? compress::load_inference_model(path) : models::load_model(path);
   Subject s;
   s.label = fs::path(path).filename().string();
   s.config = loaded.config;
   s.model = loaded.model;
   s.checkpoint = path;
+  s.int8 = int8;
   return s;
 }
 
@@ -155,6 +163,13 @@ std::string input_request(const std::string& file, const Tensor& x) {
 // a few images first), or the model itself with --no-fold or when its family has no folding.
 std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOptions& o,
                                         const Note& note) {
+  if (s.int8) {
+    const auto& q = s.config.at("quantization");
+    note("duet side: " + s.label + " is an int8 inference checkpoint (" +
+         std::to_string(q.value("int8_layers", nlohmann::json::array()).size()) +
+         " int8 convs, calibrated by " + q.value("method", "?") + "); timed as stored");
+    return s.model;
+  }
   if (!o.fold) {
     note("duet side: " + s.label + " unfolded (--no-fold): conv, BatchNorm, ReLU and add run " +
          "as separate ops");
@@ -254,6 +269,7 @@ std::unique_ptr<PeerProcess> start_ort(const Subject& s, const TempDir& tmp, int
     note("onnxruntime peer unavailable: " + why + "; timing duet alone");
     return nullptr;
   };
+  if (s.int8) return unavailable("int8 checkpoints are not exported to ONNX (use --vs FLOAT)");
   const std::string exporter = find_source_file("bench/peers/export_onnx.py");
   const std::string server = find_source_file("bench/peers/ort_infer.js");
   if (exporter.empty() || server.empty())

@@ -1,6 +1,6 @@
 # Helpers shared by every duet target: warnings as errors on our code, OpenMP, and the
-# per-file ISA flags (files named *_avx2.cpp are compiled for AVX2+FMA and only called
-# after the run-time dispatch in kernels/isa.h has checked the CPU).
+# per-file ISA flags (files named *_avx2.cpp are compiled for AVX2+FMA, *_vnni.cpp also for
+# AVX-VNNI, and only called after the run-time dispatch in kernels/isa.h has checked the CPU).
 
 function(duet_target_setup target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
@@ -12,6 +12,8 @@ function(duet_mark_isa_sources)
   foreach(src ${ARGN})
     if(src MATCHES "_avx2\\.cpp$")
       set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+    elseif(src MATCHES "_vnni\\.cpp$")  # AVX-VNNI (VEX): int8 dot products, checked at run time
+      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mavxvnni")
     endif()
   endforeach()
 endfunction()

@@ -103,3 +103,54 @@ TEST(Cli, GenerateTrainSampleAndTheirErrors) {
   EXPECT_EQ(run_duet("sample -m /nonexistent.safetensors -o " + grid), 1);
   std::filesystem::remove_all(dir);
 }
+
+// `duet quantize` on the shipped classifier: the int8 file is written and then works with every
+// inference command (info, eval, classify, bench infer --vs); its errors are one line with the
+// right exit code; the training-side loader refuses it by name.
+TEST(Cli, QuantizeAndUseTheInt8Model) {
+  REQUIRE_DUET();
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist") && !std::getenv("DUET_DATA"))
+    GTEST_SKIP() << "Fashion-MNIST not installed";
+  const std::string shipped = std::string(DUET_SOURCE_DIR) + "/models/resnet20-fmnist.safetensors";
+  if (!std::filesystem::exists(shipped)) GTEST_SKIP() << shipped << " missing";
+  const auto dir = std::filesystem::temp_directory_path() / "duet_cli_quantize";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string out = (dir / "int8.safetensors").string();
+  const std::string json = (dir / "report.json").string();
+  ASSERT_EQ(run_duet_raw("-t 2 quantize -m " + shipped + " -o " + out +
+                         " --calib fashion-mnist:200 --method percentile --eval-limit 300 "
+                         "--bench none --json >" +
+                         json + " 2>/dev/null"),
+            0);
+  std::FILE* f = std::fopen(json.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string text;
+  for (int ch; (ch = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(ch));
+  std::fclose(f);
+  // The report carries both accuracies on the same 300 test images and the int8 layer count.
+  EXPECT_NE(text.find("\"accuracy\":{\"float\":"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"test_images\":300"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"int8_layers\":21"), std::string::npos) << text;
+  EXPECT_LT(std::filesystem::file_size(out), std::filesystem::file_size(shipped) / 3);
+
+  EXPECT_EQ(run_duet("info -m " + out), 0);
+  EXPECT_EQ(run_duet("eval -m " + out + " --limit 100"), 0);
+  EXPECT_EQ(run_duet("bench infer -m " + out + " --vs " + shipped + " --batch 4 --quick"), 0);
+
+  for (const std::string& args :
+       {"quantize -m " + shipped + " -o " + out + " --method entropy",
+        "quantize -m " + shipped + " -o " + out + " --keep-fp32 body.9",
+        "quantize -m " + shipped + " -o " + out + " --calib fashion-mnist:0",
+        "quantize -m " + out + " -o " + (dir / "again.safetensors").string()}) {
+    const auto [c, e] = run_duet_stderr(args + " --bench none --eval-limit 10");
+    EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << args << ": " << e;
+    EXPECT_NE(c, 0) << args;
+  }
+  EXPECT_EQ(run_duet("quantize -m " + shipped + " -o " + out + " --method entropy"), 2);
+  // Re-quantising an int8 file: it is not a float model (runtime error naming the file).
+  const auto [c1, e1] = run_duet_stderr("quantize -m " + out + " -o " + (dir / "x").string());
+  EXPECT_EQ(c1, 1);
+  EXPECT_NE(e1.find("int8 inference checkpoint"), std::string::npos) << e1;
+  std::filesystem::remove_all(dir);
+}

@@ -1,6 +1,8 @@
 // `duet classify -m MODEL IMAGE... [--top K] [--json]`: reads PNG/JPEG files, converts them to
 // the model's channels and size, normalises them as in training and prints the top-k classes
 // with their probabilities (or one JSON object per image).
+// `duet classify --generative -m GENERATOR IMAGE...`: the same from a class-conditional generator,
+// the class whose flow/diffusion loss is lowest (eval/generative_classifier.h).
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -10,7 +12,9 @@
 #include <vector>
 
 #include "duet/cli/commands.h"
+#include "duet/cli/gap_tools.h"
 #include "duet/compress/fold.h"
+#include "duet/compress/quantize.h"
 #include "duet/data/image.h"
 #include "duet/models/checkpoint.h"
 #include "duet/tensor/error.h"
@@ -24,12 +28,14 @@ struct ClassifyFlags {
   std::vector<std::string> images;
   int top = 5;
   bool json = false;
+  GenerativeFlags generative;
 };
 
 void run_classify(const ClassifyFlags& f) {
   if (f.images.empty()) fail_usage("classify: give at least one IMAGE");
   if (f.top < 1) fail_usage("classify: --top must be >= 1, got ", f.top);
-  auto loaded = models::load_model(f.model);
+  // Classifiers come folded for inference (int8 checkpoints as stored); generators as saved.
+  auto loaded = compress::load_inference_model(f.model);
   const auto& config = loaded.config;
   const int64_t c = config.value("in_channels", 1), s = config.value("image_size", 28);
   const auto names = train::model_class_names(config);
@@ -52,9 +58,17 @@ void run_classify(const ClassifyFlags& f) {
       for (int64_t y = 0; y < s; ++y)
         for (int64_t x = 0; x < s; ++x) out[(ch * s + y) * s + x] = im.at(y, x, ch);
   }
-  // BatchNorm folded into the convs (compress/fold.h): same outputs, fewer passes.
-  const auto probs = train::predict_probs(*compress::inference_model(loaded.model), d,
-                                          train::model_norm_stats(config));
+  std::vector<float> probs;
+  if (f.generative.on) {
+    const GenerativeRun r = run_generative(loaded, f.model, d, f.generative);
+    probs = r.probs;
+    if (!f.json) std::printf("%s\n", generative_summary(r, n, f.generative.options).c_str());
+  } else {
+    if (dynamic_cast<models::UNet*>(loaded.model.get()))
+      fail_usage("classify: -m ", f.model, " is a generator; add --generative");
+    // Already in inference form (load_inference_model): BatchNorm folded, or int8.
+    probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config));
+  }
   const int64_t top = std::min<int64_t>(f.top, k);
   for (int64_t i = 0; i < n; ++i) {
     const float* p = probs.data() + i * k;
@@ -90,10 +104,13 @@ void run_classify(const ClassifyFlags& f) {
 Action add_classify_command(CLI::App& app) {
   auto f = std::make_shared<ClassifyFlags>();
   CLI::App* sub = app.add_subcommand("classify", "top-k classes of images (PNG/JPEG)");
-  sub->add_option("-m,--model", f->model, "a classifier checkpoint (.safetensors)")->required();
+  sub->add_option("-m,--model", f->model,
+                  "a classifier checkpoint (.safetensors), or a generator with --generative")
+      ->required();
   sub->add_option("images", f->images, "image files")->required();
   sub->add_option("--top", f->top, "how many classes to show")->capture_default_str();
   sub->add_flag("--json", f->json, "one JSON object per image");
+  add_generative_flags(*sub, f->generative);
   return [f] { run_classify(*f); };
 }
 

@@ -3,7 +3,14 @@
 // exactly as in training (the model's size, channels and normalisation).
 // `duet eval -m GENERATOR --classifier CLF [--per-class 100 --steps 20 --cfg 2 ...]`: the judge
 // (eval/judge.h): conditional accuracy of generated images per class, confidence, and penultimate
-// feature statistics of real vs generated images.
+// feature statistics of real vs generated images. `--verify-with V --best-of K` judges best-of-K
+// verified samples (gen/verify.h) and the nested best-of-k for k = 1, 2, 4, ... from one pool.
+// `duet eval -m GENERATOR --generative --data D`: the generator as a classifier (lowest
+// class-conditional loss, eval/generative_classifier.h), reported like a classifier.
+// `--corrupt noise:3` (classifiers and --generative): the test images corrupted (data/corrupt.h).
+// The judge also prints FID-ref, KID-ref, precision / recall and diversity per class and pooled,
+// with the real-vs-real floor, in the features of `--reference R` (default: the judge;
+// cli/eval_distribution.h).
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +22,11 @@
 #include <string>
 
 #include "duet/cli/commands.h"
+#include "duet/cli/eval_distribution.h"
+#include "duet/cli/gap_tools.h"
 #include "duet/compress/fold.h"
+#include "duet/compress/quantize.h"
+#include "duet/data/corrupt.h"
 #include "duet/data/image_grid.h"
 #include "duet/eval/judge.h"
 #include "duet/models/checkpoint.h"
@@ -44,14 +55,21 @@ struct EvalFlags {
   double eta = 0.0;
   int64_t seed = -1;
   std::string grid;
+  std::string reference;    // feature network of the distribution metrics (default: --classifier)
+  std::string verify_with;  // best-of-K verified sampling
+  int best_of = 1;
+  std::string corrupt;  // classifiers and --generative
+  uint64_t corrupt_seed = 0;
+  GenerativeFlags generative;
   CLI::App* app = nullptr;  // to tell which flags were given
 
   bool given(const char* flag) const { return app->count(flag) > 0; }
 };
 
 // Flags that only mean something when judging a generator.
-constexpr const char* kJudgeFlags[] = {"--classifier", "--per-class", "--steps", "--cfg",
-                                       "--sampler",    "--eta",       "--seed",  "--grid"};
+constexpr const char* kJudgeFlags[] = {"--classifier",  "--per-class", "--steps",    "--cfg",
+                                       "--sampler",     "--eta",       "--seed",     "--grid",
+                                       "--verify-with", "--best-of",   "--reference"};
 
 void print_confusion(const train::ClassifyMetrics& m, const char* rows) {
   const int64_t k = m.num_classes;
@@ -82,6 +100,10 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
   if (f.classifier.empty())
     fail_usage("eval: -m ", f.model, " is a generator; judging it needs --classifier CLASSIFIER");
   if (f.given("--limit")) fail_usage("eval: --limit is for classifiers; use --per-class");
+  if (f.given("--corrupt"))
+    fail_usage("eval: --corrupt is for classifiers and --generative, not for judging a generator");
+  if (f.given("--best-of") && f.verify_with.empty())
+    fail_usage("eval: --best-of needs --verify-with CLASSIFIER");
   if (!f.grid.empty()) {  // a long run should not end on a path that cannot be written
     const auto dir = std::filesystem::path(f.grid).parent_path();
     if (!dir.empty() && !std::filesystem::is_directory(dir))
@@ -109,8 +131,26 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
   std::tie(o.lo, o.hi) = eval::value_range(generator.config);
   // Every check and the data load before the header, so a bad run fails with one line.
   eval::validate_judge(unet, objective, clf.config, o);
+  models::LoadedModel ver;
+  std::unique_ptr<VerifiedDraws> verified;
+  bool judge_is_verifier = false;
+  if (!f.verify_with.empty()) {
+    ver = models::load_model(f.verify_with);
+    auto* v = dynamic_cast<models::Classifier*>(ver.model.get());
+    if (!v)
+      fail_usage("eval: --verify-with ", f.verify_with, " is not a classifier (family '",
+                 ver.config.value("family", ""), "')");
+    verified = std::make_unique<VerifiedDraws>(unet, objective, *v, ver.config, *classifier,
+                                               clf.config, o.cfg, o.sample, f.best_of, o.lo, o.hi);
+    o.draw = verified->draw();
+    std::error_code ec;
+    judge_is_verifier = std::filesystem::equivalent(f.verify_with, f.classifier, ec);
+  }
   o.real = eval::load_real_images(o, unet.config().in_channels, unet.config().image_size,
                                   unet.config().num_classes);
+  ReferenceSetup reference =
+      prepare_reference(f.reference, f.classifier, o, unet.config().in_channels,
+                        unet.config().image_size, unet.config().num_classes);
   const bool bar = ::isatty(2);
   o.on_batch = [bar](int64_t done, int64_t total) {
     if (bar)
@@ -122,10 +162,19 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
                static_cast<long long>(o.per_class), gen::objective_name(objective).c_str(),
                gen::sampler_name(o.sample.kind).c_str(), o.sample.steps, o.cfg,
                static_cast<unsigned long long>(o.seed), num_threads());
+  if (verified)
+    std::fprintf(stderr, "judge: best-of-%d verified by %s (%lld network passes per image)%s\n",
+                 f.best_of, f.verify_with.c_str(),
+                 static_cast<long long>(gen::passes_per_image(o.sample, o.cfg, f.best_of)),
+                 judge_is_verifier ? "; the judge IS the verifier: accuracy is optimistic" : "");
 
   const auto t0 = std::chrono::steady_clock::now();
   const eval::Judgement j = eval::judge_generator(unet, objective, *classifier, clf.config, o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto t1 = std::chrono::steady_clock::now();
+  const eval::DistributionReport dist = distribution_for(reference, j, *classifier, clf.config, o);
+  const double dist_secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   if (bar) std::fprintf(stderr, "\r\033[K");
   std::vector<std::string> names = train::model_class_names(generator.config);
   if (!generator.config.contains("class_names")) names = train::model_class_names(clf.config);
@@ -151,6 +200,21 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
     out["threads"] = num_threads();
     out["seconds"] = secs;
     if (!f.grid.empty()) out["grid"] = f.grid;
+    out["distribution"] = dist.to_json(names);
+    out["distribution"]["seconds"] = dist_secs;
+    out["passes_per_image"] = gen::passes_per_image(o.sample, o.cfg, f.best_of);
+    if (verified) {
+      out["verifier"] = f.verify_with;
+      out["best_of"] = f.best_of;
+      out["judge_is_verifier"] = judge_is_verifier;
+      nlohmann::json nested = nlohmann::json::array();
+      for (const auto& r : verified->nested())
+        nested.push_back({{"best_of", r.k},
+                          {"accuracy", r.accuracy},
+                          {"verifier_log_p", r.verifier_score},
+                          {"passes_per_image", gen::passes_per_image(o.sample, o.cfg, r.k)}});
+      out["nested"] = nested;
+    }
     std::printf("%s\n", out.dump().c_str());
     return;
   }
@@ -178,18 +242,39 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
               j.metrics.accuracy, j.mean_p_requested, j.mean_confidence,
               static_cast<long long>(j.metrics.count), j.metrics.mean_loss, j.metrics.ece);
   print_confusion(j.metrics, "requested class");
+  print_distribution(dist, names, f.data + " " + f.split, dist_secs);
+  if (verified) {
+    std::printf(
+        "\nbest-of-k from the same pool of %d candidates per image (first k kept by %s, "
+        "judged by %s%s)\n",
+        f.best_of, f.verify_with.c_str(), f.classifier.c_str(),
+        judge_is_verifier ? "; judge = verifier, so optimistic" : "");
+    std::printf("%6s %9s %14s %16s\n", "k", "cond.acc", "verifier logp", "passes/image");
+    for (const auto& r : verified->nested())
+      std::printf("%6d %9.4f %14.4f %16lld\n", r.k, r.accuracy, r.verifier_score,
+                  static_cast<long long>(gen::passes_per_image(o.sample, o.cfg, r.k)));
+  }
 }
 
 void run_eval(const EvalFlags& f) {
   if (f.model.empty()) fail_usage("eval: -m MODEL is required");
   if (f.split != "test" && f.split != "train")
     fail_usage("eval: --split must be test or train, got '", f.split, "'");
-  auto loaded = models::load_model(f.model);
-  if (dynamic_cast<models::UNet*>(loaded.model.get())) return run_judge(f, loaded);
+  // Classifiers come folded for inference (int8 checkpoints as stored); generators as saved.
+  auto loaded = compress::load_inference_model(f.model);
+  const bool is_generator = dynamic_cast<models::UNet*>(loaded.model.get()) != nullptr;
+  if (is_generator && !f.generative.on) return run_judge(f, loaded);
+  if (f.generative.on && !is_generator)
+    fail_usage("eval: --generative needs a generator for -m; ", f.model, " is a '",
+               loaded.config.value("family", ""), "' classifier");
   for (const char* flag : kJudgeFlags)
     if (f.given(flag))
       fail_usage("eval: ", flag, " is for judging a generator; -m ", f.model, " is a '",
-                 loaded.config.value("family", ""), "' classifier");
+                 loaded.config.value("family", ""), "' ",
+                 f.generative.on ? "generator used as a classifier (--generative)" : "classifier");
+  const data::Corruption* corruption = nullptr;
+  data::Corruption parsed;
+  if (!f.corrupt.empty()) parsed = data::parse_corruption(f.corrupt), corruption = &parsed;
   const auto& config = loaded.config;
   const int c = config.value("in_channels", 1), s = config.value("image_size", 28);
   const int64_t k = config.value("num_classes", 10);
@@ -204,9 +289,17 @@ void run_eval(const EvalFlags& f) {
   }
   if (d.num_classes() > k)
     fail("eval: --data ", f.data, " has ", d.num_classes(), " classes; the model knows ", k);
-  // BatchNorm folded into the convs (compress/fold.h): same outputs, fewer passes.
-  const auto probs = train::predict_probs(*compress::inference_model(loaded.model), d,
-                                          train::model_norm_stats(config), f.batch);
+  if (corruption) d = data::corrupt(d, *corruption, f.corrupt_seed);
+  std::vector<float> probs;
+  std::string generative_line;
+  if (f.generative.on) {
+    const GenerativeRun r = run_generative(loaded, f.model, d, f.generative);
+    probs = r.probs;
+    generative_line = generative_summary(r, d.size(), f.generative.options);
+  } else {
+    // Already in inference form (load_inference_model): BatchNorm folded, or int8.
+    probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config), f.batch);
+  }
   const auto m = train::classify_metrics(probs.data(), d.labels.data<int32_t>(), d.size(), k);
   const auto names = train::model_class_names(config);
   if (f.json) {
@@ -214,11 +307,16 @@ void run_eval(const EvalFlags& f) {
     j["model"] = f.model;
     j["data"] = f.data;
     j["split"] = f.split;
+    if (corruption) j["corrupt"] = data::corruption_name(*corruption);
+    if (corruption) j["corrupt_seed"] = f.corrupt_seed;
+    if (f.generative.on) j["generative"] = generative_line;
     std::printf("%s\n", j.dump().c_str());
     return;
   }
-  std::printf("model %s on %s (%s, %lld images)\n", f.model.c_str(), f.data.c_str(),
-              f.split.c_str(), static_cast<long long>(m.count));
+  std::printf("model %s on %s (%s, %lld images)%s%s\n", f.model.c_str(), f.data.c_str(),
+              f.split.c_str(), static_cast<long long>(m.count), corruption ? ", corrupted " : "",
+              corruption ? data::corruption_name(*corruption).c_str() : "");
+  if (f.generative.on) std::printf("%s\n", generative_line.c_str());
   std::printf("accuracy %.4f  loss %.4f  ECE(%d bins) %.4f\n\n", m.accuracy, m.mean_loss,
               m.ece_bins, m.ece);
   std::printf("%-4s %-14s %7s %9s\n", "#", "class", "images", "accuracy");
@@ -262,6 +360,20 @@ Action add_eval_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("-s,--seed", f->seed, "generator: random seed (negative or absent: random)");
   sub->add_option("--grid", f->grid, "generator: PNG of the first 10 samples of each class");
+  sub->add_option("--reference", f->reference,
+                  "generator: classifier whose features define FID-ref, KID-ref, precision / "
+                  "recall and diversity (default: --classifier)");
+  sub->add_option("--verify-with", f->verify_with,
+                  "generator: best-of-K sampling verified by this classifier (use one other than "
+                  "--classifier, else the judged accuracy is optimistic)");
+  sub->add_option("--best-of", f->best_of, "generator: candidates per image with --verify-with")
+      ->capture_default_str();
+  sub->add_option("--corrupt", f->corrupt,
+                  "classifier / --generative: corrupt the images, FAMILY:SEVERITY with FAMILY "
+                  "noise | blur | contrast | occlusion and SEVERITY 1..5");
+  sub->add_option("--corrupt-seed", f->corrupt_seed, "seed of the corruptions' random draws")
+      ->capture_default_str();
+  add_generative_flags(*sub, f->generative);
   return [f] { run_eval(*f); };
 }
 

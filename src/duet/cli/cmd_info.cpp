@@ -6,6 +6,8 @@
 
 #include "duet/autograd/autograd.h"
 #include "duet/cli/commands.h"
+#include "duet/compress/fused_conv.h"
+#include "duet/compress/quantize.h"
 #include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
 #include "duet/nn/profile.h"
@@ -38,7 +40,10 @@ void run_info(const InfoOptions& o) {
   nlohmann::json config;
   std::shared_ptr<nn::Module> model;
   if (!o.model.empty()) {
-    auto loaded = models::load_model(o.model);
+    // An int8 checkpoint holds the folded inference form; everything else the model as trained.
+    auto loaded = compress::is_quantized_checkpoint(o.model)
+                      ? compress::load_inference_model(o.model)
+                      : models::load_model(o.model);
     config = loaded.config;
     model = loaded.model;
   } else {
@@ -78,6 +83,21 @@ void run_info(const InfoOptions& o) {
   std::printf("total: %lld parameters (%s), %s MACs per image, %.2f MiB as fp32\n",
               static_cast<long long>(params), human(static_cast<double>(params)).c_str(),
               human(total_macs).c_str(), static_cast<double>(params) * 4 / (1 << 20));
+  if (compress::is_quantized_config(config)) {
+    int64_t int8 = 0, convs = 0;
+    for (auto& [name, m] : model->named_modules())
+      if (const auto* c = dynamic_cast<const compress::FusedConv*>(m)) {
+        ++convs;
+        int8 += c->is_int8();
+      }
+    size_t stored = 0;
+    for (auto& [name, t] : model->named_parameters()) stored += t->nbytes();
+    for (auto& [name, t] : model->named_buffers()) stored += t->nbytes();
+    std::printf("int8: %lld of %lld convs int8 (calibration: %s), %.2f MiB of tensors stored\n",
+                static_cast<long long>(int8), static_cast<long long>(convs),
+                config["quantization"].value("method", "?").c_str(),
+                static_cast<double>(stored) / (1 << 20));
+  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // flags, handed to train::train_classifier or train::train_generator. Each task has its own
 // defaults; a flag changes them only when given. With --resume the recipe comes from
 // DIR/last.safetensors and only the flags given on this command line override it.
+// `duet distill --teacher T ...` is the classify trainer with a teacher (the same flags).
 #include <memory>
 #include <string>
 
@@ -53,10 +54,16 @@ train::GenerateRecipe generate_recipe(const TrainFlags& f, CLI::App* sub) {
   if (given("--sample-every")) g.sample_every = f.gen.sample_every;
   if (given("--sample-steps")) g.sample_steps = f.gen.sample_steps;
   if (given("--sample-cfg")) g.sample_cfg = f.gen.sample_cfg;
-  for (const char* flag :
-       {"--optimizer", "--momentum", "--nesterov", "--label-smoothing", "--val", "--test-limit"})
+  for (const char* flag : {"--optimizer", "--momentum", "--nesterov", "--label-smoothing", "--val",
+                           "--test-limit", "--teacher", "--kd-temperature", "--kd-alpha"})
     if (given(flag)) fail_usage(flag, " applies to --task classify only");
   return g;
+}
+
+// True when `name` is an option of `sub` and was given (distill lacks the generate-only flags).
+bool given_on(CLI::App* sub, const char* name) {
+  const CLI::Option* opt = sub->get_option_no_throw(name);
+  return opt != nullptr && opt->count() > 0;
 }
 
 void run_train(const TrainFlags& f, CLI::App* sub) {
@@ -73,14 +80,14 @@ void run_train(const TrainFlags& f, CLI::App* sub) {
   }
   for (const char* flag : {"--objective", "--time-sampling", "--cfg-dropout", "--sample-every",
                            "--sample-steps", "--sample-cfg"})
-    if (sub->count(flag) > 0) fail_usage(flag, " applies to --task generate only");
+    if (given_on(sub, flag)) fail_usage(flag, " applies to --task generate only");
   train::ClassifyRecipe r = f.recipe;
   if (f.width > 0) r.model_overrides["width"] = f.width;
   if (f.resume) {
     // Flags not given on this command line come from the checkpoint, so `--resume -o DIR` is
     // enough; the trainer rejects overrides that would change the data or the model.
     train::ClassifyRecipe saved = train::read_checkpoint_recipe(f.out + "/last.safetensors");
-    auto given = [&](const char* name) { return sub->count(name) > 0; };
+    auto given = [&](const char* name) { return given_on(sub, name); };
     if (given("--arch")) saved.arch = r.arch;
     if (given("--width")) saved.model_overrides = r.model_overrides;
     if (given("--data")) saved.data = r.data;
@@ -100,18 +107,17 @@ void run_train(const TrainFlags& f, CLI::App* sub) {
     if (given("--limit")) saved.limit = r.limit;
     if (given("--test-limit")) saved.test_limit = r.test_limit;
     if (given("--seed")) saved.seed = r.seed;
+    if (given("--teacher")) saved.teacher = r.teacher;
+    if (given("--kd-temperature")) saved.kd_temperature = r.kd_temperature;
+    if (given("--kd-alpha")) saved.kd_alpha = r.kd_alpha;
     r = saved;
   }
   train::train_classifier(r, o);
 }
 
-}  // namespace
-
-Action add_train_command(CLI::App& app) {
-  auto f = std::make_shared<TrainFlags>();
+// The flags `train` and `distill` share: the classification recipe, the run folder, the teacher.
+void add_classify_flags(CLI::App* sub, TrainFlags* f) {
   auto& r = f->recipe;
-  CLI::App* sub = app.add_subcommand("train", "train a classifier or a generator");
-  sub->add_option("--task", f->task, "what to learn: classify | generate")->capture_default_str();
   sub->add_option("--arch", r.arch,
                   "architecture (classify: resnet20 ...; generate: unet-xs, unet-s; default "
                   "resnet20 / unet-xs)");
@@ -140,6 +146,24 @@ Action add_train_command(CLI::App& app) {
   sub->add_flag("--resume", f->resume, "continue from the run folder's last.safetensors");
   sub->add_option("--stop-after", f->stop_after,
                   "stop after N epochs of this invocation (resume later)");
+  sub->add_option("--teacher", r.teacher,
+                  "classify: distil from this trained classifier checkpoint (same classes, "
+                  "channels and image size)");
+  sub->add_option("--kd-temperature", r.kd_temperature,
+                  "distillation: softmax temperature of teacher and student")
+      ->capture_default_str();
+  sub->add_option("--kd-alpha", r.kd_alpha,
+                  "distillation: weight of the soft (teacher) term; 1 - alpha weighs the labels")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+Action add_train_command(CLI::App& app) {
+  auto f = std::make_shared<TrainFlags>();
+  CLI::App* sub = app.add_subcommand("train", "train a classifier or a generator");
+  sub->add_option("--task", f->task, "what to learn: classify | generate")->capture_default_str();
+  add_classify_flags(sub, f.get());
   auto& g = f->gen;
   sub->add_option("--objective", g.objective, "generate: flow | ddpm-eps | ddpm-v (default flow)");
   sub->add_option("--time-sampling", g.time_sampling,
@@ -152,6 +176,20 @@ Action add_train_command(CLI::App& app) {
   sub->add_option("--sample-steps", g.sample_steps, "generate: sampler steps of the grids (20)");
   sub->add_option("--sample-cfg", g.sample_cfg, "generate: guidance scale of the grids (2)");
   return [f, sub] { run_train(*f, sub); };
+}
+
+Action add_distill_command(CLI::App& app) {
+  auto f = std::make_shared<TrainFlags>();
+  CLI::App* sub = app.add_subcommand(
+      "distill",
+      "train a classifier from a teacher's soft targets and the labels (knowledge "
+      "distillation); the flags of train --task classify");
+  add_classify_flags(sub, f.get());
+  return [f, sub] {
+    if (f->recipe.teacher.empty() && !f->resume)
+      fail_usage("distill: --teacher CHECKPOINT is required");
+    run_train(*f, sub);
+  };
 }
 
 }  // namespace duet::cli

@@ -19,5 +19,8 @@ Action add_train_command(CLI::App& app);
 Action add_eval_command(CLI::App& app);
 Action add_classify_command(CLI::App& app);
 Action add_sample_command(CLI::App& app);
+Action add_reparam_command(CLI::App& app);
+Action add_distill_command(CLI::App& app);
+Action add_quantize_command(CLI::App& app);
 
 }  // namespace duet::cli

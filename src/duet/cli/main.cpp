@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   remember(duet::cli::add_eval_command(app));
   remember(duet::cli::add_classify_command(app));
   remember(duet::cli::add_sample_command(app));
+  remember(duet::cli::add_reparam_command(app));
+  remember(duet::cli::add_distill_command(app));
+  remember(duet::cli::add_quantize_command(app));
 
   try {
     app.parse(argc, argv);

@@ -47,6 +47,7 @@ Tensor FusedConv::forward(const Tensor& x_in, const Tensor& residual_in) {
   if (autograd::any_requires_grad({&x_in, &residual_in, &weight, &bias}))  // under grad mode
     fail("FusedConv: inference only, it has no backward; run it under autograd::NoGradGuard ",
          "with inputs that do not require gradients");
+  if (on_input) on_input(x_in);
   DUET_CHECK(x_in.defined() && x_in.dtype() == DType::f32 && x_in.rank() == 4,
              "FusedConv: expected an F32 input [N, C, H, W], got ",
              x_in.defined() ? x_in.shape().str() : std::string("an undefined tensor"));
@@ -82,11 +83,62 @@ Tensor FusedConv::forward(const Tensor& x_in, const Tensor& residual_in) {
     ep.residual = residual.data<float>();
     ep.ld_residual = s.out_h() * s.out_w();
   }
-  Tensor y = Tensor::empty(out);
-  kernels::conv2d_forward(s, x.data<float>(), weight.data<float>(), y.data<float>(), ep);
+  Tensor y;
+  if (int8_) {
+    y = int8_->forward(x, residual);
+  } else {
+    y = Tensor::empty(out);
+    kernels::conv2d_forward(s, x.data<float>(), weight.data<float>(), y.data<float>(), ep);
+  }
   nn::record_layer(this, y,
                    static_cast<double>(y.numel()) * weight.dim(1) * weight.dim(2) * weight.dim(3));
   return y;
+}
+
+void FusedConv::quantize(const kernels::ActivationQuant& input) {
+  DUET_CHECK(!is_int8(), "FusedConv::quantize: already int8");
+  DUET_CHECK(options_.groups == 1, "FusedConv::quantize: grouped convolutions (groups ",
+             options_.groups, ") stay in float");
+  QuantizedWeights q = quantize_weights_per_channel(weight);
+  make_int8_slots();
+  weight = q.codes;
+  for (auto& [name, t] : named_buffers()) {
+    if (name == "weight_scale") *t = q.scale;
+    if (name == "input_scale") t->data<float>()[0] = input.scale;
+    if (name == "input_zero_point") t->data<int32_t>()[0] = input.zero_point;
+  }
+  prepare_int8();
+}
+
+void FusedConv::make_int8_slots() {
+  DUET_CHECK(weight.dtype() == DType::f32 && !is_int8(),
+             "FusedConv::make_int8_slots: already int8");
+  weight = Tensor::zeros(weight.shape(), DType::i8);
+  register_buffer("weight_scale", Tensor::zeros(Shape{weight.dim(0)}));
+  register_buffer("input_scale", Tensor::zeros(Shape{1}));
+  register_buffer("input_zero_point", Tensor::zeros(Shape{1}, DType::i32));
+}
+
+void FusedConv::prepare_int8() {
+  const Tensor *scale = nullptr, *in_scale = nullptr, *in_zp = nullptr;
+  for (auto& [name, t] : named_buffers()) {
+    if (name == "weight_scale") scale = t;
+    if (name == "input_scale") in_scale = t;
+    if (name == "input_zero_point") in_zp = t;
+  }
+  DUET_CHECK(weight.dtype() == DType::i8 && scale && in_scale && in_zp,
+             "FusedConv::prepare_int8: call quantize() or make_int8_slots() first");
+  kernels::ActivationQuant q;
+  q.scale = in_scale->data<float>()[0];
+  q.inv_scale = 1.0f / q.scale;
+  q.zero_point = in_zp->data<int32_t>()[0];
+  int8_ = std::make_shared<const Int8ConvKernel>(weight, *scale, bias, q, options_, act_);
+}
+
+Int8ConvKernel FusedConv::int8_kernel(const kernels::ActivationQuant& input) const {
+  DUET_CHECK(!is_int8(), "FusedConv::int8_kernel: the conv is int8 already");
+  const QuantizedWeights q = quantize_weights_per_channel(weight);
+  return Int8ConvKernel(q.codes, q.scale, bias, input, options_, act_);
 }
 
 }  // namespace duet::compress

@@ -3,6 +3,10 @@
 // GEMM epilogue, so a conv + BatchNorm + ReLU (+ shortcut add) costs one pass over the output.
 #pragma once
 
+#include <functional>
+#include <memory>
+
+#include "duet/compress/int8_conv.h"
 #include "duet/kernels/gemm.h"
 #include "duet/nn/module.h"
 #include "duet/ops/conv.h"
@@ -24,12 +28,30 @@ class FusedConv : public nn::Module {
   const ops::Conv2dOptions& options() const { return options_; }
   kernels::Activation activation() const { return act_; }
 
+  // int8 (compress/quantize.h). quantize() replaces `weight` by its per-output-channel int8
+  // codes (I8, same shape) and adds the buffers weight_scale [K], input_scale [1] and
+  // input_zero_point [1] (I32), so the module saves and loads like any other; from then on
+  // forward runs the int8 kernel. Grouped convolutions cannot be quantised (Error).
+  void quantize(const kernels::ActivationQuant& input);
+  // For loading an int8 checkpoint: the tensors quantize() would create, zero-filled, for
+  // load_state_dict to fill; then prepare_int8() builds the kernel from them.
+  void make_int8_slots();
+  void prepare_int8();
+  bool is_int8() const { return int8_ != nullptr; }
+  // The int8 kernel of this conv's current float weights and bias with the given input
+  // quantisation, without changing the module (the calibrator's per-layer error check).
+  Int8ConvKernel int8_kernel(const kernels::ActivationQuant& input) const;
+
+  // Calibration: when set, called with every input before the convolution runs.
+  std::function<void(const Tensor&)> on_input;
+
   Tensor& weight;
   Tensor& bias;
 
  private:
   ops::Conv2dOptions options_;
   kernels::Activation act_;
+  std::shared_ptr<const Int8ConvKernel> int8_;
 };
 
 }  // namespace duet::compress

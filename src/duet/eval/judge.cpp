@@ -162,7 +162,8 @@ Judgement judge_generator(models::UNet& generator, gen::Objective objective,
     const int64_t b1 = std::min(n, b0 + o.batch);
     const std::vector<int32_t> labels(j.labels.begin() + b0, j.labels.begin() + b1);
     const Tensor x =
-        gen::generate(generator, objective, labels, o.cfg, sample, batch_seed(o.seed, b));
+        o.draw ? o.draw(labels, batch_seed(o.seed, b))
+               : gen::generate(generator, objective, labels, o.cfg, sample, batch_seed(o.seed, b));
     std::memcpy(j.images.data<float>() + b0 * image, x.data<float>(),
                 static_cast<size_t>((b1 - b0) * image) * sizeof(float));
     classify(classifier, to_classifier_input(x, norm, o.lo, o.hi), k, j.feature_dim, j.features,

@@ -1,7 +1,8 @@
 // Judging a class-conditional generator with a trained classifier: generate `per_class` images of
 // every class, classify them, and report conditional accuracy (share classified as the requested
 // class), the requested x predicted confusion, confidence, and per class the classifier's
-// penultimate-feature statistics of generated vs real images (until FID-style metrics exist).
+// penultimate-feature statistics of generated vs real images (the distribution metrics built on
+// the same features, FID-ref and friends, are in distribution_report.h).
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,9 @@ struct JudgeOptions {
   float lo = -1.0f, hi = 1.0f;
   // Called after each generated batch with (images done, total); may be empty.
   std::function<void(int64_t, int64_t)> on_batch;
+  // Draws one batch (labels, batch seed) instead of gen::generate with cfg and sample, e.g.
+  // best-of-K verified sampling (gen/verify.h); empty: plain sampling.
+  std::function<Tensor(const std::vector<int32_t>&, uint64_t)> draw;
 };
 
 struct ClassJudgement {

@@ -78,17 +78,7 @@ TrainingDraw draw_training_example(Objective o, TimeSampling sampling, const Ten
     const float a = static_cast<float>(k.a), b = static_cast<float>(k.b);
     for (int64_t j = i * per; j < (i + 1) * per; ++j) {
       xt[j] = a * xp[j] + b * ep[j];
-      switch (o) {
-        case Objective::flow:
-          tg[j] = ep[j] - xp[j];
-          break;
-        case Objective::ddpm_eps:
-          tg[j] = ep[j];
-          break;
-        case Objective::ddpm_v:
-          tg[j] = a * ep[j] - b * xp[j];
-          break;
-      }
+      tg[j] = regression_target(o, a, b, xp[j], ep[j]);
     }
   }
   return d;

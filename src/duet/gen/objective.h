@@ -35,6 +35,21 @@ struct NoiseLevel {
 };
 NoiseLevel noise_level(Objective o, double t);
 
+// The regression target for one element of clean x0 and noise eps at x_t = a x0 + b eps: flow
+// eps - x0, ddpm-eps eps, ddpm-v a eps - b x0. Training draws and the generative classifier share
+// it, so both score the same loss.
+inline float regression_target(Objective o, float a, float b, float x0, float eps) {
+  switch (o) {
+    case Objective::flow:
+      return eps - x0;
+    case Objective::ddpm_eps:
+      return eps;
+    case Objective::ddpm_v:
+      return a * eps - b * x0;
+  }
+  return 0.0f;
+}
+
 // One training draw for a batch of clean images x0 [N, ...]: times t [N] (by `sampling`), noise,
 // the noised input x_t and the regression target (flow: eps - x0; ddpm-eps: eps; ddpm-v:
 // a eps - b x0). All drawn from `gen`, so a seed fixes them.

@@ -14,6 +14,8 @@
 
 #include "duet/kernels/activation_math.h"
 #include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/gemm_kernel.h"
+#include "duet/kernels/transpose_avx2.h"
 #include "duet/tensor/allocator.h"
 #include "duet/tensor/parallel.h"
 
@@ -164,39 +166,6 @@ bool plane_fits(const Conv2dShape& s) {
   return pl.size() <= kMaxPlane;
 }
 
-inline __m256 activate_ps(Activation act, __m256 y) {
-  switch (act) {
-    case Activation::none:
-      return y;
-    case Activation::relu:
-      return act_math::relu_ps(y);
-    case Activation::silu:
-      return act_math::silu_ps(y);
-    case Activation::gelu:
-      return act_math::gelu_ps(y);
-  }
-  return y;
-}
-
-inline void transpose8(__m256 (&r)[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 // y[k * ldy + i] = epilogue(ct[i * ldct + k]) for k < nk, i < len; ch0 is the global channel of
 // k = 0 and res (if any) is laid out like y.
 void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, float* y, int64_t ldy,
@@ -216,7 +185,7 @@ void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, fl
     for (int64_t i0 = 0; i0 < i8; i0 += 8) {
       __m256 r[8];
       for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(ct + (i0 + j) * ldct + k0);
-      transpose8(r);
+      simd::transpose8(r);
       for (int64_t k = 0; k < kn; ++k) {
         const int64_t ch = ch0 + k0 + k;
         __m256 v = r[k];
@@ -225,7 +194,7 @@ void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, fl
         if (e.bias) v = _mm256_add_ps(v, _mm256_broadcast_ss(e.bias + ch));
         const int64_t o = (k0 + k) * ldy + i0;
         if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
-        _mm256_storeu_ps(y + o, activate_ps(e.act, v));
+        _mm256_storeu_ps(y + o, gemm_detail::activate_ps(e.act, v));
       }
     }
     for (int64_t k = k0; k < k0 + kn; ++k)

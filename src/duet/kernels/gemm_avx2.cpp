@@ -6,6 +6,7 @@
 
 #include "duet/kernels/activation_math.h"
 #include "duet/kernels/gemm_kernel.h"
+#include "duet/kernels/transpose_avx2.h"
 
 namespace duet::kernels::gemm_detail {
 namespace {
@@ -26,20 +27,6 @@ inline void store_n(float* p, __m256 v, int64_t count, __m256i mask) {
     _mm256_storeu_ps(p, v);
   else
     _mm256_maskstore_ps(p, mask, v);
-}
-
-inline __m256 activate_ps(Activation act, __m256 y) {
-  switch (act) {
-    case Activation::none:
-      return y;
-    case Activation::relu:
-      return act_math::relu_ps(y);
-    case Activation::silu:
-      return act_math::silu_ps(y);
-    case Activation::gelu:
-      return act_math::gelu_ps(y);
-  }
-  return y;
 }
 
 // Applies the epilogue to the mr x nr block at c, whose top-left is C[row0, col0].
@@ -72,27 +59,6 @@ inline __m256 merge(__m256 acc, const float* cp, const TileArgs& args, __m256 al
   const __m256 y = _mm256_mul_ps(alpha, acc);
   if (args.beta == 0.0f) return y;  // C is not read, so NaN/Inf left in it do not leak
   return _mm256_fmadd_ps(beta, load_n(cp, cnt, mask), y);
-}
-
-// In-register transpose of 8 rows of 8 floats.
-inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
-                       __m256& r6, __m256& r7) {
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
 // Merges the accumulators into C (alpha/beta) and applies the epilogue on the hot tile.
@@ -229,20 +195,12 @@ void pack_a_avx2(Trans trans, const float* a, int64_t lda, int64_t i0, int64_t p
     // Each transposed row is stored as 8 floats at a stride of 6; the 2 spilled floats land in
     // the next k's slot, which a later store overwrites, so stop one block short of the end.
     for (; k + 8 < kc; k += 8) {
-      __m256 r0 = _mm256_loadu_ps(src + 0 * lda + k), r1 = _mm256_loadu_ps(src + 1 * lda + k);
-      __m256 r2 = _mm256_loadu_ps(src + 2 * lda + k), r3 = _mm256_loadu_ps(src + 3 * lda + k);
-      __m256 r4 = _mm256_loadu_ps(src + 4 * lda + k), r5 = _mm256_loadu_ps(src + 5 * lda + k);
-      __m256 r6 = _mm256_setzero_ps(), r7 = _mm256_setzero_ps();
-      transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+      __m256 r[8];
+      for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(src + i * lda + k);
+      r[6] = r[7] = _mm256_setzero_ps();
+      simd::transpose8(r);
       float* d = dst + k * kMR;
-      _mm256_storeu_ps(d + 0 * kMR, r0);
-      _mm256_storeu_ps(d + 1 * kMR, r1);
-      _mm256_storeu_ps(d + 2 * kMR, r2);
-      _mm256_storeu_ps(d + 3 * kMR, r3);
-      _mm256_storeu_ps(d + 4 * kMR, r4);
-      _mm256_storeu_ps(d + 5 * kMR, r5);
-      _mm256_storeu_ps(d + 6 * kMR, r6);
-      _mm256_storeu_ps(d + 7 * kMR, r7);
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(d + i * kMR, r[i]);
     }
     for (; k < kc; ++k)
       for (int64_t i = 0; i < kMR; ++i) dst[k * kMR + i] = src[i * lda + k];
@@ -268,20 +226,11 @@ void pack_b_avx2(Trans trans, const float* b, int64_t ldb, int64_t p0, int64_t j
   for (; k + 8 <= kc; k += 8) {
     for (int64_t h = 0; h < 2; ++h) {
       const float* s = b + (j0 + h * 8) * ldb + p0 + k;
-      __m256 r0 = _mm256_loadu_ps(s + 0 * ldb), r1 = _mm256_loadu_ps(s + 1 * ldb);
-      __m256 r2 = _mm256_loadu_ps(s + 2 * ldb), r3 = _mm256_loadu_ps(s + 3 * ldb);
-      __m256 r4 = _mm256_loadu_ps(s + 4 * ldb), r5 = _mm256_loadu_ps(s + 5 * ldb);
-      __m256 r6 = _mm256_loadu_ps(s + 6 * ldb), r7 = _mm256_loadu_ps(s + 7 * ldb);
-      transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * ldb);
+      simd::transpose8(r);
       float* d = dst + k * kNR + h * 8;
-      _mm256_store_ps(d + 0 * kNR, r0);
-      _mm256_store_ps(d + 1 * kNR, r1);
-      _mm256_store_ps(d + 2 * kNR, r2);
-      _mm256_store_ps(d + 3 * kNR, r3);
-      _mm256_store_ps(d + 4 * kNR, r4);
-      _mm256_store_ps(d + 5 * kNR, r5);
-      _mm256_store_ps(d + 6 * kNR, r6);
-      _mm256_store_ps(d + 7 * kNR, r7);
+      for (int i = 0; i < 8; ++i) _mm256_store_ps(d + i * kNR, r[i]);
     }
   }
   for (; k < kc; ++k)

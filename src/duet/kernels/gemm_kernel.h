@@ -75,6 +75,23 @@ inline float activate(Activation act, float x) {
   return x;
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// The vector twin of activate(), for the AVX2 epilogues.
+inline __m256 activate_ps(Activation act, __m256 y) {
+  switch (act) {
+    case Activation::none:
+      return y;
+    case Activation::relu:
+      return act_math::relu_ps(y);
+    case Activation::silu:
+      return act_math::silu_ps(y);
+    case Activation::gelu:
+      return act_math::gelu_ps(y);
+  }
+  return y;
+}
+#endif
+
 // The epilogue for one element y at C[i, j] (global indices), in gemm.h's order.
 inline float epilogue_scalar(const Epilogue& e, float y, int64_t i, int64_t j) {
   const int64_t ch = e.axis == ChannelAxis::row ? i : j;

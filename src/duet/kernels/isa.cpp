@@ -23,7 +23,29 @@ std::atomic<Isa>& current() {
   return isa;
 }
 
+std::atomic<bool>& vnni_enabled() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("DUET_ISA");
+    return cpu_has_avx_vnni() && !(env && std::string(env) == "avx2");
+  }()};
+  return on;
+}
+
 }  // namespace
+
+bool cpu_has_avx_vnni() {
+  __builtin_cpu_init();
+  return cpu_has_avx2_fma() && __builtin_cpu_supports("avxvnni");
+}
+
+bool use_avx_vnni() {
+  return active_isa() == Isa::avx2 && vnni_enabled().load(std::memory_order_relaxed);
+}
+
+void set_avx_vnni(bool on) {
+  if (on && !cpu_has_avx_vnni()) fail("this CPU has no AVX-VNNI");
+  vnni_enabled().store(on);
+}
 
 bool cpu_has_avx2_fma() {
   __builtin_cpu_init();

@@ -14,20 +14,27 @@ void save_model(const std::string& path, nn::Module& model, const nlohmann::json
                    {{"duet.config", config.dump()}, {"duet.format_version", kFormatVersion}});
 }
 
-LoadedModel load_model(const std::string& path) {
-  const auto file = io::SafetensorsFile::load(path);
+nlohmann::json read_model_config(const io::SafetensorsFile& file) {
   const auto& meta = file.metadata();
   auto it = meta.find("duet.config");
   if (it == meta.end())
-    fail(path,
+    fail(file.path(),
          ": __metadata__ has no 'duet.config' (not a duet checkpoint; expected the model "
          "config as JSON)");
-  LoadedModel out;
   try {
-    out.config = nlohmann::json::parse(it->second);
+    return nlohmann::json::parse(it->second);
   } catch (const nlohmann::json::exception& e) {
-    fail(path, ": __metadata__ 'duet.config' is not valid JSON (", e.what(), ")");
+    fail(file.path(), ": __metadata__ 'duet.config' is not valid JSON (", e.what(), ")");
   }
+}
+
+LoadedModel load_model(const std::string& path) {
+  const auto file = io::SafetensorsFile::load(path);
+  LoadedModel out;
+  out.config = read_model_config(file);
+  if (out.config.contains("quantization"))
+    fail(path, ": an int8 inference checkpoint (made by duet quantize); this command needs the ",
+         "float model it was made from");
   Generator gen(0);  // weights are overwritten by the file
   try {
     out.model = build_model(out.config, gen);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "duet/io/safetensors.h"
 #include "duet/nn/module.h"
 
 namespace duet::models {
@@ -21,7 +22,13 @@ struct LoadedModel {
 };
 
 // Builds the model from the stored config and loads every tensor (strict: names and shapes must
-// match). Errors name the file and the field.
+// match). Errors name the file and the field. An int8 checkpoint (a "quantization" section, made
+// by `duet quantize`) holds the folded inference form: Error pointing to
+// compress::load_inference_model, which inference commands use.
 LoadedModel load_model(const std::string& path);
+
+// The model config stored in a checkpoint's __metadata__ ("duet.config"); Error naming the file
+// when it is absent or not JSON.
+nlohmann::json read_model_config(const io::SafetensorsFile& file);
 
 }  // namespace duet::models

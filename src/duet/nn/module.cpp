@@ -128,7 +128,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& values, bool s
     if (src.shape() != t->shape())
       fail("state_dict: key '", name, "' has shape ", src.shape().str(), ", the model expects ",
            t->shape().str());
-    if (is_integer(t->dtype()) && is_integer(src.dtype())) {
+    if (is_integer(t->dtype()) && is_integer(src.dtype()) && src.dtype() != t->dtype()) {
       DUET_CHECK(t->numel() == 1 && t->dtype() == DType::i64, "state_dict: key '", name,
                  "': only integer scalars (counters) convert between integer dtypes");
       *t->data<int64_t>() = read_integer(src);

@@ -106,6 +106,8 @@ ClassifySetup make_classify_setup(const ClassifyRecipe& recipe, bool load_test) 
     s.optim = std::make_unique<AdamW>(std::move(groups), a);
   }
   if (recipe.ema_decay > 0) s.ema = std::make_unique<Ema>(*s.model, recipe.ema_decay, true);
+  if (!recipe.teacher.empty())
+    s.teacher = std::make_unique<Teacher>(recipe.teacher, s.config, s.norm);
   return s;
 }
 
@@ -113,8 +115,13 @@ StepStats train_step(ClassifySetup& s, const data::Batch& batch, int64_t step) {
   s.optim->set_lr(s.schedule.lr_at(step, s.total_steps));
   if (s.sgd) s.sgd->set_momentum(s.schedule.momentum_at(step, s.total_steps, s.recipe.momentum));
   Tensor logits = s.model->forward(batch.images);
-  Tensor loss =
-      ops::cross_entropy(logits, batch.labels, static_cast<float>(s.recipe.label_smoothing));
+  // With a teacher: its eval-mode logits on this very (augmented) batch are the soft targets.
+  Tensor loss = s.teacher ? kd_loss(logits, s.teacher->logits(batch.images), batch.labels,
+                                    KdOptions{static_cast<float>(s.recipe.kd_temperature),
+                                              static_cast<float>(s.recipe.kd_alpha),
+                                              static_cast<float>(s.recipe.label_smoothing)})
+                          : ops::cross_entropy(logits, batch.labels,
+                                               static_cast<float>(s.recipe.label_smoothing));
   StepStats st;
   st.loss = loss.item();
   if (!std::isfinite(st.loss)) return st;

@@ -9,6 +9,7 @@
 
 #include "duet/data/loader.h"
 #include "duet/nn/module.h"
+#include "duet/train/distill.h"
 #include "duet/train/ema.h"
 #include "duet/train/optimizer.h"
 #include "duet/train/schedule.h"
@@ -28,6 +29,7 @@ struct ClassifySetup {
   std::unique_ptr<Optimizer> optim;
   Sgd* sgd = nullptr;  // optim when it is SGD (one-cycle cycles its momentum)
   std::unique_ptr<Ema> ema;
+  std::unique_ptr<Teacher> teacher;  // set when the recipe distils from a teacher checkpoint
   int64_t batches_per_epoch = 0, total_steps = 0;
 };
 

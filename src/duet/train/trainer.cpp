@@ -21,6 +21,7 @@
 #include "duet/tensor/parallel.h"
 #include "duet/tensor/rng.h"
 #include "duet/train/classify_step.h"
+#include "duet/train/distill_digest.h"
 #include "duet/train/peak_memory.h"
 #include "duet/train/run_checkpoint.h"
 #include "duet/train/run_io.h"
@@ -29,25 +30,34 @@ namespace duet::train {
 namespace fs = std::filesystem;
 
 nlohmann::json ClassifyRecipe::to_json() const {
-  return {{"arch", arch},
-          {"model", model_overrides},
-          {"data", data},
-          {"epochs", epochs},
-          {"batch", batch},
-          {"lr", lr},
-          {"optimizer", optimizer},
-          {"momentum", momentum},
-          {"nesterov", nesterov},
-          {"wd", weight_decay},
-          {"schedule", schedule},
-          {"warmup", warmup_epochs},
-          {"label_smoothing", label_smoothing},
-          {"augment", augment},
-          {"ema", ema_decay},
-          {"val", val},
-          {"limit", limit},
-          {"test_limit", test_limit},
-          {"seed", seed}};
+  nlohmann::json j = {{"arch", arch},
+                      {"model", model_overrides},
+                      {"data", data},
+                      {"epochs", epochs},
+                      {"batch", batch},
+                      {"lr", lr},
+                      {"optimizer", optimizer},
+                      {"momentum", momentum},
+                      {"nesterov", nesterov},
+                      {"wd", weight_decay},
+                      {"schedule", schedule},
+                      {"warmup", warmup_epochs},
+                      {"label_smoothing", label_smoothing},
+                      {"augment", augment},
+                      {"ema", ema_decay},
+                      {"val", val},
+                      {"limit", limit},
+                      {"test_limit", test_limit},
+                      {"seed", seed}};
+  // Only distillation runs carry the teacher fields, so other recipes stay as they were.
+  if (!teacher.empty()) {
+    j["teacher"] = teacher;
+    j["kd_temperature"] = kd_temperature;
+    j["kd_alpha"] = kd_alpha;
+    j["teacher_sha256"] = teacher_sha256;
+    j["teacher_bytes"] = teacher_bytes;
+  }
+  return j;
 }
 
 ClassifyRecipe ClassifyRecipe::from_json(const nlohmann::json& j) {
@@ -72,6 +82,11 @@ ClassifyRecipe ClassifyRecipe::from_json(const nlohmann::json& j) {
   read_recipe_field(j, "limit", r.limit);
   read_recipe_field(j, "test_limit", r.test_limit);
   read_recipe_field(j, "seed", r.seed);
+  read_recipe_field(j, "teacher", r.teacher);
+  read_recipe_field(j, "kd_temperature", r.kd_temperature);
+  read_recipe_field(j, "kd_alpha", r.kd_alpha);
+  read_recipe_field(j, "teacher_sha256", r.teacher_sha256);
+  read_recipe_field(j, "teacher_bytes", r.teacher_bytes);
   return r;
 }
 
@@ -99,6 +114,10 @@ void ClassifyRecipe::validate() const {
   if (val < 0) fail_usage("--val must be >= 0, got ", val);
   if (limit < 0) fail_usage("--limit must be >= 0, got ", limit);
   if (test_limit < 0) fail_usage("--test-limit must be >= 0, got ", test_limit);
+  if (!(kd_temperature > 0.0) || !std::isfinite(kd_temperature))
+    fail_usage("--kd-temperature must be > 0, got ", kd_temperature);
+  if (!(kd_alpha >= 0.0 && kd_alpha <= 1.0))
+    fail_usage("--kd-alpha must be in [0, 1], got ", kd_alpha);
 }
 
 data::AugmentConfig parse_augment(const std::string& list) {
@@ -198,6 +217,23 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     require_same_on_resume("--ema", recipe.ema_decay > 0, saved.ema_decay > 0);
     if (recipe.seed >= 0) require_same_on_resume("--seed", recipe.seed, saved.seed);
     recipe.seed = saved.seed;
+    require_same_on_resume("--teacher", recipe.teacher, saved.teacher);
+    recipe.teacher_sha256 = saved.teacher_sha256;
+    recipe.teacher_bytes = saved.teacher_bytes;
+  }
+  // The teacher is part of the recipe: record which file it was, and refuse to resume from a
+  // different one (the soft targets, and so the run, would change).
+  if (!recipe.teacher.empty()) {
+    if (!fs::is_regular_file(recipe.teacher))
+      fail("--teacher ", recipe.teacher, ": no such checkpoint file");
+    const auto bytes = static_cast<int64_t>(fs::file_size(recipe.teacher));
+    const std::string sha = sha256_file(recipe.teacher);
+    if (opt.resume && (sha != recipe.teacher_sha256 || bytes != recipe.teacher_bytes))
+      fail_usage("--resume: the teacher ", recipe.teacher, " changed since the run started (",
+                 recipe.teacher_bytes, " bytes, sha256 ", recipe.teacher_sha256, "; now ", bytes,
+                 " bytes, sha256 ", sha, ")");
+    recipe.teacher_sha256 = sha;
+    recipe.teacher_bytes = bytes;
   }
   // Kept below 2^63 so the seed round-trips through the recipe's signed field.
   if (recipe.seed < 0) recipe.seed = static_cast<int64_t>(random_seed() & 0x7fffffffffffffffull);
@@ -229,6 +265,12 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
   progress.note(str("train ", recipe.arch, " on ", recipe.data, ": ", train_set.size(), " images (",
                     val_set.size(), " val, ", test_set.size(), " test), ", model->parameter_count(),
                     " parameters, seed ", recipe.seed, ", ", num_threads(), " threads"));
+  if (setup.teacher)
+    progress.note(str("distilling from teacher ", recipe.teacher, " (",
+                      setup.teacher->config().value("family", std::string("?")), ", ",
+                      setup.teacher->parameter_count(), " parameters, sha256 ",
+                      recipe.teacher_sha256.substr(0, 12), "), temperature ", recipe.kd_temperature,
+                      ", alpha ", recipe.kd_alpha));
 
   // Evaluation with the weights that ship (EMA when enabled); the model's mode is restored.
   auto evaluate = [&](const data::Dataset& d) {

@@ -38,6 +38,13 @@ struct ClassifyRecipe {
   int64_t limit = 0;       // > 0: train on the first `limit` images only
   int64_t test_limit = 0;  // > 0: evaluate on the first `test_limit` test images only
   int64_t seed = -1;       // < 0: random (the drawn seed is logged and stored)
+  // Knowledge distillation (train/distill.h): active when `teacher` names a checkpoint. The
+  // file's SHA-256 and size are filled in when the run starts; --resume refuses a changed file.
+  std::string teacher;
+  double kd_temperature = 4.0;
+  double kd_alpha = 0.9;  // weight of the soft term
+  std::string teacher_sha256;
+  int64_t teacher_bytes = 0;
 
   nlohmann::json to_json() const;
   // Missing fields keep their defaults; wrong types throw duet::Error naming the field.

@@ -1,0 +1,246 @@
+// `duet quantize -m IN --calib fashion-mnist:1000 --method kl -o OUT`: post-training int8 of a
+// classifier. Folds BatchNorm, calibrates every conv's input range on seeded training images,
+// keeps in float what cannot or should not be int8 (grouped convs, --keep-fp32, layers above
+// --max-layer-error), saves the int8 checkpoint atomically, reloads it, and prints the one table
+// every compress command prints: parameters, MACs, file size, float vs int8 accuracy on the test
+// set, and the measured speed ratio of the two in one alternating run (bench infer --vs).
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/bench_row.h"
+#include "bench/infer_bench.h"
+#include "bench/model_macs.h"
+#include "duet/cli/commands.h"
+#include "duet/compress/fold.h"
+#include "duet/compress/quantize.h"
+#include "duet/data/dataset.h"
+#include "duet/eval/judge.h"
+#include "duet/models/checkpoint.h"
+#include "duet/models/registry.h"
+#include "duet/tensor/error.h"
+#include "duet/tensor/parallel.h"
+#include "duet/train/metrics.h"
+#include "duet/train/trainer.h"
+
+namespace duet::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct QuantizeFlags {
+  std::string in, out;
+  std::string calib = "fashion-mnist:1000";
+  std::string method = "percentile";
+  double percentile = 99.99;
+  std::vector<std::string> keep_fp32;
+  double max_layer_error = 0.05;
+  uint64_t seed = 0;
+  std::string eval_data;  // default: the calibration data set's test split
+  int64_t eval_limit = 0;
+  std::string bench = "quick";  // quick | full | none
+  bool json = false;
+};
+
+// "SPEC:N" -> (SPEC, N); a plain SPEC means 1000 images. SPEC itself may contain ':'
+// (fashion-mnist:DIR, idx:A,B), so only a trailing all-digit part counts as N.
+std::pair<std::string, int64_t> parse_calib(const std::string& s) {
+  const size_t colon = s.rfind(':');
+  if (colon != std::string::npos && colon + 1 < s.size() &&
+      s.find_first_not_of("0123456789", colon + 1) == std::string::npos) {
+    const int64_t n = std::stoll(s.substr(colon + 1));
+    if (n < 1 || n > 1'000'000)
+      fail_usage("quantize: --calib wants 1..1000000 images, got ", s.substr(colon + 1));
+    return {s.substr(0, colon), n};
+  }
+  return {s, 1000};
+}
+
+// Calibration batches: n training images drawn by a seeded permutation, normalised like the
+// model's training inputs, in batches of 100.
+std::vector<Tensor> calibration_batches(const std::string& spec, int64_t n, uint64_t seed,
+                                        const nlohmann::json& config) {
+  data::DataOptions o;
+  o.split = data::Split::train;
+  o.channels = config.value("in_channels", 1);
+  o.height = o.width = config.value("image_size", 28);
+  const data::Dataset all = data::load_dataset(spec, o);
+  if (all.size() == 0) fail_usage("quantize: --calib ", spec, " has no images");
+  n = std::min(n, all.size());
+  std::vector<int64_t> pick = data::seeded_permutation(all.size(), seed, /*stream=*/7);
+  pick.resize(size_t(n));
+  const data::Dataset d = data::subset(all, pick);
+  const data::NormStats norm = train::model_norm_stats(config);
+  std::vector<Tensor> batches;
+  for (int64_t b = 0; b < n; b += 100) {
+    const int64_t m = std::min<int64_t>(100, n - b);
+    batches.push_back(
+        eval::u8_to_classifier_input(d.image(b), m, d.channels, d.height, d.width, norm));
+  }
+  return batches;
+}
+
+double accuracy(nn::Module& model, const data::Dataset& d, const nlohmann::json& config) {
+  const auto probs = train::predict_probs(model, d, train::model_norm_stats(config));
+  return train::classify_metrics(probs.data(), d.labels.data<int32_t>(), d.size(),
+                                 int64_t(train::model_class_names(config).size()))
+      .accuracy;
+}
+
+std::string mib(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f MiB", bytes / (1024.0 * 1024.0));
+  return b;
+}
+
+void run_quantize(const QuantizeFlags& f) {
+  const auto method = compress::parse_calibration_method(f.method);
+  if (!method)
+    fail_usage("quantize: --method must be minmax, percentile or kl, got '", f.method, "'");
+  if (f.bench != "quick" && f.bench != "full" && f.bench != "none")
+    fail_usage("quantize: --bench must be quick, full or none, got '", f.bench, "'");
+  if (fs::exists(f.out) && fs::equivalent(f.in, f.out))
+    fail_usage("quantize: -o must differ from -m (the float model is kept)");
+  auto loaded = models::load_model(f.in);
+  if (!compress::foldable(*loaded.model))
+    fail_usage("quantize: ", f.in, " is a ", loaded.model->type_name(),
+               "; int8 covers the folded classifier families (resnet, imagenet_resnet, ",
+               "shufflenet_v2, repvgg)");
+  const auto [calib_spec, calib_n] = parse_calib(f.calib);
+  std::FILE* out = f.json ? stderr : stdout;
+  std::fprintf(out, "quantize %s: calibrating on %lld images of %s (seed %llu, method %s)\n",
+               f.in.c_str(), static_cast<long long>(calib_n), calib_spec.c_str(),
+               static_cast<unsigned long long>(f.seed), f.method.c_str());
+  std::fflush(out);
+  const auto batches = calibration_batches(calib_spec, calib_n, f.seed, loaded.config);
+
+  compress::QuantizeOptions qo;
+  qo.method = *method;
+  qo.percentile = f.percentile;
+  qo.keep_fp32 = f.keep_fp32;
+  qo.max_layer_error = f.max_layer_error;
+  auto int8_model = compress::fold_for_inference(*loaded.model);
+  const compress::QuantizeReport report = compress::quantize_model(*int8_model, batches, qo);
+  compress::save_quantized_model(f.out, *int8_model, loaded.config, report);
+
+  // Everything below runs on what was written: the file is the product.
+  auto reloaded = compress::load_inference_model(f.out);
+  auto float_model = compress::fold_for_inference(*loaded.model);
+
+  if (!f.json) {
+    std::printf("\n%-22s %-16s %-6s %10s %12s %12s  %s\n", "layer", "weight", "int8", "error",
+                "input lo", "input hi", "note");
+    for (const auto& l : report.layers) {
+      char err[16] = "-";
+      if (l.error >= 0) std::snprintf(err, sizeof err, "%.4f", l.error);
+      std::printf("%-22s %-16s %-6s %10s %12.4g %12.4g  %s\n", l.name.c_str(), l.shape.c_str(),
+                  l.int8 ? "yes" : "no", err, l.lo, l.hi, l.reason.c_str());
+    }
+  }
+
+  // Accuracy on the test split of the evaluation data (default: the calibration data set).
+  const std::string eval_spec = f.eval_data.empty() ? calib_spec : f.eval_data;
+  data::DataOptions eo;
+  eo.split = data::Split::test;
+  eo.channels = loaded.config.value("in_channels", 1);
+  eo.height = eo.width = loaded.config.value("image_size", 28);
+  data::Dataset test = data::load_dataset(eval_spec, eo);
+  if (f.eval_limit > 0 && f.eval_limit < test.size()) {
+    std::vector<int64_t> first(static_cast<size_t>(f.eval_limit));
+    for (int64_t i = 0; i < f.eval_limit; ++i) first[size_t(i)] = i;
+    test = data::subset(test, first);
+  }
+  std::fprintf(out, "evaluating float and int8 on %lld test images of %s\n",
+               static_cast<long long>(test.size()), eval_spec.c_str());
+  std::fflush(out);
+  const double acc_float = accuracy(*float_model, test, loaded.config);
+  const double acc_int8 = accuracy(*reloaded.model, test, reloaded.config);
+
+  const double bytes_in = double(fs::file_size(f.in)), bytes_out = double(fs::file_size(f.out));
+  const int64_t params = loaded.model->parameter_count();
+  const double macs = bench::forward_macs_per_image(loaded.config);
+
+  // Speed: the int8 file against the float one, alternating (ratio > 1: int8 is faster).
+  std::vector<bench::BenchRow> rows;
+  if (f.bench != "none") {
+    bench::InferBenchOptions bo;
+    bo.model = f.out;
+    bo.vs = f.in;
+    bo.threads = num_threads();
+    bo.quick = f.bench == "quick";
+    bo.seed = f.seed;
+    rows = bench::bench_infer(bo, [&](const std::string& line) {
+      std::fprintf(out, "%s\n", line.c_str());
+      std::fflush(out);
+    });
+  }
+
+  nlohmann::json j = {{"model", f.in},
+                      {"output", f.out},
+                      {"parameters", params},
+                      {"macs_per_image", macs},
+                      {"file_bytes", {{"float", bytes_in}, {"int8", bytes_out}}},
+                      {"accuracy", {{"float", acc_float}, {"int8", acc_int8}}},
+                      {"test_images", test.size()},
+                      {"quantization", report.to_json()}};
+  nlohmann::json speed = nlohmann::json::array();
+  for (const auto& r : rows)
+    if (r.batch > 0)
+      speed.push_back(
+          {{"batch", r.batch}, {"int8_ms", r.ours}, {"float_ms", r.theirs}, {"speedup", r.ratio}});
+  j["speed"] = speed;
+  if (f.json) {
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("\n%-16s %14s %14s\n", "", "float", "int8");
+  std::printf("%-16s %14lld %14lld\n", "parameters", static_cast<long long>(params),
+              static_cast<long long>(params));
+  std::printf("%-16s %14.2f %14.2f\n", "MMACs/image", macs / 1e6, macs / 1e6);
+  std::printf("%-16s %14s %14s\n", "file", mib(bytes_in).c_str(), mib(bytes_out).c_str());
+  std::printf("%-16s %13.2f%% %13.2f%%   (%+.2f points, %lld test images)\n", "accuracy",
+              100 * acc_float, 100 * acc_int8, 100 * (acc_int8 - acc_float),
+              static_cast<long long>(test.size()));
+  for (const auto& r : rows)
+    if (r.batch > 0)
+      std::printf("%-16s %11.3f ms %11.3f ms   (int8 %.2fx the float speed)\n",
+                  ("batch " + std::to_string(r.batch)).c_str(), r.theirs, r.ours, r.ratio);
+  std::printf("int8 layers: %lld of %zu convs; wrote %s\n",
+              static_cast<long long>(report.int8_layers()), report.layers.size(), f.out.c_str());
+}
+
+}  // namespace
+
+Action add_quantize_command(CLI::App& app) {
+  auto f = std::make_shared<QuantizeFlags>();
+  CLI::App* sub = app.add_subcommand("quantize", "post-training int8 quantisation of a classifier");
+  sub->add_option("-m,--model", f->in, "the float classifier (.safetensors)")->required();
+  sub->add_option("-o,--output", f->out, "the int8 checkpoint to write")->required();
+  sub->add_option("--calib", f->calib, "calibration images: DATA[:N] (training split)")
+      ->capture_default_str();
+  sub->add_option("--method", f->method, "activation ranges: minmax | percentile | kl")
+      ->capture_default_str();
+  sub->add_option("--percentile", f->percentile, "for --method percentile")->capture_default_str();
+  sub->add_option("--keep-fp32", f->keep_fp32, "convs kept in float: first, last or layer names")
+      ->delimiter(',');
+  sub->add_option("--max-layer-error", f->max_layer_error,
+                  "a conv whose int8 output is off by more than this relative L2 error stays "
+                  "float (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("-s,--seed", f->seed, "which calibration images are drawn")
+      ->capture_default_str();
+  sub->add_option("--eval", f->eval_data, "test data for the accuracy check (default: --calib's)");
+  sub->add_option("--eval-limit", f->eval_limit, "the first N test images only (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--bench", f->bench, "speed check int8 vs float: quick | full | none")
+      ->capture_default_str();
+  sub->add_flag("--json", f->json, "one JSON object instead of tables");
+  return [f, sub] {
+    if (sub->parsed()) run_quantize(*f);
+  };
+}
+
+}  // namespace duet::cli

@@ -1,0 +1,89 @@
+#include "duet/compress/int8_conv.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "duet/tensor/error.h"
+
+namespace duet::compress {
+
+QuantizedWeights quantize_weights_per_channel(const Tensor& weight) {
+  DUET_CHECK(weight.defined() && weight.dtype() == DType::f32 && weight.rank() == 4 &&
+                 weight.is_contiguous(),
+             "quantize_weights_per_channel: expected a contiguous F32 [K, C, R, S] weight");
+  const int64_t K = weight.dim(0), per = weight.numel() / K;
+  QuantizedWeights q{Tensor::empty(weight.shape(), DType::i8), Tensor::empty(Shape{K})};
+  const float* w = weight.data<float>();
+  int8_t* codes = q.codes.data<int8_t>();
+  float* scale = q.scale.data<float>();
+  for (int64_t k = 0; k < K; ++k) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < per; ++i) {
+      const float v = w[k * per + i];
+      DUET_CHECK(std::isfinite(v), "quantize_weights_per_channel: weight of output channel ", k,
+                 " is not finite");
+      amax = std::max(amax, std::fabs(v));
+    }
+    scale[k] = amax > 0.0f ? amax / float(kernels::kWeightMax) : 1.0f;
+    const float inv = 1.0f / scale[k];
+    for (int64_t i = 0; i < per; ++i) {
+      const float c = std::nearbyint(w[k * per + i] * inv);
+      codes[k * per + i] = static_cast<int8_t>(std::clamp(c, -127.0f, 127.0f));
+    }
+  }
+  return q;
+}
+
+Int8ConvKernel::Int8ConvKernel(const Tensor& codes, const Tensor& scale, const Tensor& bias,
+                               const kernels::ActivationQuant& input,
+                               const ops::Conv2dOptions& options, kernels::Activation act)
+    : input_(input), options_(options), act_(act) {
+  DUET_CHECK(
+      codes.defined() && codes.dtype() == DType::i8 && codes.rank() == 4 && codes.is_contiguous(),
+      "Int8ConvKernel: expected contiguous I8 weights [K, C, R, S]");
+  const int64_t K = codes.dim(0);
+  DUET_CHECK(scale.dtype() == DType::f32 && scale.numel() == K && bias.dtype() == DType::f32 &&
+                 bias.numel() == K,
+             "Int8ConvKernel: weight scale and bias must be F32 [", K, "]");
+  DUET_CHECK(options.groups == 1, "Int8ConvKernel: grouped convolutions stay in float");
+  DUET_CHECK(input.scale > 0.0f && std::isfinite(input.scale) && input.zero_point >= 0 &&
+                 input.zero_point < kernels::kActivationLevels,
+             "Int8ConvKernel: input scale must be positive and the zero point in [0, 127], got ",
+             input.scale, " and ", input.zero_point);
+  packed_ = kernels::pack_int8_conv_weights(codes.data<int8_t>(), K, codes.dim(1), codes.dim(2),
+                                            codes.dim(3));
+  out_scale_.resize(size_t(K));
+  shift_.resize(size_t(K));
+  for (int64_t k = 0; k < K; ++k) {
+    const float s = input.scale * scale.data<float>()[k];
+    out_scale_[size_t(k)] = s;
+    shift_[size_t(k)] = bias.data<float>()[k];
+  }
+}
+
+Tensor Int8ConvKernel::forward(const Tensor& x, const Tensor& residual) const {
+  kernels::Conv2dShape s;
+  s.batch = x.dim(0);
+  s.in_channels = x.dim(1);
+  s.in_h = x.dim(2);
+  s.in_w = x.dim(3);
+  s.out_channels = packed_.out_channels;
+  s.kernel_h = packed_.kernel_h;
+  s.kernel_w = packed_.kernel_w;
+  s.stride_h = s.stride_w = options_.stride;
+  s.pad_h = s.pad_w = options_.padding;
+  s.dilation_h = s.dilation_w = options_.dilation;
+  Tensor y = Tensor::empty(Shape{s.batch, s.out_channels, s.out_h(), s.out_w()});
+  kernels::Epilogue e;
+  e.scale = out_scale_.data();
+  e.shift = shift_.data();
+  e.act = act_;
+  if (residual.defined()) {
+    e.residual = residual.data<float>();
+    e.ld_residual = s.out_h() * s.out_w();
+  }
+  kernels::conv2d_int8_forward(s, x.data<float>(), input_, packed_, y.data<float>(), e);
+  return y;
+}
+
+}  // namespace duet::compress

@@ -1,0 +1,100 @@
+// int8 convolution for inference: float NCHW input quantised on the fly to 7-bit unsigned
+// activations, per-output-channel symmetric int8 weights packed once, int32 accumulation, and
+// the float epilogue (scale, shift, bias, residual, activation) fused into the store.
+//
+// Why 7-bit activations: AVX2's vpmaddubsw multiplies u8 x s8 and adds adjacent pairs into a
+// saturating int16. With activations in [0, 127] and weights in [-127, 127] a pair sum is at most
+// 2 x 127 x 127 = 32258 < 32767, so nothing ever saturates and the int32 result is exact: the fast
+// path and the reference twin agree bit for bit before the float epilogue.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "duet/kernels/conv2d.h"
+#include "duet/kernels/gemm.h"
+
+namespace duet::kernels {
+
+inline constexpr int32_t kActivationLevels = 128;  // activations are 0..127
+inline constexpr int32_t kWeightMax = 127;         // weights are -127..127 (never -128)
+
+// Affine activation quantisation: q = clamp(round_half_even(x * inv_scale) + zero_point, 0, 127),
+// x ~ (q - zero_point) * scale. inv_scale is stored (not recomputed) so every path multiplies by
+// the same float and rounds identically.
+struct ActivationQuant {
+  float scale = 1.0f;
+  float inv_scale = 1.0f;
+  int32_t zero_point = 0;  // in [0, 127]; padding reads as this value, i.e. as x = 0
+
+  static ActivationQuant from_range(float lo, float hi);  // covers [min(lo, 0), max(hi, 0)]
+};
+
+inline uint8_t quantize_activation(float x, const ActivationQuant& q) {
+  float v = std::nearbyint(x * q.inv_scale) + static_cast<float>(q.zero_point);
+  // max-then-min in this order, like the vector path: NaN fails the first test and becomes 0.
+  v = v >= 0.0f ? v : 0.0f;
+  v = v <= 127.0f ? v : 127.0f;
+  return static_cast<uint8_t>(v);
+}
+
+// Weights [K, C, R, S] (int8, groups = 1) rearranged once for the kernels: taps ordered
+// (r, s, c) with channels padded to a multiple of 4 (zeros), so four consecutive taps are four
+// consecutive channels of one pixel of an NHWC image; output channels in blocks of 16.
+struct Int8ConvWeights {
+  int64_t out_channels = 0, in_channels = 0, kernel_h = 0, kernel_w = 0;
+  int64_t channels4 = 0;             // in_channels rounded up to a multiple of 4
+  std::vector<int8_t> packed;        // [ceil(K/16)][R*S*channels4/4][16][4]
+  std::vector<int32_t> weight_sums;  // per output channel: sum of its weights (zero points)
+
+  int64_t groups4() const { return kernel_h * kernel_w * channels4 / 4; }
+};
+inline constexpr int64_t kInt8BlockK = 16;
+
+Int8ConvWeights pack_int8_conv_weights(const int8_t* w, int64_t out_channels, int64_t in_channels,
+                                       int64_t kernel_h, int64_t kernel_w);
+
+// y[N, K, P, Q] = epilogue(float(sum over taps of w * (q(x) - zero_point))) for groups == 1;
+// padding contributes zero. `s` must match the packed weights. Overwrites y.
+void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
+                         const Int8ConvWeights& w, float* y, const Epilogue& epilogue = {});
+
+namespace detail {
+// x [C, H, W] float -> [H + 2 pad_h, W + 2 pad_w, channels4] u8, padding and extra channels set
+// to the zero point. The AVX2 twin must give identical bytes.
+void quantize_to_padded_nhwc(const float* x, int64_t c, int64_t h, int64_t w, int64_t pad_h,
+                             int64_t pad_w, int64_t channels4, const ActivationQuant& q,
+                             uint8_t* out);
+void quantize_to_padded_nhwc_avx2(const float* x, int64_t c, int64_t h, int64_t w, int64_t pad_h,
+                                  int64_t pad_w, int64_t channels4, const ActivationQuant& q,
+                                  uint8_t* out);
+// acc[j * 16 + k] (int32) for `count` output pixels whose tap-(0, 0) bytes start at
+// image + base[j], over every tap group (offsets tap_offsets[g], bytes), for one 16-channel
+// block of packed weights. count <= 64.
+void int8_block_avx2(const uint8_t* image, const int64_t* base, int64_t count,
+                     const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
+                     int32_t* acc);
+void int8_block_vnni(const uint8_t* image, const int64_t* base, int64_t count,
+                     const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
+                     int32_t* acc);
+void int8_block_generic(const uint8_t* image, const int64_t* base, int64_t count,
+                        const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
+                        int32_t* acc);
+// The store: yb[k * ld + j] = epilogue(float(acc[j * 16 + k] - zero_point_sums[k])) for k < kn,
+// j < count. The epilogue sees element (k0 + k, p0 + j) of the image's [K, P*Q] block (its
+// residual pointer already at the image, ld_residual its row length). zero_point_sums: 16 entries.
+void int8_store_avx2(const int32_t* acc, int64_t count, int64_t kn, const int32_t* zero_point_sums,
+                     const Epilogue& e, int64_t k0, int64_t p0, float* yb, int64_t ld);
+void int8_store_generic(const int32_t* acc, int64_t count, int64_t kn,
+                        const int32_t* zero_point_sums, const Epilogue& e, int64_t k0, int64_t p0,
+                        float* yb, int64_t ld);
+}  // namespace detail
+
+namespace ref {
+// Plain loops over the unpacked weights [K, C, R, S]: the twin the fast path is tested against.
+void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
+                         const int8_t* w, float* y, const Epilogue& epilogue = {});
+}  // namespace ref
+
+}  // namespace duet::kernels

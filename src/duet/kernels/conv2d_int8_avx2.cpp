@@ -1,0 +1,138 @@
+// AVX2 parts of the int8 convolution: quantising a float NCHW image into padded NHWC bytes, the
+// micro-kernel (conv2d_int8_block.h) with vpmaddubsw (u8 x s8 pairs into int16, exact for 7-bit
+// activations), vpmaddwd by ones into int32 and an add, and the transposing store with the
+// epilogue fused in.
+// Called only when active_isa() is avx2.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "duet/kernels/conv2d_int8.h"
+#include "duet/kernels/conv2d_int8_block.h"
+#include "duet/kernels/gemm_kernel.h"
+#include "duet/kernels/transpose_avx2.h"
+
+namespace duet::kernels::detail {
+namespace {
+
+// 8 floats -> 8 int32 activation codes, the vector form of quantize_activation.
+inline __m256i quantize8(__m256 x, __m256 inv_scale, __m256 zero_point) {
+  __m256 v =
+      _mm256_round_ps(_mm256_mul_ps(x, inv_scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  v = _mm256_add_ps(v, zero_point);
+  v = _mm256_max_ps(v, _mm256_setzero_ps());  // NaN -> 0 (max returns its second operand)
+  v = _mm256_min_ps(v, _mm256_set1_ps(127.0f));
+  return _mm256_cvtps_epi32(v);
+}
+
+}  // namespace
+
+void int8_block_avx2(const uint8_t* image, const int64_t* base, int64_t count,
+                     const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
+                     int32_t* acc) {
+  int8_block_rows<MaddubsDot>(image, base, count, tap_offsets, groups4, wblock, acc);
+}
+
+void int8_store_avx2(const int32_t* acc, int64_t count, int64_t kn, const int32_t* zero_point_sums,
+                     const Epilogue& e, int64_t k0, int64_t p0, float* yb, int64_t ld) {
+  int64_t j = 0;
+  for (; j + 8 <= count; j += 8)
+    for (int64_t c0 = 0; c0 < kn; c0 += 8) {
+      const __m256i zps =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zero_point_sums + c0));
+      __m256 r[8];  // row i: pixel j + i, lanes: channels c0..c0+7
+      for (int i = 0; i < 8; ++i)
+        r[i] = _mm256_cvtepi32_ps(_mm256_sub_epi32(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + (j + i) * 16 + c0)), zps));
+      simd::transpose8(r);  // row i: channel c0 + i, lanes: pixels j..j+7
+      // The epilogue in gemm.h's order, as the scalar twin applies it.
+      for (int64_t i = 0; i < std::min<int64_t>(8, kn - c0); ++i) {
+        const int64_t k = k0 + c0 + i;
+        __m256 v = r[i];
+        if (e.scale) v = _mm256_mul_ps(v, _mm256_set1_ps(e.scale[k]));
+        if (e.shift) v = _mm256_add_ps(v, _mm256_set1_ps(e.shift[k]));
+        if (e.bias) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[k]));
+        if (e.residual)
+          v = _mm256_add_ps(v, _mm256_loadu_ps(e.residual + k * e.ld_residual + p0 + j));
+        _mm256_storeu_ps(yb + (c0 + i) * ld + j, gemm_detail::activate_ps(e.act, v));
+      }
+    }
+  for (int64_t k = 0; k < kn; ++k)
+    for (int64_t t = j; t < count; ++t)
+      yb[k * ld + t] = gemm_detail::epilogue_scalar(e, float(acc[t * 16 + k] - zero_point_sums[k]),
+                                                    k0 + k, p0 + t);
+}
+
+void quantize_to_padded_nhwc_avx2(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph,
+                                  int64_t pw, int64_t C4, const ActivationQuant& q, uint8_t* out) {
+  const int64_t Wp = W + 2 * pw;
+  std::memset(out, q.zero_point, size_t((H + 2 * ph) * Wp * C4));
+  const __m256 inv = _mm256_set1_ps(q.inv_scale), zp = _mm256_set1_ps(float(q.zero_point));
+  const __m256i zp_codes = _mm256_set1_epi32(q.zero_point);
+  // Whole blocks of 16 channels: four packed vectors (channels c0..c0+15 of 8 pixels) are
+  // transposed so each pixel's 16 bytes go out in one store.
+  const int64_t c16 = C / 16 * 16;
+  for (int64_t c0 = 0; c0 < c16; c0 += 16)
+    for (int64_t h = 0; h < H; ++h) {
+      uint8_t* row = out + ((h + ph) * Wp + pw) * C4 + c0;
+      int64_t v = 0;
+      for (; v + 8 <= W; v += 8) {
+        __m256i g[4];  // g[b] lane i: pixel v + i, byte t = channel c0 + 4b + t
+        for (int b = 0; b < 4; ++b) {
+          g[b] = _mm256_setzero_si256();
+          for (int t = 0; t < 4; ++t) {
+            const __m256i codes =
+                quantize8(_mm256_loadu_ps(x + ((c0 + 4 * b + t) * H + h) * W + v), inv, zp);
+            g[b] = _mm256_or_si256(g[b], _mm256_slli_epi32(codes, 8 * t));
+          }
+        }
+        // 4 x 8 dwords -> 8 pixels x 16 bytes: u[m] holds pixel m (low half) and m + 4 (high).
+        const __m256i t0 = _mm256_unpacklo_epi32(g[0], g[1]),
+                      t1 = _mm256_unpackhi_epi32(g[0], g[1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(g[2], g[3]),
+                      t3 = _mm256_unpackhi_epi32(g[2], g[3]);
+        const __m256i u[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                              _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+        for (int m = 0; m < 4; ++m) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(row + (v + m) * C4),
+                           _mm256_castsi256_si128(u[m]));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(row + (v + m + 4) * C4),
+                           _mm256_extracti128_si256(u[m], 1));
+        }
+      }
+      for (; v < W; ++v)
+        for (int64_t t = 0; t < 16; ++t)
+          row[v * C4 + t] = quantize_activation(x[((c0 + t) * H + h) * W + v], q);
+    }
+  // The remaining channels four at a time.
+  for (int64_t c0 = c16; c0 < C; c0 += 4) {
+    const int64_t cn = std::min<int64_t>(4, C - c0);
+    for (int64_t h = 0; h < H; ++h) {
+      uint8_t* row = out + ((h + ph) * Wp + pw) * C4 + c0;
+      int64_t v = 0;
+      for (; v + 8 <= W; v += 8) {
+        // Four channels' codes packed into one int32 per pixel: byte t = channel c0 + t.
+        __m256i packed = _mm256_setzero_si256();
+        for (int64_t t = 0; t < 4; ++t) {
+          const __m256i codes =
+              t < cn ? quantize8(_mm256_loadu_ps(x + ((c0 + t) * H + h) * W + v), inv, zp)
+                     : zp_codes;
+          packed = _mm256_or_si256(packed, _mm256_slli_epi32(codes, int(8 * t)));
+        }
+        if (C4 == 4) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + v * 4), packed);
+        } else {
+          alignas(32) int32_t lanes[8];
+          _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), packed);
+          for (int64_t i = 0; i < 8; ++i) std::memcpy(row + (v + i) * C4, &lanes[i], 4);
+        }
+      }
+      for (; v < W; ++v)
+        for (int64_t t = 0; t < cn; ++t)
+          row[v * C4 + t] = quantize_activation(x[((c0 + t) * H + h) * W + v], q);
+    }
+  }
+}
+
+}  // namespace duet::kernels::detail

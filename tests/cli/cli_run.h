@@ -1,0 +1,40 @@
+// What the CLI tests share: the built binary and the shipped models' paths, and running `duet`
+// with its exit status, stdout and stderr captured (through files named by `tag`, so test files
+// running one after another do not read each other's output).
+#pragma once
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace duet::cli_test {
+
+inline const std::string kDuet = std::string(DUET_BINARY_DIR) + "/duet";
+inline const std::string kGen = std::string(DUET_SOURCE_DIR) + "/models/unet-xs-fmnist.safetensors";
+inline const std::string kClf =
+    std::string(DUET_SOURCE_DIR) + "/models/resnet20-fmnist.safetensors";
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+inline Result run_duet(const std::string& args, const std::string& tag) {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string out = dir / ("duet_cli_" + tag + "_out.txt");
+  const std::string err = dir / ("duet_cli_" + tag + "_err.txt");
+  const int status = std::system((kDuet + " " + args + " >" + out + " 2>" + err).c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+}  // namespace duet::cli_test

@@ -1,0 +1,165 @@
+// The int8 convolution against its reference twin: bit-identical outputs (the integer part is
+// exact, and both paths apply the same float epilogue operations in the same order) on tail
+// shapes — output channels not a multiple of 16, input channels not a multiple of 4, pixel
+// counts not a multiple of 4 — with stride, dilation, padding, both ISAs, the AVX-VNNI
+// micro-kernel where the CPU has it, and both threading paths (many images / few images). Plus
+// the quantiser's rules and the weight packer's checks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "duet/kernels/conv2d_int8.h"
+#include "duet/kernels/isa.h"
+#include "duet/tensor/error.h"
+#include "duet/tensor/parallel.h"
+
+namespace {
+
+using namespace duet::kernels;
+
+struct Case {
+  int64_t batch, c, k, h, w, r, stride, pad, dilation;
+};
+
+std::vector<float> pattern(size_t n, int seed, float lo, float hi) {
+  std::vector<float> v(n);
+  uint32_t s = 2463534242u + uint32_t(seed) * 7919u;
+  for (auto& x : v) {
+    s ^= s << 13, s ^= s >> 17, s ^= s << 5;
+    x = lo + (hi - lo) * float(s % 100000) / 100000.0f;
+  }
+  return v;
+}
+
+std::vector<int8_t> int8_pattern(size_t n, int seed) {
+  std::vector<int8_t> v(n);
+  uint32_t s = 88172645u + uint32_t(seed) * 104729u;
+  for (auto& x : v) {
+    s ^= s << 13, s ^= s >> 17, s ^= s << 5;
+    x = int8_t(int(s % 255) - 127);  // the full [-127, 127] range, so pair sums reach the bound
+  }
+  return v;
+}
+
+Conv2dShape shape_of(const Case& c) {
+  Conv2dShape s;
+  s.batch = c.batch, s.in_channels = c.c, s.out_channels = c.k, s.in_h = c.h, s.in_w = c.w;
+  s.kernel_h = s.kernel_w = c.r;
+  s.stride_h = s.stride_w = c.stride;
+  s.pad_h = s.pad_w = c.pad;
+  s.dilation_h = s.dilation_w = c.dilation;
+  return s;
+}
+
+void check_case(const Case& c, Activation act, bool with_residual, int seed) {
+  const Conv2dShape s = shape_of(c);
+  const auto x = pattern(size_t(c.batch * c.c * c.h * c.w), seed, -1.5f, 2.5f);
+  const auto wq = int8_pattern(size_t(c.k * c.c * c.r * c.r), seed);
+  const int64_t out_n = c.batch * c.k * s.out_h() * s.out_w();
+  const auto scale = pattern(size_t(c.k), seed + 1, 0.001f, 0.01f);
+  const auto shift = pattern(size_t(c.k), seed + 2, -0.5f, 0.5f);
+  const auto bias = pattern(size_t(c.k), seed + 3, -0.5f, 0.5f);
+  const auto residual = pattern(size_t(out_n), seed + 4, -1.0f, 1.0f);
+  Epilogue e;
+  if (act != Activation::silu || with_residual) {  // one case per file runs the plain int path
+    e.scale = scale.data(), e.shift = shift.data(), e.bias = bias.data();
+  }
+  e.act = act;
+  if (with_residual) e.residual = residual.data(), e.ld_residual = s.out_h() * s.out_w();
+  // The range puts the zero point inside, so padding and negative inputs both matter.
+  const auto xq = ActivationQuant::from_range(-1.2f, 2.0f);
+  const auto packed = pack_int8_conv_weights(wq.data(), c.k, c.c, c.r, c.r);
+
+  const size_t count = static_cast<size_t>(out_n);
+  std::vector<float> want(count), got(count, std::nanf(""));
+  ref::conv2d_int8_forward(s, x.data(), xq, wq.data(), want.data(), e);
+  struct Path {
+    Isa isa;
+    bool vnni;
+    const char* name;
+  };
+  for (const Path path : {Path{Isa::generic, false, "generic"}, Path{Isa::avx2, false, "avx2"},
+                          Path{Isa::avx2, true, "avx-vnni"}}) {
+    if (path.isa == Isa::avx2 && !cpu_has_avx2_fma()) continue;
+    if (path.vnni && !cpu_has_avx_vnni()) continue;
+    for (int threads : {1, 2}) {
+      const Isa saved_isa = active_isa();
+      const bool saved_vnni = use_avx_vnni();
+      const int saved_threads = duet::num_threads();
+      set_isa(path.isa);
+      set_avx_vnni(path.vnni);
+      duet::set_num_threads(threads);
+      conv2d_int8_forward(s, x.data(), xq, packed, got.data(), e);
+      set_isa(saved_isa);
+      set_avx_vnni(saved_vnni);
+      duet::set_num_threads(saved_threads);
+      for (int64_t i = 0; i < out_n; ++i) {
+        if (act == Activation::silu)  // the vector SiLU is accurate to ~1e-6 relative
+          ASSERT_NEAR(got[size_t(i)], want[size_t(i)], 1e-5f * (1.0f + std::fabs(want[size_t(i)])))
+              << "element " << i << " path " << path.name << " threads " << threads;
+        else
+          ASSERT_EQ(got[size_t(i)], want[size_t(i)])
+              << "element " << i << " path " << path.name << " threads " << threads;
+      }
+    }
+  }
+}
+
+TEST(Conv2dInt8, MatchesReferenceOnTailShapes) {
+  const Case cases[] = {
+      // batch, C, K, H, W, R, stride, pad, dilation
+      {1, 16, 16, 8, 8, 3, 1, 1, 1},   // ResNet-20 stage shape, batch 1 (few-images path)
+      {5, 16, 32, 9, 9, 3, 2, 1, 1},   // stride 2 + K a multiple of 16, many-images path
+      {3, 3, 5, 7, 6, 3, 1, 1, 1},     // C not a multiple of 4, K < 16, odd sizes
+      {4, 6, 17, 11, 10, 3, 1, 2, 2},  // dilation 2, pad 2, K = 17 (one-channel tail block)
+      {2, 1, 33, 5, 5, 1, 1, 0, 1},    // 1x1, one input channel, K = 33
+      {6, 64, 20, 3, 3, 3, 1, 1, 1},   // 9 pixels: 4 + 4 + 1 micro-kernel tail
+      {1, 8, 16, 17, 13, 5, 2, 2, 1},  // 5x5 stride 2, more than 64 output pixels per image
+  };
+  int seed = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "case " << seed);
+    check_case(c, Activation::relu, true, seed);
+    check_case(c, Activation::none, false, seed + 100);
+    check_case(c, Activation::silu, false, seed + 200);
+    ++seed;
+  }
+}
+
+TEST(Conv2dInt8, QuantiserRules) {
+  const auto q = ActivationQuant::from_range(0.0f, 12.7f);  // post-ReLU: zero point 0
+  EXPECT_EQ(q.zero_point, 0);
+  EXPECT_FLOAT_EQ(q.scale, 0.1f);
+  EXPECT_EQ(quantize_activation(0.0f, q), 0);
+  EXPECT_EQ(quantize_activation(0.25f, q), 2);     // 2.5 rounds half to even
+  EXPECT_EQ(quantize_activation(0.35f, q), 4);     // 3.5 rounds half to even
+  EXPECT_EQ(quantize_activation(100.0f, q), 127);  // clamped
+  EXPECT_EQ(quantize_activation(-3.0f, q), 0);
+  EXPECT_EQ(quantize_activation(std::nanf(""), q), 0);
+  EXPECT_EQ(quantize_activation(std::numeric_limits<float>::infinity(), q), 127);
+  const auto sym = ActivationQuant::from_range(-1.0f, 1.0f);
+  EXPECT_EQ(sym.zero_point, 64);  // round(1 / (2 / 127)) = round(63.5) = 64
+  const auto flat = ActivationQuant::from_range(0.0f, 0.0f);  // all-zero channel: usable scale
+  EXPECT_GT(flat.scale, 0.0f);
+  EXPECT_EQ(quantize_activation(0.0f, flat), flat.zero_point);
+  EXPECT_THROW(ActivationQuant::from_range(1.0f, 0.0f), duet::Error);
+  EXPECT_THROW(ActivationQuant::from_range(0.0f, std::nanf("")), duet::Error);
+}
+
+TEST(Conv2dInt8, PackerChecks) {
+  std::vector<int8_t> w(2 * 3 * 3 * 3, 1);
+  const auto p = pack_int8_conv_weights(w.data(), 2, 3, 3, 3);
+  EXPECT_EQ(p.channels4, 4);
+  EXPECT_EQ(p.weight_sums, (std::vector<int32_t>{27, 27}));
+  w[5] = -128;  // outside the symmetric range: vpmaddubsw pair sums could saturate
+  EXPECT_THROW(pack_int8_conv_weights(w.data(), 2, 3, 3, 3), duet::Error);
+  Conv2dShape s;
+  s.in_channels = 4;  // does not match the packed 3
+  s.out_channels = 2, s.kernel_h = s.kernel_w = 3, s.in_h = s.in_w = 4;
+  std::vector<float> buf(512);
+  EXPECT_THROW(conv2d_int8_forward(s, buf.data(), ActivationQuant{}, p, buf.data()), duet::Error);
+}
+
+}  // namespace
