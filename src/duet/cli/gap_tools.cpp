@@ -13,25 +13,36 @@
 
 namespace duet::cli {
 
+// The --gen-* and --prune-* options need --generative: without it they would do nothing.
 void add_generative_flags(CLI::App& sub, GenerativeFlags& g) {
   auto& o = g.options;
-  sub.add_flag("--generative", g.on,
-               "-m is a generator: classify by the lowest class-conditional flow/diffusion loss");
+  CLI::Option* generative = sub.add_flag(
+      "--generative", g.on,
+      "-m is a generator: classify by the lowest class-conditional flow/diffusion loss");
   sub.add_option("--gen-times", o.times, "generative: times on the fixed t grid")
-      ->capture_default_str();
-  sub.add_option("--gen-t-min", o.t_min, "generative: start of the t range")->capture_default_str();
-  sub.add_option("--gen-t-max", o.t_max, "generative: end of the t range")->capture_default_str();
+      ->capture_default_str()
+      ->needs(generative);
+  sub.add_option("--gen-t-min", o.t_min, "generative: start of the t range")
+      ->capture_default_str()
+      ->needs(generative);
+  sub.add_option("--gen-t-max", o.t_max, "generative: end of the t range")
+      ->capture_default_str()
+      ->needs(generative);
   sub.add_option("--prune-after", o.prune_after,
                  "generative: times evaluated before hopeless classes are dropped")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(generative);
   sub.add_option("--prune-margin", o.prune_margin,
                  "generative: drop a class whose running mean loss exceeds the best by this "
                  "(inf: never)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(generative);
   sub.add_option("--gen-scale", o.scale, "generative: probabilities = softmax(-scale * loss)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(generative);
   sub.add_option("--gen-seed", o.seed, "generative: seed of the fixed noises")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(generative);
 }
 
 GenerativeRun run_generative(models::LoadedModel& generator, const std::string& path,
