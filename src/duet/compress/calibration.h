@@ -41,7 +41,7 @@ class RangeObserver {
 
  private:
   float amax() const;
-  std::mutex mutex_;  // layers may be observed from several threads (chunked inference)
+  std::mutex mutex_;  // callers may observe from several threads
   int64_t count_ = 0;
   float min_ = 0.0f, max_ = 0.0f;
   std::vector<int64_t> hist_;

@@ -6,6 +6,7 @@
 
 #include "duet/autograd/autograd.h"
 #include "duet/compress/fold.h"
+#include "duet/compress/fused_blocks.h"
 #include "duet/compress/fused_conv.h"
 #include "duet/io/tensor_io.h"
 #include "duet/models/registry.h"
@@ -27,19 +28,28 @@ std::vector<Layer> fused_convs(nn::Module& model) {
   return out;
 }
 
-// Runs every batch through the model with `hook` installed on every conv.
+// Runs every batch through the model with `hook` installed on every conv. A FoldedClassifier
+// runs layer by layer meanwhile (no image chunks on worker threads), so each hook sees whole
+// batches, in order, on this thread: what it records cannot depend on thread timing.
 void run_with_hooks(nn::Module& model, std::vector<Layer>& layers,
                     const std::vector<Tensor>& batches,
                     const std::function<void(size_t, const Tensor&)>& hook) {
+  auto* classifier = dynamic_cast<FoldedClassifier*>(&model);
+  const int64_t chunk = classifier ? classifier->chunk_images : 0;
+  auto restore = [&] {
+    for (auto& l : layers) l.conv->on_input = nullptr;
+    if (classifier) classifier->chunk_images = chunk;
+  };
+  if (classifier) classifier->chunk_images = 0;
   for (size_t i = 0; i < layers.size(); ++i)
     layers[i].conv->on_input = [&hook, i](const Tensor& x) { hook(i, x); };
   try {
     for (const Tensor& b : batches) model.forward(b);
   } catch (...) {
-    for (auto& l : layers) l.conv->on_input = nullptr;
+    restore();
     throw;
   }
-  for (auto& l : layers) l.conv->on_input = nullptr;
+  restore();
 }
 
 double relative_l2(const Tensor& a, const Tensor& b) {
