@@ -14,6 +14,8 @@
 #include "duet/models/registry.h"
 #include "duet/tensor/error.h"
 
+#include "../harness/tiny_unet.h"
+
 using namespace duet;
 
 namespace {
@@ -21,10 +23,7 @@ namespace {
 constexpr int64_t kClasses = 4, kSize = 8, kImages = 5;
 
 nlohmann::json unet_config() {
-  return {
-      {"family", "unet"},    {"in_channels", 1}, {"image_size", kSize}, {"num_classes", kClasses},
-      {"channels", {8, 16}}, {"blocks_down", 1}, {"blocks_up", 2},      {"mid_attention", false},
-      {"heads", 1},          {"embed_dim", 16},  {"groups", 4}};
+  return test::tiny_unet_config(kClasses, kSize);
 }
 
 struct Fixture {

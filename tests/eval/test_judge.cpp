@@ -17,6 +17,8 @@
 #include "duet/models/resnet.h"
 #include "duet/tensor/error.h"
 
+#include "../harness/tiny_unet.h"
+
 using namespace duet;
 
 namespace {
@@ -26,10 +28,7 @@ constexpr float kMean = 0.5f, kStd = 0.25f;  // the stand-in classifier's "prepr
 constexpr float kLogit = 5.0f;               // logit of the chosen class; the others are 0
 
 nlohmann::json unet_config() {
-  return {
-      {"family", "unet"},    {"in_channels", 1}, {"image_size", kSize}, {"num_classes", kClasses},
-      {"channels", {8, 16}}, {"blocks_down", 1}, {"blocks_up", 2},      {"mid_attention", false},
-      {"heads", 1},          {"embed_dim", 16},  {"groups", 4}};
+  return test::tiny_unet_config(kClasses, kSize);
 }
 
 nlohmann::json classifier_config(int64_t channels = 1, int64_t size = kSize,

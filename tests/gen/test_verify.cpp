@@ -16,6 +16,8 @@
 #include "duet/models/resnet.h"
 #include "duet/tensor/error.h"
 
+#include "../harness/tiny_unet.h"
+
 using namespace duet;
 using namespace duet::gen;
 
@@ -24,10 +26,7 @@ namespace {
 constexpr int64_t kClasses = 3, kSize = 8;
 
 nlohmann::json unet_config() {
-  return {
-      {"family", "unet"},    {"in_channels", 1}, {"image_size", kSize}, {"num_classes", kClasses},
-      {"channels", {8, 16}}, {"blocks_down", 1}, {"blocks_up", 2},      {"mid_attention", false},
-      {"heads", 1},          {"embed_dim", 16},  {"groups", 4}};
+  return test::tiny_unet_config(kClasses, kSize);
 }
 
 struct Fixture {
