@@ -36,6 +36,9 @@ Int8ConvWeights pack_int8_conv_weights(const int8_t* w, int64_t K, int64_t C, in
                                        int64_t S) {
   DUET_CHECK(w && K >= 1 && C >= 1 && R >= 1 && S >= 1, "pack_int8_conv_weights: bad shape [", K,
              ", ", C, ", ", R, ", ", S, "]");
+  // |sum| <= taps x 127 x 127 must fit the int32 accumulators.
+  DUET_CHECK(C * R * S <= (int64_t{1} << 31) / (127 * 127 + 1),
+             "pack_int8_conv_weights: ", C * R * S, " taps per output would overflow int32 sums");
   Int8ConvWeights p;
   p.out_channels = K, p.in_channels = C, p.kernel_h = R, p.kernel_w = S;
   p.channels4 = (C + 3) / 4 * 4;
