@@ -51,18 +51,7 @@ Tensor FusedConv::forward(const Tensor& x_in, const Tensor& residual_in) {
   DUET_CHECK(x_in.defined() && x_in.dtype() == DType::f32 && x_in.rank() == 4,
              "FusedConv: expected an F32 input [N, C, H, W], got ",
              x_in.defined() ? x_in.shape().str() : std::string("an undefined tensor"));
-  kernels::Conv2dShape s;
-  s.batch = x_in.dim(0);
-  s.in_channels = x_in.dim(1);
-  s.in_h = x_in.dim(2);
-  s.in_w = x_in.dim(3);
-  s.out_channels = weight.dim(0);
-  s.kernel_h = weight.dim(2);
-  s.kernel_w = weight.dim(3);
-  s.stride_h = s.stride_w = options_.stride;
-  s.pad_h = s.pad_w = options_.padding;
-  s.dilation_h = s.dilation_w = options_.dilation;
-  s.groups = options_.groups;
+  const kernels::Conv2dShape s = ops::conv2d_shape(x_in.shape(), weight.shape(), options_);
   DUET_CHECK(weight.dim(1) * s.groups == s.in_channels, "FusedConv: input ", x_in.shape().str(),
              " has ", s.in_channels, " channels; weight ", weight.shape().str(), " with groups ",
              s.groups, " expects ", weight.dim(1) * s.groups);

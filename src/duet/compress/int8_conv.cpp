@@ -53,30 +53,19 @@ Int8ConvKernel::Int8ConvKernel(const Tensor& codes, const Tensor& scale, const T
   packed_ = kernels::pack_int8_conv_weights(codes.data<int8_t>(), K, codes.dim(1), codes.dim(2),
                                             codes.dim(3));
   out_scale_.resize(size_t(K));
-  shift_.resize(size_t(K));
-  for (int64_t k = 0; k < K; ++k) {
-    const float s = input.scale * scale.data<float>()[k];
-    out_scale_[size_t(k)] = s;
-    shift_[size_t(k)] = bias.data<float>()[k];
-  }
+  bias_.assign(bias.data<float>(), bias.data<float>() + K);
+  for (int64_t k = 0; k < K; ++k) out_scale_[size_t(k)] = input.scale * scale.data<float>()[k];
 }
 
 Tensor Int8ConvKernel::forward(const Tensor& x, const Tensor& residual) const {
-  kernels::Conv2dShape s;
-  s.batch = x.dim(0);
-  s.in_channels = x.dim(1);
-  s.in_h = x.dim(2);
-  s.in_w = x.dim(3);
-  s.out_channels = packed_.out_channels;
-  s.kernel_h = packed_.kernel_h;
-  s.kernel_w = packed_.kernel_w;
-  s.stride_h = s.stride_w = options_.stride;
-  s.pad_h = s.pad_w = options_.padding;
-  s.dilation_h = s.dilation_w = options_.dilation;
+  const kernels::Conv2dShape s = ops::conv2d_shape(
+      x.shape(),
+      Shape{packed_.out_channels, packed_.in_channels, packed_.kernel_h, packed_.kernel_w},
+      options_);
   Tensor y = Tensor::empty(Shape{s.batch, s.out_channels, s.out_h(), s.out_w()});
   kernels::Epilogue e;
   e.scale = out_scale_.data();
-  e.shift = shift_.data();
+  e.bias = bias_.data();
   e.act = act_;
   if (residual.defined()) {
     e.residual = residual.data<float>();

@@ -37,7 +37,7 @@ class Int8ConvKernel {
   kernels::Activation act_;
   // Epilogue: y = float(sum of w * (q - zero_point)) * out_scale[k] + bias[k], where out_scale
   // = input scale x weight scale undoes both quantisations.
-  std::vector<float> out_scale_, shift_;
+  std::vector<float> out_scale_, bias_;
 };
 
 }  // namespace duet::compress

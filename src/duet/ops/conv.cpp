@@ -6,6 +6,22 @@
 
 namespace duet::ops {
 
+kernels::Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Conv2dOptions& o) {
+  kernels::Conv2dShape s;
+  s.batch = x[0];
+  s.in_channels = x[1];
+  s.in_h = x[2];
+  s.in_w = x[3];
+  s.out_channels = w[0];
+  s.kernel_h = w[2];
+  s.kernel_w = w[3];
+  s.stride_h = s.stride_w = o.stride;
+  s.pad_h = s.pad_w = o.padding;
+  s.dilation_h = s.dilation_w = o.dilation;
+  s.groups = o.groups;
+  return s;
+}
+
 Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
               const Conv2dOptions& o) {
   detail::check_f32(x_in, "conv2d", "input");
@@ -15,18 +31,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
                        weight_in);
   DUET_CHECK(o.stride >= 1 && o.dilation >= 1 && o.padding >= 0 && o.groups >= 1,
              "conv2d: stride and dilation must be >= 1, padding >= 0, groups >= 1");
-  kernels::Conv2dShape s;
-  s.batch = x_in.dim(0);
-  s.in_channels = x_in.dim(1);
-  s.in_h = x_in.dim(2);
-  s.in_w = x_in.dim(3);
-  s.out_channels = weight_in.dim(0);
-  s.kernel_h = weight_in.dim(2);
-  s.kernel_w = weight_in.dim(3);
-  s.stride_h = s.stride_w = o.stride;
-  s.pad_h = s.pad_w = o.padding;
-  s.dilation_h = s.dilation_w = o.dilation;
-  s.groups = o.groups;
+  const kernels::Conv2dShape s = conv2d_shape(x_in.shape(), weight_in.shape(), o);
   detail::check_shapes(
       s.in_channels % s.groups == 0 && s.out_channels % s.groups == 0 &&
           weight_in.dim(1) * s.groups == s.in_channels,
