@@ -1,6 +1,8 @@
 // Inference benchmark: a duet model's eval-mode forward at several batch sizes, timed in
-// alternation with ONNX Runtime running the same weights (exported through the PyTorch twin,
-// bench/peers/{export_onnx.py,ort_infer.js}), or with a second duet model on the same inputs.
+// alternation with ONNX Runtime running the same weights (a float model exported through the
+// PyTorch twin, bench/peers/export_onnx.py; an int8 checkpoint as a QDQ graph with duet's own
+// scales, bench/peers/export_onnx_int8.py, so ORT runs its int8 kernels; both served by
+// bench/peers/ort_infer.js), or with a second duet model on the same inputs.
 #pragma once
 
 #include <cstdint>

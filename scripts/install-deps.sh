@@ -12,6 +12,7 @@ packages=(
   libgtest-dev googletest
   # benchmarks and golden values (peers): OpenBLAS, PyTorch (nodejs and npm: see below)
   libopenblas-dev python3-torch python3-numpy
+  python3-onnx  # bench/peers/export_onnx_int8.py writes ONNX Runtime's int8 (QDQ) graph
   # data
   dataset-fashion-mnist
 )

@@ -84,18 +84,6 @@ void print_confusion(const train::ClassifyMetrics& m, const char* rows) {
   }
 }
 
-// The first `columns` samples of every class, one row per class.
-Tensor grid_images(const eval::Judgement& j, int64_t columns) {
-  const Tensor& all = j.images;
-  const int64_t image = all.numel() / all.dim(0);
-  Tensor out = Tensor::empty(Shape{j.num_classes * columns, all.dim(1), all.dim(2), all.dim(3)});
-  for (int64_t c = 0; c < j.num_classes; ++c)
-    std::memcpy(out.data<float>() + c * columns * image,
-                all.data<float>() + c * j.per_class * image,
-                static_cast<size_t>(columns * image) * sizeof(float));
-  return out;
-}
-
 void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
   if (f.classifier.empty())
     fail_usage("eval: -m ", f.model, " is a generator; judging it needs --classifier CLASSIFIER");
@@ -181,7 +169,8 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
 
   if (!f.grid.empty()) {
     const int64_t columns = std::min<int64_t>(j.per_class, 10);
-    data::write_png(f.grid, data::image_grid(grid_images(j, columns), columns, 2, 255, o.lo, o.hi));
+    data::write_png(f.grid,
+                    data::image_grid(j.first_columns(columns), columns, 2, 255, o.lo, o.hi));
     if (!f.json)
       std::printf("wrote %s (first %lld samples of each class, one row per class)\n",
                   f.grid.c_str(), static_cast<long long>(columns));

@@ -98,6 +98,18 @@ void run_info(const InfoOptions& o) {
                 config["quantization"].value("method", "?").c_str(),
                 static_cast<double>(stored) / (1 << 20));
   }
+  if (config.contains("pruned") && config["pruned"].is_object()) {
+    const auto& p = config["pruned"];
+    std::printf(
+        "pruned from %s: keep %s of the %s (%s criterion, scope %s), %s fine-tuning "
+        "epochs; stage widths %s, block widths %s\n",
+        p.value("from", std::string("?")).c_str(), p.value("keep", nlohmann::json()).dump().c_str(),
+        p.value("budget", std::string("?")).c_str(), p.value("criterion", std::string("?")).c_str(),
+        p.value("scope", std::string("?")).c_str(),
+        p.value("finetune_epochs", nlohmann::json()).dump().c_str(),
+        config.value("stage_widths", nlohmann::json()).dump().c_str(),
+        config.value("block_widths", nlohmann::json()).dump().c_str());
+  }
 }
 
 }  // namespace

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "bench/bench_row.h"
-#include "bench/infer_bench.h"
 #include "bench/model_macs.h"
 #include "duet/cli/commands.h"
+#include "duet/cli/compress_report.h"
 #include "duet/compress/fold.h"
 #include "duet/compress/quantize.h"
 #include "duet/data/dataset.h"
@@ -21,8 +21,6 @@
 #include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
 #include "duet/tensor/error.h"
-#include "duet/tensor/parallel.h"
-#include "duet/train/metrics.h"
 #include "duet/train/trainer.h"
 
 namespace duet::cli {
@@ -58,49 +56,11 @@ std::pair<std::string, int64_t> parse_calib(const std::string& s) {
   return {s, 1000};
 }
 
-// Calibration batches: n training images drawn by a seeded permutation, normalised like the
-// model's training inputs, in batches of 100.
-std::vector<Tensor> calibration_batches(const std::string& spec, int64_t n, uint64_t seed,
-                                        const nlohmann::json& config) {
-  data::DataOptions o;
-  o.split = data::Split::train;
-  o.channels = config.value("in_channels", 1);
-  o.height = o.width = config.value("image_size", 28);
-  const data::Dataset all = data::load_dataset(spec, o);
-  if (all.size() == 0) fail_usage("quantize: --calib ", spec, " has no images");
-  n = std::min(n, all.size());
-  std::vector<int64_t> pick = data::seeded_permutation(all.size(), seed, /*stream=*/7);
-  pick.resize(size_t(n));
-  const data::Dataset d = data::subset(all, pick);
-  const data::NormStats norm = train::model_norm_stats(config);
-  std::vector<Tensor> batches;
-  for (int64_t b = 0; b < n; b += 100) {
-    const int64_t m = std::min<int64_t>(100, n - b);
-    batches.push_back(
-        eval::u8_to_classifier_input(d.image(b), m, d.channels, d.height, d.width, norm));
-  }
-  return batches;
-}
-
-double accuracy(nn::Module& model, const data::Dataset& d, const nlohmann::json& config) {
-  const auto probs = train::predict_probs(model, d, train::model_norm_stats(config));
-  return train::classify_metrics(probs.data(), d.labels.data<int32_t>(), d.size(),
-                                 int64_t(train::model_class_names(config).size()))
-      .accuracy;
-}
-
-std::string mib(double bytes) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f MiB", bytes / (1024.0 * 1024.0));
-  return b;
-}
-
 void run_quantize(const QuantizeFlags& f) {
   const auto method = compress::parse_calibration_method(f.method);
   if (!method)
     fail_usage("quantize: --method must be minmax, percentile or kl, got '", f.method, "'");
-  if (f.bench != "quick" && f.bench != "full" && f.bench != "none")
-    fail_usage("quantize: --bench must be quick, full or none, got '", f.bench, "'");
+  check_bench_mode("quantize", f.bench);
   if (fs::exists(f.out) && fs::equivalent(f.in, f.out))
     fail_usage("quantize: -o must differ from -m (the float model is kept)");
   auto loaded = models::load_model(f.in);
@@ -114,7 +74,8 @@ void run_quantize(const QuantizeFlags& f) {
                f.in.c_str(), static_cast<long long>(calib_n), calib_spec.c_str(),
                static_cast<unsigned long long>(f.seed), f.method.c_str());
   std::fflush(out);
-  const auto batches = calibration_batches(calib_spec, calib_n, f.seed, loaded.config);
+  const auto batches =
+      training_batches("quantize: --calib", calib_spec, calib_n, f.seed, loaded.config);
 
   compress::QuantizeOptions qo;
   qo.method = *method;
@@ -142,40 +103,19 @@ void run_quantize(const QuantizeFlags& f) {
 
   // Accuracy on the test split of the evaluation data (default: the calibration data set).
   const std::string eval_spec = f.eval_data.empty() ? calib_spec : f.eval_data;
-  data::DataOptions eo;
-  eo.split = data::Split::test;
-  eo.channels = loaded.config.value("in_channels", 1);
-  eo.height = eo.width = loaded.config.value("image_size", 28);
-  data::Dataset test = data::load_dataset(eval_spec, eo);
-  if (f.eval_limit > 0 && f.eval_limit < test.size()) {
-    std::vector<int64_t> first(static_cast<size_t>(f.eval_limit));
-    for (int64_t i = 0; i < f.eval_limit; ++i) first[size_t(i)] = i;
-    test = data::subset(test, first);
-  }
+  const data::Dataset test = load_test_split(eval_spec, loaded.config, f.eval_limit);
   std::fprintf(out, "evaluating float and int8 on %lld test images of %s\n",
                static_cast<long long>(test.size()), eval_spec.c_str());
   std::fflush(out);
-  const double acc_float = accuracy(*float_model, test, loaded.config);
-  const double acc_int8 = accuracy(*reloaded.model, test, reloaded.config);
+  const double acc_float = test_accuracy(*float_model, test, loaded.config);
+  const double acc_int8 = test_accuracy(*reloaded.model, test, reloaded.config);
 
   const double bytes_in = double(fs::file_size(f.in)), bytes_out = double(fs::file_size(f.out));
   const int64_t params = loaded.model->parameter_count();
   const double macs = bench::forward_macs_per_image(loaded.config);
 
   // Speed: the int8 file against the float one, alternating (ratio > 1: int8 is faster).
-  std::vector<bench::BenchRow> rows;
-  if (f.bench != "none") {
-    bench::InferBenchOptions bo;
-    bo.model = f.out;
-    bo.vs = f.in;
-    bo.threads = num_threads();
-    bo.quick = f.bench == "quick";
-    bo.seed = f.seed;
-    rows = bench::bench_infer(bo, [&](const std::string& line) {
-      std::fprintf(out, "%s\n", line.c_str());
-      std::fflush(out);
-    });
-  }
+  const std::vector<bench::BenchRow> rows = time_against(f.out, f.in, f.bench, f.seed, out);
 
   nlohmann::json j = {{"model", f.in},
                       {"output", f.out},

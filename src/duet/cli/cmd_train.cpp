@@ -7,6 +7,8 @@
 #include <string>
 
 #include "duet/cli/commands.h"
+#include "duet/io/safetensors.h"
+#include "duet/models/checkpoint.h"
 #include "duet/tensor/error.h"
 #include "duet/train/generate_trainer.h"
 #include "duet/train/run_checkpoint.h"
@@ -54,8 +56,9 @@ train::GenerateRecipe generate_recipe(const TrainFlags& f, CLI::App* sub) {
   if (given("--sample-every")) g.sample_every = f.gen.sample_every;
   if (given("--sample-steps")) g.sample_steps = f.gen.sample_steps;
   if (given("--sample-cfg")) g.sample_cfg = f.gen.sample_cfg;
-  for (const char* flag : {"--optimizer", "--momentum", "--nesterov", "--label-smoothing", "--val",
-                           "--test-limit", "--teacher", "--kd-temperature", "--kd-alpha"})
+  for (const char* flag :
+       {"--optimizer", "--momentum", "--nesterov", "--label-smoothing", "--val", "--test-limit",
+        "--teacher", "--kd-temperature", "--kd-alpha", "--init", "--test-data", "--extra-data"})
     if (given(flag)) fail_usage(flag, " applies to --task classify only");
   return g;
 }
@@ -64,6 +67,12 @@ train::GenerateRecipe generate_recipe(const TrainFlags& f, CLI::App* sub) {
 bool given_on(CLI::App* sub, const char* name) {
   const CLI::Option* opt = sub->get_option_no_throw(name);
   return opt != nullptr && opt->count() > 0;
+}
+
+// The name a fine-tuning run logs for its network: the checkpoint's "arch" (its family otherwise).
+std::string init_arch_name(const std::string& path) {
+  const nlohmann::json config = models::read_model_config(io::SafetensorsFile::load(path));
+  return config.value("arch", config.value("family", std::string("model")));
 }
 
 void run_train(const TrainFlags& f, CLI::App* sub) {
@@ -91,6 +100,8 @@ void run_train(const TrainFlags& f, CLI::App* sub) {
     if (given("--arch")) saved.arch = r.arch;
     if (given("--width")) saved.model_overrides = r.model_overrides;
     if (given("--data")) saved.data = r.data;
+    if (given("--test-data")) saved.test_data = r.test_data;
+    if (given("--extra-data")) saved.extra_data = r.extra_data;
     if (given("--epochs")) saved.epochs = r.epochs;
     if (given("--batch")) saved.batch = r.batch;
     if (given("--lr")) saved.lr = r.lr;
@@ -110,7 +121,12 @@ void run_train(const TrainFlags& f, CLI::App* sub) {
     if (given("--teacher")) saved.teacher = r.teacher;
     if (given("--kd-temperature")) saved.kd_temperature = r.kd_temperature;
     if (given("--kd-alpha")) saved.kd_alpha = r.kd_alpha;
+    if (given("--init")) saved.init = r.init;
     r = saved;
+  } else if (!r.init.empty()) {
+    if (given_on(sub, "--arch") || given_on(sub, "--width"))
+      fail_usage("--init ", r.init, ": the network comes from the checkpoint; drop --arch/--width");
+    r.arch = init_arch_name(r.init);
   }
   train::train_classifier(r, o);
 }
@@ -125,6 +141,13 @@ void add_classify_flags(CLI::App* sub, TrainFlags* f) {
       ->check(CLI::PositiveNumber);
   sub->add_option("--data", r.data, "fashion-mnist[:DIR], idx:IMAGES,LABELS or folder:ROOT")
       ->capture_default_str();
+  sub->add_option("--test-data", r.test_data,
+                  "classify: test on this data set's test split instead of --data's (e.g. "
+                  "fashion-mnist for a model trained on generated images)");
+  sub->add_option("--extra-data", r.extra_data,
+                  "classify: append this data set to the training images (same class names), "
+                  "e.g. idx:DIR/train-images-idx3-ubyte,DIR/train-labels-idx1-ubyte from duet "
+                  "synth");
   sub->add_option("--epochs", r.epochs, "epochs")->capture_default_str();
   sub->add_option("--batch", r.batch, "batch size")->capture_default_str();
   sub->add_option("--lr", r.lr, "peak learning rate")->capture_default_str();
@@ -152,6 +175,9 @@ void add_classify_flags(CLI::App* sub, TrainFlags* f) {
   sub->add_option("--kd-temperature", r.kd_temperature,
                   "distillation: softmax temperature of teacher and student")
       ->capture_default_str();
+  sub->add_option("--init", r.init,
+                  "classify: fine-tune this classifier checkpoint (its network, weights and input "
+                  "normalisation) instead of training a fresh --arch");
   sub->add_option("--kd-alpha", r.kd_alpha,
                   "distillation: weight of the soft (teacher) term; 1 - alpha weighs the labels")
       ->capture_default_str();

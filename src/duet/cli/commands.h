@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace duet::cli {
 
@@ -19,8 +20,19 @@ Action add_train_command(CLI::App& app);
 Action add_eval_command(CLI::App& app);
 Action add_classify_command(CLI::App& app);
 Action add_sample_command(CLI::App& app);
+Action add_synth_command(CLI::App& app);
 Action add_reparam_command(CLI::App& app);
 Action add_distill_command(CLI::App& app);
 Action add_quantize_command(CLI::App& app);
+Action add_prune_command(CLI::App& app);
+Action add_gap_command(CLI::App& app);
+
+// The version main() reports, and the command line as typed (main() sets it before parsing),
+// for reports that record how they were made.
+inline constexpr const char* kDuetVersion = "0.1.0";
+inline std::string& command_line() {
+  static std::string line;
+  return line;
+}
 
 }  // namespace duet::cli

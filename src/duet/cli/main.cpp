@@ -14,7 +14,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"duet: one engine that classifies and generates images, and measures the gap"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "duet 0.1.0");
+  app.set_version_flag("--version", std::string("duet ") + duet::cli::kDuetVersion);
   int threads = 0;
   bool verbose = false;
   app.add_option("-t,--threads", threads, "worker threads (default: $DUET_THREADS or all cores)")
@@ -31,9 +31,23 @@ int main(int argc, char** argv) {
   remember(duet::cli::add_eval_command(app));
   remember(duet::cli::add_classify_command(app));
   remember(duet::cli::add_sample_command(app));
+  remember(duet::cli::add_synth_command(app));
   remember(duet::cli::add_reparam_command(app));
   remember(duet::cli::add_distill_command(app));
   remember(duet::cli::add_quantize_command(app));
+  remember(duet::cli::add_gap_command(app));
+  remember(duet::cli::add_prune_command(app));
+
+  // The command line, shell-quoted where needed, for reports that record it.
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.empty() || a.find_first_of(" \t\n'\"\\$`*?;&|<>()") != std::string::npos) {
+      std::string q = "'";
+      for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      a = q + "'";
+    }
+    duet::cli::command_line() += (i ? " " : "") + a;
+  }
 
   try {
     app.parse(argc, argv);

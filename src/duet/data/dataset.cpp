@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "duet/data/idx.h"
 #include "duet/data/image.h"
@@ -75,6 +77,27 @@ void parallel_each(int64_t n, Fn&& fn) {
 }
 
 }  // namespace
+
+std::vector<std::string> idx_meta_class_names(const std::string& images_path) {
+  const fs::path meta = fs::path(images_path).parent_path() / "meta.json";
+  if (!fs::is_regular_file(meta)) return {};
+  std::ifstream in(meta);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail(meta.string(), ": not valid JSON (", e.what(), ")");
+  }
+  if (!j.is_object() || !j.contains("class_names")) return {};
+  std::vector<std::string> names;
+  try {
+    names = j.at("class_names").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception&) {
+    fail(meta.string(), ": class_names: expected an array of strings, got ",
+         j.at("class_names").dump());
+  }
+  return names;
+}
 
 void validate(const Dataset& d, const std::string& what) {
   DUET_CHECK(d.images.defined() && d.labels.defined(), what, ": data set is empty");
@@ -218,7 +241,8 @@ Dataset load_dataset(const std::string& spec, const DataOptions& options) {
     if (comma == std::string::npos || comma == 0 || comma + 1 == arg.size() ||
         arg.find(',', comma + 1) != std::string::npos)
       fail_usage("--data ", spec, ": idx needs two paths, idx:IMAGES,LABELS");
-    d = load_idx(arg.substr(0, comma), arg.substr(comma + 1));
+    d = load_idx(arg.substr(0, comma), arg.substr(comma + 1),
+                 idx_meta_class_names(arg.substr(0, comma)));
   } else if (kind == "folder") {
     if (arg.empty()) fail_usage("--data ", spec, ": folder needs a path, folder:ROOT");
     std::string root = arg;

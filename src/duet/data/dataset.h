@@ -48,6 +48,11 @@ Dataset load_fashion_mnist(Split split, const std::string& dir = "");
 Dataset load_idx(const std::string& images_path, const std::string& labels_path,
                  const std::vector<std::string>& class_names = {});
 
+// The "class_names" of a meta.json in IMAGES' folder (what `duet synth` writes next to its IDX
+// pair); empty when there is no such file or field. Error naming the file when it is not JSON or
+// the field is not an array of strings.
+std::vector<std::string> idx_meta_class_names(const std::string& images_path);
+
 // ROOT/<class>/*.png|jpg|jpeg (case-insensitive extensions), classes sorted by name, files sorted
 // by name. Every image is converted to `channels` and resized to height x width; zeros mean "as
 // the first image" (in that sorted order). Files with other extensions are ignored.
@@ -64,7 +69,8 @@ struct DataOptions {
 
 // Parses the --data spec and loads it:
 //   fashion-mnist[:DIR]     Fashion-MNIST (split from options)
-//   idx:IMAGES,LABELS       an IDX pair (split ignored)
+//   idx:IMAGES,LABELS       an IDX pair (split ignored); class names from a meta.json next to
+//                           IMAGES (its "class_names", as `duet synth` writes) when present
 //   folder:ROOT             an image folder; when ROOT has train/ and test/ subfolders the split
 //                           picks one
 // Bad specs throw a usage Error (exit code 2); unreadable data a runtime Error.

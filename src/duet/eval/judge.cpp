@@ -207,6 +207,17 @@ Judgement judge_generator(models::UNet& generator, gen::Objective objective,
   return j;
 }
 
+Tensor Judgement::first_columns(int64_t columns) const {
+  const int64_t image = images.numel() / images.dim(0);
+  Tensor out =
+      Tensor::empty(Shape{num_classes * columns, images.dim(1), images.dim(2), images.dim(3)});
+  for (int64_t c = 0; c < num_classes; ++c)
+    std::memcpy(out.data<float>() + c * columns * image,
+                images.data<float>() + c * per_class * image,
+                static_cast<size_t>(columns * image) * sizeof(float));
+  return out;
+}
+
 nlohmann::json Judgement::to_json(const std::vector<std::string>& names) const {
   nlohmann::json per = nlohmann::json::array();
   for (size_t i = 0; i < classes.size(); ++i) {

@@ -68,6 +68,8 @@ struct Judgement {
   // One object: settings, overall numbers, per class ({"class", "name", "accuracy",
   // "confidence", "p_requested", "generated", "real", "mean_distance"}) and the confusion matrix.
   nlohmann::json to_json(const std::vector<std::string>& class_names) const;
+  // The first `columns` samples of every class, one row per class (for a sample grid).
+  Tensor first_columns(int64_t columns) const;
 };
 
 // Generated images in [lo, hi] -> classifier input: x01 = (x - lo) / (hi - lo) clamped to [0, 1]

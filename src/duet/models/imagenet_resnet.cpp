@@ -26,13 +26,15 @@ std::shared_ptr<nn::Conv2d> conv(Generator& gen, int64_t in, int64_t out, int64_
 }  // namespace
 
 nlohmann::json ImageNetResNetConfig::to_json() const {
-  return {{"family", "imagenet_resnet"},
-          {"depth", depth},
-          {"width", width},
-          {"in_channels", in_channels},
-          {"num_classes", num_classes},
-          {"image_size", image_size},
-          {"stem", stem}};
+  nlohmann::json j = {{"family", "imagenet_resnet"},
+                      {"depth", depth},
+                      {"width", width},
+                      {"in_channels", in_channels},
+                      {"num_classes", num_classes},
+                      {"image_size", image_size},
+                      {"stem", stem}};
+  widths.add_to_json(j);
+  return j;
 }
 
 ImageNetResNetConfig ImageNetResNetConfig::from_json(const nlohmann::json& j) {
@@ -44,15 +46,18 @@ ImageNetResNetConfig ImageNetResNetConfig::from_json(const nlohmann::json& j) {
   c.num_classes = config_int(j, "num_classes", c.num_classes, 2);
   c.image_size = config_int(j, "image_size", c.image_size, 4);
   c.stem = config_stem(j, c.image_size);
+  const auto blocks = stage_blocks(c.depth);
+  c.widths = BlockWidths::from_json(j, 4, blocks[0] + blocks[1] + blocks[2] + blocks[3]);
   return c;
 }
 
 ImageNetBasicBlock::ImageNetBasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels,
-                                       int64_t stride)
+                                       int64_t stride, int64_t inner_channels)
     : Module("BasicBlock") {
-  conv1 = register_module("conv1", conv(gen, in_channels, out_channels, 3, stride));
-  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out_channels));
-  conv2 = register_module("conv2", conv(gen, out_channels, out_channels, 3, 1));
+  if (inner_channels <= 0) inner_channels = out_channels;
+  conv1 = register_module("conv1", conv(gen, in_channels, inner_channels, 3, stride));
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(inner_channels));
+  conv2 = register_module("conv2", conv(gen, inner_channels, out_channels, 3, 1));
   bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out_channels));
   if (stride != 1 || in_channels != out_channels) {
     downsample = register_module(
@@ -70,24 +75,29 @@ Tensor ImageNetBasicBlock::forward(const Tensor& x) {
 
 ImageNetResNet::ImageNetResNet(Generator& gen, const ImageNetResNetConfig& config)
     : Classifier("ImageNetResNet"), config_(config) {
-  const int64_t w = config.width;
+  const BlockWidths& widths = config.widths;
+  std::array<int64_t, 4> w{};
+  for (int s = 0; s < 4; ++s) w[s] = widths.stage(s, config.width);
   const bool imagenet = config.stem == "imagenet";
   conv1 = register_module("conv1",
-                          conv(gen, config.in_channels, w, imagenet ? 7 : 3, imagenet ? 2 : 1));
-  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(w));
+                          conv(gen, config.in_channels, w[0], imagenet ? 7 : 3, imagenet ? 2 : 1));
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(w[0]));
   const auto blocks = stage_blocks(config.depth);
-  auto stage = [&](int blocks_in_stage, int64_t in, int64_t out, int64_t stride) {
+  int first_block = 0;  // global index of the stage's first block
+  auto stage = [&](int index, int64_t in, int64_t out, int64_t stride) {
     auto seq = std::make_shared<nn::Sequential>();
-    for (int b = 0; b < blocks_in_stage; ++b)
-      seq->push_back(
-          std::make_shared<ImageNetBasicBlock>(gen, b == 0 ? in : out, out, b == 0 ? stride : 1));
+    for (int b = 0; b < blocks[index]; ++b)
+      seq->push_back(std::make_shared<ImageNetBasicBlock>(
+          gen, b == 0 ? in : out, out, b == 0 ? stride : 1,
+          widths.block(first_block + b, static_cast<int>(out))));
+    first_block += blocks[index];
     return seq;
   };
-  layer1 = register_module("layer1", stage(blocks[0], w, w, 1));
-  layer2 = register_module("layer2", stage(blocks[1], w, 2 * w, 2));
-  layer3 = register_module("layer3", stage(blocks[2], 2 * w, 4 * w, 2));
-  layer4 = register_module("layer4", stage(blocks[3], 4 * w, 8 * w, 2));
-  fc = register_module("fc", std::make_shared<nn::Linear>(gen, 8 * w, config.num_classes));
+  layer1 = register_module("layer1", stage(0, w[0], w[0], 1));
+  layer2 = register_module("layer2", stage(1, w[0], w[1], 2));
+  layer3 = register_module("layer3", stage(2, w[1], w[2], 2));
+  layer4 = register_module("layer4", stage(3, w[2], w[3], 2));
+  fc = register_module("fc", std::make_shared<nn::Linear>(gen, w[3], config.num_classes));
 }
 
 Tensor ImageNetResNet::features(const Tensor& x) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "duet/models/block_widths.h"
 #include "duet/models/classifier.h"
 #include "duet/nn/layers.h"
 
@@ -19,6 +20,7 @@ struct ImageNetResNetConfig {
   int num_classes = 10;
   int image_size = 28;
   std::string stem = "small";  // "small" or "imagenet"; see imagenet_stem.h
+  BlockWidths widths{};        // explicit per-stage / per-block widths (pruned networks)
 
   nlohmann::json to_json() const;
   static ImageNetResNetConfig from_json(const nlohmann::json& j);  // Error naming the bad field
@@ -28,7 +30,9 @@ struct ImageNetResNetConfig {
 // + BN when the shape changes), then ReLU.
 class ImageNetBasicBlock : public nn::Module {
  public:
-  ImageNetBasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t stride);
+  // inner_channels: conv1's output (<= 0: out_channels; pruning narrows it).
+  ImageNetBasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t stride,
+                     int64_t inner_channels = 0);
   Tensor forward(const Tensor& x) override;
 
   std::shared_ptr<nn::Conv2d> conv1, conv2;
@@ -40,7 +44,7 @@ class ImageNetResNet : public Classifier {
  public:
   ImageNetResNet(Generator& gen, const ImageNetResNetConfig& config);
   // forward: [N, C, H, W] -> logits [N, classes]. Features: the globally pooled layer4
-  // [N, 8 * width], the input of fc.
+  // [N, 8 * width] (its explicit width when pruned), the input of fc.
   Tensor features(const Tensor& x) override;
   Tensor logits(const Tensor& features) override;
   const ImageNetResNetConfig& config() const { return config_; }

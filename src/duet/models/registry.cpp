@@ -1,11 +1,14 @@
 #include "duet/models/registry.h"
 
+#include "duet/autograd/autograd.h"
+
 #include "duet/models/imagenet_resnet.h"
 #include "duet/models/repvgg.h"
 #include "duet/models/resnet.h"
 #include "duet/models/shufflenet_v2.h"
 #include "duet/models/unet.h"
 #include "duet/models/vit.h"
+#include "duet/nn/profile.h"
 #include "duet/tensor/error.h"
 
 namespace duet::models {
@@ -18,12 +21,12 @@ struct Preset {
 
 const std::vector<Preset>& presets() {
   static const std::vector<Preset> p = {
-      {"resnet20", ResNetConfig{20}.to_json()},
-      {"resnet32", ResNetConfig{32}.to_json()},
-      {"resnet56", ResNetConfig{56}.to_json()},
+      {"resnet20", ResNetConfig{.depth = 20}.to_json()},
+      {"resnet32", ResNetConfig{.depth = 32}.to_json()},
+      {"resnet56", ResNetConfig{.depth = 56}.to_json()},
       // ImageNet architectures on 1x28x28 with the small stem (3x3 stride-1 conv, no max-pool).
-      {"resnet18", ImageNetResNetConfig{18}.to_json()},
-      {"resnet34", ImageNetResNetConfig{34}.to_json()},
+      {"resnet18", ImageNetResNetConfig{.depth = 18}.to_json()},
+      {"resnet34", ImageNetResNetConfig{.depth = 34}.to_json()},
       {"shufflenet_v2_x0_5", ShuffleNetV2Config{0.5}.to_json()},
       {"shufflenet_v2_x1_0", ShuffleNetV2Config{1.0}.to_json()},
       {"unet-s", UNetConfig{}.to_json()},
@@ -97,6 +100,21 @@ std::shared_ptr<nn::Module> build_model(const nlohmann::json& config, Generator&
     known += (known.empty() ? "" : ", ") + std::string(f.name);
   }
   fail("model config: unknown family '", family, "' (known: ", known, ")");
+}
+
+NetworkCost network_cost(const nlohmann::json& config) {
+  Generator gen(0);
+  const auto model = build_model(config, gen);
+  model->eval();
+  nn::ProfileScope scope;
+  {
+    autograd::NoGradGuard no_grad;
+    model->forward(Tensor::zeros(input_shape(config)));
+  }
+  NetworkCost cost;
+  for (const auto& r : scope.records()) cost.macs += r.macs;
+  cost.parameters = model->parameter_count();
+  return cost;
 }
 
 Shape input_shape(const nlohmann::json& config) {

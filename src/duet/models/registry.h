@@ -23,4 +23,11 @@ std::shared_ptr<nn::Module> build_model(const nlohmann::json& config, Generator&
 // The input shape [1, C, H, W] a config expects.
 Shape input_shape(const nlohmann::json& config);
 
+struct NetworkCost {
+  double macs = 0;         // forward multiply-accumulates per image, counted by the layers
+  int64_t parameters = 0;  // (the numbers `duet info` prints)
+};
+// Builds a separate copy of the config's network and runs one image through it.
+NetworkCost network_cost(const nlohmann::json& config);
+
 }  // namespace duet::models

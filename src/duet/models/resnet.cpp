@@ -8,12 +8,14 @@
 namespace duet::models {
 
 nlohmann::json ResNetConfig::to_json() const {
-  return {{"family", "resnet"},
-          {"depth", depth},
-          {"width", width},
-          {"in_channels", in_channels},
-          {"num_classes", num_classes},
-          {"image_size", image_size}};
+  nlohmann::json j = {{"family", "resnet"},
+                      {"depth", depth},
+                      {"width", width},
+                      {"in_channels", in_channels},
+                      {"num_classes", num_classes},
+                      {"image_size", image_size}};
+  widths.add_to_json(j);
+  return j;
 }
 
 ResNetConfig ResNetConfig::from_json(const nlohmann::json& j) {
@@ -26,17 +28,20 @@ ResNetConfig ResNetConfig::from_json(const nlohmann::json& j) {
   c.image_size = config_int(j, "image_size", c.image_size, 4);
   if ((c.depth - 2) % 6 != 0)
     fail("model config: field 'depth' must be 6n + 2 (20, 32, 56, ...), got ", c.depth);
+  c.widths = BlockWidths::from_json(j, 3, 3 * c.blocks_per_stage());
   return c;
 }
 
-BasicBlock::BasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t stride)
+BasicBlock::BasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t stride,
+                       int64_t inner_channels)
     : Module("BasicBlock") {
+  if (inner_channels <= 0) inner_channels = out_channels;
   conv1 = register_module("conv1",
-                          std::make_shared<nn::Conv2d>(gen, in_channels, out_channels, 3,
+                          std::make_shared<nn::Conv2d>(gen, in_channels, inner_channels, 3,
                                                        ops::Conv2dOptions{stride, 1, 1, 1}, false));
-  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out_channels));
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(inner_channels));
   conv2 =
-      register_module("conv2", std::make_shared<nn::Conv2d>(gen, out_channels, out_channels, 3,
+      register_module("conv2", std::make_shared<nn::Conv2d>(gen, inner_channels, out_channels, 3,
                                                             ops::Conv2dOptions{1, 1, 1, 1}, false));
   bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out_channels));
   if (stride != 1 || in_channels != out_channels) {
@@ -56,23 +61,26 @@ Tensor BasicBlock::forward(const Tensor& x) {
 
 CifarResNet::CifarResNet(Generator& gen, const ResNetConfig& config)
     : Classifier("CifarResNet"), config_(config) {
-  const int64_t w = config.width;
-  const int blocks = (config.depth - 2) / 6;
+  const BlockWidths& widths = config.widths;
+  const int blocks = config.blocks_per_stage();
+  const int64_t w0 = widths.stage(0, config.width), w1 = widths.stage(1, config.width),
+                w2 = widths.stage(2, config.width);
   conv1 =
-      register_module("conv1", std::make_shared<nn::Conv2d>(gen, config.in_channels, w, 3,
+      register_module("conv1", std::make_shared<nn::Conv2d>(gen, config.in_channels, w0, 3,
                                                             ops::Conv2dOptions{1, 1, 1, 1}, false));
-  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(w));
-  auto stage = [&](int64_t in, int64_t out, int64_t stride) {
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(w0));
+  auto stage = [&](int index, int64_t in, int64_t out, int64_t stride) {
     auto seq = std::make_shared<nn::Sequential>();
     for (int b = 0; b < blocks; ++b)
       seq->push_back(
-          std::make_shared<BasicBlock>(gen, b == 0 ? in : out, out, b == 0 ? stride : 1));
+          std::make_shared<BasicBlock>(gen, b == 0 ? in : out, out, b == 0 ? stride : 1,
+                                       widths.block(index * blocks + b, static_cast<int>(out))));
     return seq;
   };
-  layer1 = register_module("layer1", stage(w, w, 1));
-  layer2 = register_module("layer2", stage(w, 2 * w, 2));
-  layer3 = register_module("layer3", stage(2 * w, 4 * w, 2));
-  fc = register_module("fc", std::make_shared<nn::Linear>(gen, 4 * w, config.num_classes));
+  layer1 = register_module("layer1", stage(0, w0, w0, 1));
+  layer2 = register_module("layer2", stage(1, w0, w1, 2));
+  layer3 = register_module("layer3", stage(2, w1, w2, 2));
+  fc = register_module("fc", std::make_shared<nn::Linear>(gen, w2, config.num_classes));
 }
 
 Tensor CifarResNet::features(const Tensor& x) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "duet/models/block_widths.h"
 #include "duet/models/classifier.h"
 #include "duet/nn/layers.h"
 
@@ -17,14 +18,18 @@ struct ResNetConfig {
   int in_channels = 1;
   int num_classes = 10;
   int image_size = 28;
+  BlockWidths widths{};  // explicit per-stage / per-block widths (pruned networks)
 
+  int blocks_per_stage() const { return (depth - 2) / 6; }
   nlohmann::json to_json() const;
   static ResNetConfig from_json(const nlohmann::json& j);  // Error naming the bad field
 };
 
 class BasicBlock : public nn::Module {
  public:
-  BasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t stride);
+  // inner_channels: conv1's output (<= 0: out_channels, as in the paper; pruning narrows it).
+  BasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t stride,
+             int64_t inner_channels = 0);
   Tensor forward(const Tensor& x) override;
 
   std::shared_ptr<nn::Conv2d> conv1, conv2;
@@ -36,7 +41,7 @@ class CifarResNet : public Classifier {
  public:
   CifarResNet(Generator& gen, const ResNetConfig& config);
   // forward: [N, C, H, W] -> logits [N, classes]. Features: the globally pooled last stage
-  // [N, 4 * width], the input of fc.
+  // [N, 4 * width] (its explicit width when pruned), the input of fc.
   Tensor features(const Tensor& x) override;
   Tensor logits(const Tensor& features) override;
   const ResNetConfig& config() const { return config_; }

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "duet/autograd/autograd.h"
+#include "duet/models/checkpoint.h"
+#include "duet/models/classifier.h"
 #include "duet/models/registry.h"
 #include "duet/ops/loss.h"
 #include "duet/tensor/error.h"
@@ -29,11 +32,76 @@ data::Dataset load_train_set(const ClassifyRecipe& r) {
   return d;
 }
 
+std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return "[" + s + "]";
+}
+
+// The training images followed by --extra-data's (brought to their channels and size): extra
+// data only ever joins the training part, never validation or test.
+data::Dataset append_extra(const data::Dataset& train, const ClassifyRecipe& r) {
+  data::DataOptions o;
+  o.split = data::Split::train;
+  o.channels = train.channels, o.height = train.height, o.width = train.width;
+  const data::Dataset extra = data::load_dataset(r.extra_data, o);
+  if (extra.class_names != train.class_names)
+    fail_usage("--extra-data ", r.extra_data, ": class names ", joined(extra.class_names),
+               " differ from --data ", r.data, "'s ", joined(train.class_names),
+               " (an IDX pair takes its names from a meta.json next to the images)");
+  data::Dataset d = train;
+  const int64_t n = train.size(), m = extra.size();
+  d.images = Tensor::empty(Shape{n + m, d.channels, d.height, d.width}, DType::u8);
+  d.labels = Tensor::empty(Shape{n + m}, DType::i32);
+  std::copy_n(train.images.data<uint8_t>(), train.images.nbytes(), d.images.data<uint8_t>());
+  std::copy_n(extra.images.data<uint8_t>(), extra.images.nbytes(),
+              d.images.data<uint8_t>() + train.images.nbytes());
+  std::copy_n(train.labels.data<int32_t>(), n, d.labels.data<int32_t>());
+  std::copy_n(extra.labels.data<int32_t>(), m, d.labels.data<int32_t>() + n);
+  return d;
+}
+
 data::Dataset first_n(const data::Dataset& d, int64_t n) {
   if (n <= 0 || n >= d.size()) return d;
   std::vector<int64_t> idx(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
   return data::subset(d, idx);
+}
+
+// A fresh network: the preset, the overrides, the data's shape, and how to prepare inputs.
+void fresh_model(ClassifySetup& s) {
+  const ClassifyRecipe& recipe = s.recipe;
+  s.config = models::preset_config(recipe.arch);
+  for (auto& [k, v] : recipe.model_overrides.items()) s.config[k] = v;
+  s.config["in_channels"] = s.train_set.channels;
+  s.config["image_size"] = s.train_set.height;
+  s.config["num_classes"] = s.train_set.num_classes();
+  s.config["preprocess"] = {{"mean", s.norm.mean}, {"std", s.norm.std}};
+  s.config["class_names"] = s.train_set.class_names;
+  Generator init_gen(static_cast<uint64_t>(recipe.seed));
+  s.model = models::build_model(s.config, init_gen);
+}
+
+// Fine-tuning: the checkpoint's network, weights and input normalisation (so its weights see the
+// inputs they were trained on); the data must match what it was built for.
+void start_from_checkpoint(ClassifySetup& s) {
+  const std::string& path = s.recipe.init;
+  models::LoadedModel loaded = models::load_model(path);
+  if (dynamic_cast<models::Classifier*>(loaded.model.get()) == nullptr)
+    fail_usage("--init ", path, ": a ", loaded.config.value("family", std::string("?")),
+               " model is not a classifier");
+  auto require = [&](const char* field, int64_t want) {
+    const int64_t got = loaded.config.value(field, int64_t{-1});
+    if (got != want)
+      fail_usage("--init ", path, ": field '", field, "' is ", got, ", the data (--data ",
+                 s.recipe.data, ") needs ", want);
+  };
+  require("in_channels", s.train_set.channels);
+  require("image_size", s.train_set.height);
+  require("num_classes", s.train_set.num_classes());
+  s.config = loaded.config;
+  s.norm = model_norm_stats(s.config);
+  s.model = loaded.model;
 }
 
 }  // namespace
@@ -54,6 +122,7 @@ ClassifySetup make_classify_setup(const ClassifyRecipe& recipe, bool load_test) 
     s.train_set = std::move(split.train);
     s.val_set = std::move(split.val);
   }
+  if (!recipe.extra_data.empty()) s.train_set = append_extra(s.train_set, recipe);
   s.norm = data::compute_norm_stats(s.train_set);
   if (load_test) {
     data::DataOptions test_opts;
@@ -61,22 +130,23 @@ ClassifySetup make_classify_setup(const ClassifyRecipe& recipe, bool load_test) 
     test_opts.channels = s.train_set.channels;
     test_opts.height = s.train_set.height;
     test_opts.width = s.train_set.width;
-    s.test_set = first_n(data::load_dataset(recipe.data, test_opts), recipe.test_limit);
-    DUET_CHECK(s.test_set.num_classes() == s.train_set.num_classes(), "--data ", recipe.data,
+    const std::string& spec = recipe.test_data.empty() ? recipe.data : recipe.test_data;
+    s.test_set = first_n(data::load_dataset(spec, test_opts), recipe.test_limit);
+    DUET_CHECK(s.test_set.num_classes() == s.train_set.num_classes(), "--data ", spec,
                ": the test split has ", s.test_set.num_classes(), " classes, the training split ",
                s.train_set.num_classes());
+    // Other test data must mean the same classes by the same labels.
+    if (!recipe.test_data.empty() && s.test_set.class_names != s.train_set.class_names)
+      fail_usage("--test-data ", recipe.test_data, ": class names ", joined(s.test_set.class_names),
+                 " differ from --data ", recipe.data, "'s ", joined(s.train_set.class_names),
+                 " (an IDX pair takes its names from a meta.json next to the images)");
   }
 
-  // Model config: the preset, the overrides, the data's shape, and how to prepare inputs.
-  s.config = models::preset_config(recipe.arch);
-  for (auto& [k, v] : recipe.model_overrides.items()) s.config[k] = v;
-  s.config["in_channels"] = s.train_set.channels;
-  s.config["image_size"] = s.train_set.height;
-  s.config["num_classes"] = s.train_set.num_classes();
-  s.config["preprocess"] = {{"mean", s.norm.mean}, {"std", s.norm.std}};
-  s.config["class_names"] = s.train_set.class_names;
-  Generator init_gen(static_cast<uint64_t>(recipe.seed));
-  s.model = models::build_model(s.config, init_gen);
+  if (!recipe.init.empty()) {
+    start_from_checkpoint(s);
+  } else {
+    fresh_model(s);
+  }
   s.model->train();
 
   data::LoaderConfig lcfg;

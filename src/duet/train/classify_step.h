@@ -21,9 +21,10 @@ namespace duet::train {
 struct ClassifySetup {
   ClassifyRecipe recipe;  // with its seed resolved (>= 0)
   data::Dataset train_set, val_set, test_set;
-  data::NormStats norm;  // of train_set, stored in the config as "preprocess"
+  data::NormStats norm;  // of train_set (of the --init checkpoint when fine-tuning), in the
+                         // config as "preprocess"
   nlohmann::json config;
-  std::shared_ptr<nn::Module> model;  // in training mode, initialised from the seed
+  std::shared_ptr<nn::Module> model;  // in training mode, from the seed or the --init checkpoint
   std::unique_ptr<data::Loader> loader;
   LrSchedule schedule;
   std::unique_ptr<Optimizer> optim;

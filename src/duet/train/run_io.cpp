@@ -11,7 +11,8 @@
 namespace duet::train {
 namespace fs = std::filesystem;
 
-Progress::Progress(bool enabled) : enabled_(enabled), bar_(enabled && ::isatty(2)) {}
+Progress::Progress(bool enabled, std::FILE* lines)
+    : enabled_(enabled), bar_(enabled && ::isatty(2)), lines_(lines) {}
 
 void Progress::update(int64_t epoch, int64_t epochs, int64_t batch, int64_t batches, double loss,
                       double img_s) {
@@ -31,8 +32,8 @@ void Progress::update(int64_t epoch, int64_t epochs, int64_t batch, int64_t batc
 void Progress::line(const std::string& text) {
   if (!enabled_) return;
   if (bar_) std::fprintf(stderr, "\r\033[K");
-  std::fprintf(stdout, "%s\n", text.c_str());
-  std::fflush(stdout);
+  std::fprintf(lines_, "%s\n", text.c_str());
+  std::fflush(lines_);
 }
 
 void Progress::note(const std::string& text) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,7 +20,8 @@ inline constexpr const char* kTrainMetaKey = "duet.train";
 // The bar (only when stderr is a terminal), epoch lines on stdout, notes on stderr.
 class Progress {
  public:
-  explicit Progress(bool enabled);
+  // `lines`: where epoch lines go (stdout, or stderr when stdout carries a command's JSON).
+  explicit Progress(bool enabled, std::FILE* lines = stdout);
   void update(int64_t epoch, int64_t epochs, int64_t batch, int64_t batches, double loss,
               double img_s);
   void line(const std::string& text);
@@ -27,6 +29,7 @@ class Progress {
 
  private:
   bool enabled_, bar_;
+  std::FILE* lines_;
   std::chrono::steady_clock::time_point last_{};
 };
 

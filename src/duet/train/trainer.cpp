@@ -49,6 +49,9 @@ nlohmann::json ClassifyRecipe::to_json() const {
                       {"limit", limit},
                       {"test_limit", test_limit},
                       {"seed", seed}};
+  // Only runs that use other test or extra training data carry those fields.
+  if (!test_data.empty()) j["test_data"] = test_data;
+  if (!extra_data.empty()) j["extra_data"] = extra_data;
   // Only distillation runs carry the teacher fields, so other recipes stay as they were.
   if (!teacher.empty()) {
     j["teacher"] = teacher;
@@ -56,6 +59,11 @@ nlohmann::json ClassifyRecipe::to_json() const {
     j["kd_alpha"] = kd_alpha;
     j["teacher_sha256"] = teacher_sha256;
     j["teacher_bytes"] = teacher_bytes;
+  }
+  if (!init.empty()) {
+    j["init"] = init;
+    j["init_sha256"] = init_sha256;
+    j["init_bytes"] = init_bytes;
   }
   return j;
 }
@@ -66,6 +74,8 @@ ClassifyRecipe ClassifyRecipe::from_json(const nlohmann::json& j) {
   read_recipe_field(j, "arch", r.arch);
   read_recipe_field(j, "model", r.model_overrides);
   read_recipe_field(j, "data", r.data);
+  read_recipe_field(j, "test_data", r.test_data);
+  read_recipe_field(j, "extra_data", r.extra_data);
   read_recipe_field(j, "epochs", r.epochs);
   read_recipe_field(j, "batch", r.batch);
   read_recipe_field(j, "lr", r.lr);
@@ -87,12 +97,19 @@ ClassifyRecipe ClassifyRecipe::from_json(const nlohmann::json& j) {
   read_recipe_field(j, "kd_alpha", r.kd_alpha);
   read_recipe_field(j, "teacher_sha256", r.teacher_sha256);
   read_recipe_field(j, "teacher_bytes", r.teacher_bytes);
+  read_recipe_field(j, "init", r.init);
+  read_recipe_field(j, "init_sha256", r.init_sha256);
+  read_recipe_field(j, "init_bytes", r.init_bytes);
   return r;
 }
 
 void ClassifyRecipe::validate() const {
-  models::preset_config(arch);  // usage Error listing the known names
+  // A fine-tuning run's network is the checkpoint's; `arch` then only names it in logs.
+  if (init.empty()) models::preset_config(arch);  // usage Error listing the known names
   if (!model_overrides.is_object()) fail_usage("model overrides must be a JSON object");
+  if (!init.empty() && !model_overrides.empty())
+    fail_usage("--init: the network comes from ", init,
+               "; --width and model overrides do not apply");
   if (epochs < 1) fail_usage("--epochs must be >= 1, got ", epochs);
   if (batch < 1) fail_usage("--batch must be >= 1, got ", batch);
   if (!(lr > 0.0) || !std::isfinite(lr)) fail_usage("--lr must be a positive number, got ", lr);
@@ -193,12 +210,31 @@ ClassifyRecipe read_checkpoint_recipe(const std::string& last_path) {
       read_resume_point(last_path).meta.value("recipe", nlohmann::json::object()));
 }
 
+namespace {
+
+// Fills in the SHA-256 and size of a checkpoint the recipe names (`path` empty: none); on resume,
+// usage Error when the file is not the one the run started with.
+void record_input_file(const char* flag, const std::string& path, bool resume, std::string& sha256,
+                       int64_t& bytes) {
+  if (path.empty()) return;
+  if (!fs::is_regular_file(path)) fail(flag, " ", path, ": no such checkpoint file");
+  const auto now_bytes = static_cast<int64_t>(fs::file_size(path));
+  const std::string now_sha = sha256_file(path);
+  if (resume && (now_sha != sha256 || now_bytes != bytes))
+    fail_usage("--resume: ", flag, " ", path, " changed since the run started (", bytes,
+               " bytes, sha256 ", sha256, "; now ", now_bytes, " bytes, sha256 ", now_sha, ")");
+  sha256 = now_sha;
+  bytes = now_bytes;
+}
+
+}  // namespace
+
 TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOptions& opt) {
   recipe_in.validate();
   if (opt.out_dir.empty()) fail_usage("train: an output folder (-o) is required");
   ClassifyRecipe recipe = recipe_in;
   const RunPaths paths(opt.out_dir);
-  Progress progress(opt.progress);
+  Progress progress(opt.progress, opt.lines_on_stderr ? stderr : stdout);
 
   // Resume: the checkpoint's recipe decides everything that shapes the data and the model.
   ResumePoint resume;
@@ -209,6 +245,8 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     require_same_on_resume("arch", recipe.arch, saved.arch);
     require_same_on_resume("model config", recipe.model_overrides, saved.model_overrides);
     require_same_on_resume("--data", recipe.data, saved.data);
+    require_same_on_resume("--test-data", recipe.test_data, saved.test_data);
+    require_same_on_resume("--extra-data", recipe.extra_data, saved.extra_data);
     require_same_on_resume("--batch", recipe.batch, saved.batch);
     require_same_on_resume("--val", recipe.val, saved.val);
     require_same_on_resume("--limit", recipe.limit, saved.limit);
@@ -220,21 +258,15 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     require_same_on_resume("--teacher", recipe.teacher, saved.teacher);
     recipe.teacher_sha256 = saved.teacher_sha256;
     recipe.teacher_bytes = saved.teacher_bytes;
+    require_same_on_resume("--init", recipe.init, saved.init);
+    recipe.init_sha256 = saved.init_sha256;
+    recipe.init_bytes = saved.init_bytes;
   }
-  // The teacher is part of the recipe: record which file it was, and refuse to resume from a
-  // different one (the soft targets, and so the run, would change).
-  if (!recipe.teacher.empty()) {
-    if (!fs::is_regular_file(recipe.teacher))
-      fail("--teacher ", recipe.teacher, ": no such checkpoint file");
-    const auto bytes = static_cast<int64_t>(fs::file_size(recipe.teacher));
-    const std::string sha = sha256_file(recipe.teacher);
-    if (opt.resume && (sha != recipe.teacher_sha256 || bytes != recipe.teacher_bytes))
-      fail_usage("--resume: the teacher ", recipe.teacher, " changed since the run started (",
-                 recipe.teacher_bytes, " bytes, sha256 ", recipe.teacher_sha256, "; now ", bytes,
-                 " bytes, sha256 ", sha, ")");
-    recipe.teacher_sha256 = sha;
-    recipe.teacher_bytes = bytes;
-  }
+  // The teacher and the starting checkpoint are part of the recipe: record which files they
+  // were, and refuse to resume from different ones (the run would change).
+  record_input_file("--teacher", recipe.teacher, opt.resume, recipe.teacher_sha256,
+                    recipe.teacher_bytes);
+  record_input_file("--init", recipe.init, opt.resume, recipe.init_sha256, recipe.init_bytes);
   // Kept below 2^63 so the seed round-trips through the recipe's signed field.
   if (recipe.seed < 0) recipe.seed = static_cast<int64_t>(random_seed() & 0x7fffffffffffffffull);
 
@@ -262,9 +294,16 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     std::error_code ec;
     fs::remove(paths.log, ec);
   }
+  if (!recipe.init.empty())
+    progress.note(
+        str("starting from ", recipe.init, " (sha256 ", recipe.init_sha256.substr(0, 12), ")"));
   progress.note(str("train ", recipe.arch, " on ", recipe.data, ": ", train_set.size(), " images (",
                     val_set.size(), " val, ", test_set.size(), " test), ", model->parameter_count(),
                     " parameters, seed ", recipe.seed, ", ", num_threads(), " threads"));
+  if (!recipe.extra_data.empty())
+    progress.note(str("the training images include --extra-data ", recipe.extra_data));
+  if (!recipe.test_data.empty())
+    progress.note(str("test split from --test-data ", recipe.test_data));
   if (setup.teacher)
     progress.note(str("distilling from teacher ", recipe.teacher, " (",
                       setup.teacher->config().value("family", std::string("?")), ", ",

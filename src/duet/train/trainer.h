@@ -22,6 +22,12 @@ struct ClassifyRecipe {
   std::string arch = "resnet20";
   nlohmann::json model_overrides = nlohmann::json::object();  // merged into the preset (e.g. width)
   std::string data = "fashion-mnist";
+  // Where the test split comes from (a --data spec; empty: `data`'s test split), e.g. real
+  // Fashion-MNIST for a classifier trained on generated images (Classification Accuracy Score).
+  std::string test_data;
+  // A --data spec appended to the training images only (after --limit and --val), e.g. generated
+  // images for synthetic augmentation; its class names must equal the training data's.
+  std::string extra_data;
   int64_t epochs = 5;
   int64_t batch = 128;
   double lr = 0.2;                // the peak rate (one-cycle max, cosine start, constant value)
@@ -45,6 +51,11 @@ struct ClassifyRecipe {
   double kd_alpha = 0.9;  // weight of the soft term
   std::string teacher_sha256;
   int64_t teacher_bytes = 0;
+  // Fine-tuning: when set, the run starts from this classifier checkpoint (its config, weights
+  // and input normalisation) instead of a fresh `arch`; recorded by SHA-256 like the teacher.
+  std::string init;
+  std::string init_sha256;
+  int64_t init_bytes = 0;
 
   nlohmann::json to_json() const;
   // Missing fields keep their defaults; wrong types throw duet::Error naming the field.
@@ -61,6 +72,7 @@ struct TrainRunOptions {
   bool resume = false;     // continue from out_dir/last.safetensors
   int64_t stop_after = 0;  // > 0: return after this many epochs of this call (an interruption)
   bool progress = true;    // bar / epoch lines on stdout and stderr
+  bool lines_on_stderr = false;  // epoch lines on stderr too (stdout carries a command's JSON)
 };
 
 struct TrainSummary {
