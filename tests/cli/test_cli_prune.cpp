@@ -44,15 +44,15 @@ TEST(CliPrune, HalvesTheMacsAndFineTunes) {
   const auto loaded = models::load_model(out);
   EXPECT_EQ(loaded.model->parameter_count(), j["parameters"]["pruned"].get<int64_t>());
   EXPECT_EQ(loaded.config["pruned"]["keep"], 0.5);
-  EXPECT_EQ(loaded.config["stage_widths"].size(), 3u);
   EXPECT_EQ(j["file_bytes"]["pruned"].get<double>(), double(fs::file_size(out)));
-  // The shipped model scores 95.5 % on these 200 images. Cutting every layer to 71 % of its
-  // channels loses most of that; re-estimated BatchNorm statistics bring back a good part (0.66
-  // measured) and 8 steps of fine-tuning more (0.76); the floors leave room for other thread
-  // counts.
+  // The shipped model scores 95.5 % on these 200 images. Cutting every block interior to 48 % of
+  // its channels (the default scope) loses part of that; re-estimated BatchNorm statistics leave
+  // 0.75 (measured) and 8 steps of fine-tuning bring 0.905; the floors leave room for other
+  // thread counts.
   EXPECT_GE(j["accuracy"]["original"].get<double>(), 0.93);
-  EXPECT_GE(j["accuracy"]["pruned"].get<double>(), 0.45);
-  EXPECT_GE(j["accuracy"]["finetuned"].get<double>(), 0.6);
+  EXPECT_GE(j["accuracy"]["pruned"].get<double>(), 0.6);
+  EXPECT_GE(j["accuracy"]["finetuned"].get<double>(), 0.8);
+  EXPECT_EQ(loaded.config["stage_widths"], nlohmann::json({16, 32, 64}));  // streams kept whole
   EXPECT_TRUE(fs::exists(dir / "run" / "train_log.jsonl"));
   fs::remove_all(dir);
 }

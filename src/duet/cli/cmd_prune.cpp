@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 struct PruneFlags {
   std::string in, out, run_dir;
   compress::PruneOptions prune;
-  std::string criterion = "l1", budget = "macs", scope = "all";
+  std::string criterion = "l1", budget = "macs", scope = "inner";
   // Fine-tuning: a classification run from the pruned network (its recipe flags, own defaults:
   // a short cosine schedule at a low rate, since the weights are already trained).
   int64_t finetune_epochs = 3;

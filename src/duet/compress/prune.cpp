@@ -266,7 +266,8 @@ PruneResult prune_channels(nn::Module& model, const nlohmann::json& config, cons
     if (cost_at(lo) > limit)
       fail_usage("prune: --keep ", o.keep, " is below what the smallest network allowed (",
                  o.scope == PruneScope::inner ? "whole residual streams, " : "", "at least ",
-                 o.multiple, " channel(s) per group) costs");
+                 o.multiple, " channel(s) per group) costs",
+                 o.scope == PruneScope::inner ? "; --scope all prunes the streams too" : "");
     for (int it = 0; it < 30; ++it) {
       const double mid = 0.5 * (lo + hi);
       (cost_at(mid) <= limit ? lo : hi) = mid;

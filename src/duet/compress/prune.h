@@ -43,7 +43,10 @@ struct PruneOptions {
   double keep = 0.5;  // the pruned network's MACs (or parameters) / the original's, in (0, 1]
   PruneCriterion criterion = PruneCriterion::l1;
   PruneBudget budget = PruneBudget::macs;
-  PruneScope scope = PruneScope::all;
+  // Block interiors only by default: on ResNet-20 at half the MACs it kept more accuracy (before
+  // and after fine-tuning) and ran faster than pruning the residual streams too
+  // (docs/compression.md).
+  PruneScope scope = PruneScope::inner;
   int64_t multiple = 1;  // kept channel counts are rounded to a multiple of this (SIMD width)
 };
 
