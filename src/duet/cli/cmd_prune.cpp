@@ -63,6 +63,11 @@ void run_prune(PruneFlags f) {
   if (fs::exists(f.out) && fs::exists(f.in) && fs::equivalent(f.in, f.out))
     fail_usage("prune: -o must differ from -m (the original is kept for the comparison)");
   if (f.run_dir.empty()) f.run_dir = default_run_dir(f.out);
+  // The fine-tuning recipe's flags are checked before any work (the file stands in for the
+  // pruned checkpoint that does not exist yet).
+  train::ClassifyRecipe check = f.recipe;
+  check.init = f.in;
+  check.validate();
   std::FILE* log = f.json ? stderr : stdout;
 
   models::LoadedModel original = models::load_model(f.in);
