@@ -108,11 +108,7 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
   o.per_class = f.per_class;
   o.batch = f.given("--batch") ? f.batch : 100;
   o.cfg = f.cfg;
-  o.sample.kind =
-      f.sampler.empty() ? gen::default_sampler(objective) : gen::parse_sampler(f.sampler);
-  o.sample.steps = f.steps;
-  o.sample.eta = f.eta;
-  o.sample.clip_x0 = gen::is_diffusion(objective);
+  o.sample = gen::sample_options(objective, f.sampler, f.steps, f.eta);
   o.seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : random_seed() >> 1;
   o.data = f.data;
   o.split = f.split == "test" ? data::Split::test : data::Split::train;

@@ -112,11 +112,7 @@ void run_gap(const GapFlags& f) {
 
   o.per_class = f.per_class;
   o.batch = f.batch;
-  o.sample.kind =
-      f.sampler.empty() ? gen::default_sampler(objective) : gen::parse_sampler(f.sampler);
-  o.sample.steps = f.steps;
-  o.sample.eta = f.eta;
-  o.sample.clip_x0 = gen::is_diffusion(objective);
+  o.sample = gen::sample_options(objective, f.sampler, f.steps, f.eta);
   o.cfg = f.cfg;
   o.best_of = f.best_of;
   o.seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : random_seed() >> 1;

@@ -94,12 +94,7 @@ void run_sample(const SampleFlags& f) {
     labels.assign(static_cast<size_t>(f.count > 0 ? f.count : f.grid), c);
   }
 
-  gen::SampleOptions opt;
-  opt.kind = f.sampler.empty() ? gen::default_sampler(objective) : gen::parse_sampler(f.sampler);
-  opt.steps = f.steps;
-  opt.eta = f.eta;
-  opt.clip_x0 = gen::is_diffusion(objective);
-  gen::validate(opt, objective);
+  gen::SampleOptions opt = gen::sample_options(objective, f.sampler, f.steps, f.eta);
   if (f.best_of != 1 && f.verify_with.empty())
     fail_usage("sample: --best-of needs --verify-with CLASSIFIER");
   models::LoadedModel verifier;

@@ -88,12 +88,7 @@ void run_synth(const SynthFlags& f) {
   const int64_t k = std::ssize(names);
   if (k > 256) fail_usage("synth: ", k, " classes do not fit in IDX byte labels");
 
-  gen::SampleOptions opt;
-  opt.kind = f.sampler.empty() ? gen::default_sampler(objective) : gen::parse_sampler(f.sampler);
-  opt.steps = f.steps;
-  opt.eta = f.eta;
-  opt.clip_x0 = gen::is_diffusion(objective);
-  gen::validate(opt, objective);
+  const gen::SampleOptions opt = gen::sample_options(objective, f.sampler, f.steps, f.eta);
   models::LoadedModel verifier;
   models::Classifier* clf = nullptr;
   gen::Scorer score;

@@ -61,6 +61,17 @@ void validate(const SampleOptions& o, Objective objective) {
   if (o.eta < 0 || o.eta > 1) fail_usage("--eta must be in [0, 1], got ", o.eta);
 }
 
+SampleOptions sample_options(Objective objective, const std::string& sampler, int steps,
+                             double eta) {
+  SampleOptions o;
+  o.kind = sampler.empty() ? default_sampler(objective) : parse_sampler(sampler);
+  o.steps = steps;
+  o.eta = eta;
+  o.clip_x0 = is_diffusion(objective);
+  validate(o, objective);
+  return o;
+}
+
 int evaluations(const SampleOptions& o) {
   return o.kind == SamplerKind::heun ? 2 * o.steps : o.steps;
 }

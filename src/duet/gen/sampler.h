@@ -34,6 +34,11 @@ struct SampleOptions {
 // diffusion) or steps < 1.
 void validate(const SampleOptions& options, Objective objective);
 
+// The options a --sampler NAME (empty: the objective's default), --steps and --eta ask for, with
+// the implied clean image clipped for diffusion; validated (usage Error as above).
+SampleOptions sample_options(Objective objective, const std::string& sampler, int steps,
+                             double eta = 0.0);
+
 // Runs the sampler from x1 (noise at t = 1) and returns x0. `gen` draws DDPM/DDIM noise only.
 Tensor sample(const Predictor& predict, Objective objective, const Tensor& x1,
               const SampleOptions& options, Generator& gen);

@@ -106,10 +106,8 @@ void write_sample_grid(GenerateSetup& s, const GenerateRecipe& r, const fs::path
   std::vector<int32_t> labels;
   for (int32_t c = 0; c < s.unet->config().num_classes; ++c)
     labels.insert(labels.end(), per_class, c);
-  gen::SampleOptions opt;
-  opt.kind = gen::default_sampler(s.objective);
-  opt.steps = static_cast<int>(r.sample_steps);
-  opt.clip_x0 = gen::is_diffusion(s.objective);
+  const gen::SampleOptions opt =
+      gen::sample_options(s.objective, "", static_cast<int>(r.sample_steps));
   const Tensor images =
       gen::generate(*s.unet, s.objective, labels, r.sample_cfg, opt, static_cast<uint64_t>(r.seed));
   s.module->train();
