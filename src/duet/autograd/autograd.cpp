@@ -48,6 +48,12 @@ NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
 NoGradGuard::~NoGradGuard() {
   g_grad_enabled = previous_;
 }
+EnableGradGuard::EnableGradGuard() : previous_(g_grad_enabled) {
+  g_grad_enabled = true;
+}
+EnableGradGuard::~EnableGradGuard() {
+  g_grad_enabled = previous_;
+}
 
 void set_requires_grad(Tensor& t, bool on) {
   DUET_CHECK(t.defined(), "set_requires_grad on an undefined tensor");

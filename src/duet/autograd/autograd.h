@@ -41,6 +41,18 @@ class NoGradGuard {
  private:
   bool previous_;
 };
+// The opposite, for a scope that needs an input gradient while its caller runs without
+// gradients (classifier guidance inside a sampler that a no-grad judge calls).
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
 
 // Marks a leaf tensor (a parameter, or an input under test) as requiring gradients.
 void set_requires_grad(Tensor& t, bool on = true);

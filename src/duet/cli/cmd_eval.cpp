@@ -5,6 +5,8 @@
 // (eval/judge.h): conditional accuracy of generated images per class, confidence, and penultimate
 // feature statistics of real vs generated images. `--verify-with V --best-of K` judges best-of-K
 // verified samples (gen/verify.h) and the nested best-of-k for k = 1, 2, 4, ... from one pool.
+// `--classifier-guidance S --guide-with NOISY_CLASSIFIER` judges classifier-guided samples
+// (gen/classifier_guidance.h; composes with --cfg).
 // `duet eval -m GENERATOR --generative --data D`: the generator as a classifier (lowest
 // class-conditional loss, eval/generative_classifier.h), reported like a classifier.
 // `--corrupt noise:3` (classifiers and --generative): the test images corrupted (data/corrupt.h).
@@ -24,11 +26,13 @@
 #include "duet/cli/commands.h"
 #include "duet/cli/eval_distribution.h"
 #include "duet/cli/gap_tools.h"
+#include "duet/cli/guide_tools.h"
 #include "duet/compress/fold.h"
 #include "duet/compress/quantize.h"
 #include "duet/data/corrupt.h"
 #include "duet/data/image_grid.h"
 #include "duet/eval/judge.h"
+#include "duet/gen/guidance.h"
 #include "duet/models/checkpoint.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -58,6 +62,8 @@ struct EvalFlags {
   std::string reference;    // feature network of the distribution metrics (default: --classifier)
   std::string verify_with;  // best-of-K verified sampling
   int best_of = 1;
+  double classifier_guidance = 0.0;  // with guide_with: classifier-guided sampling
+  std::string guide_with;
   std::string corrupt;  // classifiers and --generative
   uint64_t corrupt_seed = 0;
   GenerativeFlags generative;
@@ -67,9 +73,11 @@ struct EvalFlags {
 };
 
 // Flags that only mean something when judging a generator.
-constexpr const char* kJudgeFlags[] = {"--classifier",  "--per-class", "--steps",    "--cfg",
-                                       "--sampler",     "--eta",       "--seed",     "--grid",
-                                       "--verify-with", "--best-of",   "--reference"};
+constexpr const char* kJudgeFlags[] = {"--classifier", "--per-class", "--steps",
+                                       "--cfg",        "--sampler",   "--eta",
+                                       "--seed",       "--grid",      "--verify-with",
+                                       "--best-of",    "--reference", "--classifier-guidance",
+                                       "--guide-with"};
 
 void print_confusion(const train::ClassifyMetrics& m, const char* rows) {
   const int64_t k = m.num_classes;
@@ -107,7 +115,7 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
   eval::JudgeOptions o;
   o.per_class = f.per_class;
   o.batch = f.given("--batch") ? f.batch : 100;
-  o.cfg = f.cfg;
+  o.cfg = f.given("--cfg") ? f.cfg : gen::default_cfg(generator.config, f.cfg);
   o.sample = gen::sample_options(objective, f.sampler, f.steps, f.eta);
   o.seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : random_seed() >> 1;
   o.data = f.data;
@@ -130,6 +138,16 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
     std::error_code ec;
     judge_is_verifier = std::filesystem::equivalent(f.verify_with, f.classifier, ec);
   }
+  const GuideClassifier guide =
+      load_guide("eval", f.guide_with, f.classifier_guidance, f.given("--classifier-guidance"),
+                 unet, objective, generator.config);
+  if (guide.on() && verified)
+    fail_usage("eval: --classifier-guidance does not combine with --verify-with");
+  if (guide.on())
+    o.draw = [&guide, &unet, objective, &o](const std::vector<int32_t>& labels, uint64_t seed) {
+      return gen::generate_classifier_guided(unet, objective, labels, o.cfg, *guide.classifier,
+                                             guide.map, guide.scale, o.sample, seed);
+    };
   o.real = eval::load_real_images(o, unet.config().in_channels, unet.config().image_size,
                                   unet.config().num_classes);
   ReferenceSetup reference =
@@ -151,6 +169,8 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
                  f.best_of, f.verify_with.c_str(),
                  static_cast<long long>(gen::passes_per_image(o.sample, o.cfg, f.best_of)),
                  judge_is_verifier ? "; the judge IS the verifier: accuracy is optimistic" : "");
+  if (guide.on())
+    std::fprintf(stderr, "judge: %s\n", guide_summary(guide, o.sample, o.cfg).c_str());
 
   const auto t0 = std::chrono::steady_clock::now();
   const eval::Judgement j = eval::judge_generator(unet, objective, *classifier, clf.config, o);
@@ -188,6 +208,11 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
     out["distribution"] = dist.to_json(names);
     out["distribution"]["seconds"] = dist_secs;
     out["passes_per_image"] = gen::passes_per_image(o.sample, o.cfg, f.best_of);
+    if (guide.on()) {
+      out["classifier_guidance"] = guide.scale;
+      out["guide_with"] = guide.path;
+      out["classifier_passes_per_image"] = guide.scale == 0.0 ? 0 : gen::evaluations(o.sample);
+    }
     if (verified) {
       out["verifier"] = f.verify_with;
       out["best_of"] = f.best_of;
@@ -209,6 +234,7 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
       static_cast<long long>(j.per_class), gen::sampler_name(o.sample.kind).c_str(), o.sample.steps,
       o.cfg, static_cast<unsigned long long>(j.seed), f.data.c_str(), f.split.c_str(),
       static_cast<long long>(j.feature_dim));
+  if (guide.on()) std::printf("%s\n", guide_summary(guide, o.sample, o.cfg).c_str());
   std::printf("%.1f s (%.1f images/s, %d threads)\n\n", secs,
               static_cast<double>(j.metrics.count) / secs, num_threads());
   std::printf("%-3s %-12s %8s %7s %7s | %5s %8s %7s | %8s %7s | %8s\n", "#", "class", "cond.acc",
@@ -356,6 +382,10 @@ Action add_eval_command(CLI::App& app) {
   sub->add_option("--corrupt", f->corrupt,
                   "classifier / --generative: corrupt the images, FAMILY:SEVERITY with FAMILY "
                   "noise | blur | contrast | occlusion and SEVERITY 1..5");
+  sub->add_option("--classifier-guidance", f->classifier_guidance,
+                  "generator: classifier guidance scale (with --guide-with; composes with --cfg)");
+  sub->add_option("--guide-with", f->guide_with,
+                  "generator: a noise-aware classifier (train --task classify --noised flow)");
   sub->add_option("--corrupt-seed", f->corrupt_seed, "seed of the corruptions' random draws")
       ->capture_default_str();
   add_generative_flags(*sub, f->generative);

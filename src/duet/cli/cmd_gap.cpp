@@ -13,6 +13,7 @@
 
 #include "duet/cli/commands.h"
 #include "duet/cli/eval_distribution.h"
+#include "duet/cli/guide_tools.h"
 #include "duet/data/corrupt.h"
 #include "duet/eval/gap_html.h"
 #include "duet/eval/gap_report.h"
@@ -38,6 +39,8 @@ struct GapFlags {
   std::string sampler;
   double eta = 0.0;
   int best_of = 4;
+  double classifier_guidance = 0.0, guide_cfg = 1.0;
+  std::string guide_with;  // a noise-aware classifier: adds the classifier-guided mode
   int64_t seed = -1;
   int64_t robust_images = 200;
   uint64_t robust_seed = 0, corrupt_seed = 0;
@@ -109,12 +112,19 @@ void run_gap(const GapFlags& f) {
   models::LoadedModel judge;
   if (!f.judge.empty()) judge = load_classifier(f.judge, "--judge");
   const auto objective = gen::parse_objective(gen.config.value("objective", "flow"));
+  const GuideClassifier guide =
+      load_guide("gap", f.guide_with, f.classifier_guidance,
+                 f.app->count("--classifier-guidance") > 0, *unet, objective, gen.config);
+  if (f.app->count("--guide-cfg") > 0 && !guide.on())
+    fail_usage("gap: --guide-cfg needs --classifier-guidance and --guide-with");
 
   o.per_class = f.per_class;
   o.batch = f.batch;
   o.sample = gen::sample_options(objective, f.sampler, f.steps, f.eta);
   o.cfg = f.cfg;
   o.best_of = f.best_of;
+  o.classifier_guidance = f.classifier_guidance;
+  o.guide_cfg = f.guide_cfg;
   o.seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : random_seed() >> 1;
   o.robust_images = f.robust_images;
   o.robust_seed = f.robust_seed;
@@ -156,6 +166,11 @@ void run_gap(const GapFlags& f) {
   in.classifier_sha256 = floor.sha256;  // the reference network is the classifier
   std::error_code ec;
   in.judge_is_classifier = !f.judge.empty() && fs::equivalent(f.judge, f.classifier, ec);
+  if (guide.on()) {
+    in.guide = guide.classifier;
+    in.guide_config = guide.loaded.config;
+    in.guide_path = guide.path;
+  }
   o.progress = [t_start](const std::string& line) {
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -167,16 +182,18 @@ void run_gap(const GapFlags& f) {
     std::fprintf(stderr, "gap: --judge is the classifier itself: judged accuracy is optimistic\n");
   eval::GapReport r = eval::gap_report(in, o);
 
-  r.provenance = {{"command", command_line()},
-                  {"duet_version", kDuetVersion},
-                  {"isa", std::string(kernels::isa_name(kernels::active_isa()))},
-                  {"threads", num_threads()},
-                  {"data", f.data},
-                  {"floor_source", floor.floor_source},
-                  {"models",
-                   {{"classifier", model_entry(f.classifier, clf)},
-                    {"generator", model_entry(f.generator, gen)},
-                    {"judge", f.judge.empty() ? nlohmann::json() : model_entry(f.judge, judge)}}}};
+  r.provenance = {
+      {"command", command_line()},
+      {"duet_version", kDuetVersion},
+      {"isa", std::string(kernels::isa_name(kernels::active_isa()))},
+      {"threads", num_threads()},
+      {"data", f.data},
+      {"floor_source", floor.floor_source},
+      {"models",
+       {{"classifier", model_entry(f.classifier, clf)},
+        {"generator", model_entry(f.generator, gen)},
+        {"judge", f.judge.empty() ? nlohmann::json() : model_entry(f.judge, judge)},
+        {"guide", guide.on() ? model_entry(guide.path, guide.loaded) : nlohmann::json()}}}};
   r.timings["wall"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   const nlohmann::json j = r.to_json();
@@ -198,14 +215,14 @@ void run_gap(const GapFlags& f) {
               static_cast<long long>(gap["understanding"]["images"].get<int64_t>()));
   if (!gap["understanding"]["judge_accuracy"].is_null())
     std::printf("; judge %.4f", gap["understanding"]["judge_accuracy"].get<double>());
-  std::printf("\n%-32s %9s %9s %8s %18s %6s %6s %7s\n", "generation", "acc.clf", "acc.judge",
-              "FID-ref", "KID-ref ± s.e.", "prec", "recall", "div");
+  std::printf("\n%-32s %9s %9s %8s %18s %6s %6s %7s %7s\n", "generation", "acc.clf", "acc.judge",
+              "FID-ref", "KID-ref ± s.e.", "prec", "recall", "div", "s/img");
   auto n = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; };
   for (const auto& m : gap["generation"])
-    std::printf("%-32s %9.4f %9.4f %8.3f %9.4f ± %6.4f %6.3f %6.3f %7.3f\n",
+    std::printf("%-32s %9.4f %9.4f %8.3f %9.4f ± %6.4f %6.3f %6.3f %7.3f %7.3f\n",
                 m["label"].get<std::string>().c_str(), n(m["cond_acc_classifier"]),
                 n(m["cond_acc_judge"]), n(m["fid_ref"]), n(m["kid_ref"]), n(m["kid_ref_se"]),
-                n(m["precision"]), n(m["recall"]), n(m["diversity"]));
+                n(m["precision"]), n(m["recall"]), n(m["diversity"]), n(m["seconds_per_image"]));
   const auto& fl = gap["floor"];
   std::printf("%-32s %9s %9s %8.3f %9.4f ± %6.4f %6.3f %6.3f %7.3f\n", "real vs real floor", "", "",
               n(fl["fid_ref"]), n(fl["kid_ref"]), n(fl["kid_ref_se"]), n(fl["precision"]),
@@ -248,6 +265,12 @@ Action add_gap_command(CLI::App& app) {
                   "euler | heun (flow), ddim | ddpm (default: the objective's)");
   sub->add_option("--eta", f->eta, "DDIM noise")->capture_default_str();
   sub->add_option("--best-of", f->best_of, "candidates per image of verified sampling")
+      ->capture_default_str();
+  sub->add_option("--classifier-guidance", f->classifier_guidance,
+                  "adds a classifier-guided mode of this scale (with --guide-with)");
+  sub->add_option("--guide-with", f->guide_with,
+                  "noise-aware classifier of the classifier-guided mode (train --noised flow)");
+  sub->add_option("--guide-cfg", f->guide_cfg, "CFG scale of the classifier-guided mode")
       ->capture_default_str();
   sub->add_option("-s,--seed", f->seed, "sampling seed (negative or absent: random, logged)");
   sub->add_option("--robust-images", f->robust_images, "test images of the robustness section")

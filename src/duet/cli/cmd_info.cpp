@@ -110,6 +110,18 @@ void run_info(const InfoOptions& o) {
         config.value("stage_widths", nlohmann::json()).dump().c_str(),
         config.value("block_widths", nlohmann::json()).dump().c_str());
   }
+  if (config.contains("reflow") && config["reflow"].is_object()) {
+    const auto& r = config["reflow"];
+    std::printf(
+        "reflowed from %s: %s pairs (%s x %s steps, cfg %s), %s epochs; the guidance is learnt, "
+        "sample it with --cfg 1 and a few Euler steps\n",
+        r.value("from", std::string("?")).c_str(),
+        r.value("pairs", nlohmann::json()).dump().c_str(),
+        r.value("pair_sampler", std::string("?")).c_str(),
+        r.value("pair_steps", nlohmann::json()).dump().c_str(),
+        r.value("pair_cfg", nlohmann::json()).dump().c_str(),
+        r.value("epochs", nlohmann::json()).dump().c_str());
+  }
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // one PNG per image (--out-dir). `--class all` gives one row per class, named in the image.
 // `--verify-with CLASSIFIER --best-of K` draws K candidates per image and keeps the one the
 // classifier finds most likely to be the requested class (gen/verify.h).
+// `--classifier-guidance SCALE --guide-with NOISY_CLASSIFIER` adds scale * grad log p(y | x_t) of a
+// noise-aware classifier at every sampler evaluation (gen/classifier_guidance.h).
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "duet/cli/commands.h"
+#include "duet/cli/guide_tools.h"
 #include "duet/data/image_grid.h"
 #include "duet/eval/judge.h"
 #include "duet/gen/guidance.h"
@@ -43,6 +46,9 @@ struct SampleFlags {
   int64_t grid = 8;
   std::string verify_with;  // a classifier: best-of-K sampling
   int best_of = 1;
+  double classifier_guidance = 0.0;
+  std::string guide_with;   // a noise-aware classifier (train --noised)
+  CLI::App* app = nullptr;  // to tell which flags were given
 };
 
 // "Ankle boot" matches "ankle boot", "ankle-boot", "Ankle_Boot"; "T-shirt/top" also "t-shirt".
@@ -94,6 +100,8 @@ void run_sample(const SampleFlags& f) {
     labels.assign(static_cast<size_t>(f.count > 0 ? f.count : f.grid), c);
   }
 
+  // A reflowed student carries its guidance in its weights: its own scale unless one is asked for.
+  const double cfg = f.app->count("--cfg") > 0 ? f.cfg : gen::default_cfg(loaded.config, f.cfg);
   gen::SampleOptions opt = gen::sample_options(objective, f.sampler, f.steps, f.eta);
   if (f.best_of != 1 && f.verify_with.empty())
     fail_usage("sample: --best-of needs --verify-with CLASSIFIER");
@@ -107,6 +115,13 @@ void run_sample(const SampleFlags& f) {
                  verifier.config.value("family", ""), "')");
     gen::validate_verifier(unet->config(), verifier.config, f.best_of);
   }
+  const GuideClassifier guide =
+      load_guide("sample", f.guide_with, f.classifier_guidance,
+                 f.app->count("--classifier-guidance") > 0, *unet, objective, loaded.config);
+  if (guide.on() && clf)
+    fail_usage(
+        "sample: --classifier-guidance does not combine with --verify-with (best-of-K "
+        "samples without it)");
   const bool bar = ::isatty(2);
   opt.on_step = [bar](int done, int total) {
     if (bar) std::fprintf(stderr, "\rstep %d/%d ", done, total);
@@ -114,7 +129,7 @@ void run_sample(const SampleFlags& f) {
   const uint64_t seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : random_seed() >> 1;
   std::fprintf(stderr, "sample %zu images (%s, %s x %d steps, cfg %g, seed %llu, %d threads)\n",
                labels.size(), gen::objective_name(objective).c_str(),
-               gen::sampler_name(opt.kind).c_str(), opt.steps, f.cfg,
+               gen::sampler_name(opt.kind).c_str(), opt.steps, cfg,
                static_cast<unsigned long long>(seed), num_threads());
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -126,7 +141,7 @@ void run_sample(const SampleFlags& f) {
       return eval::to_classifier_input(x, norm, lo, hi);
     });
     const gen::Verified v =
-        gen::best_of_k(*unet, objective, score, labels, f.cfg, opt, seed, f.best_of);
+        gen::best_of_k(*unet, objective, score, labels, cfg, opt, seed, f.best_of);
     images = v.images;
     double mean_kept = 0.0, mean_first = 0.0;
     const size_t n = labels.size();
@@ -138,9 +153,13 @@ void run_sample(const SampleFlags& f) {
         "best-of-%d verified by %s: mean log p(requested) %.4f kept vs %.4f for candidate 0; "
         "%lld network passes per image\n",
         f.best_of, f.verify_with.c_str(), mean_kept, mean_first,
-        static_cast<long long>(gen::passes_per_image(opt, f.cfg, f.best_of)));
+        static_cast<long long>(gen::passes_per_image(opt, cfg, f.best_of)));
+  } else if (guide.on()) {
+    std::printf("%s\n", guide_summary(guide, opt, cfg).c_str());
+    images = gen::generate_classifier_guided(*unet, objective, labels, cfg, *guide.classifier,
+                                             guide.map, guide.scale, opt, seed);
   } else {
-    images = gen::generate(*unet, objective, labels, f.cfg, opt, seed);
+    images = gen::generate(*unet, objective, labels, cfg, opt, seed);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (bar) std::fprintf(stderr, "\r\033[K");
@@ -175,12 +194,14 @@ void run_sample(const SampleFlags& f) {
 Action add_sample_command(CLI::App& app) {
   auto f = std::make_shared<SampleFlags>();
   CLI::App* sub = app.add_subcommand("sample", "draw class-conditional images from a generator");
+  f->app = sub;
   sub->add_option("-m,--model", f->model, "a generator checkpoint (.safetensors)")->required();
   sub->add_option("--class", f->cls, "class name or index, or all (one row per class)")
       ->capture_default_str();
   sub->add_option("-n", f->count, "images (default: one row of --grid; with all: per class row)");
   sub->add_option("--steps", f->steps, "sampler steps")->capture_default_str();
-  sub->add_option("--cfg", f->cfg, "classifier-free guidance scale (1: conditional, 0: none)")
+  sub->add_option("--cfg", f->cfg,
+                  "classifier-free guidance scale (1: conditional, 0: none; a reflowed model: 1)")
       ->capture_default_str();
   sub->add_option("--sampler", f->sampler, "euler | heun (flow), ddim | ddpm (diffusion)");
   sub->add_option("--eta", f->eta, "DDIM noise (0: deterministic)")->capture_default_str();
@@ -192,6 +213,10 @@ Action add_sample_command(CLI::App& app) {
                   "a classifier: keep the best of --best-of candidates per image");
   sub->add_option("--best-of", f->best_of, "candidates per image (with --verify-with)")
       ->capture_default_str();
+  sub->add_option("--classifier-guidance", f->classifier_guidance,
+                  "classifier guidance scale (with --guide-with; composes with --cfg)");
+  sub->add_option("--guide-with", f->guide_with,
+                  "a noise-aware classifier (duet train --task classify --noised flow)");
   return [f] { run_sample(*f); };
 }
 

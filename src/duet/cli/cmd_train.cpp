@@ -7,6 +7,8 @@
 #include <string>
 
 #include "duet/cli/commands.h"
+#include "duet/cli/compress_report.h"
+#include "duet/cli/qat_report.h"
 #include "duet/io/safetensors.h"
 #include "duet/models/checkpoint.h"
 #include "duet/tensor/error.h"
@@ -24,6 +26,7 @@ struct TrainFlags {
   std::string out;
   bool resume = false;
   int64_t stop_after = 0;
+  std::string bench = "quick";  // --qat-from: speed check of the int8 result
   // Generation-only flags (their defaults live in train::GenerateRecipe).
   train::GenerateRecipe gen;
 };
@@ -56,9 +59,19 @@ train::GenerateRecipe generate_recipe(const TrainFlags& f, CLI::App* sub) {
   if (given("--sample-every")) g.sample_every = f.gen.sample_every;
   if (given("--sample-steps")) g.sample_steps = f.gen.sample_steps;
   if (given("--sample-cfg")) g.sample_cfg = f.gen.sample_cfg;
+  if (given("--sample-sampler")) g.sample_sampler = f.gen.sample_sampler;
+  if (given("--reflow-pairs")) g.reflow_pairs = f.gen.reflow_pairs;
+  if (given("--init")) {
+    if (!f.resume && (given("--arch") || given("--width")))
+      fail_usage("--init ", r.init, ": the network comes from the checkpoint; drop --arch/--width");
+    g.init = r.init;
+  }
   for (const char* flag :
        {"--optimizer", "--momentum", "--nesterov", "--label-smoothing", "--val", "--test-limit",
-        "--teacher", "--kd-temperature", "--kd-alpha", "--init", "--test-data", "--extra-data"})
+        "--teacher", "--kd-temperature", "--kd-alpha", "--test-data", "--extra-data", "--noised"})
+    if (given(flag)) fail_usage(flag, " applies to --task classify only");
+  for (const char* flag : {"--qat-from", "--calib", "--method", "--keep-fp32", "--qat-ranges",
+                           "--max-layer-error", "--bench"})  // int8 covers classifiers only
     if (given(flag)) fail_usage(flag, " applies to --task classify only");
   return g;
 }
@@ -88,7 +101,7 @@ void run_train(const TrainFlags& f, CLI::App* sub) {
     return;
   }
   for (const char* flag : {"--objective", "--time-sampling", "--cfg-dropout", "--sample-every",
-                           "--sample-steps", "--sample-cfg"})
+                           "--sample-steps", "--sample-cfg", "--sample-sampler", "--reflow-pairs"})
     if (given_on(sub, flag)) fail_usage(flag, " applies to --task generate only");
   train::ClassifyRecipe r = f.recipe;
   if (f.width > 0) r.model_overrides["width"] = f.width;
@@ -102,6 +115,7 @@ void run_train(const TrainFlags& f, CLI::App* sub) {
     if (given("--data")) saved.data = r.data;
     if (given("--test-data")) saved.test_data = r.test_data;
     if (given("--extra-data")) saved.extra_data = r.extra_data;
+    if (given("--noised")) saved.noised = r.noised;
     if (given("--epochs")) saved.epochs = r.epochs;
     if (given("--batch")) saved.batch = r.batch;
     if (given("--lr")) saved.lr = r.lr;
@@ -122,13 +136,31 @@ void run_train(const TrainFlags& f, CLI::App* sub) {
     if (given("--kd-temperature")) saved.kd_temperature = r.kd_temperature;
     if (given("--kd-alpha")) saved.kd_alpha = r.kd_alpha;
     if (given("--init")) saved.init = r.init;
+    if (given("--qat-from")) saved.qat_from = r.qat_from;
+    if (given("--calib")) saved.qat_calib = r.qat_calib;
+    if (given("--method")) saved.qat_method = r.qat_method;
+    if (given("--keep-fp32")) saved.qat_keep_fp32 = r.qat_keep_fp32;
+    if (given("--qat-ranges")) saved.qat_ranges = r.qat_ranges;
+    if (given("--max-layer-error")) saved.qat_max_layer_error = r.qat_max_layer_error;
     r = saved;
+  } else if (!r.qat_from.empty()) {
+    if (given_on(sub, "--arch") || given_on(sub, "--width"))
+      fail_usage("--qat-from ", r.qat_from,
+                 ": the network comes from the checkpoint; drop --arch/--width");
+    r.arch = init_arch_name(r.qat_from);
   } else if (!r.init.empty()) {
     if (given_on(sub, "--arch") || given_on(sub, "--width"))
       fail_usage("--init ", r.init, ": the network comes from the checkpoint; drop --arch/--width");
     r.arch = init_arch_name(r.init);
   }
-  train::train_classifier(r, o);
+  if (r.qat_from.empty())
+    for (const char* flag :
+         {"--calib", "--method", "--keep-fp32", "--qat-ranges", "--max-layer-error", "--bench"})
+      if (given_on(sub, flag))
+        fail_usage(flag, " applies to quantisation-aware training only (--qat-from)");
+  check_bench_mode("train", f.bench);
+  const train::TrainSummary done = train::train_classifier(r, o);
+  if (!r.qat_from.empty() && done.finished) print_qat_report(r, f.out, f.bench);
 }
 
 // The flags `train` and `distill` share: the classification recipe, the run folder, the teacher.
@@ -148,6 +180,9 @@ void add_classify_flags(CLI::App* sub, TrainFlags* f) {
                   "classify: append this data set to the training images (same class names), "
                   "e.g. idx:DIR/train-images-idx3-ubyte,DIR/train-labels-idx1-ubyte from duet "
                   "synth");
+  sub->add_option("--noised", r.noised,
+                  "classify: noise-aware classifier for classifier guidance: train on x_t of "
+                  "this schedule (flow | ddpm) at a uniform t per image, inputs in [-1, 1]");
   sub->add_option("--epochs", r.epochs, "epochs")->capture_default_str();
   sub->add_option("--batch", r.batch, "batch size")->capture_default_str();
   sub->add_option("--lr", r.lr, "peak learning rate")->capture_default_str();
@@ -176,8 +211,31 @@ void add_classify_flags(CLI::App* sub, TrainFlags* f) {
                   "distillation: softmax temperature of teacher and student")
       ->capture_default_str();
   sub->add_option("--init", r.init,
-                  "classify: fine-tune this classifier checkpoint (its network, weights and input "
+                  "fine-tune this checkpoint (its network and weights; a classifier's input "
                   "normalisation) instead of training a fresh --arch");
+  sub->add_option("--qat-from", r.qat_from,
+                  "classify: quantisation-aware training of this float classifier's int8 form; "
+                  "model.safetensors is the int8 checkpoint");
+  sub->add_option("--calib", r.qat_calib,
+                  "--qat-from: calibration images of --data (as duet quantize --calib DATA:N)")
+      ->capture_default_str();
+  sub->add_option("--method", r.qat_method,
+                  "--qat-from: activation ranges: minmax | percentile | kl")
+      ->capture_default_str();
+  sub->add_option("--keep-fp32", r.qat_keep_fp32,
+                  "--qat-from: convs kept in float: first, last or layer names")
+      ->delimiter(',');
+  sub->add_option("--qat-ranges", r.qat_ranges,
+                  "--qat-from: activation ranges during training: ema (follow the batches' "
+                  "min / max) | fixed (as calibrated)")
+      ->capture_default_str();
+  sub->add_option("--max-layer-error", r.qat_max_layer_error,
+                  "--qat-from: a conv whose post-training int8 output is off by more than this "
+                  "relative L2 error stays float (0: never), as in duet quantize")
+      ->capture_default_str();
+  sub->add_option("--bench", f->bench,
+                  "--qat-from: speed check of the int8 result: quick | full | none")
+      ->capture_default_str();
   sub->add_option("--kd-alpha", r.kd_alpha,
                   "distillation: weight of the soft (teacher) term; 1 - alpha weighs the labels")
       ->capture_default_str();
@@ -201,6 +259,11 @@ Action add_train_command(CLI::App& app) {
       "generate: epochs between sample grids in DIR/samples (default 1; 0: at the end)");
   sub->add_option("--sample-steps", g.sample_steps, "generate: sampler steps of the grids (20)");
   sub->add_option("--sample-cfg", g.sample_cfg, "generate: guidance scale of the grids (2)");
+  sub->add_option("--sample-sampler", g.sample_sampler,
+                  "generate: sampler of the grids (default: heun for flow, ddim for diffusion)");
+  sub->add_option("--reflow-pairs", g.reflow_pairs,
+                  "generate: train on these (noise, image) pairs instead of --data (a reflow; "
+                  "`duet reflow` makes them)");
   return [f, sub] { run_train(*f, sub); };
 }
 

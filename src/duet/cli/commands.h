@@ -26,6 +26,7 @@ Action add_distill_command(CLI::App& app);
 Action add_quantize_command(CLI::App& app);
 Action add_prune_command(CLI::App& app);
 Action add_gap_command(CLI::App& app);
+Action add_reflow_command(CLI::App& app);
 
 // The version main() reports, and the command line as typed (main() sets it before parsing),
 // for reports that record how they were made.

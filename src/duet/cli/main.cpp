@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   remember(duet::cli::add_quantize_command(app));
   remember(duet::cli::add_gap_command(app));
   remember(duet::cli::add_prune_command(app));
+  remember(duet::cli::add_reflow_command(app));
 
   // The command line, shell-quoted where needed, for reports that record it.
   for (int i = 0; i < argc; ++i) {

@@ -22,7 +22,23 @@ namespace duet::data {
 struct Batch {
   Tensor images;  // f32 [B, C, H, W]
   Tensor labels;  // i32 [B]
+  // Optional f32 [B, C, H, W]: noise paired with each image (a reflow's training pairs,
+  // data/pair_loader.h); undefined when the trainer draws its own.
+  Tensor noise;
   int64_t epoch = 0, index = 0;
+};
+
+// What a training loop iterates: the batches of an epoch, restartable at any batch so that a
+// resumed run sees what an uninterrupted one would.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t batches_per_epoch() const = 0;
+  // Begins (or restarts) `epoch` at batch `first_batch`: the resume point of a checkpoint.
+  virtual void start_epoch(int64_t epoch, int64_t first_batch) = 0;
+  void start_epoch(int64_t epoch) { start_epoch(epoch, 0); }
+  // The next batch of the current epoch; false once the epoch is exhausted.
+  virtual bool next(Batch& out) = 0;
 };
 
 struct LoaderConfig {
@@ -39,7 +55,7 @@ struct LoaderConfig {
   std::function<void(Batch&)> on_batch;
 };
 
-class Loader {
+class Loader final : public BatchSource {
  public:
   // Keeps its own reference to the data set's storage. Throws on a bad config.
   Loader(Dataset data, LoaderConfig config);
@@ -47,15 +63,16 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  int64_t batches_per_epoch() const;
+  int64_t batches_per_epoch() const override;
   const Dataset& dataset() const { return data_; }
   const LoaderConfig& config() const { return cfg_; }
 
   // Begins (or restarts) `epoch` at batch `first_batch`: the resume point of a checkpoint.
-  void start_epoch(int64_t epoch, int64_t first_batch = 0);
+  void start_epoch(int64_t epoch, int64_t first_batch) override;
+  using BatchSource::start_epoch;
   // The next batch of the current epoch; false once the epoch is exhausted. Rethrows, on the
   // caller's thread, any error the background thread hit while preparing this batch.
-  bool next(Batch& out);
+  bool next(Batch& out) override;
 
   // Batch `index` of `epoch`, built on the calling thread: what next() yields at that position.
   Batch make_batch(int64_t epoch, int64_t index) const;

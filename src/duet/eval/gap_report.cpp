@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "duet/data/image_grid.h"
+#include "duet/gen/classifier_guidance.h"
 #include "duet/gen/verify.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -87,22 +88,28 @@ train::ClassifyMetrics generative_metrics(models::UNet& unet, gen::Objective obj
 
 nlohmann::json sampling_summary(const GapSampling& s) {
   const auto& d = s.distribution.overall;
-  nlohmann::json j = {{"name", s.name},
-                      {"label", s.label},
-                      {"cfg", s.cfg},
-                      {"best_of", s.best_of},
-                      {"passes_per_image", s.passes_per_image},
-                      {"images", s.by_classifier.metrics.count},
-                      {"cond_acc_classifier", s.by_classifier.metrics.accuracy},
-                      {"cond_acc_judge", nullptr},
-                      {"fid_ref", d.fid.fid},
-                      {"kid_ref", d.kid.kid},
-                      {"kid_ref_se", d.kid.std_error},
-                      {"precision", d.pr.precision},
-                      {"recall", d.pr.recall},
-                      {"diversity", d.diversity_candidate},
-                      {"diversity_real", d.diversity_reference},
-                      {"seconds", s.seconds}};
+  nlohmann::json j = {
+      {"name", s.name},
+      {"label", s.label},
+      {"cfg", s.cfg},
+      {"best_of", s.best_of},
+      {"passes_per_image", s.passes_per_image},
+      {"classifier_guidance", s.classifier_guidance},
+      {"classifier_passes_per_image", s.classifier_passes_per_image},
+      {"images", s.by_classifier.metrics.count},
+      {"cond_acc_classifier", s.by_classifier.metrics.accuracy},
+      {"cond_acc_judge", nullptr},
+      {"fid_ref", d.fid.fid},
+      {"kid_ref", d.kid.kid},
+      {"kid_ref_se", d.kid.std_error},
+      {"precision", d.pr.precision},
+      {"recall", d.pr.recall},
+      {"diversity", d.diversity_candidate},
+      {"diversity_real", d.diversity_reference},
+      {"seconds", s.seconds},
+      {"seconds_per_image", s.by_classifier.metrics.count > 0
+                                ? s.seconds / static_cast<double>(s.by_classifier.metrics.count)
+                                : 0.0}};
   if (s.by_judge) j["cond_acc_judge"] = s.by_judge->metrics.accuracy;
   return j;
 }
@@ -140,6 +147,9 @@ void validate_gap(const GapInputs& in, const GapOptions& o) {
   validate_judge(unet, objective, in.classifier_config, jo);
   if (in.judge) validate_judge(unet, objective, in.judge_config, jo);
   gen::validate_verifier(unet.config(), in.classifier_config, o.best_of);
+  if (in.guide)
+    gen::validate_guide_classifier(unet.config(), objective, in.guide_config, o.classifier_guidance,
+                                   "--guide-with " + in.guide_path);
   if (in.test.num_classes() != k)
     fail_usage("gap: the test data has ", in.test.num_classes(), " classes; the generator has ", k);
 }
@@ -174,6 +184,9 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
       {"objective", gen::objective_name(objective)},
       {"cfg", o.cfg},
       {"best_of", o.best_of},
+      {"classifier_guidance", in.guide ? nlohmann::json(o.classifier_guidance) : nlohmann::json()},
+      {"guide_cfg", in.guide ? nlohmann::json(o.guide_cfg) : nlohmann::json()},
+      {"guide_with", in.guide ? nlohmann::json(in.guide_path) : nlohmann::json()},
       {"seed", o.seed},
       {"robust_images", std::min(o.robust_images, in.test.size())},
       {"robust_seed", o.robust_seed},
@@ -221,12 +234,25 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
     std::string label;
     double cfg;
     int best_of;
+    double guidance = 0.0;  // classifier guidance scale
   };
-  const std::vector<Mode> modes = {
+  std::vector<Mode> modes = {
       {"plain", "plain, CFG 1", 1.0, 1},
       {"cfg", "CFG " + shortest(o.cfg), o.cfg, 1},
       {"verified", "best-of-" + std::to_string(o.best_of) + " verified, CFG " + shortest(o.cfg),
        o.cfg, o.best_of}};
+  // Classifier guidance next to them: at guide_cfg 1 it spends one classifier forward+backward
+  // where CFG spends a second generator pass, the comparison at (roughly) equal compute.
+  if (in.guide)
+    modes.push_back(
+        {"classifier-guided",
+         "classifier-guided " + shortest(o.classifier_guidance) + ", CFG " + shortest(o.guide_cfg),
+         o.guide_cfg, 1, o.classifier_guidance});
+  gen::InputMap guide_map;
+  if (in.guide) {
+    const data::NormStats gn = train::model_norm_stats(in.guide_config);
+    guide_map = gen::classifier_input_map(gn.mean, gn.std, jo.lo, jo.hi, unet.config().in_channels);
+  }
   const data::NormStats verifier_norm = train::model_norm_stats(in.classifier_config);
   const gen::Scorer verifier = gen::classifier_scorer(
       *in.classifier, [verifier_norm, lo = jo.lo, hi = jo.hi](const Tensor& x) {
@@ -238,9 +264,12 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
     GapSampling s;
     s.name = mode.name, s.label = mode.label, s.cfg = mode.cfg, s.best_of = mode.best_of;
     s.passes_per_image = gen::passes_per_image(o.sample, mode.cfg, mode.best_of);
+    s.classifier_guidance = mode.guidance;
+    s.classifier_passes_per_image = mode.guidance > 0 ? gen::evaluations(o.sample) : 0;
     JudgeOptions mo = jo;
     mo.cfg = mode.cfg;
-    const std::string tag = "generation " + std::to_string(m + 1) + "/3 (" + mode.label + ")";
+    const std::string tag = "generation " + std::to_string(m + 1) + "/" +
+                            std::to_string(modes.size()) + " (" + mode.label + ")";
     mo.on_batch = [&](int64_t done, int64_t total) {
       say(o, tag + ": " + std::to_string(done) + "/" + std::to_string(total) + " images");
     };
@@ -250,9 +279,18 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
                               mode.best_of)
             .images;
       };
+    } else if (mode.guidance > 0) {
+      mo.draw = [&](const std::vector<int32_t>& labels, uint64_t seed) {
+        return gen::generate_classifier_guided(unet, objective, labels, mode.cfg, *in.guide,
+                                               guide_map, mode.guidance, o.sample, seed);
+      };
     }
     say(o, tag + ": " + std::to_string(k * o.per_class) + " images, " +
-               std::to_string(s.passes_per_image) + " network passes per image");
+               std::to_string(s.passes_per_image) + " network passes per image" +
+               (s.classifier_passes_per_image > 0
+                    ? " + " + std::to_string(s.classifier_passes_per_image) +
+                          " classifier forward+backward passes"
+                    : ""));
     s.by_classifier = judge_generator(unet, objective, *in.classifier, in.classifier_config, mo);
     if (in.judge) s.by_judge = judge_replay(in, objective, jo, s.by_classifier.images);
     DistributionReportOptions dopt;

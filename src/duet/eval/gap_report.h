@@ -38,6 +38,10 @@ struct GapInputs {
   // Identity of the reference network (the classifier) and the floor, for the distribution report.
   std::string classifier_path, classifier_sha256, floor_source;
   bool judge_is_classifier = false;  // the "independent" judge is the classifier's own file
+  // Optional noise-aware classifier (train --noised): adds a classifier-guided sampling mode.
+  models::Classifier* guide = nullptr;
+  nlohmann::json guide_config;
+  std::string guide_path;
 };
 
 struct GapOptions {
@@ -46,6 +50,9 @@ struct GapOptions {
   gen::SampleOptions sample;
   double cfg = 2.0;  // the guided mode; the verified mode samples at this scale too
   int best_of = 4;
+  // The classifier-guided mode (with GapInputs::guide): guidance scale and the CFG it runs at.
+  double classifier_guidance = 0.0;
+  double guide_cfg = 1.0;
   uint64_t seed = 0;  // sampling (all modes start from the same noises) and KID subsets
   int64_t classifier_batch = 256;
   // Robustness: `robust_images` test images picked by a Philox permutation of `robust_seed`,
@@ -67,10 +74,12 @@ struct GapOptions {
 // network of the distribution metrics) and, when given, by the independent judge on the same
 // images.
 struct GapSampling {
-  std::string name, label;  // "plain" / "cfg" / "verified", and a human label
+  std::string name, label;  // "plain" / "cfg" / "verified" / "classifier-guided", a human label
   double cfg = 1.0;
   int best_of = 1;
-  int64_t passes_per_image = 0;
+  int64_t passes_per_image = 0;  // generator passes
+  double classifier_guidance = 0.0;
+  int64_t classifier_passes_per_image = 0;  // guide classifier forward+backward passes
   Judgement by_classifier;
   std::optional<Judgement> by_judge;
   DistributionReport distribution;

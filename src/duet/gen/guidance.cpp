@@ -36,6 +36,13 @@ Predictor guided_predictor(models::UNet& model, std::vector<int32_t> labels, dou
   };
 }
 
+double default_cfg(const nlohmann::json& generator_config, double fallback) {
+  const auto it = generator_config.find("reflow");
+  if (it == generator_config.end() || !it->is_object()) return fallback;
+  const auto cfg = it->find("sample_cfg");
+  return cfg != it->end() && cfg->is_number() ? cfg->get<double>() : fallback;
+}
+
 Tensor generate(models::UNet& model, Objective objective, const std::vector<int32_t>& labels,
                 double cfg_scale, const SampleOptions& options, uint64_t seed) {
   model.eval();

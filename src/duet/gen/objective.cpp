@@ -53,7 +53,7 @@ NoiseLevel noise_level(Objective o, double t) {
 }
 
 TrainingDraw draw_training_example(Objective o, TimeSampling sampling, const Tensor& x0,
-                                   Generator& gen) {
+                                   Generator& gen, const Tensor* noise) {
   DUET_CHECK(x0.rank() >= 2 && x0.dtype() == DType::f32 && x0.is_contiguous(),
              "generation: expected contiguous f32 images [N, ...], got ", x0.shape().str());
   const int64_t n = x0.dim(0), per = x0.numel() / std::max<int64_t>(n, 1);
@@ -66,7 +66,12 @@ TrainingDraw draw_training_example(Objective o, TimeSampling sampling, const Ten
   }
   TrainingDraw d;
   d.t = Tensor::from_vector(t, Shape{n});
-  Tensor eps = Tensor::normal(x0.shape(), gen);
+  if (noise != nullptr)
+    DUET_CHECK(
+        noise->shape() == x0.shape() && noise->dtype() == DType::f32 && noise->is_contiguous(),
+        "generation: paired noise ", noise->shape().str(), " does not match images ",
+        x0.shape().str());
+  const Tensor eps = noise != nullptr ? *noise : Tensor::normal(x0.shape(), gen);
   d.x_t = Tensor::empty(x0.shape());
   d.target = Tensor::empty(x0.shape());
   const float* xp = x0.data<float>();

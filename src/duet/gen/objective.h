@@ -52,12 +52,14 @@ inline float regression_target(Objective o, float a, float b, float x0, float ep
 
 // One training draw for a batch of clean images x0 [N, ...]: times t [N] (by `sampling`), noise,
 // the noised input x_t and the regression target (flow: eps - x0; ddpm-eps: eps; ddpm-v:
-// a eps - b x0). All drawn from `gen`, so a seed fixes them.
+// a eps - b x0). All drawn from `gen`, so a seed fixes them. `noise`, when given, is the noise
+// paired with each image instead of a fresh draw: a reflow trains on the straight line between
+// the noise a teacher started from and the image it reached.
 struct TrainingDraw {
   Tensor t, x_t, target;
 };
 TrainingDraw draw_training_example(Objective o, TimeSampling sampling, const Tensor& x0,
-                                   Generator& gen);
+                                   Generator& gen, const Tensor* noise = nullptr);
 
 // From a network prediction at (x_t, t), the implied clean image and noise.
 struct Decomposition {

@@ -53,17 +53,24 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
   autograd::record(
       y, "conv2d", {x_in, weight_in, bias},
       [x = autograd::detached(x), w = autograd::detached(w), s, has_bias,
-       need_dx = autograd::requires_grad(x_in)](const Tensor& g_in) {
+       need_dx = autograd::requires_grad(x_in),
+       // Frozen weights (an input gradient through a fixed network, e.g. classifier guidance)
+       // skip the weight-gradient pass, about half of the backward's work.
+       need_dw = autograd::requires_grad(weight_in) ||
+                 (has_bias && autograd::requires_grad(bias))](const Tensor& g_in) {
         const Tensor g = contiguous(g_in);
         Tensor dx;
         if (need_dx) {
           dx = Tensor::empty(x.shape());
           kernels::conv2d_backward_data(s, g.data<float>(), w.data<float>(), dx.data<float>());
         }
-        Tensor dw = Tensor::empty(w.shape());
-        Tensor db = has_bias ? Tensor::empty({s.out_channels}) : Tensor();
-        kernels::conv2d_backward_weight(s, x.data<float>(), g.data<float>(), dw.data<float>(),
-                                        has_bias ? db.data<float>() : nullptr);
+        Tensor dw, db;
+        if (need_dw) {
+          dw = Tensor::empty(w.shape());
+          db = has_bias ? Tensor::empty({s.out_channels}) : Tensor();
+          kernels::conv2d_backward_weight(s, x.data<float>(), g.data<float>(), dw.data<float>(),
+                                          has_bias ? db.data<float>() : nullptr);
+        }
         return std::vector<Tensor>{dx, dw, db};
       });
   return y;

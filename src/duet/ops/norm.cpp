@@ -52,27 +52,36 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
       invstd.data<float>()[i] = 1.0f / std::sqrt(running_var.data<float>()[i] + eps);
     autograd::record(
         y, "batch_norm", {x_in, weight, bias},
-        [x = autograd::detached(x), w = autograd::detached(weight), mean, invstd, n, c,
-         hw](const Tensor& g_in) {
+        [x = autograd::detached(x), w = autograd::detached(weight), mean, invstd, n, c, hw,
+         // Frozen parameters (an input gradient through a fixed network, e.g. classifier
+         // guidance) need only dx.
+         need_params =
+             autograd::requires_grad(weight) || autograd::requires_grad(bias)](const Tensor& g_in) {
           const Tensor g = contiguous(g_in);
           Tensor dx = Tensor::empty(x.shape());
           const float* gp = g.data<float>();
           float* dp = dx.data<float>();
+          const float* is = invstd.data<float>();
+          const float* wp = w.defined() ? w.data<float>() : nullptr;
           for (int64_t b = 0; b < n; ++b)
             for (int64_t ch = 0; ch < c; ++ch) {
-              const float k = invstd.data<float>()[ch] * (w.defined() ? w.data<float>()[ch] : 1.0f);
+              const float k = is[ch] * (wp ? wp[ch] : 1.0f);
               for (int64_t i = 0; i < hw; ++i)
                 dp[(b * c + ch) * hw + i] = gp[(b * c + ch) * hw + i] * k;
             }
+          if (!need_params) return std::vector<Tensor>{dx, Tensor(), Tensor()};
           // Parameter gradients in eval mode: dbeta = sum dy, dgamma = sum dy*xhat.
           Tensor dgamma = Tensor::zeros({c}), dbeta = Tensor::zeros({c});
+          float* dg = dgamma.data<float>();
+          float* db = dbeta.data<float>();
+          const float* xp = x.data<float>();
+          const float* mp = mean.data<float>();
           for (int64_t b = 0; b < n; ++b)
             for (int64_t ch = 0; ch < c; ++ch)
               for (int64_t i = 0; i < hw; ++i) {
                 const int64_t e = (b * c + ch) * hw + i;
-                dbeta.data<float>()[ch] += gp[e];
-                dgamma.data<float>()[ch] += gp[e] * (x.data<float>()[e] - mean.data<float>()[ch]) *
-                                            invstd.data<float>()[ch];
+                db[ch] += gp[e];
+                dg[ch] += gp[e] * (xp[e] - mp[ch]) * is[ch];
               }
           return std::vector<Tensor>{dx, dgamma, dbeta};
         });

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "duet/autograd/autograd.h"
+#include "duet/gen/objective.h"
 #include "duet/models/checkpoint.h"
 #include "duet/models/classifier.h"
 #include "duet/models/registry.h"
@@ -14,6 +15,7 @@
 #include "duet/tensor/rng.h"
 #include "duet/train/adamw.h"
 #include "duet/train/metrics.h"
+#include "duet/train/qat_run.h"
 
 namespace duet::train {
 namespace {
@@ -78,6 +80,13 @@ void fresh_model(ClassifySetup& s) {
   s.config["num_classes"] = s.train_set.num_classes();
   s.config["preprocess"] = {{"mean", s.norm.mean}, {"std", s.norm.std}};
   s.config["class_names"] = s.train_set.class_names;
+  // Recorded so that classifier guidance can check it was trained on the generator's x_t. The
+  // network gets no t input: the noise level is visible in x_t itself (Fashion-MNIST's flat
+  // background shows b(t) eps almost alone), and an unchanged architecture keeps eval, quantize,
+  // info and the PyTorch twin working on noise-aware classifiers as on any other.
+  if (!recipe.noised.empty())
+    s.config["noised"] = {
+        {"schedule", recipe.noised}, {"t", "uniform"}, {"value_range", {-1.0, 1.0}}};
   Generator init_gen(static_cast<uint64_t>(recipe.seed));
   s.model = models::build_model(s.config, init_gen);
 }
@@ -102,6 +111,17 @@ void start_from_checkpoint(ClassifySetup& s) {
   s.config = loaded.config;
   s.norm = model_norm_stats(s.config);
   s.model = loaded.model;
+  // Noise-aware fine-tuning needs a start trained on the same x_t (its inputs are in the
+  // generator's range); clean fine-tuning of a noise-aware start is no longer noise-aware.
+  const std::string was = s.config.contains("noised") && s.config["noised"].is_object()
+                              ? s.config["noised"].value("schedule", std::string())
+                              : std::string();
+  if (!s.recipe.noised.empty() && was != s.recipe.noised)
+    fail_usage(
+        "--init ", path, ": --noised ", s.recipe.noised,
+        " fine-tuning needs a checkpoint trained with --noised ", s.recipe.noised,
+        was.empty() ? " (this one was trained on clean images)" : " (this one: " + was + ")");
+  if (s.recipe.noised.empty()) s.config.erase("noised");
 }
 
 }  // namespace
@@ -123,7 +143,8 @@ ClassifySetup make_classify_setup(const ClassifyRecipe& recipe, bool load_test) 
     s.val_set = std::move(split.val);
   }
   if (!recipe.extra_data.empty()) s.train_set = append_extra(s.train_set, recipe);
-  s.norm = data::compute_norm_stats(s.train_set);
+  s.norm = recipe.noised.empty() ? data::compute_norm_stats(s.train_set)
+                                 : noised_norm(s.train_set.channels);
   if (load_test) {
     data::DataOptions test_opts;
     test_opts.split = data::Split::test;
@@ -142,7 +163,9 @@ ClassifySetup make_classify_setup(const ClassifyRecipe& recipe, bool load_test) 
                  " (an IDX pair takes its names from a meta.json next to the images)");
   }
 
-  if (!recipe.init.empty()) {
+  if (!recipe.qat_from.empty()) {
+    start_from_qat(s);  // train/qat_run.h: the int8 twin of the float checkpoint
+  } else if (!recipe.init.empty()) {
     start_from_checkpoint(s);
   } else {
     fresh_model(s);
@@ -154,6 +177,8 @@ ClassifySetup make_classify_setup(const ClassifyRecipe& recipe, bool load_test) 
   lcfg.seed = static_cast<uint64_t>(recipe.seed);
   lcfg.augment = parse_augment(recipe.augment);
   lcfg.norm = s.norm;
+  if (!recipe.noised.empty())
+    lcfg.on_batch = noised_batch_hook(recipe.noised, static_cast<uint64_t>(recipe.seed));
   s.loader = std::make_unique<data::Loader>(s.train_set, lcfg);
   s.batches_per_epoch = s.loader->batches_per_epoch();
   s.total_steps = recipe.epochs * s.batches_per_epoch;
@@ -179,6 +204,27 @@ ClassifySetup make_classify_setup(const ClassifyRecipe& recipe, bool load_test) 
   if (!recipe.teacher.empty())
     s.teacher = std::make_unique<Teacher>(recipe.teacher, s.config, s.norm);
   return s;
+}
+
+data::NormStats noised_norm(int64_t channels) {
+  data::NormStats n;
+  n.mean.assign(static_cast<size_t>(channels), 0.5f);
+  n.std.assign(static_cast<size_t>(channels), 0.5f);
+  return n;
+}
+
+std::function<void(data::Batch&)> noised_batch_hook(const std::string& schedule, uint64_t seed) {
+  // Uniform t: guidance asks the classifier at every time of the sampler's grid, so every time
+  // gets the same training weight. Near t = 1 nothing is learnable and the network learns the
+  // prior there, which is the right answer (its gradient then vanishes).
+  const gen::Objective o = schedule == "ddpm" ? gen::Objective::ddpm_eps : gen::Objective::flow;
+  return [o, seed](data::Batch& b) {
+    constexpr uint64_t kNoisedStream = 0x6e6f6973;  // "nois": apart from other derived seeds
+    const auto w = philox4x32(static_cast<uint64_t>(b.index),
+                              (kNoisedStream << 32) | static_cast<uint64_t>(b.epoch), seed);
+    Generator g((static_cast<uint64_t>(w[0]) << 32) | w[1]);
+    b.images = gen::draw_training_example(o, gen::TimeSampling::uniform, b.images, g).x_t;
+  };
 }
 
 StepStats train_step(ClassifySetup& s, const data::Batch& batch, int64_t step) {

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "duet/data/loader.h"
 #include "duet/nn/module.h"
@@ -42,6 +44,14 @@ struct StepStats {
   float loss = 0.0f;  // mean over the batch; not finite: nothing was updated
   int64_t images = 0, correct = 0;
 };
+
+// A noise-aware run (recipe.noised "flow" | "ddpm"): the input normalisation that maps pixels to
+// the generator's range, p / 255 * 2 - 1 (mean = std = 0.5 per channel), and the loader's
+// per-batch step that replaces each image x by x_t = a(t) x + b(t) eps of that schedule at a
+// uniform t in [0, 1) per image. Its draws come from a Philox seed derived from (seed, epoch,
+// batch index) alone, so a resumed run sees exactly the noise an uninterrupted one would.
+data::NormStats noised_norm(int64_t channels);
+std::function<void(data::Batch&)> noised_batch_hook(const std::string& schedule, uint64_t seed);
 
 // One training step at global step `step` (0-based): the schedule's lr (and momentum), forward,
 // loss, backward, optimizer, EMA, and the batch's training accuracy. A non-finite loss returns

@@ -5,6 +5,9 @@
 #include <vector>
 
 #include "duet/autograd/autograd.h"
+#include "duet/data/pair_loader.h"
+#include "duet/gen/reflow_pairs.h"
+#include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
 #include "duet/ops/loss.h"
 #include "duet/tensor/error.h"
@@ -13,42 +16,108 @@
 
 namespace duet::train {
 
-GenerateSetup make_generate_setup(const GenerateRecipe& r) {
-  GenerateSetup s;
+namespace {
+
+data::Dataset load_training_images(const GenerateRecipe& r) {
   data::DataOptions o;
   o.split = data::Split::train;
-  s.train_set = data::load_dataset(r.data, o);
-  if (s.train_set.height != s.train_set.width)
-    s.train_set = data::conform(s.train_set, 0, s.train_set.height, s.train_set.height);
-  if (r.limit > 0 && r.limit < s.train_set.size()) {
+  data::Dataset d = data::load_dataset(r.data, o);
+  if (d.height != d.width) d = data::conform(d, 0, d.height, d.height);
+  if (r.limit > 0 && r.limit < d.size()) {
     std::vector<int64_t> first(static_cast<size_t>(r.limit));
     for (int64_t i = 0; i < r.limit; ++i) first[static_cast<size_t>(i)] = i;
-    s.train_set = data::subset(s.train_set, first);
+    d = data::subset(d, first);
   }
-  s.objective = gen::parse_objective(r.objective);
-  s.time_sampling = gen::parse_time_sampling(r.time_sampling);
+  return d;
+}
 
+// A fresh network of the recipe's preset, sized for the data.
+void fresh_unet(GenerateSetup& s, const GenerateRecipe& r, int64_t channels, int64_t size) {
   s.config = models::preset_config(r.arch);
   for (auto& [k, v] : r.model_overrides.items()) s.config[k] = v;
-  s.config["in_channels"] = s.train_set.channels;
-  s.config["image_size"] = s.train_set.height;
-  s.config["num_classes"] = s.train_set.num_classes();
-  s.config["class_names"] = s.train_set.class_names;
+  s.config["in_channels"] = channels;
+  s.config["image_size"] = size;
+  s.config["num_classes"] = static_cast<int64_t>(s.class_names.size());
+  s.config["class_names"] = s.class_names;
   s.config["objective"] = gen::objective_name(s.objective);
   s.config["value_range"] = {-1.0, 1.0};  // pixels 0..255 map linearly to [-1, 1]
   Generator init_gen(static_cast<uint64_t>(r.seed));
   s.module = models::build_model(s.config, init_gen);
-  s.unet = static_cast<models::UNet*>(s.module.get());  // family checked by validate()
+}
+
+// Fine-tuning: the checkpoint's network and weights; the data must be what it was built for.
+void unet_from_checkpoint(GenerateSetup& s, const GenerateRecipe& r, int64_t channels,
+                          int64_t size) {
+  models::LoadedModel loaded = models::load_model(r.init);
+  const std::string family = loaded.config.value("family", std::string("?"));
+  if (family != "unet") fail_usage("--init ", r.init, ": a ", family, " model is not a generator");
+  const std::string objective = loaded.config.value("objective", std::string("flow"));
+  if (objective != r.objective)
+    fail_usage("--init ", r.init, ": the generator was trained for --objective ", objective,
+               ", the run asks for ", r.objective);
+  auto require = [&](const char* field, int64_t want) {
+    const int64_t got = loaded.config.value(field, int64_t{-1});
+    if (got != want)
+      fail_usage("--init ", r.init, ": field '", field, "' is ", got, ", the training data need ",
+                 want);
+  };
+  require("in_channels", channels);
+  require("image_size", size);
+  require("num_classes", static_cast<int64_t>(s.class_names.size()));
+  s.config = loaded.config;
+  s.module = loaded.model;
+}
+
+}  // namespace
+
+GenerateSetup make_generate_setup(const GenerateRecipe& r) {
+  DUET_CHECK(r.seed >= 0, "make_generate_setup: the recipe's seed must be resolved, got ", r.seed);
+  GenerateSetup s;
+  s.objective = gen::parse_objective(r.objective);
+  s.time_sampling = gen::parse_time_sampling(r.time_sampling);
+
+  int64_t channels = 0, size = 0;
+  gen::ReflowPairs pairs;
+  if (!r.reflow_pairs.empty()) {
+    pairs = gen::load_reflow_pairs(r.reflow_pairs);
+    if (pairs.noise.dim(2) != pairs.noise.dim(3))
+      fail(r.reflow_pairs, ": pairs of ", pairs.noise.dim(2), "x", pairs.noise.dim(3),
+           " images; the UNet needs square ones");
+    s.class_names = pairs.class_names;
+    s.train_size = pairs.size();
+    channels = pairs.noise.dim(1);
+    size = pairs.noise.dim(2);
+  } else {
+    s.train_set = load_training_images(r);
+    s.class_names = s.train_set.class_names;
+    s.train_size = s.train_set.size();
+    channels = s.train_set.channels;
+    size = s.train_set.height;
+  }
+  if (r.init.empty()) {
+    fresh_unet(s, r, channels, size);
+  } else {
+    unet_from_checkpoint(s, r, channels, size);
+  }
+  s.unet = dynamic_cast<models::UNet*>(s.module.get());
+  DUET_CHECK(s.unet != nullptr, "generation: the model is not a UNet");
   s.module->train();
 
-  data::LoaderConfig lcfg;
-  lcfg.batch_size = r.batch;
-  lcfg.seed = static_cast<uint64_t>(r.seed);
-  lcfg.augment = parse_augment(r.augment);
-  lcfg.norm.mean.assign(static_cast<size_t>(s.train_set.channels), 0.5f);
-  lcfg.norm.std.assign(static_cast<size_t>(s.train_set.channels), 0.5f);
-  lcfg.drop_last = s.train_set.size() > r.batch;  // keeps GroupNorm statistics on full batches
-  s.loader = std::make_unique<data::Loader>(s.train_set, lcfg);
+  // Full batches keep GroupNorm statistics steady.
+  const bool drop_last = s.train_size > r.batch;
+  if (!r.reflow_pairs.empty()) {
+    s.loader = std::make_unique<data::PairLoader>(pairs.images, pairs.noise, pairs.labels, r.batch,
+                                                  static_cast<uint64_t>(r.seed), drop_last);
+  } else {
+    data::LoaderConfig lcfg;
+    lcfg.batch_size = r.batch;
+    lcfg.seed = static_cast<uint64_t>(r.seed);
+    lcfg.augment = parse_augment(r.augment);
+    lcfg.norm.mean.assign(static_cast<size_t>(channels), 0.5f);
+    lcfg.norm.std.assign(static_cast<size_t>(channels), 0.5f);
+    lcfg.drop_last = drop_last;
+    s.loader = std::make_unique<data::Loader>(s.train_set, lcfg);
+  }
   s.batches_per_epoch = s.loader->batches_per_epoch();
   s.total_steps = r.epochs * s.batches_per_epoch;
 
@@ -73,7 +142,8 @@ float generate_train_step(GenerateSetup& s, const GenerateRecipe& r, const data:
   for (auto& y : labels)
     if (g.next_uniform() < r.cfg_dropout) y = s.unet->config().null_class();
   const gen::TrainingDraw d =
-      gen::draw_training_example(s.objective, s.time_sampling, batch.images, g);
+      gen::draw_training_example(s.objective, s.time_sampling, batch.images, g,
+                                 batch.noise.defined() ? &batch.noise : nullptr);
   Tensor pred = s.unet->forward(d.x_t, d.t, Tensor::from_vector(labels, Shape{n}));
   Tensor loss = ops::mse_loss(pred, d.target);
   const float value = loss.item();

@@ -19,11 +19,14 @@
 namespace duet::train {
 
 struct GenerateSetup {
-  data::Dataset train_set;
+  data::Dataset train_set;  // empty for a reflow, which trains on pairs
+  int64_t train_size = 0;   // images (or pairs) per epoch before batching
+  std::vector<std::string> class_names;
   nlohmann::json config;
-  std::shared_ptr<nn::Module> module;  // in training mode, initialised from the seed
-  models::UNet* unet = nullptr;        // module, as the UNet it is
-  std::unique_ptr<data::Loader> loader;
+  // In training mode, initialised from the seed or loaded from the recipe's `init` checkpoint.
+  std::shared_ptr<nn::Module> module;
+  models::UNet* unet = nullptr;  // module, as the UNet it is
+  std::unique_ptr<data::BatchSource> loader;
   LrSchedule schedule;
   std::unique_ptr<Optimizer> optim;
   std::unique_ptr<Ema> ema;
@@ -33,12 +36,15 @@ struct GenerateSetup {
 };
 
 // Builds everything a fresh run starts from; recipe.seed must be >= 0 and the recipe valid.
+// Usage Errors when an `init` checkpoint is not a generator, its objective is not the recipe's,
+// or its channels, size or classes differ from the data's (or the reflow pairs').
 GenerateSetup make_generate_setup(const GenerateRecipe& recipe);
 
 // One step at global step `step` (0-based): the schedule's lr, label dropout, the objective's
-// draw, forward, MSE, backward, AdamW, EMA. Returns the loss; when it is not finite nothing was
-// updated. Its randomness comes from a Philox stream keyed by the seed and positioned by the
-// step, so a resumed run draws exactly what an uninterrupted one did.
+// draw (with the batch's paired noise when it has one), forward, MSE, backward, AdamW, EMA. Returns
+// the loss; when it is not finite nothing was updated. Its randomness comes from a Philox stream
+// keyed by the seed and positioned by the step, so a resumed run draws exactly what an
+// uninterrupted one did.
 float generate_train_step(GenerateSetup& s, const GenerateRecipe& r, const data::Batch& batch,
                           int64_t step);
 

@@ -46,7 +46,14 @@ nlohmann::json GenerateRecipe::to_json() const {
           {"sample_every", sample_every},
           {"sample_steps", sample_steps},
           {"sample_cfg", sample_cfg},
-          {"seed", seed}};
+          {"sample_sampler", sample_sampler},
+          {"seed", seed},
+          {"init", init},
+          {"init_sha256", init_sha256},
+          {"init_bytes", init_bytes},
+          {"reflow_pairs", reflow_pairs},
+          {"reflow_pairs_sha256", reflow_pairs_sha256},
+          {"reflow_pairs_bytes", reflow_pairs_bytes}};
 }
 
 GenerateRecipe GenerateRecipe::from_json(const nlohmann::json& j) {
@@ -70,7 +77,14 @@ GenerateRecipe GenerateRecipe::from_json(const nlohmann::json& j) {
   read_recipe_field(j, "sample_every", r.sample_every);
   read_recipe_field(j, "sample_steps", r.sample_steps);
   read_recipe_field(j, "sample_cfg", r.sample_cfg);
+  read_recipe_field(j, "sample_sampler", r.sample_sampler);
   read_recipe_field(j, "seed", r.seed);
+  read_recipe_field(j, "init", r.init);
+  read_recipe_field(j, "init_sha256", r.init_sha256);
+  read_recipe_field(j, "init_bytes", r.init_bytes);
+  read_recipe_field(j, "reflow_pairs", r.reflow_pairs);
+  read_recipe_field(j, "reflow_pairs_sha256", r.reflow_pairs_sha256);
+  read_recipe_field(j, "reflow_pairs_bytes", r.reflow_pairs_bytes);
   return r;
 }
 
@@ -90,10 +104,22 @@ void GenerateRecipe::validate() const {
   (void)gen::parse_time_sampling(time_sampling);
   (void)schedule_kind_from_string(schedule);
   (void)parse_augment(augment);
-  const auto config = models::preset_config(arch);
-  if (config.value("family", "") != "unet")
-    fail_usage("--task generate needs a generator architecture (unet-xs, unet-s), got '", arch,
-               "'");
+  if (!sample_sampler.empty())
+    (void)gen::sample_options(gen::parse_objective(objective), sample_sampler,
+                              static_cast<int>(sample_steps));
+  if (!init.empty() && !model_overrides.empty())
+    fail_usage("--init: the network comes from ", init,
+               "; model options (--width and the like) cannot change it");
+  if (!reflow_pairs.empty() && !augment.empty())
+    fail_usage(
+        "--augment cannot change reflow pairs: each image must stay the one its noise "
+        "led to");
+  if (init.empty()) {
+    const auto config = models::preset_config(arch);
+    if (config.value("family", "") != "unet")
+      fail_usage("--task generate needs a generator architecture (unet-xs, unet-s), got '", arch,
+                 "'");
+  }
 }
 
 namespace {
@@ -107,14 +133,13 @@ void write_sample_grid(GenerateSetup& s, const GenerateRecipe& r, const fs::path
   for (int32_t c = 0; c < s.unet->config().num_classes; ++c)
     labels.insert(labels.end(), per_class, c);
   const gen::SampleOptions opt =
-      gen::sample_options(s.objective, "", static_cast<int>(r.sample_steps));
+      gen::sample_options(s.objective, r.sample_sampler, static_cast<int>(r.sample_steps));
   const Tensor images =
       gen::generate(*s.unet, s.objective, labels, r.sample_cfg, opt, static_cast<uint64_t>(r.seed));
   s.module->train();
   fs::create_directories(path.parent_path());
-  data::write_png(path.string(),
-                  data::label_grid_rows(data::image_grid(images, per_class),
-                                        s.train_set.class_names, s.unet->config().image_size));
+  data::write_png(path.string(), data::label_grid_rows(data::image_grid(images, per_class),
+                                                       s.class_names, s.unet->config().image_size));
 }
 
 }  // namespace
@@ -124,7 +149,7 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
   if (opt.out_dir.empty()) fail_usage("train: an output folder (-o) is required");
   GenerateRecipe recipe = recipe_in;
   const RunPaths paths(opt.out_dir);
-  Progress progress(opt.progress);
+  Progress progress(opt.progress, opt.lines_on_stderr ? stderr : stdout);
 
   ResumePoint resume;
   if (opt.resume) {
@@ -141,7 +166,16 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
     require_same_on_resume("--ema", recipe.ema_decay > 0, saved.ema_decay > 0);
     if (recipe.seed >= 0) require_same_on_resume("--seed", recipe.seed, saved.seed);
     recipe.seed = saved.seed;
+    require_same_on_resume("--init", recipe.init, saved.init);
+    recipe.init_sha256 = saved.init_sha256;
+    recipe.init_bytes = saved.init_bytes;
+    require_same_on_resume("--reflow-pairs", recipe.reflow_pairs, saved.reflow_pairs);
+    recipe.reflow_pairs_sha256 = saved.reflow_pairs_sha256;
+    recipe.reflow_pairs_bytes = saved.reflow_pairs_bytes;
   }
+  record_input_file("--init", recipe.init, opt.resume, recipe.init_sha256, recipe.init_bytes);
+  record_input_file("--reflow-pairs", recipe.reflow_pairs, opt.resume, recipe.reflow_pairs_sha256,
+                    recipe.reflow_pairs_bytes);
   if (recipe.seed < 0) recipe.seed = static_cast<int64_t>(random_seed() & 0x7fffffffffffffffull);
 
   GenerateSetup s = make_generate_setup(recipe);
@@ -159,10 +193,16 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
     std::error_code ec;
     fs::remove(paths.log, ec);
   }
-  progress.note(str("train ", recipe.arch, " (", recipe.objective, ", ", recipe.time_sampling,
-                    " t) on ", recipe.data, ": ", s.train_set.size(), " images, ",
-                    s.module->parameter_count(), " parameters, seed ", recipe.seed, ", ",
-                    num_threads(), " threads"));
+  if (!recipe.init.empty())
+    progress.note(
+        str("starting from ", recipe.init, " (sha256 ", recipe.init_sha256.substr(0, 12), ")"));
+  const std::string what =
+      recipe.reflow_pairs.empty()
+          ? str(recipe.data, ": ", s.train_size, " images")
+          : str("reflow pairs ", recipe.reflow_pairs, ": ", s.train_size, " (noise, image) pairs");
+  progress.note(str("train ", s.config.value("arch", recipe.arch), " (", recipe.objective, ", ",
+                    recipe.time_sampling, " t) on ", what, ", ", s.module->parameter_count(),
+                    " parameters, seed ", recipe.seed, ", ", num_threads(), " threads"));
 
   auto save_checkpoints = [&](int64_t epochs_done) {
     const nlohmann::json meta = {{"recipe", recipe.to_json()},
@@ -229,7 +269,7 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
   summary.finished = summary.epochs_done >= recipe.epochs;
   summary.peak = peak_memory();
   if (summary.finished) {
-    write_json_atomically(paths.metrics, {{"arch", recipe.arch},
+    write_json_atomically(paths.metrics, {{"arch", s.config.value("arch", recipe.arch)},
                                           {"config", s.config},
                                           {"recipe", recipe.to_json()},
                                           {"seed", recipe.seed},

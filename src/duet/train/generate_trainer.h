@@ -32,7 +32,20 @@ struct GenerateRecipe {
   int64_t sample_every = 1;                    // epochs between sample grids (0: only at the end)
   int64_t sample_steps = 20;
   double sample_cfg = 2.0;
+  std::string sample_sampler;  // sampler of the grids; empty: the objective's default
   int64_t seed = -1;
+  // Fine-tuning: when set, the run starts from this generator checkpoint (its config and
+  // weights) instead of a fresh `arch`; recorded by SHA-256 and size, --resume refuses a changed
+  // file.
+  std::string init;
+  std::string init_sha256;
+  int64_t init_bytes = 0;
+  // Reflow: when set, the training data are these (noise, image, label) pairs
+  // (gen/reflow_pairs.h) instead of `data`, each image noised with its own paired noise.
+  // Recorded like `init`.
+  std::string reflow_pairs;
+  std::string reflow_pairs_sha256;
+  int64_t reflow_pairs_bytes = 0;
 
   nlohmann::json to_json() const;
   static GenerateRecipe from_json(const nlohmann::json& j);

@@ -5,10 +5,24 @@
 #include "duet/io/safetensors.h"
 #include "duet/io/tensor_io.h"
 #include "duet/models/checkpoint.h"
+#include "duet/train/distill_digest.h"
 #include "duet/train/run_io.h"
 
 namespace duet::train {
 namespace fs = std::filesystem;
+
+void record_input_file(const char* flag, const std::string& path, bool resume, std::string& sha256,
+                       int64_t& bytes) {
+  if (path.empty()) return;
+  if (!fs::is_regular_file(path)) fail(flag, " ", path, ": no such file");
+  const auto now_bytes = static_cast<int64_t>(fs::file_size(path));
+  const std::string now_sha = sha256_file(path);
+  if (resume && (now_sha != sha256 || now_bytes != bytes))
+    fail_usage("--resume: ", flag, " ", path, " changed since the run started (", bytes,
+               " bytes, sha256 ", sha256, "; now ", now_bytes, " bytes, sha256 ", now_sha, ")");
+  sha256 = now_sha;
+  bytes = now_bytes;
+}
 
 RunPaths::RunPaths(const std::string& out_dir)
     : dir(out_dir),
@@ -59,7 +73,8 @@ std::pair<int64_t, int64_t> restore_run(const ResumePoint& from, const fs::path&
 
 void save_run_checkpoints(const RunPaths& paths, nn::Module& model, const Optimizer& optim,
                           Ema* ema, const nlohmann::json& config, const nlohmann::json& train_meta,
-                          int64_t epochs_done) {
+                          int64_t epochs_done,
+                          const std::function<void(const std::string&)>& write_model) {
   if (!all_parameters_finite(model))
     fail("epoch ", epochs_done,
          ": the weights are no longer finite; stopping. The last good checkpoint is kept (",
@@ -74,6 +89,7 @@ void save_run_checkpoints(const RunPaths& paths, nn::Module& model, const Optimi
                    {{"duet.config", config.dump()},
                     {"duet.format_version", models::kFormatVersion},
                     {kTrainMetaKey, train_meta.dump()}});
+  if (write_model) return write_model(paths.model.string());
   std::unique_ptr<EmaScope> scope;
   if (ema) scope = std::make_unique<EmaScope>(*ema, model);
   models::save_model(paths.model.string(), model, config);

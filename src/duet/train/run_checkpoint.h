@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -37,6 +38,12 @@ void require_same_on_resume(const char* field, const T& now, const T& saved) {
                nlohmann::json(saved).dump(), "); a resumed run must keep it");
 }
 
+// Fills in the SHA-256 and size of an input file the recipe names (a teacher, a checkpoint to
+// start from, reflow pairs; `path` empty: none). On resume, usage Error when the file is not the
+// one the run started with: the run would change.
+void record_input_file(const char* flag, const std::string& path, bool resume, std::string& sha256,
+                       int64_t& bytes);
+
 // Loads the weights, optimizer and EMA state, checks that the step count matches whole epochs of
 // `batches_per_epoch`, and returns {epochs done, steps done}.
 std::pair<int64_t, int64_t> restore_run(const ResumePoint& from, const std::filesystem::path& last,
@@ -44,8 +51,12 @@ std::pair<int64_t, int64_t> restore_run(const ResumePoint& from, const std::file
                                         int64_t batches_per_epoch);
 
 // Refuses non-finite weights (the previous checkpoints stay), then writes both files atomically.
+// `write_model`, when set, writes model.safetensors (to the path it is given) instead of the
+// plain (EMA) weights: a run whose shipped form differs from its training form, e.g. the int8
+// export of quantisation-aware training, so the file never holds the training form.
 void save_run_checkpoints(const RunPaths& paths, nn::Module& model, const Optimizer& optim,
                           Ema* ema, const nlohmann::json& config, const nlohmann::json& train_meta,
-                          int64_t epochs_done);
+                          int64_t epochs_done,
+                          const std::function<void(const std::string&)>& write_model = {});
 
 }  // namespace duet::train

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 
@@ -23,6 +24,7 @@
 #include "duet/train/classify_step.h"
 #include "duet/train/distill_digest.h"
 #include "duet/train/peak_memory.h"
+#include "duet/train/qat_run.h"
 #include "duet/train/run_checkpoint.h"
 #include "duet/train/run_io.h"
 
@@ -52,6 +54,7 @@ nlohmann::json ClassifyRecipe::to_json() const {
   // Only runs that use other test or extra training data carry those fields.
   if (!test_data.empty()) j["test_data"] = test_data;
   if (!extra_data.empty()) j["extra_data"] = extra_data;
+  if (!noised.empty()) j["noised"] = noised;
   // Only distillation runs carry the teacher fields, so other recipes stay as they were.
   if (!teacher.empty()) {
     j["teacher"] = teacher;
@@ -64,6 +67,16 @@ nlohmann::json ClassifyRecipe::to_json() const {
     j["init"] = init;
     j["init_sha256"] = init_sha256;
     j["init_bytes"] = init_bytes;
+  }
+  if (!qat_from.empty()) {
+    j["qat_from"] = qat_from;
+    j["qat_sha256"] = qat_sha256;
+    j["qat_bytes"] = qat_bytes;
+    j["qat_calib"] = qat_calib;
+    j["qat_method"] = qat_method;
+    j["qat_keep_fp32"] = qat_keep_fp32;
+    j["qat_ranges"] = qat_ranges;
+    j["qat_max_layer_error"] = qat_max_layer_error;
   }
   return j;
 }
@@ -100,12 +113,22 @@ ClassifyRecipe ClassifyRecipe::from_json(const nlohmann::json& j) {
   read_recipe_field(j, "init", r.init);
   read_recipe_field(j, "init_sha256", r.init_sha256);
   read_recipe_field(j, "init_bytes", r.init_bytes);
+  read_recipe_field(j, "noised", r.noised);
+  read_recipe_field(j, "qat_from", r.qat_from);
+  read_recipe_field(j, "qat_sha256", r.qat_sha256);
+  read_recipe_field(j, "qat_bytes", r.qat_bytes);
+  read_recipe_field(j, "qat_calib", r.qat_calib);
+  read_recipe_field(j, "qat_method", r.qat_method);
+  read_recipe_field(j, "qat_keep_fp32", r.qat_keep_fp32);
+  read_recipe_field(j, "qat_ranges", r.qat_ranges);
+  read_recipe_field(j, "qat_max_layer_error", r.qat_max_layer_error);
   return r;
 }
 
 void ClassifyRecipe::validate() const {
   // A fine-tuning run's network is the checkpoint's; `arch` then only names it in logs.
-  if (init.empty()) models::preset_config(arch);  // usage Error listing the known names
+  if (init.empty() && qat_from.empty())
+    models::preset_config(arch);  // usage Error listing the known names
   if (!model_overrides.is_object()) fail_usage("model overrides must be a JSON object");
   if (!init.empty() && !model_overrides.empty())
     fail_usage("--init: the network comes from ", init,
@@ -135,6 +158,20 @@ void ClassifyRecipe::validate() const {
     fail_usage("--kd-temperature must be > 0, got ", kd_temperature);
   if (!(kd_alpha >= 0.0 && kd_alpha <= 1.0))
     fail_usage("--kd-alpha must be in [0, 1], got ", kd_alpha);
+  if (!noised.empty() && noised != "flow" && noised != "ddpm")
+    fail_usage("--noised must be flow or ddpm, got '", noised, "'");
+  if (!qat_from.empty()) {
+    if (!init.empty())
+      fail_usage("--qat-from and --init both name the starting checkpoint; give one");
+    if (!model_overrides.empty())
+      fail_usage("--qat-from: the network comes from ", qat_from, "; --width does not apply");
+    if (!noised.empty()) fail_usage("--qat-from does not combine with --noised");
+    if (qat_calib < 1 || qat_calib > 1'000'000)
+      fail_usage("--calib wants 1..1000000 images, got ", qat_calib);
+    if (!(qat_max_layer_error >= 0.0))
+      fail_usage("--max-layer-error must be >= 0, got ", qat_max_layer_error);
+    qat_options(*this);  // usage Error for a bad --method or --qat-ranges
+  }
 }
 
 data::AugmentConfig parse_augment(const std::string& list) {
@@ -210,25 +247,6 @@ ClassifyRecipe read_checkpoint_recipe(const std::string& last_path) {
       read_resume_point(last_path).meta.value("recipe", nlohmann::json::object()));
 }
 
-namespace {
-
-// Fills in the SHA-256 and size of a checkpoint the recipe names (`path` empty: none); on resume,
-// usage Error when the file is not the one the run started with.
-void record_input_file(const char* flag, const std::string& path, bool resume, std::string& sha256,
-                       int64_t& bytes) {
-  if (path.empty()) return;
-  if (!fs::is_regular_file(path)) fail(flag, " ", path, ": no such checkpoint file");
-  const auto now_bytes = static_cast<int64_t>(fs::file_size(path));
-  const std::string now_sha = sha256_file(path);
-  if (resume && (now_sha != sha256 || now_bytes != bytes))
-    fail_usage("--resume: ", flag, " ", path, " changed since the run started (", bytes,
-               " bytes, sha256 ", sha256, "; now ", now_bytes, " bytes, sha256 ", now_sha, ")");
-  sha256 = now_sha;
-  bytes = now_bytes;
-}
-
-}  // namespace
-
 TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOptions& opt) {
   recipe_in.validate();
   if (opt.out_dir.empty()) fail_usage("train: an output folder (-o) is required");
@@ -247,6 +265,7 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     require_same_on_resume("--data", recipe.data, saved.data);
     require_same_on_resume("--test-data", recipe.test_data, saved.test_data);
     require_same_on_resume("--extra-data", recipe.extra_data, saved.extra_data);
+    require_same_on_resume("--noised", recipe.noised, saved.noised);
     require_same_on_resume("--batch", recipe.batch, saved.batch);
     require_same_on_resume("--val", recipe.val, saved.val);
     require_same_on_resume("--limit", recipe.limit, saved.limit);
@@ -261,12 +280,22 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     require_same_on_resume("--init", recipe.init, saved.init);
     recipe.init_sha256 = saved.init_sha256;
     recipe.init_bytes = saved.init_bytes;
+    require_same_on_resume("--qat-from", recipe.qat_from, saved.qat_from);
+    require_same_on_resume("--calib", recipe.qat_calib, saved.qat_calib);
+    require_same_on_resume("--method", recipe.qat_method, saved.qat_method);
+    require_same_on_resume("--keep-fp32", recipe.qat_keep_fp32, saved.qat_keep_fp32);
+    require_same_on_resume("--qat-ranges", recipe.qat_ranges, saved.qat_ranges);
+    require_same_on_resume("--max-layer-error", recipe.qat_max_layer_error,
+                           saved.qat_max_layer_error);
+    recipe.qat_sha256 = saved.qat_sha256;
+    recipe.qat_bytes = saved.qat_bytes;
   }
   // The teacher and the starting checkpoint are part of the recipe: record which files they
   // were, and refuse to resume from different ones (the run would change).
   record_input_file("--teacher", recipe.teacher, opt.resume, recipe.teacher_sha256,
                     recipe.teacher_bytes);
   record_input_file("--init", recipe.init, opt.resume, recipe.init_sha256, recipe.init_bytes);
+  record_input_file("--qat-from", recipe.qat_from, opt.resume, recipe.qat_sha256, recipe.qat_bytes);
   // Kept below 2^63 so the seed round-trips through the recipe's signed field.
   if (recipe.seed < 0) recipe.seed = static_cast<int64_t>(random_seed() & 0x7fffffffffffffffull);
 
@@ -297,6 +326,17 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
   if (!recipe.init.empty())
     progress.note(
         str("starting from ", recipe.init, " (sha256 ", recipe.init_sha256.substr(0, 12), ")"));
+  // QAT: the run starts from the post-training int8 model, written next to the run's files.
+  auto* qat = dynamic_cast<compress::QatClassifier*>(model);
+  if (qat) {
+    save_ptq_int8((paths.dir / "ptq.safetensors").string(), *qat, config);
+    progress.note(str("quantisation-aware training from ", recipe.qat_from, " (sha256 ",
+                      recipe.qat_sha256.substr(0, 12), "): ", qat->ptq_report.int8_layers(), " of ",
+                      qat->ptq_report.layers.size(), " convs fake-quantised, ", recipe.qat_method,
+                      " ranges from ", qat->ptq_report.calibration_images, " images, range update ",
+                      recipe.qat_ranges, "; its post-training int8 in ",
+                      (paths.dir / "ptq.safetensors").string()));
+  }
   progress.note(str("train ", recipe.arch, " on ", recipe.data, ": ", train_set.size(), " images (",
                     val_set.size(), " val, ", test_set.size(), " test), ", model->parameter_count(),
                     " parameters, seed ", recipe.seed, ", ", num_threads(), " threads"));
@@ -304,6 +344,10 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
     progress.note(str("the training images include --extra-data ", recipe.extra_data));
   if (!recipe.test_data.empty())
     progress.note(str("test split from --test-data ", recipe.test_data));
+  if (!recipe.noised.empty())
+    progress.note(str("noise-aware: training images become ", recipe.noised,
+                      " x_t at a uniform t per image (train loss / acc are on x_t); evaluation "
+                      "is on clean images (t = 0)"));
   if (setup.teacher)
     progress.note(str("distilling from teacher ", recipe.teacher, " (",
                       setup.teacher->config().value("family", std::string("?")), ", ",
@@ -326,7 +370,13 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
                                  {"seed", recipe.seed},
                                  {"total_steps", total_steps},
                                  {"data", {{"epoch", epochs_done}, {"batch", 0}}}};
-    save_run_checkpoints(paths, *model, *optim, ema, config, meta, epochs_done);
+    // A QAT run ships int8: its model.safetensors is the export of the trained twin.
+    std::function<void(const std::string&)> write_int8;
+    if (qat)
+      write_int8 = [&](const std::string& path) {
+        save_qat_int8(path, *qat, ema, config, recipe, epochs_done);
+      };
+    save_run_checkpoints(paths, *model, *optim, ema, config, meta, epochs_done, write_int8);
   };
 
   TrainSummary summary;

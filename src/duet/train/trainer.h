@@ -56,6 +56,22 @@ struct ClassifyRecipe {
   std::string init;
   std::string init_sha256;
   int64_t init_bytes = 0;
+  // Quantisation-aware training (train/qat_run.h): when set, the run fine-tunes the int8 twin of
+  // this float classifier (calibrated on qat_calib training images by qat_method, convs named
+  // in qat_keep_fp32 kept float, ranges "ema" or "fixed") and model.safetensors is int8.
+  // Recorded by SHA-256 like --init.
+  std::string qat_from;
+  std::string qat_sha256;
+  int64_t qat_bytes = 0;
+  int64_t qat_calib = 1000;
+  std::string qat_method = "percentile";
+  std::vector<std::string> qat_keep_fp32;
+  std::string qat_ranges = "ema";
+  double qat_max_layer_error = 0.05;  // as quantize's --max-layer-error (0: every conv int8)
+  // A noise-aware classifier for classifier guidance (gen/classifier_guidance.h): "flow" or "ddpm"
+  // replaces every training image, in the generator's [-1, 1] range, by x_t = a(t) x + b(t) eps of
+  // that noise schedule at a uniform t per image; empty: clean images.
+  std::string noised;
 
   nlohmann::json to_json() const;
   // Missing fields keep their defaults; wrong types throw duet::Error naming the field.
