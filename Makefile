@@ -14,17 +14,19 @@ build: configure
 	@cmake --build build/release -j $(JOBS)
 
 # The demo on the shipped models (models/README.md): evaluate the classifier on the Fashion-MNIST
-# test set, draw one row per class with the generator, let the classifier judge a few generated
-# bags, quantise the classifier to int8 (accuracy and speed against the float file), then a short
-# kernel benchmark.
+# test set, draw one row per class with the generator (20 steps) and with its reflowed student (one
+# step), let the classifier judge a few generated bags, quantise the classifier to int8 (accuracy
+# and speed against the float file), then a short kernel benchmark.
 CLASSIFIER := models/resnet20-fmnist.safetensors
 GENERATOR := models/unet-xs-fmnist.safetensors
+ONE_STEP := models/unet-xs-reflow-fmnist.safetensors
 run: build
 	@mkdir -p out
 	$(DUET) info -m $(CLASSIFIER)
 	$(DUET) eval -m $(CLASSIFIER) --data fashion-mnist
 	@if [ -f $(GENERATOR) ]; then \
 	  $(DUET) sample -m $(GENERATOR) --class all --steps 20 --cfg 2 -s 7 -o out/classes.png && \
+	  $(DUET) sample -m $(ONE_STEP) --class all --steps 1 --sampler euler -s 7 -o out/classes-1step.png && \
 	  $(DUET) sample -m $(GENERATOR) --class bag -n 4 --steps 20 --cfg 2 -s 7 --out-dir out/bags && \
 	  $(DUET) classify -m $(CLASSIFIER) --top 2 out/bags/*.png; fi
 	$(DUET) quantize -m $(CLASSIFIER) -o out/resnet20-int8.safetensors --eval-limit 2000 --bench quick

@@ -16,6 +16,7 @@
 #include "duet/train/adamw.h"
 #include "duet/train/metrics.h"
 #include "duet/train/qat_run.h"
+#include "duet/train/run_checkpoint.h"
 
 namespace duet::train {
 namespace {
@@ -99,15 +100,8 @@ void start_from_checkpoint(ClassifySetup& s) {
   if (dynamic_cast<models::Classifier*>(loaded.model.get()) == nullptr)
     fail_usage("--init ", path, ": a ", loaded.config.value("family", std::string("?")),
                " model is not a classifier");
-  auto require = [&](const char* field, int64_t want) {
-    const int64_t got = loaded.config.value(field, int64_t{-1});
-    if (got != want)
-      fail_usage("--init ", path, ": field '", field, "' is ", got, ", the data (--data ",
-                 s.recipe.data, ") needs ", want);
-  };
-  require("in_channels", s.train_set.channels);
-  require("image_size", s.train_set.height);
-  require("num_classes", s.train_set.num_classes());
+  require_fits("--init", path, loaded.config, s.train_set.channels, s.train_set.height,
+               s.train_set.num_classes(), str("the data (--data ", s.recipe.data, ")"));
   s.config = loaded.config;
   s.norm = model_norm_stats(s.config);
   s.model = loaded.model;

@@ -13,6 +13,7 @@
 #include "duet/tensor/error.h"
 #include "duet/tensor/rng.h"
 #include "duet/train/adamw.h"
+#include "duet/train/run_checkpoint.h"
 
 namespace duet::train {
 
@@ -55,15 +56,8 @@ void unet_from_checkpoint(GenerateSetup& s, const GenerateRecipe& r, int64_t cha
   if (objective != r.objective)
     fail_usage("--init ", r.init, ": the generator was trained for --objective ", objective,
                ", the run asks for ", r.objective);
-  auto require = [&](const char* field, int64_t want) {
-    const int64_t got = loaded.config.value(field, int64_t{-1});
-    if (got != want)
-      fail_usage("--init ", r.init, ": field '", field, "' is ", got, ", the training data need ",
-                 want);
-  };
-  require("in_channels", channels);
-  require("image_size", size);
-  require("num_classes", static_cast<int64_t>(s.class_names.size()));
+  require_fits("--init", r.init, loaded.config, channels, size,
+               static_cast<int64_t>(s.class_names.size()), "the training data");
   s.config = loaded.config;
   s.module = loaded.model;
 }

@@ -8,6 +8,7 @@
 #include "duet/models/checkpoint.h"
 #include "duet/models/classifier.h"
 #include "duet/tensor/error.h"
+#include "duet/train/run_checkpoint.h"
 
 namespace duet::train {
 namespace {
@@ -75,15 +76,8 @@ void start_from_qat(ClassifySetup& s) {
     fail_usage("--qat-from ", path, ": a ", loaded.config.value("family", std::string("?")),
                " model has no int8 form (QAT takes a float classifier of a folded family: resnet, ",
                "imagenet_resnet, shufflenet_v2, repvgg)");
-  auto require = [&](const char* field, int64_t want) {
-    const int64_t got = loaded.config.value(field, int64_t{-1});
-    if (got != want)
-      fail_usage("--qat-from ", path, ": field '", field, "' is ", got, ", the data (--data ",
-                 s.recipe.data, ") needs ", want);
-  };
-  require("in_channels", s.train_set.channels);
-  require("image_size", s.train_set.height);
-  require("num_classes", s.train_set.num_classes());
+  require_fits("--qat-from", path, loaded.config, s.train_set.channels, s.train_set.height,
+               s.train_set.num_classes(), str("the data (--data ", s.recipe.data, ")"));
   s.config = loaded.config;
   s.norm = model_norm_stats(s.config);
   const auto batches =

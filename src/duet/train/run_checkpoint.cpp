@@ -24,6 +24,18 @@ void record_input_file(const char* flag, const std::string& path, bool resume, s
   bytes = now_bytes;
 }
 
+void require_fits(const char* flag, const std::string& path, const nlohmann::json& config,
+                  int64_t channels, int64_t image_size, int64_t classes,
+                  const std::string& source) {
+  const std::pair<const char*, int64_t> wanted[] = {
+      {"in_channels", channels}, {"image_size", image_size}, {"num_classes", classes}};
+  for (const auto& [field, want] : wanted) {
+    const int64_t got = config.value(field, int64_t{-1});
+    if (got != want)
+      fail_usage(flag, " ", path, ": field '", field, "' is ", got, ", ", source, " needs ", want);
+  }
+}
+
 RunPaths::RunPaths(const std::string& out_dir)
     : dir(out_dir),
       last(dir / "last.safetensors"),

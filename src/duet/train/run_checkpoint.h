@@ -44,6 +44,12 @@ void require_same_on_resume(const char* field, const T& now, const T& saved) {
 void record_input_file(const char* flag, const std::string& path, bool resume, std::string& sha256,
                        int64_t& bytes);
 
+// Usage Error unless the config of a starting checkpoint (`flag` `path`: --init, --qat-from)
+// has the channels, image size and class count that `source` (e.g. "the data (--data X)") needs,
+// naming the first field that differs.
+void require_fits(const char* flag, const std::string& path, const nlohmann::json& config,
+                  int64_t channels, int64_t image_size, int64_t classes, const std::string& source);
+
 // Loads the weights, optimizer and EMA state, checks that the step count matches whole epochs of
 // `batches_per_epoch`, and returns {epochs done, steps done}.
 std::pair<int64_t, int64_t> restore_run(const ResumePoint& from, const std::filesystem::path& last,
