@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../harness/error_capture.h"
 #include "duet/data/corrupt.h"
 #include "duet/tensor/error.h"
 
@@ -20,14 +21,7 @@ std::vector<uint8_t> corrupted(std::vector<uint8_t> px, int64_t n, int64_t c, in
   return px;
 }
 
-int exit_code(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.exit_code();
-  }
-  return 0;
-}
+using duet::test::exit_code;
 
 }  // namespace
 

@@ -1,3 +1,4 @@
+#include "../harness/error_capture.h"
 #include "duet/data/idx.h"
 
 #include <gtest/gtest.h>
@@ -25,14 +26,7 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
             static_cast<std::streamsize>(bytes.size()));
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using duet::test::error_of;
 
 TEST(Idx, RoundTripPlainAndGzip) {
   TempDir dir;

@@ -2,6 +2,7 @@
 // byte for byte, data sets round-trip through `--data idx:` with their class names from a
 // meta.json, and bad dimensions, overflowing counts and unwritable paths are errors that name the
 // path and leave the destination as it was.
+#include "../harness/error_capture.h"
 #include "duet/data/idx_write.h"
 
 #include <gtest/gtest.h>
@@ -23,14 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::TempDir;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using duet::test::error_of;
 
 std::vector<uint8_t> file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,3 +1,4 @@
+#include "../harness/error_capture.h"
 #include "duet/data/image.h"
 
 #include <gtest/gtest.h>
@@ -131,14 +132,7 @@ TEST(Image, PngFormatsDecodeToGrayOrRgb) {
   }
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using duet::test::error_of;
 
 TEST(Image, CorruptAndTruncatedPngRejected) {
   TempDir dir;

@@ -11,6 +11,7 @@
 #include <functional>
 #include <set>
 
+#include "../harness/error_capture.h"
 #include "duet/eval/feature_stats.h"
 #include "duet/eval/judge.h"
 #include "duet/models/registry.h"
@@ -130,14 +131,7 @@ std::pair<double, double> direct_features(const std::vector<double>& x01) {
   return {m, std::sqrt(ss / static_cast<double>(x01.size()))};
 }
 
-int usage_exit_code(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.exit_code();
-  }
-  return 0;
-}
+using duet::test::exit_code;
 
 }  // namespace
 
@@ -265,18 +259,18 @@ TEST(Judge, MismatchedSizesChannelsAndClassesAreUsageErrors) {
       eval::judge_generator(fx.unet, gen::Objective::flow, fx.classifier, config, o);
     };
   };
-  EXPECT_EQ(usage_exit_code(with(classifier_config(1, 16))), 2);
-  EXPECT_EQ(usage_exit_code(with(classifier_config(3, kSize))), 2);
-  EXPECT_EQ(usage_exit_code(with(classifier_config(1, kSize, 10))), 2);
+  EXPECT_EQ(exit_code(with(classifier_config(1, 16))), 2);
+  EXPECT_EQ(exit_code(with(classifier_config(3, kSize))), 2);
+  EXPECT_EQ(exit_code(with(classifier_config(1, kSize, 10))), 2);
   auto bad_real = o;
   bad_real.real->class_names.push_back("d");
-  EXPECT_EQ(usage_exit_code([&] { fx.run(bad_real); }), 2);
+  EXPECT_EQ(exit_code([&] { fx.run(bad_real); }), 2);
   auto bad_sampler = o;
   bad_sampler.sample.kind = gen::SamplerKind::ddim;  // needs a diffusion objective
-  EXPECT_EQ(usage_exit_code([&] { fx.run(bad_sampler); }), 2);
+  EXPECT_EQ(exit_code([&] { fx.run(bad_sampler); }), 2);
   auto bad_count = o;
   bad_count.per_class = 0;
-  EXPECT_EQ(usage_exit_code([&] { fx.run(bad_count); }), 2);
+  EXPECT_EQ(exit_code([&] { fx.run(bad_count); }), 2);
 }
 
 TEST(Judge, WorksWithARealResNetClassifier) {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../harness/error_capture.h"
 #include "duet/autograd/autograd.h"
 #include "duet/gen/classifier_guidance.h"
 #include "duet/gen/guidance.h"
@@ -75,14 +76,7 @@ Predictor gaussian_flow(double s) {
   };
 }
 
-int exit_code(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.exit_code();
-  }
-  return 0;
-}
+using duet::test::exit_code;
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../harness/error_capture.h"
 #include "duet/autograd/autograd.h"
 #include "duet/eval/judge.h"
 #include "duet/gen/guidance.h"
@@ -58,14 +59,7 @@ struct Fixture {
   }
 };
 
-int exit_code(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.exit_code();
-  }
-  return 0;
-}
+using duet::test::exit_code;
 
 }  // namespace
 

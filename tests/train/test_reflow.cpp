@@ -8,6 +8,7 @@
 #include <cmath>
 #include <string>
 
+#include "../harness/error_capture.h"
 #include "../harness/tiny_unet.h"
 #include "duet/gen/guidance.h"
 #include "duet/gen/reflow_pairs.h"
@@ -24,14 +25,7 @@ namespace {
 using testing::quiet;
 using testing::RunDir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using duet::test::error_of;
 
 gen::ReflowPairOptions pair_options(int64_t count) {
   gen::ReflowPairOptions o;

@@ -27,33 +27,39 @@ namespace duet::train {
 namespace fs = std::filesystem;
 
 nlohmann::json GenerateRecipe::to_json() const {
-  return {{"task", "generate"},
-          {"arch", arch},
-          {"model_overrides", model_overrides},
-          {"data", data},
-          {"epochs", epochs},
-          {"batch", batch},
-          {"lr", lr},
-          {"weight_decay", weight_decay},
-          {"schedule", schedule},
-          {"warmup_epochs", warmup_epochs},
-          {"objective", objective},
-          {"time_sampling", time_sampling},
-          {"cfg_dropout", cfg_dropout},
-          {"ema_decay", ema_decay},
-          {"augment", augment},
-          {"limit", limit},
-          {"sample_every", sample_every},
-          {"sample_steps", sample_steps},
-          {"sample_cfg", sample_cfg},
-          {"sample_sampler", sample_sampler},
-          {"seed", seed},
-          {"init", init},
-          {"init_sha256", init_sha256},
-          {"init_bytes", init_bytes},
-          {"reflow_pairs", reflow_pairs},
-          {"reflow_pairs_sha256", reflow_pairs_sha256},
-          {"reflow_pairs_bytes", reflow_pairs_bytes}};
+  nlohmann::json j = {{"task", "generate"},
+                      {"arch", arch},
+                      {"model_overrides", model_overrides},
+                      {"data", data},
+                      {"epochs", epochs},
+                      {"batch", batch},
+                      {"lr", lr},
+                      {"weight_decay", weight_decay},
+                      {"schedule", schedule},
+                      {"warmup_epochs", warmup_epochs},
+                      {"objective", objective},
+                      {"time_sampling", time_sampling},
+                      {"cfg_dropout", cfg_dropout},
+                      {"ema_decay", ema_decay},
+                      {"augment", augment},
+                      {"limit", limit},
+                      {"sample_every", sample_every},
+                      {"sample_steps", sample_steps},
+                      {"sample_cfg", sample_cfg},
+                      {"sample_sampler", sample_sampler},
+                      {"seed", seed}};
+  // Only fine-tuning and reflow runs carry their input files, so other recipes stay as they were.
+  if (!init.empty()) {
+    j["init"] = init;
+    j["init_sha256"] = init_sha256;
+    j["init_bytes"] = init_bytes;
+  }
+  if (!reflow_pairs.empty()) {
+    j["reflow_pairs"] = reflow_pairs;
+    j["reflow_pairs_sha256"] = reflow_pairs_sha256;
+    j["reflow_pairs_bytes"] = reflow_pairs_bytes;
+  }
+  return j;
 }
 
 GenerateRecipe GenerateRecipe::from_json(const nlohmann::json& j) {
