@@ -54,7 +54,7 @@ class DuetSide {
     const auto t0 = Clock::now();
     for (int i = 0; i < steps; ++i) {
       while (!s_.loader->next(batch_)) s_.loader->start_epoch(++epoch_);  // epochs wrap around
-      const float loss = train::generate_train_step(s_, r_, batch_, step_);
+      const float loss = train::generate_train_step(s_, r_, batch_, step_).total;
       DUET_CHECK(std::isfinite(loss), "bench gen: the loss is ", loss, " at step ", step_ + 1);
       ++step_;
       loss_sum += loss;

@@ -74,11 +74,13 @@ TEST(CliGapReport, BadInputIsOneLineAndWritesNothing) {
     EXPECT_EQ(r.code, 2) << args << ": " << r.err;
     EXPECT_NE(r.err.find(flag), std::string::npos) << args << ": " << r.err;
   }
-  // No unified model exists yet, so there is no --unified flag (CLI11's own error, exit 2).
+  // --unified must be a unified model, not a plain generator.
   const Result unified =
       run("gap --classifier " + kClf + " --generator " + kGen + " --unified " + kGen + ok);
   EXPECT_EQ(unified.code, 2);
+  EXPECT_EQ(std::count(unified.err.begin(), unified.err.end(), '\n'), 1) << unified.err;
   EXPECT_NE(unified.err.find("--unified"), std::string::npos) << unified.err;
+  EXPECT_FALSE(fs::exists(out));
   // A missing model file: one line, a non-zero exit, no report.
   const Result missing =
       run("gap --classifier " + (dir / "nope.safetensors").string() + " --generator " + kGen + ok);
@@ -126,4 +128,42 @@ TEST(CliGapReport, TinyRunWritesJsonAndSelfContainedHtml) {
   int entries = 0;
   for (const auto& e : fs::directory_iterator(out)) ++entries, (void)e;
   EXPECT_EQ(entries, 2);
+}
+
+// A unified model (trained here for a few steps) joins the report: its accuracy next to the
+// classifier's, its samples as one more generation mode, and two more target rows.
+TEST(CliGapReport, UnifiedModelJoinsTheReport) {
+  if (!ready()) GTEST_SKIP() << "duet or the shipped models are missing";
+  const fs::path dir = fs::temp_directory_path() / "duet_cli_gap_report_unified";
+  fs::remove_all(dir);
+  const Result trained =
+      run("-t 2 train --task unified --width 8 --limit 64 --batch 32 --epochs 1 --test-limit 100 "
+          "--sample-every 0 --sample-steps 1 -s 3 -o " +
+          (dir / "u").string());
+  ASSERT_EQ(trained.code, 0) << trained.err;
+  const std::string model = (dir / "u" / "model.safetensors").string();
+  const Result r =
+      run("-t 2 gap --classifier " + kClf + " --generator " + kGen + " --unified " + model +
+          " --per-class 2 --steps 1 --best-of 2 --robust-images 2 --severities 2 "
+          "--families noise --gen-times 1 --grid-columns 2 -s 1 -o " +
+          (dir / "gap").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(slurp(dir / "gap" / "report.json"));
+  ASSERT_EQ(j["generation"].size(), 4u);
+  EXPECT_EQ(j["generation"][3]["name"], "unified");
+  const auto& u = j["gap"]["understanding"];
+  ASSERT_TRUE(u["unified_accuracy"].is_number());
+  EXPECT_EQ(j["understanding"]["unified"]["count"], 10000);
+  // The separate pair's parameters: the shipped ResNet-20 (272,186) and unet-xs (681,009).
+  EXPECT_EQ(u["separate_parameters"], 272186 + 681009);
+  EXPECT_EQ(j["provenance"]["models"]["unified"]["sha256"].get<std::string>().size(), 64u);
+  int unified_rows = 0;
+  for (const auto& t : j["targets"])
+    if (t["target"].get<std::string>().find("unified") != std::string::npos) {
+      ++unified_rows;
+      EXPECT_TRUE(t["measured"].is_number());
+    }
+  EXPECT_EQ(unified_rows, 2);
+  EXPECT_NE(slurp(dir / "gap" / "report.html").find("unified model"), std::string::npos);
+  fs::remove_all(dir);
 }

@@ -256,3 +256,48 @@ TEST(Augment, NormStatsOnKnownSet) {
 
 }  // namespace
 }  // namespace duet::data
+
+namespace duet::data {
+namespace {
+
+// The unified trainer's second view of a finished batch equals what the loader would have made
+// from the raw pixels with the same draws: augment_normalised is make_sample after un-normalising.
+TEST(Augment, SecondViewOfANormalisedBatchEqualsMakeSample) {
+  const Dataset d = synthetic(5, 3, 12, 10);
+  LoaderConfig plain;
+  plain.batch_size = 5;
+  plain.shuffle = false;
+  plain.prefetch = 0;
+  plain.norm = {{0.5f, 0.4f, 0.3f}, {0.25f, 0.2f, 0.3f}};
+  Loader loader(d, plain);
+  const Batch b = loader.make_batch(0, 0);
+
+  AugmentConfig cfg;
+  cfg.crop_padding = 3;
+  cfg.hflip = true;
+  cfg.erase_prob = 0.5f;
+  const uint64_t seed = 17, epoch = 2, first = 40;
+  const Tensor view = augment_normalised(b.images, cfg, plain.norm, seed, epoch, first);
+  ASSERT_EQ(view.shape(), b.images.shape());
+  const int64_t size = 3 * 12 * 10;
+  std::vector<float> want(static_cast<size_t>(size)), scratch(static_cast<size_t>(size));
+  int changed = 0;
+  for (int64_t i = 0; i < 5; ++i) {
+    const AugmentDraw draw = draw_augment(cfg, 12, 10, seed, epoch, first + i);
+    make_sample(d.image(i), want.data(), scratch.data(), 3, 12, 10, cfg, plain.norm, draw);
+    const float* got = view.data<float>() + i * size;
+    const float* before = b.images.data<float>() + i * size;
+    for (int64_t p = 0; p < size; ++p) {
+      EXPECT_NEAR(got[p], want[static_cast<size_t>(p)], 1e-5f) << "image " << i << " pixel " << p;
+      changed += got[p] != before[p];
+    }
+  }
+  EXPECT_GT(changed, 0);  // the view is not the batch itself
+  // No augmentation: the view is the batch (up to the round trip through pixel / 255).
+  const Tensor same_view = augment_normalised(b.images, AugmentConfig{}, plain.norm, 1, 0, 0);
+  const auto a = same_view.to_vector(), o = b.images.to_vector();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], o[i], 1e-5f);
+}
+
+}  // namespace
+}  // namespace duet::data

@@ -17,6 +17,7 @@
 #include "duet/compress/quantize.h"
 #include "duet/data/image.h"
 #include "duet/models/checkpoint.h"
+#include "duet/models/unified.h"
 #include "duet/tensor/error.h"
 #include "duet/train/trainer.h"
 
@@ -64,7 +65,7 @@ void run_classify(const ClassifyFlags& f) {
     probs = r.probs;
     if (!f.json) std::printf("%s\n", generative_summary(r, n, f.generative.options).c_str());
   } else {
-    if (dynamic_cast<models::UNet*>(loaded.model.get()))
+    if (!dynamic_cast<models::Classifier*>(loaded.model.get()))
       fail_usage("classify: -m ", f.model, " is a generator; add --generative");
     // Already in inference form (load_inference_model): BatchNorm folded, or int8.
     probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config));

@@ -34,6 +34,7 @@
 #include "duet/eval/judge.h"
 #include "duet/gen/guidance.h"
 #include "duet/models/checkpoint.h"
+#include "duet/models/unified.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
 #include "duet/tensor/rng.h"
@@ -50,7 +51,7 @@ struct EvalFlags {
   int64_t limit = 0;
   int64_t batch = 256;
   bool json = false;
-  // Judging a generator (-m is a UNet).
+  // Judging a generator (-m is a UNet, or a unified model with --classifier).
   std::string classifier;
   int64_t per_class = 100;
   int steps = 20;
@@ -105,7 +106,7 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
     if (!dir.empty() && !std::filesystem::is_directory(dir))
       fail_usage("eval: --grid ", f.grid, ": folder ", dir.string(), " does not exist");
   }
-  auto& unet = static_cast<models::UNet&>(*generator.model);
+  auto& unet = *models::generator_network(*generator.model);
   auto clf = models::load_model(f.classifier);
   auto* classifier = dynamic_cast<models::Classifier*>(clf.model.get());
   if (!classifier)
@@ -273,8 +274,12 @@ void run_eval(const EvalFlags& f) {
     fail_usage("eval: --split must be test or train, got '", f.split, "'");
   // Classifiers come folded for inference (int8 checkpoints as stored); generators as saved.
   auto loaded = compress::load_inference_model(f.model);
-  const bool is_generator = dynamic_cast<models::UNet*>(loaded.model.get()) != nullptr;
-  if (is_generator && !f.generative.on) return run_judge(f, loaded);
+  const bool is_generator = models::generator_network(*loaded.model) != nullptr;
+  // A unified model is both: judging its samples needs --classifier, so without it, it is
+  // evaluated as the classifier it also is.
+  const bool is_classifier = dynamic_cast<models::Classifier*>(loaded.model.get()) != nullptr;
+  if (is_generator && !f.generative.on && (!is_classifier || f.given("--classifier")))
+    return run_judge(f, loaded);
   if (f.generative.on && !is_generator)
     fail_usage("eval: --generative needs a generator for -m; ", f.model, " is a '",
                loaded.config.value("family", ""), "' classifier");

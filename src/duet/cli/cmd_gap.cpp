@@ -1,6 +1,7 @@
-// `duet gap --classifier A --generator B [--judge J] -o DIR`: the understanding / generation gap
-// report (eval/gap_report.h) written as DIR/report.json and a self-contained DIR/report.html.
-// Models and data are loaded and checked here, with the same helpers as `duet eval -m GEN
+// `duet gap --classifier A --generator B [--judge J] [--unified U] -o DIR`: the understanding /
+// generation gap report (eval/gap_report.h) written as DIR/report.json and a self-contained
+// DIR/report.html. Models and data are loaded and checked here, with the same helpers as `duet eval
+// -m GEN
 // --classifier C` (the judge's real images, the real-vs-real floor), before any long work; both
 // files are written atomically at the end, so a failed run leaves no half-written report.
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "duet/io/atomic_file.h"
 #include "duet/kernels/isa.h"
 #include "duet/models/checkpoint.h"
+#include "duet/models/unified.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
 #include "duet/tensor/rng.h"
@@ -31,7 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct GapFlags {
-  std::string classifier, generator, judge, out;
+  std::string classifier, generator, judge, unified, out;
   std::string data = "fashion-mnist";
   int64_t per_class = 50, batch = 100;
   int steps = 20;
@@ -104,13 +106,20 @@ void run_gap(const GapFlags& f) {
     o.families.push_back(data::parse_corruption(s + ":1").kind);
 
   models::LoadedModel gen = models::load_model(f.generator);
-  auto* unet = dynamic_cast<models::UNet*>(gen.model.get());
+  auto* unet = models::generator_network(*gen.model);
   if (!unet)
     fail_usage("gap: --generator ", f.generator, " is not a generator (family '",
                gen.config.value("family", ""), "'); a classifier goes to --classifier");
   models::LoadedModel clf = load_classifier(f.classifier, "--classifier");
   models::LoadedModel judge;
   if (!f.judge.empty()) judge = load_classifier(f.judge, "--judge");
+  models::LoadedModel unified;
+  if (!f.unified.empty()) {
+    unified = models::load_model(f.unified);
+    if (!dynamic_cast<models::UnifiedNet*>(unified.model.get()))
+      fail_usage("gap: --unified ", f.unified, " is not a unified model (family '",
+                 unified.config.value("family", ""), "'; duet train --task unified makes one)");
+  }
   const auto objective = gen::parse_objective(gen.config.value("objective", "flow"));
   const GuideClassifier guide =
       load_guide("gap", f.guide_with, f.classifier_guidance,
@@ -166,6 +175,10 @@ void run_gap(const GapFlags& f) {
   in.classifier_sha256 = floor.sha256;  // the reference network is the classifier
   std::error_code ec;
   in.judge_is_classifier = !f.judge.empty() && fs::equivalent(f.judge, f.classifier, ec);
+  if (!f.unified.empty()) {
+    in.unified = static_cast<models::UnifiedNet*>(unified.model.get());
+    in.unified_config = unified.config;
+  }
   if (guide.on()) {
     in.guide = guide.classifier;
     in.guide_config = guide.loaded.config;
@@ -193,6 +206,7 @@ void run_gap(const GapFlags& f) {
        {{"classifier", model_entry(f.classifier, clf)},
         {"generator", model_entry(f.generator, gen)},
         {"judge", f.judge.empty() ? nlohmann::json() : model_entry(f.judge, judge)},
+        {"unified", f.unified.empty() ? nlohmann::json() : model_entry(f.unified, unified)},
         {"guide", guide.on() ? model_entry(guide.path, guide.loaded) : nlohmann::json()}}}};
   r.timings["wall"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -215,6 +229,11 @@ void run_gap(const GapFlags& f) {
               static_cast<long long>(gap["understanding"]["images"].get<int64_t>()));
   if (!gap["understanding"]["judge_accuracy"].is_null())
     std::printf("; judge %.4f", gap["understanding"]["judge_accuracy"].get<double>());
+  if (!gap["understanding"]["unified_accuracy"].is_null())
+    std::printf("; unified model %.4f (%lld parameters; classifier + generator %lld)",
+                gap["understanding"]["unified_accuracy"].get<double>(),
+                static_cast<long long>(gap["understanding"]["unified_parameters"].get<int64_t>()),
+                static_cast<long long>(gap["understanding"]["separate_parameters"].get<int64_t>()));
   std::printf("\n%-32s %9s %9s %8s %18s %6s %6s %7s %7s\n", "generation", "acc.clf", "acc.judge",
               "FID-ref", "KID-ref ± s.e.", "prec", "recall", "div", "s/img");
   auto n = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; };
@@ -247,6 +266,9 @@ Action add_gap_command(CLI::App& app) {
       ->required();
   sub->add_option("--judge", f->judge,
                   "independent classifier for conditional accuracy (other seed and architecture)");
+  sub->add_option("--unified", f->unified,
+                  "a unified model (train --task unified): its accuracy and samples next to the "
+                  "separate classifier and generator");
   sub->add_option("-o,--out", f->out, "output folder for report.json and report.html")->required();
   sub->add_option("--data", f->data, "real images: fashion-mnist[:DIR] or folder:ROOT with splits")
       ->capture_default_str();

@@ -25,6 +25,7 @@
 #include "duet/gen/verify.h"
 #include "duet/models/checkpoint.h"
 #include "duet/models/classifier.h"
+#include "duet/models/unified.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
 #include "duet/train/distill_digest.h"
@@ -197,7 +198,7 @@ void run_reflow(ReflowFlags f) {
   std::FILE* log = f.json ? stderr : stdout;
 
   models::LoadedModel teacher = models::load_model(f.teacher);
-  auto* unet = dynamic_cast<models::UNet*>(teacher.model.get());
+  auto* unet = models::generator_network(*teacher.model);
   if (!unet)
     fail_usage("reflow: -m ", f.teacher, " is a ", teacher.config.value("family", std::string("?")),
                " model, not a generator");
@@ -290,7 +291,7 @@ void run_reflow(ReflowFlags f) {
                static_cast<unsigned long long>(judge.seed));
   add(judge_row("teacher", *unet, objective, clf, *reference, judge, f.pair_sampler, f.pair_steps,
                 f.pairs.cfg));
-  auto* student_unet = static_cast<models::UNet*>(student.model.get());
+  auto* student_unet = models::generator_network(*student.model);
   for (int k : eval_steps) {
     add(judge_row("teacher", *unet, objective, clf, *reference, judge, "euler", k, f.pairs.cfg));
     add(judge_row("student", *student_unet, objective, clf, *reference, judge, "euler", k, 1.0));

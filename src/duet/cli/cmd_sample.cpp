@@ -23,6 +23,7 @@
 #include "duet/gen/guidance.h"
 #include "duet/gen/verify.h"
 #include "duet/models/checkpoint.h"
+#include "duet/models/unified.h"
 #include "duet/tensor/allocator.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -80,7 +81,7 @@ void run_sample(const SampleFlags& f) {
   if (f.grid < 1 || f.grid > 1024) fail_usage("--grid must be in [1, 1024], got ", f.grid);
   if (f.count < 0 || f.count > 100000) fail_usage("-n must be in [0, 100000], got ", f.count);
   auto loaded = models::load_model(f.model);
-  auto* unet = dynamic_cast<models::UNet*>(loaded.model.get());
+  auto* unet = models::generator_network(*loaded.model);
   if (!unet)
     fail_usage(f.model, ": not a generator (family '", loaded.config.value("family", ""), "')");
   const auto objective = gen::parse_objective(loaded.config.value("objective", "flow"));

@@ -23,6 +23,7 @@
 #include "duet/gen/verify.h"
 #include "duet/io/atomic_file.h"
 #include "duet/models/checkpoint.h"
+#include "duet/models/unified.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
 #include "duet/tensor/rng.h"
@@ -77,7 +78,7 @@ void run_synth(const SynthFlags& f) {
   if (f.best_of != 1 && f.verify_with.empty())
     fail_usage("synth: --best-of needs --verify-with CLASSIFIER");
   auto loaded = models::load_model(f.model);
-  auto* unet = dynamic_cast<models::UNet*>(loaded.model.get());
+  auto* unet = models::generator_network(*loaded.model);
   if (!unet)
     fail_usage(f.model, ": not a generator (family '", loaded.config.value("family", ""), "')");
   const models::UNetConfig& uc = unet->config();

@@ -1,5 +1,5 @@
-// `duet train --task classify|generate --arch A --data D --epochs N -o DIR`: the recipe from
-// flags, handed to train::train_classifier or train::train_generator. Each task has its own
+// `duet train --task classify|generate|unified --arch A --data D --epochs N -o DIR`: the recipe
+// from flags, handed to train::train_classifier or train::train_generator. Each task has its own
 // defaults; a flag changes them only when given. With --resume the recipe comes from
 // DIR/last.safetensors and only the flags given on this command line override it.
 // `duet distill --teacher T ...` is the classify trainer with a teacher (the same flags).
@@ -35,9 +35,11 @@ struct TrainFlags {
 // then every flag given on this command line.
 train::GenerateRecipe generate_recipe(const TrainFlags& f, CLI::App* sub) {
   train::GenerateRecipe g;
+  if (f.task == "unified") g.arch = "unified-xs";
   if (f.resume)
     g = train::GenerateRecipe::from_json(train::read_resume_point(train::RunPaths(f.out).last)
                                              .meta.value("recipe", nlohmann::json::object()));
+  g.task = f.task;  // on --resume, the trainer refuses a task other than the checkpoint's
   const train::ClassifyRecipe& r = f.recipe;
   auto given = [&](const char* name) { return sub->count(name) > 0; };
   if (given("--arch")) g.arch = r.arch;
@@ -61,14 +63,22 @@ train::GenerateRecipe generate_recipe(const TrainFlags& f, CLI::App* sub) {
   if (given("--sample-cfg")) g.sample_cfg = f.gen.sample_cfg;
   if (given("--sample-sampler")) g.sample_sampler = f.gen.sample_sampler;
   if (given("--reflow-pairs")) g.reflow_pairs = f.gen.reflow_pairs;
+  if (given("--generate-weight")) g.generate_weight = f.gen.generate_weight;
+  if (given("--classify-weight")) g.classify_weight = f.gen.classify_weight;
+  if (given("--classify-augment")) g.classify_augment = f.gen.classify_augment;
+  if (given("--test-limit")) g.test_limit = r.test_limit;
+  if (!g.unified())
+    for (const char* flag :
+         {"--generate-weight", "--classify-weight", "--classify-augment", "--test-limit"})
+      if (given(flag)) fail_usage(flag, " applies to --task unified only");
   if (given("--init")) {
     if (!f.resume && (given("--arch") || given("--width")))
       fail_usage("--init ", r.init, ": the network comes from the checkpoint; drop --arch/--width");
     g.init = r.init;
   }
   for (const char* flag :
-       {"--optimizer", "--momentum", "--nesterov", "--label-smoothing", "--val", "--test-limit",
-        "--teacher", "--kd-temperature", "--kd-alpha", "--test-data", "--extra-data", "--noised"})
+       {"--optimizer", "--momentum", "--nesterov", "--label-smoothing", "--val", "--teacher",
+        "--kd-temperature", "--kd-alpha", "--test-data", "--extra-data", "--noised"})
     if (given(flag)) fail_usage(flag, " applies to --task classify only");
   for (const char* flag : {"--qat-from", "--calib", "--method", "--keep-fp32", "--qat-ranges",
                            "--max-layer-error", "--bench"})  // int8 covers classifiers only
@@ -89,20 +99,22 @@ std::string init_arch_name(const std::string& path) {
 }
 
 void run_train(const TrainFlags& f, CLI::App* sub) {
-  if (f.task != "classify" && f.task != "generate")
-    fail_usage("unknown --task '", f.task, "' (known: classify, generate)");
+  if (f.task != "classify" && f.task != "generate" && f.task != "unified")
+    fail_usage("unknown --task '", f.task, "' (known: classify, generate, unified)");
   if (f.out.empty()) fail_usage("train: -o DIR is required");
   train::TrainRunOptions o;
   o.out_dir = f.out;
   o.resume = f.resume;
   o.stop_after = f.stop_after;
-  if (f.task == "generate") {
+  if (f.task == "generate" || f.task == "unified") {
     train::train_generator(generate_recipe(f, sub), o);
     return;
   }
   for (const char* flag : {"--objective", "--time-sampling", "--cfg-dropout", "--sample-every",
                            "--sample-steps", "--sample-cfg", "--sample-sampler", "--reflow-pairs"})
-    if (given_on(sub, flag)) fail_usage(flag, " applies to --task generate only");
+    if (given_on(sub, flag)) fail_usage(flag, " applies to --task generate (and unified) only");
+  for (const char* flag : {"--generate-weight", "--classify-weight", "--classify-augment"})
+    if (given_on(sub, flag)) fail_usage(flag, " applies to --task unified only");
   train::ClassifyRecipe r = f.recipe;
   if (f.width > 0) r.model_overrides["width"] = f.width;
   if (f.resume) {
@@ -246,7 +258,10 @@ void add_classify_flags(CLI::App* sub, TrainFlags* f) {
 Action add_train_command(CLI::App& app) {
   auto f = std::make_shared<TrainFlags>();
   CLI::App* sub = app.add_subcommand("train", "train a classifier or a generator");
-  sub->add_option("--task", f->task, "what to learn: classify | generate")->capture_default_str();
+  sub->add_option("--task", f->task,
+                  "what to learn: classify | generate | unified (one UNet that does both, "
+                  "models/unified.h)")
+      ->capture_default_str();
   add_classify_flags(sub, f.get());
   auto& g = f->gen;
   sub->add_option("--objective", g.objective, "generate: flow | ddpm-eps | ddpm-v (default flow)");
@@ -264,6 +279,15 @@ Action add_train_command(CLI::App& app) {
   sub->add_option("--reflow-pairs", g.reflow_pairs,
                   "generate: train on these (noise, image) pairs instead of --data (a reflow; "
                   "`duet reflow` makes them)");
+  sub->add_option("--generate-weight", g.generate_weight,
+                  "unified: weight of the generative (flow / diffusion) loss; 0 trains the "
+                  "classifier alone (default 1)");
+  sub->add_option("--classify-weight", g.classify_weight,
+                  "unified: weight of the head's cross-entropy on clean images; 0 trains the "
+                  "generator alone (default 1)");
+  sub->add_option("--classify-augment", g.classify_augment,
+                  "unified: augmentation of the head's view of each batch, comma list of crop, "
+                  "flip, erase; '' for none (default crop,flip)");
   return [f, sub] { run_train(*f, sub); };
 }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "duet/autograd/autograd.h"
+#include "duet/models/unified.h"
 #include "duet/tensor/error.h"
 #include "duet/train/trainer.h"
 
@@ -47,7 +48,7 @@ void add_generative_flags(CLI::App& sub, GenerativeFlags& g) {
 
 GenerativeRun run_generative(models::LoadedModel& generator, const std::string& path,
                              const data::Dataset& d, const GenerativeFlags& g) {
-  auto* unet = dynamic_cast<models::UNet*>(generator.model.get());
+  auto* unet = models::generator_network(*generator.model);
   if (!unet)
     fail_usage("--generative: -m ", path, " is not a generator (family '",
                generator.config.value("family", ""), "')");

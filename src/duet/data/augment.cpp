@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "duet/tensor/parallel.h"
 #include "duet/tensor/rng.h"
@@ -146,6 +147,47 @@ void make_sample(const uint8_t* src, float* dst, float* scratch, int64_t c, int6
     }
   }
   if (draw.erase) erase(dst, c, h, w, draw.erase_top, draw.erase_left, draw.erase_h, draw.erase_w);
+}
+
+Tensor augment_normalised(const Tensor& images, const AugmentConfig& cfg, const NormStats& stats,
+                          uint64_t seed, uint64_t epoch, uint64_t first_index) {
+  DUET_CHECK(images.rank() == 4 && images.dtype() == DType::f32 && images.is_contiguous(),
+             "augment_normalised: expected contiguous f32 [N, C, H, W], got ",
+             images.shape().str());
+  const int64_t n = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3);
+  const int64_t hw = h * w, size = c * hw;
+  DUET_CHECK(stats.mean.empty() || (static_cast<int64_t>(stats.mean.size()) == c &&
+                                    static_cast<int64_t>(stats.std.size()) == c),
+             "normalisation stats have ", stats.mean.size(), " channels; images have ", c);
+  Tensor out = Tensor::empty(images.shape());
+  const float* src = images.data<float>();
+  float* dst = out.data<float>();
+  // Serial: it runs on the loader's background thread, next to a training step using the pool.
+  std::vector<float> pixels(static_cast<size_t>(size));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* in = src + i * size;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float m = stats.mean.empty() ? 0.0f : stats.mean[static_cast<size_t>(ch)];
+      const float sd = stats.mean.empty() ? 1.0f : stats.std[static_cast<size_t>(ch)];
+      for (int64_t p = 0; p < hw; ++p) pixels[ch * hw + p] = in[ch * hw + p] * sd + m;
+    }
+    const AugmentDraw draw =
+        draw_augment(cfg, h, w, seed, epoch, first_index + static_cast<uint64_t>(i));
+    float* o = dst + i * size;
+    if (cfg.crop_padding > 0) {
+      crop_padded(pixels.data(), o, c, h, w, cfg.crop_padding, draw.crop_top, draw.crop_left);
+    } else {
+      std::copy(pixels.begin(), pixels.end(), o);
+    }
+    if (draw.flip) hflip(o, c, h, w);
+    for (int64_t ch = 0; ch < c && !stats.mean.empty(); ++ch) {
+      const float m = stats.mean[static_cast<size_t>(ch)];
+      const float inv = 1.0f / std::max(stats.std[static_cast<size_t>(ch)], 1e-6f);
+      for (int64_t p = 0; p < hw; ++p) o[ch * hw + p] = (o[ch * hw + p] - m) * inv;
+    }
+    if (draw.erase) erase(o, c, h, w, draw.erase_top, draw.erase_left, draw.erase_h, draw.erase_w);
+  }
+  return out;
 }
 
 }  // namespace duet::data

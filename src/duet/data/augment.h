@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "duet/data/dataset.h"
+#include "duet/tensor/tensor.h"
 
 namespace duet::data {
 
@@ -52,5 +53,12 @@ void erase(float* img, int64_t c, int64_t h, int64_t w, int64_t top, int64_t lef
 // normalisation). `scratch` holds c*h*w floats.
 void make_sample(const uint8_t* src, float* dst, float* scratch, int64_t c, int64_t h, int64_t w,
                  const AugmentConfig& cfg, const NormStats& stats, const AugmentDraw& draw);
+
+// A second view of a finished batch: `images` [N, C, H, W] are already normalised with `stats`
+// (empty = pixels / 255); each is mapped back to pixel / 255, augmented like make_sample (black
+// padding, flip, then erase to 0) and normalised again, into a new tensor. Image i draws with
+// (seed, epoch, first_index + i), so the view is a pure function of the batch's position.
+Tensor augment_normalised(const Tensor& images, const AugmentConfig& cfg, const NormStats& stats,
+                          uint64_t seed, uint64_t epoch, uint64_t first_index);
 
 }  // namespace duet::data

@@ -25,6 +25,9 @@ struct Batch {
   // Optional f32 [B, C, H, W]: noise paired with each image (a reflow's training pairs,
   // data/pair_loader.h); undefined when the trainer draws its own.
   Tensor noise;
+  // Optional f32 [B, C, H, W]: a second, independently augmented view of `images` for a
+  // classification loss next to a generative one (a unified run); undefined otherwise.
+  Tensor classify_images;
   int64_t epoch = 0, index = 0;
 };
 

@@ -59,9 +59,13 @@ std::string targets_section(const json& r) {
                                ? (margin.get<double>() >= 0 ? "+" : "") +
                                      num(json(100.0 * margin.get<double>()), 2) + " points"
                                : "n/a";
-    const bool rob = t.value("threshold", 0.0) == 0.0;  // the robustness row: a difference
+    // Rows comparing two numbers (robustness, unified vs separate) are differences in points.
+    const bool rob = t.value("difference", false) || t.value("threshold", 0.0) == 0.0;
+    const double limit = 100.0 * t.value("threshold", 0.0);
+    const std::string threshold =
+        limit == 0.0 ? "&gt; 0 points" : "&ge; " + num(json(limit), 2) + " points";
     s += "<tr>" + td(html_escape(t.value("target", "")), true) +
-         td(rob ? "&gt; 0 points" : pct(t["threshold"])) +
+         td(rob ? threshold : pct(t["threshold"])) +
          td(rob ? (t["measured"].get<double>() >= 0 ? "+" : "") +
                       num(json(100.0 * t["measured"].get<double>()), 2) + " points"
                 : pct(t["measured"])) +
@@ -82,6 +86,12 @@ std::string gap_section(const json& r) {
   if (!u["judge_accuracy"].is_null())
     s += "<tr>" + td("independent judge's accuracy", true) + td(pct(u["judge_accuracy"])) +
          "</tr>\n";
+  if (!u["unified_accuracy"].is_null())
+    s += "<tr>" +
+         td("unified model's accuracy (" + num(u["unified_parameters"], 0) +
+                " parameters; classifier + generator: " + num(u["separate_parameters"], 0) + ")",
+            true) +
+         td(pct(u["unified_accuracy"])) + "</tr>\n";
   s += "</table>\n<h3>Generation (" + num(r["settings"]["per_class"], 0) +
        " images per class and mode)</h3>\n<table>\n<tr>" + th("", true);
   const json& rows = g["generation"];
@@ -130,8 +140,10 @@ std::string gap_section(const json& r) {
 std::string per_class_section(const json& r) {
   const json& modes = r["generation"];
   const bool judged = !r["understanding"]["judge"].is_null();
+  const bool unified = !r["understanding"]["unified"].is_null();
   std::string s = "<h2>Per class</h2>\n<table>\n<tr>" + th("class", true) + th("classifier acc.");
   if (judged) s += th("judge acc.");
+  if (unified) s += th("unified acc.");
   for (const auto& m : modes) s += th("cond. acc. " + html_escape(m.value("label", "")));
   if (judged)
     for (const auto& m : modes) s += th("judge cond. acc. " + html_escape(m.value("label", "")));
@@ -141,6 +153,7 @@ std::string per_class_section(const json& r) {
     s += "<tr>" + td(num(c["class"], 0) + " " + text(c["name"]), true) +
          td(pct(c["classifier_accuracy"], 1));
     if (judged) s += td(pct(c["judge_accuracy"], 1));
+    if (unified) s += td(pct(c["unified_accuracy"], 1));
     for (const auto& m : modes) s += td(pct(c["cond_acc_classifier"][m.value("name", "")], 1));
     if (judged)
       for (const auto& m : modes) s += td(pct(c["cond_acc_judge"][m.value("name", "")], 1));

@@ -152,6 +152,16 @@ void validate_gap(const GapInputs& in, const GapOptions& o) {
                                    "--guide-with " + in.guide_path);
   if (in.test.num_classes() != k)
     fail_usage("gap: the test data has ", in.test.num_classes(), " classes; the generator has ", k);
+  if (in.unified) {
+    const std::string mine = in.unified_config.value("objective", "flow"),
+                      theirs = in.generator_config.value("objective", "flow");
+    if (mine != theirs)
+      fail_usage("gap: --unified was trained for --objective ", mine, ", the generator for ",
+                 theirs, "; they must sample alike to be compared");
+    if (value_range(in.unified_config) != value_range(in.generator_config))
+      fail_usage("gap: --unified and the generator have different pixel ranges (value_range)");
+    validate_judge(in.unified->unet(), objective, in.classifier_config, jo);
+  }
 }
 
 GapReport gap_report(GapInputs& in, const GapOptions& o) {
@@ -221,11 +231,19 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
   if (in.judge)
     r.judge_accuracy =
         classifier_metrics(*in.judge, in.judge_config, in.test, o.classifier_batch, k);
+  if (in.unified) {
+    r.unified_accuracy =
+        classifier_metrics(*in.unified, in.unified_config, in.test, o.classifier_batch, k);
+    r.separate_parameters = in.classifier->parameter_count() + unet.parameter_count();
+    r.unified_parameters = in.unified->parameter_count();
+  }
   r.timings["understanding"] = since(t0);
-  say(o, "understanding: accuracy " + fixed(r.understanding.accuracy, 4) + ", ECE " +
-             fixed(r.understanding.ece, 4) +
-             (r.judge_accuracy ? ", judge accuracy " + fixed(r.judge_accuracy->accuracy, 4) : "") +
-             " (" + fixed(since(t0), 1) + " s)");
+  say(o,
+      "understanding: accuracy " + fixed(r.understanding.accuracy, 4) + ", ECE " +
+          fixed(r.understanding.ece, 4) +
+          (r.judge_accuracy ? ", judge accuracy " + fixed(r.judge_accuracy->accuracy, 4) : "") +
+          (r.unified_accuracy ? ", unified model " + fixed(r.unified_accuracy->accuracy, 4) : "") +
+          " (" + fixed(since(t0), 1) + " s)");
 
   // 2. Generation: plain (CFG 1), guided (CFG), verified best-of-K at the same guidance; all three
   // from the same seed, so candidate 0 of the verified mode is the guided mode's image.
@@ -234,7 +252,8 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
     std::string label;
     double cfg;
     int best_of;
-    double guidance = 0.0;  // classifier guidance scale
+    double guidance = 0.0;        // classifier guidance scale
+    models::UNet* net = nullptr;  // the network sampled; null: the generator
   };
   std::vector<Mode> modes = {
       {"plain", "plain, CFG 1", 1.0, 1},
@@ -248,6 +267,10 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
         {"classifier-guided",
          "classifier-guided " + shortest(o.classifier_guidance) + ", CFG " + shortest(o.guide_cfg),
          o.guide_cfg, 1, o.classifier_guidance});
+  // The unified model's UNet in the generator's CFG mode: the same seed, sampler and judge.
+  if (in.unified)
+    modes.push_back(
+        {"unified", "unified model, CFG " + shortest(o.cfg), o.cfg, 1, 0.0, &in.unified->unet()});
   gen::InputMap guide_map;
   if (in.guide) {
     const data::NormStats gn = train::model_norm_stats(in.guide_config);
@@ -260,6 +283,7 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
       });
   for (size_t m = 0; m < modes.size(); ++m) {
     const Mode& mode = modes[m];
+    models::UNet& net = mode.net ? *mode.net : unet;
     t0 = Clock::now();
     GapSampling s;
     s.name = mode.name, s.label = mode.label, s.cfg = mode.cfg, s.best_of = mode.best_of;
@@ -291,7 +315,7 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
                     ? " + " + std::to_string(s.classifier_passes_per_image) +
                           " classifier forward+backward passes"
                     : ""));
-    s.by_classifier = judge_generator(unet, objective, *in.classifier, in.classifier_config, mo);
+    s.by_classifier = judge_generator(net, objective, *in.classifier, in.classifier_config, mo);
     if (in.judge) s.by_judge = judge_replay(in, objective, jo, s.by_classifier.images);
     DistributionReportOptions dopt;
     dopt.seed = o.seed;
@@ -401,10 +425,39 @@ nlohmann::json gap_targets(const GapReport& r) {
                     {"measured", best},
                     {"met", best > 0.0},
                     {"margin", best},
+                    {"difference", true},
                     {"detail", "best family " + best_family +
                                    "; mean accuracy over severities, generative minus "
                                    "discriminative: " +
                                    detail}});
+  }
+  if (r.unified_accuracy) {
+    const double diff = r.unified_accuracy->accuracy - r.understanding.accuracy;
+    rows.push_back(
+        {{"target", "unified model within 1 point of the separate classifier's accuracy"},
+         {"threshold", -0.01},
+         {"measured", diff},
+         {"met", diff >= -0.01},
+         {"margin", diff + 0.01},
+         {"difference", true},
+         {"detail", "unified " + fixed(100.0 * r.unified_accuracy->accuracy, 2) +
+                        " % vs classifier " + fixed(100.0 * r.understanding.accuracy, 2) +
+                        " % on " + std::to_string(r.understanding.count) + " test images; " +
+                        std::to_string(r.unified_parameters) + " parameters vs " +
+                        std::to_string(r.separate_parameters) + " for classifier + generator"}});
+  }
+  const GapSampling *cfg = nullptr, *unified = nullptr;
+  for (const auto& s : r.sampling) {
+    if (s.name == "cfg") cfg = &s;
+    if (s.name == "unified") unified = &s;
+  }
+  if (cfg && unified) {
+    // 1 - unified / separate: >= -0.10 means at most 10 % worse.
+    const double a = unified->distribution.overall.fid.fid, b = cfg->distribution.overall.fid.fid;
+    const double measured = b > 0 ? 1.0 - a / b : (a <= b ? 0.0 : -1.0);
+    row("unified model's FID-ref no worse than 10 % above the generator's", -0.10, measured,
+        "FID-ref " + fixed(a, 3) + " (unified) vs " + fixed(b, 3) + " (generator), both " +
+            cfg->label + "; measured = 1 - unified / generator");
   }
   return rows;
 }
@@ -436,13 +489,20 @@ nlohmann::json GapReport::to_json() const {
                 {"ece", understanding.ece},
                 {"images", understanding.count},
                 {"judge_accuracy",
-                 judge_accuracy ? nlohmann::json(judge_accuracy->accuracy) : nlohmann::json()}}},
+                 judge_accuracy ? nlohmann::json(judge_accuracy->accuracy) : nlohmann::json()},
+                {"unified_accuracy",
+                 unified_accuracy ? nlohmann::json(unified_accuracy->accuracy) : nlohmann::json()},
+                {"unified_parameters",
+                 unified_accuracy ? nlohmann::json(unified_parameters) : nlohmann::json()},
+                {"separate_parameters",
+                 unified_accuracy ? nlohmann::json(separate_parameters) : nlohmann::json()}}},
               {"generation", gen_rows},
               {"floor", floor}};
 
   j["understanding"] = {
       {"classifier", understanding.to_json(names)},
-      {"judge", judge_accuracy ? judge_accuracy->to_json(names) : nlohmann::json()}};
+      {"judge", judge_accuracy ? judge_accuracy->to_json(names) : nlohmann::json()},
+      {"unified", unified_accuracy ? unified_accuracy->to_json(names) : nlohmann::json()}};
   nlohmann::json gen = nlohmann::json::array();
   for (const auto& s : sampling) {
     nlohmann::json g = sampling_summary(s);
@@ -463,6 +523,8 @@ nlohmann::json GapReport::to_json() const {
         {"class", c},
         {"name", names[c]},
         {"classifier_accuracy", understanding.class_accuracy[c]},
+        {"unified_accuracy",
+         unified_accuracy ? nlohmann::json(unified_accuracy->class_accuracy[c]) : nlohmann::json()},
         {"judge_accuracy",
          judge_accuracy ? nlohmann::json(judge_accuracy->class_accuracy[c]) : nlohmann::json()}};
     for (const auto& s : sampling) {

@@ -20,6 +20,7 @@
 #include "duet/eval/judge.h"
 #include "duet/models/classifier.h"
 #include "duet/models/unet.h"
+#include "duet/models/unified.h"
 #include "duet/train/metrics.h"
 
 namespace duet::eval {
@@ -42,6 +43,10 @@ struct GapInputs {
   models::Classifier* guide = nullptr;
   nlohmann::json guide_config;
   std::string guide_path;
+  // Optional unified model (models/unified.h): its head is scored next to the classifier and its
+  // UNet sampled like the generator's CFG mode, the one-network-for-both comparison.
+  models::UnifiedNet* unified = nullptr;
+  nlohmann::json unified_config;
 };
 
 struct GapOptions {
@@ -74,7 +79,8 @@ struct GapOptions {
 // network of the distribution metrics) and, when given, by the independent judge on the same
 // images.
 struct GapSampling {
-  std::string name, label;  // "plain" / "cfg" / "verified" / "classifier-guided", a human label
+  // "plain" / "cfg" / "verified" / "classifier-guided" / "unified", a human label
+  std::string name, label;
   double cfg = 1.0;
   int best_of = 1;
   int64_t passes_per_image = 0;  // generator passes
@@ -98,11 +104,14 @@ struct GapRobustPoint {
 
 struct GapReport {
   std::vector<std::string> class_names;
-  train::ClassifyMetrics understanding;                  // classifier on the whole test set
-  std::optional<train::ClassifyMetrics> judge_accuracy;  // the judge on the same test set
-  std::vector<GapSampling> sampling;                     // plain (CFG 1), CFG, verified
-  std::vector<int64_t> robust_indices;                   // test-set indices of the subset
-  std::vector<GapRobustPoint> robustness;                // clean first, then family x severity
+  train::ClassifyMetrics understanding;                    // classifier on the whole test set
+  std::optional<train::ClassifyMetrics> judge_accuracy;    // the judge on the same test set
+  std::optional<train::ClassifyMetrics> unified_accuracy;  // the unified model's head, likewise
+  // Parameters of the separate pair (classifier + generator) and of the unified model.
+  int64_t separate_parameters = 0, unified_parameters = 0;
+  std::vector<GapSampling> sampling;       // plain (CFG 1), CFG, verified
+  std::vector<int64_t> robust_indices;     // test-set indices of the subset
+  std::vector<GapRobustPoint> robustness;  // clean first, then family x severity
   nlohmann::json settings;  // the options that shaped the numbers (filled by gap_report)
   nlohmann::json timings;   // seconds per section
   // Filled by the caller before to_json: command line, model paths / sha256 / configs, versions.
@@ -127,7 +136,9 @@ std::vector<int64_t> robust_subset(int64_t n, int64_t count, uint64_t seed);
 // The targets of the issue as rows {"target", "threshold", "measured", "met", "margin",
 // "detail"}: conditional accuracy of verified sampling >= 98 % (by the judge when there is one),
 // generative classifier >= 88 % clean, and more robust than the discriminative classifier on at
-// least one corruption family (mean accuracy over the severities).
+// least one corruption family (mean accuracy over the severities); with a unified model, its
+// accuracy within 1 point of the classifier's and its FID-ref (CFG mode) at most 10 % above the
+// generator's. Rows that compare two numbers carry "difference": true (measured in points).
 nlohmann::json gap_targets(const GapReport& r);
 
 }  // namespace duet::eval

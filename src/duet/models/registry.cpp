@@ -7,6 +7,7 @@
 #include "duet/models/resnet.h"
 #include "duet/models/shufflenet_v2.h"
 #include "duet/models/unet.h"
+#include "duet/models/unified.h"
 #include "duet/models/vit.h"
 #include "duet/nn/profile.h"
 #include "duet/tensor/error.h"
@@ -19,6 +20,21 @@ struct Preset {
   nlohmann::json config;
 };
 
+// CPU-friendly: half of unet-s's widths, one residual block per level down and two up (70 M MACs
+// per image against unet-s's 393 M).
+UNetConfig unet_xs() {
+  UNetConfig c;
+  c.channels = {16, 32, 64};
+  c.blocks_down = 1;
+  c.blocks_up = 2;
+  return c;
+}
+
+nlohmann::json with_family(nlohmann::json config, const char* family) {
+  config["family"] = family;
+  return config;
+}
+
 const std::vector<Preset>& presets() {
   static const std::vector<Preset> p = {
       {"resnet20", ResNetConfig{.depth = 20}.to_json()},
@@ -30,16 +46,9 @@ const std::vector<Preset>& presets() {
       {"shufflenet_v2_x0_5", ShuffleNetV2Config{0.5}.to_json()},
       {"shufflenet_v2_x1_0", ShuffleNetV2Config{1.0}.to_json()},
       {"unet-s", UNetConfig{}.to_json()},
-      // CPU-friendly: half of unet-s's widths, one residual block per level down and two up
-      // (70 M MACs per image against unet-s's 393 M).
-      {"unet-xs",
-       [] {
-         UNetConfig c;
-         c.channels = {16, 32, 64};
-         c.blocks_down = 1;
-         c.blocks_up = 2;
-         return c.to_json();
-       }()},
+      {"unet-xs", unet_xs().to_json()},
+      // unet-xs whose encoder also classifies (models/unified.h).
+      {"unified-xs", with_family(unet_xs().to_json(), "unified")},
       {"repvgg_a0", RepVGGConfig{}.to_json()},
       {"vit_tiny_p4", ViTConfig{}.to_json()},
       {"vit_tiny_p7", ViTConfig{.patch = 7}.to_json()},
@@ -64,6 +73,7 @@ const std::vector<Family>& families() {
       {"imagenet_resnet", build<ImageNetResNet, ImageNetResNetConfig>},
       {"shufflenet_v2", build<ShuffleNetV2, ShuffleNetV2Config>},
       {"unet", build<UNet, UNetConfig>},
+      {"unified", build<UnifiedNet, UNetConfig>},
       {"repvgg", build<RepVGG, RepVGGConfig>},
       {"vit", build<VisionTransformer, ViTConfig>},
   };

@@ -230,7 +230,7 @@ UNet::UNet(Generator& gen, const UNetConfig& config) : Module("UNet"), config_(c
   if (conv_out->bias) conv_out->bias->fill(0.0f);
 }
 
-Tensor UNet::forward(const Tensor& x, const Tensor& t, const Tensor& y) {
+UNet::Encoding UNet::encode(const Tensor& x, const Tensor& t, const Tensor& y) {
   DUET_CHECK(x.rank() == 4 && x.dim(1) == config_.in_channels && x.dim(2) == config_.image_size &&
                  x.dim(3) == config_.image_size,
              "unet: expected input [N, ", config_.in_channels, ", ", config_.image_size, ", ",
@@ -238,36 +238,47 @@ Tensor UNet::forward(const Tensor& x, const Tensor& t, const Tensor& y) {
   DUET_CHECK(t.rank() == 1 && t.dim(0) == x.dim(0) && y.rank() == 1 && y.dim(0) == x.dim(0),
              "unet: t and y must be [N] with N = ", x.dim(0), ", got ", t.shape().str(), " and ",
              y.shape().str());
-  Tensor emb = time_embed->forward(timestep_embedding(t, config_.channels[0]));
-  emb = ops::add(emb, class_embed->forward(y));
+  Encoding e;
+  e.emb = time_embed->forward(timestep_embedding(t, config_.channels[0]));
+  e.emb = ops::add(e.emb, class_embed->forward(y));
 
   Tensor h = conv_in->forward(x);
-  std::vector<Tensor> skips{h};
+  e.skips.push_back(h);
   for (auto& level : down_) {
     for (size_t b = 0; b < level->res->size(); ++b) {
-      h = child_as<ResBlock>(*level->res, b).forward(h, emb);
+      h = child_as<ResBlock>(*level->res, b).forward(h, e.emb);
       if (level->attn) h = child_as<AttentionBlock>(*level->attn, b).forward(h);
-      skips.push_back(h);
+      e.skips.push_back(h);
     }
     if (level->resample) {
       h = level->resample->forward(h);
-      skips.push_back(h);
+      e.skips.push_back(h);
     }
   }
-  h = mid_res1_->forward(h, emb);
+  h = mid_res1_->forward(h, e.emb);
   if (mid_attn_) h = mid_attn_->forward(h);
-  h = mid_res2_->forward(h, emb);
+  e.middle = mid_res2_->forward(h, e.emb);
+  return e;
+}
+
+Tensor UNet::decode(Encoding e) {
+  Tensor h = std::move(e.middle);
   for (int l = config_.levels() - 1; l >= 0; --l) {
     auto& level = up_[l];
     for (size_t b = 0; b < level->res->size(); ++b) {
-      h = ops::concat({h, skips.back()}, 1);
-      skips.pop_back();
-      h = child_as<ResBlock>(*level->res, b).forward(h, emb);
+      DUET_CHECK(!e.skips.empty(), "unet: decode ran out of skip connections");
+      h = ops::concat({h, e.skips.back()}, 1);
+      e.skips.pop_back();
+      h = child_as<ResBlock>(*level->res, b).forward(h, e.emb);
       if (level->attn) h = child_as<AttentionBlock>(*level->attn, b).forward(h);
     }
     if (level->resample) h = level->resample->forward(ops::upsample_nearest2d(h, 2));
   }
   return conv_out->forward(ops::silu(norm_out->forward(h)));
+}
+
+Tensor UNet::forward(const Tensor& x, const Tensor& t, const Tensor& y) {
+  return decode(encode(x, t, y));
 }
 
 Tensor UNet::forward(const Tensor& x) {

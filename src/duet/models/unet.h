@@ -74,6 +74,16 @@ class UNet : public nn::Module {
   // x: [N, C, H, W], t: [N] float times in [0, 1], y: [N] int32 labels (null_class() = none).
   // Returns the network's prediction (velocity or noise, by the objective) shaped like x.
   Tensor forward(const Tensor& x, const Tensor& t, const Tensor& y);
+
+  // The two halves of forward(x, t, y) = decode(encode(x, t, y)). The encoder's output (the
+  // middle's feature map) is what the unified model's classification head reads.
+  struct Encoding {
+    Tensor middle;              // [N, channels.back(), S / 2^(L-1), S / 2^(L-1)]
+    std::vector<Tensor> skips;  // what the up path concatenates, in the order it pushed them
+    Tensor emb;                 // the time + class embedding [N, embed_dim]
+  };
+  Encoding encode(const Tensor& x, const Tensor& t, const Tensor& y);
+  Tensor decode(Encoding encoding);
   // For `duet info` and profiling: t = 0.5 and no class.
   Tensor forward(const Tensor& x) override;
   const UNetConfig& config() const { return config_; }

@@ -19,6 +19,7 @@
 #include "duet/train/adamw.h"
 #include "duet/train/ema.h"
 #include "duet/train/generate_step.h"
+#include "duet/train/metrics.h"
 #include "duet/train/run_checkpoint.h"
 #include "duet/train/run_io.h"
 #include "duet/train/schedule.h"
@@ -27,7 +28,7 @@ namespace duet::train {
 namespace fs = std::filesystem;
 
 nlohmann::json GenerateRecipe::to_json() const {
-  nlohmann::json j = {{"task", "generate"},
+  nlohmann::json j = {{"task", task},
                       {"arch", arch},
                       {"model_overrides", model_overrides},
                       {"data", data},
@@ -58,6 +59,12 @@ nlohmann::json GenerateRecipe::to_json() const {
     j["reflow_pairs"] = reflow_pairs;
     j["reflow_pairs_sha256"] = reflow_pairs_sha256;
     j["reflow_pairs_bytes"] = reflow_pairs_bytes;
+  }
+  if (unified()) {
+    j["generate_weight"] = generate_weight;
+    j["classify_weight"] = classify_weight;
+    j["classify_augment"] = classify_augment;
+    j["test_limit"] = test_limit;
   }
   return j;
 }
@@ -91,6 +98,11 @@ GenerateRecipe GenerateRecipe::from_json(const nlohmann::json& j) {
   read_recipe_field(j, "reflow_pairs", r.reflow_pairs);
   read_recipe_field(j, "reflow_pairs_sha256", r.reflow_pairs_sha256);
   read_recipe_field(j, "reflow_pairs_bytes", r.reflow_pairs_bytes);
+  read_recipe_field(j, "task", r.task);
+  read_recipe_field(j, "generate_weight", r.generate_weight);
+  read_recipe_field(j, "classify_weight", r.classify_weight);
+  read_recipe_field(j, "classify_augment", r.classify_augment);
+  read_recipe_field(j, "test_limit", r.test_limit);
   return r;
 }
 
@@ -104,6 +116,7 @@ void GenerateRecipe::validate() const {
     fail_usage("--cfg-dropout must be in [0, 1), got ", cfg_dropout);
   if (!(ema_decay >= 0 && ema_decay < 1)) fail_usage("--ema must be in [0, 1), got ", ema_decay);
   if (limit < 0) fail_usage("--limit must be >= 0, got ", limit);
+  if (test_limit < 0) fail_usage("--test-limit must be >= 0, got ", test_limit);
   if (sample_every < 0) fail_usage("--sample-every must be >= 0, got ", sample_every);
   if (sample_steps < 1) fail_usage("--sample-steps must be at least 1, got ", sample_steps);
   (void)gen::parse_objective(objective);
@@ -120,11 +133,25 @@ void GenerateRecipe::validate() const {
     fail_usage(
         "--augment cannot change reflow pairs: each image must stay the one its noise "
         "led to");
+  if (task != "generate" && task != "unified")
+    fail_usage("unknown --task '", task, "' for a generation run (known: generate, unified)");
+  if (unified()) {
+    for (const auto& [flag, w] : {std::pair{"--generate-weight", generate_weight},
+                                  std::pair{"--classify-weight", classify_weight}})
+      if (!(w >= 0) || !std::isfinite(w)) fail_usage(flag, " must be >= 0, got ", w);
+    if (generate_weight == 0 && classify_weight == 0)
+      fail_usage("--generate-weight and --classify-weight are both 0: nothing to learn");
+    (void)parse_augment(classify_augment);
+    if (!reflow_pairs.empty())
+      fail_usage("--reflow-pairs trains a generator alone; it does not go with --task unified");
+  }
   if (init.empty()) {
-    const auto config = models::preset_config(arch);
-    if (config.value("family", "") != "unet")
+    const std::string family = models::preset_config(arch).value("family", "");
+    if (unified() && family != "unified")
+      fail_usage("--task unified needs a unified architecture (unified-xs), got '", arch, "'");
+    if (!unified() && family != "unet")
       fail_usage("--task generate needs a generator architecture (unet-xs, unet-s), got '", arch,
-                 "'");
+                 "'", family == "unified" ? " (a unified model trains with --task unified)" : "");
   }
 }
 
@@ -148,6 +175,17 @@ void write_sample_grid(GenerateSetup& s, const GenerateRecipe& r, const fs::path
                                                        s.class_names, s.unet->config().image_size));
 }
 
+// Unified runs: the head's accuracy on the test split with the weights sampling uses (EMA).
+double head_test_accuracy(GenerateSetup& s) {
+  std::unique_ptr<EmaScope> scope;
+  if (s.ema) scope = std::make_unique<EmaScope>(*s.ema, *s.module);
+  const std::vector<float> probs = predict_probs(*s.module, s.test_set, s.norm, 250);
+  const int64_t k = s.unified->unet().config().num_classes;
+  const ClassifyMetrics m =
+      classify_metrics(probs.data(), s.test_set.labels.data<int32_t>(), s.test_set.size(), k);
+  return m.accuracy;
+}
+
 }  // namespace
 
 GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunOptions& opt) {
@@ -169,6 +207,8 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
     require_same_on_resume("--limit", recipe.limit, saved.limit);
     require_same_on_resume("--augment", recipe.augment, saved.augment);
     require_same_on_resume("--objective", recipe.objective, saved.objective);
+    require_same_on_resume("--task", recipe.task, saved.task);
+    require_same_on_resume("--classify-augment", recipe.classify_augment, saved.classify_augment);
     require_same_on_resume("--ema", recipe.ema_decay > 0, saved.ema_decay > 0);
     if (recipe.seed >= 0) require_same_on_resume("--seed", recipe.seed, saved.seed);
     recipe.seed = saved.seed;
@@ -228,17 +268,20 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
     const auto t0 = std::chrono::steady_clock::now();
     s.loader->start_epoch(epoch);
     data::Batch batch;
-    double loss_sum = 0.0, lr = 0.0;
-    int64_t seen = 0;
+    double loss_sum = 0.0, generate_sum = 0.0, classify_sum = 0.0, lr = 0.0;
+    int64_t seen = 0, correct = 0;
     for (int64_t b = 0; s.loader->next(batch); ++b, ++step) {
       lr = s.schedule.lr_at(step, s.total_steps);
-      const float loss = generate_train_step(s, recipe, batch, step);
-      if (!std::isfinite(loss))
-        fail("epoch ", epoch + 1, " step ", step + 1, ": the loss is ", loss,
+      const GenerateStepLoss loss = generate_train_step(s, recipe, batch, step);
+      if (!std::isfinite(loss.total))
+        fail("epoch ", epoch + 1, " step ", step + 1, ": the loss is ", loss.total,
              " (diverged; try a lower --lr); stopping. The last good checkpoint is kept (",
              fs::exists(paths.last) ? paths.last.string() : "none written yet", ")");
       const int64_t images = batch.labels.numel();
-      loss_sum += static_cast<double>(loss) * static_cast<double>(images);
+      loss_sum += static_cast<double>(loss.total) * static_cast<double>(images);
+      generate_sum += static_cast<double>(loss.generate) * static_cast<double>(images);
+      classify_sum += static_cast<double>(loss.classify) * static_cast<double>(images);
+      correct += loss.correct;
       seen += images;
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -262,8 +305,22 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
         str("epoch ", epoch + 1, "/", recipe.epochs, " loss ",
             format_number("%.4f", summary.train_loss), " lr ", format_number("%.3g", lr), " ",
             format_number("%.0f", summary.images_per_second), " img/s");
+    if (s.unified) {
+      const double denom = static_cast<double>(std::max<int64_t>(seen, 1));
+      summary.test_accuracy = head_test_accuracy(s);
+      log["generate_loss"] = generate_sum / denom;
+      log["classify_loss"] = classify_sum / denom;
+      log["train_acc"] = static_cast<double>(correct) / denom;
+      log["test_acc"] = summary.test_accuracy;
+      line += str(" | mse ", format_number("%.4f", generate_sum / denom), " ce ",
+                  format_number("%.4f", classify_sum / denom), " train-acc ",
+                  format_number("%.2f", 100.0 * static_cast<double>(correct) / denom),
+                  "% test-acc ", format_number("%.2f", 100.0 * summary.test_accuracy), "%");
+    }
     const bool last_epoch = epoch + 1 == recipe.epochs;
-    if (last_epoch || (recipe.sample_every > 0 && (epoch + 1) % recipe.sample_every == 0)) {
+    const bool draws = !s.unified || recipe.generate_weight > 0;  // a classifier-only baseline
+    if (draws &&
+        (last_epoch || (recipe.sample_every > 0 && (epoch + 1) % recipe.sample_every == 0))) {
       const fs::path grid = paths.dir / "samples" / str("epoch-", epoch + 1, ".png");
       write_sample_grid(s, recipe, grid, 8);
       log["samples"] = grid.string();
@@ -275,17 +332,19 @@ GenerateSummary train_generator(const GenerateRecipe& recipe_in, const TrainRunO
   summary.finished = summary.epochs_done >= recipe.epochs;
   summary.peak = peak_memory();
   if (summary.finished) {
-    write_json_atomically(paths.metrics, {{"arch", s.config.value("arch", recipe.arch)},
-                                          {"config", s.config},
-                                          {"recipe", recipe.to_json()},
-                                          {"seed", recipe.seed},
-                                          {"epochs", summary.epochs_done},
-                                          {"steps", step},
-                                          {"parameters", s.module->parameter_count()},
-                                          {"train_loss", summary.train_loss},
-                                          {"img_per_s", summary.images_per_second},
-                                          {"threads", num_threads()},
-                                          {"memory", summary.peak.to_json()}});
+    nlohmann::json metrics = {{"arch", s.config.value("arch", recipe.arch)},
+                              {"config", s.config},
+                              {"recipe", recipe.to_json()},
+                              {"seed", recipe.seed},
+                              {"epochs", summary.epochs_done},
+                              {"steps", step},
+                              {"parameters", s.module->parameter_count()},
+                              {"train_loss", summary.train_loss},
+                              {"img_per_s", summary.images_per_second},
+                              {"threads", num_threads()},
+                              {"memory", summary.peak.to_json()}};
+    if (s.unified) metrics["test_acc"] = summary.test_accuracy;
+    write_json_atomically(paths.metrics, metrics);
     progress.note(str("wrote ", paths.model.string(), " and ", paths.metrics.string()));
   }
   progress.line(summary.peak.str());

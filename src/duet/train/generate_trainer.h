@@ -46,6 +46,17 @@ struct GenerateRecipe {
   std::string reflow_pairs;
   std::string reflow_pairs_sha256;
   int64_t reflow_pairs_bytes = 0;
+  // A unified run (`duet train --task unified`, a unified arch, models/unified.h): the head's
+  // cross-entropy on a `classify_augment` view of the batch's clean images joins the generative
+  // loss: loss = generate_weight * MSE + classify_weight * CE. A zero weight skips that pass, so
+  // the separate baselines train with the same code, data, schedule and per-task compute.
+  std::string task = "generate";  // generate | unified
+  double generate_weight = 1.0;
+  double classify_weight = 1.0;
+  std::string classify_augment = "crop,flip";
+  int64_t test_limit = 0;  // > 0: score the head on the first `test_limit` test images only
+
+  bool unified() const { return task == "unified"; }
 
   nlohmann::json to_json() const;
   static GenerateRecipe from_json(const nlohmann::json& j);
@@ -57,6 +68,7 @@ struct GenerateSummary {
   int64_t epochs_done = 0, steps = 0;
   bool finished = false;
   double train_loss = 0.0, images_per_second = 0.0;
+  double test_accuracy = -1.0;  // unified runs: the head's accuracy on the test split (EMA)
   PeakMemory peak;
 };
 
