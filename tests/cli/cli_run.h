@@ -37,4 +37,14 @@ inline Result run_duet(const std::string& args, const std::string& tag) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
 }
 
+// A unified model trained for two steps (8/16/32 channels, 64 images) into DIR/model.safetensors:
+// enough to exercise every command that takes one. Returns the run's result.
+inline Result train_tiny_unified(const std::string& dir, const std::string& tag) {
+  return run_duet(
+      "-t 2 train --task unified --width 8 --limit 64 --batch 32 --epochs 1 --test-limit 100 "
+      "--sample-every 0 --sample-steps 1 -s 3 -o " +
+          dir,
+      tag);
+}
+
 }  // namespace duet::cli_test

@@ -136,10 +136,7 @@ TEST(CliGapReport, UnifiedModelJoinsTheReport) {
   if (!ready()) GTEST_SKIP() << "duet or the shipped models are missing";
   const fs::path dir = fs::temp_directory_path() / "duet_cli_gap_report_unified";
   fs::remove_all(dir);
-  const Result trained =
-      run("-t 2 train --task unified --width 8 --limit 64 --batch 32 --epochs 1 --test-limit 100 "
-          "--sample-every 0 --sample-steps 1 -s 3 -o " +
-          (dir / "u").string());
+  const Result trained = duet::cli_test::train_tiny_unified((dir / "u").string(), "gap_report");
   ASSERT_EQ(trained.code, 0) << trained.err;
   const std::string model = (dir / "u" / "model.safetensors").string();
   const Result r =

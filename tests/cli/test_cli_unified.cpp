@@ -27,10 +27,7 @@ TEST(CliUnified, OneFileClassifiesAndGenerates) {
   if (!fs::exists(kDuet) || !fs::exists(kClf)) GTEST_SKIP() << "duet or the models are missing";
   const fs::path dir = fs::temp_directory_path() / "duet_cli_unified";
   fs::remove_all(dir);
-  const Result trained =
-      run("-t 2 train --task unified --width 8 --limit 64 --batch 32 --epochs 1 --test-limit 100 "
-          "--sample-every 0 --sample-steps 1 -s 3 -o " +
-          (dir / "u").string());
+  const Result trained = duet::cli_test::train_tiny_unified((dir / "u").string(), "unified");
   ASSERT_EQ(trained.code, 0) << trained.err;
   // The epoch line carries both losses and the head's accuracies.
   EXPECT_NE(trained.out.find(" mse "), std::string::npos) << trained.out;

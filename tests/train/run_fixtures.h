@@ -11,6 +11,7 @@
 
 #include "duet/data/dataset.h"
 #include "duet/io/safetensors.h"
+#include "duet/train/generate_trainer.h"
 #include "duet/train/trainer.h"
 
 namespace duet::train::testing {
@@ -42,6 +43,23 @@ inline TrainRunOptions quiet(const std::string& dir) {
   o.out_dir = dir;
   o.progress = false;
   return o;
+}
+
+// A generation recipe that trains in seconds: unet-xs narrowed to 8/16 channels (about 70k
+// parameters) on the first 256 images, no warm-up, a short EMA, no grids until the end.
+inline GenerateRecipe tiny_generate_recipe(int64_t epochs) {
+  GenerateRecipe r;
+  r.model_overrides = {{"channels", {8, 16}}};
+  r.limit = 256;
+  r.epochs = epochs;
+  r.batch = 32;
+  r.lr = 3e-3;
+  r.warmup_epochs = 0.0;
+  r.ema_decay = 0.9;
+  r.sample_every = 0;
+  r.sample_steps = 1;
+  r.seed = 5;
+  return r;
 }
 
 inline bool have_fashion_mnist() {

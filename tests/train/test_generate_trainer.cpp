@@ -17,22 +17,7 @@ namespace {
 
 using testing::quiet;
 using testing::RunDir;
-
-// unet-xs narrowed to 8/16 channels (about 70k parameters): seconds per epoch on 256 images.
-GenerateRecipe tiny_recipe(int64_t epochs) {
-  GenerateRecipe r;
-  r.model_overrides = {{"channels", {8, 16}}};
-  r.limit = 256;
-  r.epochs = epochs;
-  r.batch = 32;
-  r.lr = 3e-3;
-  r.warmup_epochs = 0.0;
-  r.ema_decay = 0.9;
-  r.sample_every = 0;
-  r.sample_steps = 1;
-  r.seed = 5;
-  return r;
-}
+using testing::tiny_generate_recipe;
 
 std::vector<double> logged_losses(const std::string& path) {
   std::ifstream in(path);
@@ -47,7 +32,7 @@ std::vector<double> logged_losses(const std::string& path) {
 TEST(GenerateTrainer, FlowLossFallsAndGridsAreWritten) {
   REQUIRE_FASHION_MNIST();
   RunDir dir("run");
-  const GenerateSummary s = train_generator(tiny_recipe(4), quiet(dir.str()));
+  const GenerateSummary s = train_generator(tiny_generate_recipe(4), quiet(dir.str()));
   EXPECT_TRUE(s.finished);
   const auto losses = logged_losses(dir.file("train_log.jsonl"));
   ASSERT_EQ(losses.size(), 4u);
@@ -67,7 +52,7 @@ TEST(GenerateTrainer, FlowLossFallsAndGridsAreWritten) {
 TEST(GenerateTrainer, ResumeIsBitIdentical) {
   REQUIRE_FASHION_MNIST();
   RunDir straight("straight"), resumed("resumed");
-  GenerateRecipe r = tiny_recipe(2);
+  GenerateRecipe r = tiny_generate_recipe(2);
   r.limit = 96;
   r.augment = "flip";
   train_generator(r, quiet(straight.str()));

@@ -144,17 +144,8 @@ TEST(Reflow, StudentReachesTheTeachersImagesInOneStep) {
   REQUIRE_FASHION_MNIST();
   // A small teacher that has learnt something: 3 epochs on 256 images.
   RunDir teacher_dir("teacher"), student_dir("student");
-  GenerateRecipe t;
-  t.model_overrides = {{"channels", {8, 16}}};
-  t.limit = 256;
-  t.epochs = 3;
-  t.batch = 32;
-  t.lr = 3e-3;
-  t.warmup_epochs = 0.0;
+  GenerateRecipe t = testing::tiny_generate_recipe(3);
   t.ema_decay = 0.0;
-  t.sample_every = 0;
-  t.sample_steps = 1;
-  t.seed = 5;
   train_generator(t, quiet(teacher_dir.str()));
   const std::string teacher_path = teacher_dir.file("model.safetensors");
   models::LoadedModel teacher = models::load_model(teacher_path);

@@ -17,19 +17,12 @@ namespace {
 using testing::quiet;
 using testing::RunDir;
 
+// The tiny generation recipe as a unified run, its head scored on 1,000 test images.
 GenerateRecipe tiny_unified(int64_t epochs, int64_t limit) {
-  GenerateRecipe r;
+  GenerateRecipe r = testing::tiny_generate_recipe(epochs);
   r.task = "unified";
   r.arch = "unified-xs";
-  r.model_overrides = {{"channels", {8, 16}}};
   r.limit = limit;
-  r.epochs = epochs;
-  r.batch = 32;
-  r.lr = 3e-3;
-  r.warmup_epochs = 0.0;
-  r.ema_decay = 0.9;
-  r.sample_every = 0;
-  r.sample_steps = 1;
   r.seed = 7;
   r.test_limit = 1000;
   return r;

@@ -2,6 +2,8 @@
 // multiply-accumulates per layer, and the totals (parameters, MACs, fp32 size).
 #include <cstdio>
 #include <map>
+#include <numeric>
+#include <set>
 #include <string>
 
 #include "duet/autograd/autograd.h"
@@ -10,6 +12,7 @@
 #include "duet/compress/quantize.h"
 #include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
+#include "duet/models/unified.h"
 #include "duet/nn/profile.h"
 #include "duet/tensor/error.h"
 
@@ -70,10 +73,11 @@ void run_info(const InfoOptions& o) {
               models::input_shape(config).str().c_str());
   std::printf("%-28s %-12s %-18s %10s %10s\n", "layer", "type", "output", "params", "MACs");
   double total_macs = 0;
+  std::set<const Tensor*> used;  // parameters of the layers this forward ran, each once
   for (const auto& r : scope.records()) {
     nn::Module* m = const_cast<nn::Module*>(r.module);
     int64_t params = 0;
-    for (auto& [n, t] : m->named_parameters()) params += t->numel();
+    for (auto& [n, t] : m->named_parameters()) params += t->numel(), used.insert(t);
     total_macs += r.macs;
     std::printf("%-28s %-12s %-18s %10s %10s\n", names[r.module].c_str(), m->type_name().c_str(),
                 r.output.str().c_str(), human(static_cast<double>(params)).c_str(),
@@ -83,6 +87,26 @@ void run_info(const InfoOptions& o) {
   std::printf("total: %lld parameters (%s), %s MACs per image, %.2f MiB as fp32\n",
               static_cast<long long>(params), human(static_cast<double>(params)).c_str(),
               human(total_macs).c_str(), static_cast<double>(params) * 4 / (1 << 20));
+  if (models::UNet* unet = models::generator_network(*model);
+      unet && dynamic_cast<models::Classifier*>(model.get())) {
+    // A unified model: the table is its classification pass; generation runs the whole UNet.
+    nn::ProfileScope unet_scope;
+    {
+      autograd::NoGradGuard no_grad;
+      unet->forward(Tensor::zeros(models::input_shape(config)));
+    }
+    double unet_macs = 0;
+    for (const auto& r : unet_scope.records()) unet_macs += r.macs;
+    std::printf(
+        "unified: classifying (the table) uses %lld of the parameters (%s MACs per image); "
+        "generating runs the whole UNet, %lld parameters and %s MACs per image and network "
+        "pass\n",
+        static_cast<long long>(
+            std::accumulate(used.begin(), used.end(), int64_t{0},
+                            [](int64_t sum, const Tensor* t) { return sum + t->numel(); })),
+        human(total_macs).c_str(), static_cast<long long>(unet->parameter_count()),
+        human(unet_macs).c_str());
+  }
   if (compress::is_quantized_config(config)) {
     int64_t int8 = 0, convs = 0;
     for (auto& [name, m] : model->named_modules())
