@@ -64,12 +64,11 @@ TEST(CliClassifierGuidance, SampleEvalAndGap) {
 
   // Usage errors: one line, exit 2, nothing written.
   for (const std::string& extra :
-       {std::string(" --classifier-guidance 1"),            // no --guide-with
-        " --guide-with " + guide,                           // no scale
-        " --classifier-guidance 1 --guide-with " + kClf,    // not noise-aware
-        " --classifier-guidance 1 --guide-with " + kGen,    // not a classifier
-        " --classifier-guidance -2 --guide-with " + guide,  // negative scale
-        " --classifier-guidance 1 --guide-with " + guide + " --verify-with " + kClf}) {
+       {std::string(" --classifier-guidance 1"),               // no --guide-with
+        " --guide-with " + guide,                              // no scale
+        " --classifier-guidance 1 --guide-with " + kClf,       // not noise-aware
+        " --classifier-guidance 1 --guide-with " + kGen,       // not a classifier
+        " --classifier-guidance -2 --guide-with " + guide}) {  // negative scale
     const Result r = run(base + extra);
     EXPECT_EQ(r.code, 2) << extra << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -90,6 +89,18 @@ TEST(CliClassifierGuidance, SampleEvalAndGap) {
   EXPECT_NE(guided.out.find("8 generator passes + 4 classifier forward+backward passes"),
             std::string::npos)
       << guided.out;
+  // Verified sampling of classifier-guided candidates: best-of-1 is the guided image itself;
+  // best-of-2 doubles both costs.
+  const std::string guided_png = slurp(png);
+  const std::string verify =
+      " --classifier-guidance 1 --guide-with " + guide + " --verify-with " + kClf + " --best-of ";
+  ASSERT_EQ(run(base + verify + "1").code, 0);
+  EXPECT_EQ(slurp(png), guided_png);
+  const Result both = run(base + verify + "2");
+  ASSERT_EQ(both.code, 0) << both.err;
+  EXPECT_NE(both.out.find("16 generator passes + 8 classifier forward+backward passes"),
+            std::string::npos)
+      << both.out;
 
   // The judge on classifier-guided samples.
   const Result ev = run("-t 2 eval -m " + kGen + " --classifier " + kClf +

@@ -11,6 +11,7 @@
 #include "../harness/error_capture.h"
 #include "duet/autograd/autograd.h"
 #include "duet/eval/judge.h"
+#include "duet/gen/classifier_guidance.h"
 #include "duet/gen/guidance.h"
 #include "duet/gen/verify.h"
 #include "duet/models/registry.h"
@@ -80,6 +81,31 @@ TEST(Verify, BestOfOneIsPlainSamplingBitForBit) {
   const Tensor plain = generate(fx.unet, Objective::ddpm_eps, fx.labels, 2.0, ddpm, 12);
   const Verified v = best_of_k(fx.unet, Objective::ddpm_eps, fx.score, fx.labels, 2.0, ddpm, 12, 1);
   EXPECT_EQ(v.images.to_vector(), plain.to_vector());
+}
+
+// With classifier guidance wrapped around every candidate's predictor, K = 1 is exactly
+// generate_classifier_guided, and candidate 0 of a larger K is that image too.
+TEST(Verify, ClassifierGuidedCandidatesStartFromTheGuidedDraw) {
+  Fixture fx;
+  const InputMap map = classifier_input_map({0.3f}, {0.4f}, -1.0f, 1.0f, 1);
+  const Tensor guided = generate_classifier_guided(fx.unet, Objective::flow, fx.labels, 2.0, fx.net,
+                                                   map, 3.0, fx.euler(), 13);
+  const Tensor plain = generate(fx.unet, Objective::flow, fx.labels, 2.0, fx.euler(), 13);
+  ASSERT_NE(guided.to_vector(), plain.to_vector());  // the guidance does something here
+  const PredictorWrap wrap = [&](Predictor base, const std::vector<int32_t>& labels) {
+    return classifier_guided_predictor(std::move(base), Objective::flow, fx.net, map, labels, 3.0);
+  };
+  const Verified one =
+      best_of_k(fx.unet, Objective::flow, fx.score, fx.labels, 2.0, fx.euler(), 13, 1, wrap);
+  EXPECT_EQ(one.images.to_vector(), guided.to_vector());
+  const Verified three =
+      best_of_k(fx.unet, Objective::flow, fx.score, fx.labels, 2.0, fx.euler(), 13, 3, wrap);
+  const int64_t n = std::ssize(fx.labels);
+  const std::vector<float> first = three.candidates.slice(0, 0, n).to_vector();
+  const std::vector<float> want = guided.to_vector();
+  ASSERT_EQ(first.size(), want.size());
+  // The 3N-row batch runs the classifier over more rows at once; equal up to float reassociation.
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(first[i], want[i], 1e-4f) << i;
 }
 
 TEST(Verify, KeepsTheArgmaxOfIndependentlyComputedScores) {

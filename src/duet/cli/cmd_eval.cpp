@@ -124,6 +124,9 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
   std::tie(o.lo, o.hi) = eval::value_range(generator.config);
   // Every check and the data load before the header, so a bad run fails with one line.
   eval::validate_judge(unet, objective, clf.config, o);
+  const GuideClassifier guide =
+      load_guide("eval", f.guide_with, f.classifier_guidance, f.given("--classifier-guidance"),
+                 unet, objective, generator.config);
   models::LoadedModel ver;
   std::unique_ptr<VerifiedDraws> verified;
   bool judge_is_verifier = false;
@@ -133,22 +136,19 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
     if (!v)
       fail_usage("eval: --verify-with ", f.verify_with, " is not a classifier (family '",
                  ver.config.value("family", ""), "')");
-    verified = std::make_unique<VerifiedDraws>(unet, objective, *v, ver.config, *classifier,
-                                               clf.config, o.cfg, o.sample, f.best_of, o.lo, o.hi);
+    // With classifier guidance, every candidate is a classifier-guided draw.
+    verified = std::make_unique<VerifiedDraws>(
+        unet, objective, *v, ver.config, *classifier, clf.config, o.cfg, o.sample, f.best_of, o.lo,
+        o.hi, guide.on() ? guide_wrap(guide, objective) : gen::PredictorWrap{});
     o.draw = verified->draw();
     std::error_code ec;
     judge_is_verifier = std::filesystem::equivalent(f.verify_with, f.classifier, ec);
-  }
-  const GuideClassifier guide =
-      load_guide("eval", f.guide_with, f.classifier_guidance, f.given("--classifier-guidance"),
-                 unet, objective, generator.config);
-  if (guide.on() && verified)
-    fail_usage("eval: --classifier-guidance does not combine with --verify-with");
-  if (guide.on())
+  } else if (guide.on()) {
     o.draw = [&guide, &unet, objective, &o](const std::vector<int32_t>& labels, uint64_t seed) {
       return gen::generate_classifier_guided(unet, objective, labels, o.cfg, *guide.classifier,
                                              guide.map, guide.scale, o.sample, seed);
     };
+  }
   o.real = eval::load_real_images(o, unet.config().in_channels, unet.config().image_size,
                                   unet.config().num_classes);
   ReferenceSetup reference =
@@ -171,7 +171,7 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
                  static_cast<long long>(gen::passes_per_image(o.sample, o.cfg, f.best_of)),
                  judge_is_verifier ? "; the judge IS the verifier: accuracy is optimistic" : "");
   if (guide.on())
-    std::fprintf(stderr, "judge: %s\n", guide_summary(guide, o.sample, o.cfg).c_str());
+    std::fprintf(stderr, "judge: %s\n", guide_summary(guide, o.sample, o.cfg, f.best_of).c_str());
 
   const auto t0 = std::chrono::steady_clock::now();
   const eval::Judgement j = eval::judge_generator(unet, objective, *classifier, clf.config, o);
@@ -212,7 +212,8 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
     if (guide.on()) {
       out["classifier_guidance"] = guide.scale;
       out["guide_with"] = guide.path;
-      out["classifier_passes_per_image"] = guide.scale == 0.0 ? 0 : gen::evaluations(o.sample);
+      out["classifier_passes_per_image"] =
+          guide.scale == 0.0 ? 0 : f.best_of * gen::evaluations(o.sample);
     }
     if (verified) {
       out["verifier"] = f.verify_with;
@@ -235,7 +236,7 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
       static_cast<long long>(j.per_class), gen::sampler_name(o.sample.kind).c_str(), o.sample.steps,
       o.cfg, static_cast<unsigned long long>(j.seed), f.data.c_str(), f.split.c_str(),
       static_cast<long long>(j.feature_dim));
-  if (guide.on()) std::printf("%s\n", guide_summary(guide, o.sample, o.cfg).c_str());
+  if (guide.on()) std::printf("%s\n", guide_summary(guide, o.sample, o.cfg, f.best_of).c_str());
   std::printf("%.1f s (%.1f images/s, %d threads)\n\n", secs,
               static_cast<double>(j.metrics.count) / secs, num_threads());
   std::printf("%-3s %-12s %8s %7s %7s | %5s %8s %7s | %8s %7s | %8s\n", "#", "class", "cond.acc",

@@ -119,10 +119,6 @@ void run_sample(const SampleFlags& f) {
   const GuideClassifier guide =
       load_guide("sample", f.guide_with, f.classifier_guidance,
                  f.app->count("--classifier-guidance") > 0, *unet, objective, loaded.config);
-  if (guide.on() && clf)
-    fail_usage(
-        "sample: --classifier-guidance does not combine with --verify-with (best-of-K "
-        "samples without it)");
   const bool bar = ::isatty(2);
   opt.on_step = [bar](int done, int total) {
     if (bar) std::fprintf(stderr, "\rstep %d/%d ", done, total);
@@ -141,8 +137,11 @@ void run_sample(const SampleFlags& f) {
     const gen::Scorer score = gen::classifier_scorer(*clf, [norm, lo, hi](const Tensor& x) {
       return eval::to_classifier_input(x, norm, lo, hi);
     });
+    // With classifier guidance, every candidate is a classifier-guided draw.
+    if (guide.on()) std::printf("%s\n", guide_summary(guide, opt, cfg, f.best_of).c_str());
     const gen::Verified v =
-        gen::best_of_k(*unet, objective, score, labels, cfg, opt, seed, f.best_of);
+        gen::best_of_k(*unet, objective, score, labels, cfg, opt, seed, f.best_of,
+                       guide.on() ? guide_wrap(guide, objective) : gen::PredictorWrap{});
     images = v.images;
     double mean_kept = 0.0, mean_first = 0.0;
     const size_t n = labels.size();

@@ -97,7 +97,8 @@ std::string generative_summary(const GenerativeRun& r, int64_t images,
 VerifiedDraws::VerifiedDraws(models::UNet& generator, gen::Objective objective,
                              models::Classifier& verifier, const nlohmann::json& verifier_config,
                              models::Classifier& judge, const nlohmann::json& judge_config,
-                             double cfg, gen::SampleOptions sample, int best_of, float lo, float hi)
+                             double cfg, gen::SampleOptions sample, int best_of, float lo, float hi,
+                             gen::PredictorWrap wrap)
     : generator_(generator),
       objective_(objective),
       judge_(judge),
@@ -106,7 +107,8 @@ VerifiedDraws::VerifiedDraws(models::UNet& generator, gen::Objective objective,
       sample_(std::move(sample)),
       best_of_(best_of),
       lo_(lo),
-      hi_(hi) {
+      hi_(hi),
+      wrap_(std::move(wrap)) {
   gen::validate_verifier(generator.config(), verifier_config, best_of);
   const auto norm = train::model_norm_stats(verifier_config);
   score_ = gen::classifier_scorer(verifier, [norm, this](const Tensor& x) {
@@ -116,8 +118,8 @@ VerifiedDraws::VerifiedDraws(models::UNet& generator, gen::Objective objective,
 
 std::function<Tensor(const std::vector<int32_t>&, uint64_t)> VerifiedDraws::draw() {
   return [this](const std::vector<int32_t>& labels, uint64_t seed) {
-    const gen::Verified v =
-        gen::best_of_k(generator_, objective_, score_, labels, cfg_, sample_, seed, best_of_);
+    const gen::Verified v = gen::best_of_k(generator_, objective_, score_, labels, cfg_, sample_,
+                                           seed, best_of_, wrap_);
     // The judge's verdict on every candidate (it runs on the kept ones again inside the judge).
     const int64_t n = std::ssize(labels), rows = v.candidates.dim(0);
     std::vector<int32_t> pred(static_cast<size_t>(rows));

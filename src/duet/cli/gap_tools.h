@@ -41,7 +41,8 @@ GenerativeRun run_generative(models::LoadedModel& generator, const std::string& 
 std::string generative_summary(const GenerativeRun& r, int64_t images,
                                const eval::GenerativeOptions& o);
 
-// Best-of-K for the judge: draw() makes options.draw; each batch's candidates are also classified
+// Best-of-K for the judge (candidates optionally classifier-guided through `wrap`): draw() makes
+// options.draw; each batch's candidates are also classified
 // by the judge on the spot, so that afterwards nested() tells the judged accuracy of best-of-k for
 // every k = 1, 2, 4, ... <= K using the first k candidates of the same pool.
 class VerifiedDraws {
@@ -49,7 +50,7 @@ class VerifiedDraws {
   VerifiedDraws(models::UNet& generator, gen::Objective objective, models::Classifier& verifier,
                 const nlohmann::json& verifier_config, models::Classifier& judge,
                 const nlohmann::json& judge_config, double cfg, gen::SampleOptions sample,
-                int best_of, float lo, float hi);
+                int best_of, float lo, float hi, gen::PredictorWrap wrap = {});
   VerifiedDraws(const VerifiedDraws&) = delete;  // draw() and the scorer hold `this`
   VerifiedDraws& operator=(const VerifiedDraws&) = delete;
   std::function<Tensor(const std::vector<int32_t>&, uint64_t)> draw();
@@ -71,6 +72,7 @@ class VerifiedDraws {
   gen::SampleOptions sample_;
   int best_of_;
   float lo_, hi_;
+  gen::PredictorWrap wrap_;  // e.g. classifier guidance of every candidate
   // Per drawn image (in judge order), per candidate: verifier score and judge prediction.
   std::vector<std::vector<float>> scores_;
   std::vector<std::vector<int32_t>> judged_;

@@ -35,15 +35,24 @@ GuideClassifier load_guide(const std::string& command, const std::string& path, 
   return g;
 }
 
-std::string guide_summary(const GuideClassifier& g, const gen::SampleOptions& options, double cfg) {
+std::string guide_summary(const GuideClassifier& g, const gen::SampleOptions& options, double cfg,
+                          int best_of) {
   char line[512];
   std::snprintf(line, sizeof line,
                 "classifier guidance %g by %s: %lld generator passes + %d classifier "
                 "forward+backward passes per image",
                 g.scale, g.path.c_str(),
-                static_cast<long long>(gen::passes_per_image(options, cfg)),
-                g.scale == 0.0 ? 0 : gen::evaluations(options));
+                static_cast<long long>(gen::passes_per_image(options, cfg, best_of)),
+                g.scale == 0.0 ? 0 : best_of * gen::evaluations(options));
   return line;
+}
+
+gen::PredictorWrap guide_wrap(const GuideClassifier& g, gen::Objective objective) {
+  DUET_CHECK(g.on(), "guide_wrap: no guiding classifier");
+  return [&g, objective](gen::Predictor cfg_predictor, const std::vector<int32_t>& labels) {
+    return gen::classifier_guided_predictor(std::move(cfg_predictor), objective, *g.classifier,
+                                            g.map, labels, g.scale);
+  };
 }
 
 }  // namespace duet::cli

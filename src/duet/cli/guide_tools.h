@@ -8,6 +8,7 @@
 #include <string>
 
 #include "duet/gen/classifier_guidance.h"
+#include "duet/gen/verify.h"
 #include "duet/models/checkpoint.h"
 #include "duet/models/classifier.h"
 #include "duet/models/unet.h"
@@ -32,7 +33,12 @@ GuideClassifier load_guide(const std::string& command, const std::string& path, 
                            gen::Objective objective, const nlohmann::json& generator_config);
 
 // "classifier guidance 2 by PATH: 40 generator passes + 40 classifier forward+backward passes
-// per image" for a sampler run at `cfg`.
-std::string guide_summary(const GuideClassifier& g, const gen::SampleOptions& options, double cfg);
+// per image" for a sampler run at `cfg`; `best_of` candidates per image multiply both.
+std::string guide_summary(const GuideClassifier& g, const gen::SampleOptions& options, double cfg,
+                          int best_of = 1);
+
+// The guidance as a wrap of best-of-K's CFG predictor (gen/verify.h), so that verified sampling
+// draws classifier-guided candidates. `g` must be on and outlive the wrap.
+gen::PredictorWrap guide_wrap(const GuideClassifier& g, gen::Objective objective);
 
 }  // namespace duet::cli

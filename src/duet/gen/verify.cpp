@@ -78,7 +78,7 @@ int64_t passes_per_image(const SampleOptions& options, double cfg, int best_of) 
 
 Verified best_of_k(models::UNet& model, Objective objective, const Scorer& score,
                    const std::vector<int32_t>& labels, double cfg, const SampleOptions& options,
-                   uint64_t seed, int best_of) {
+                   uint64_t seed, int best_of, const PredictorWrap& wrap) {
   DUET_CHECK(best_of >= 1, "verify: best_of must be >= 1, got ", best_of);
   validate(options, objective);
   const bool was_training = model.is_training();
@@ -101,7 +101,9 @@ Verified best_of_k(models::UNet& model, Objective objective, const Scorer& score
 
   Verified v;
   try {
-    v.candidates = sample(guided_predictor(model, all, cfg), objective, x1, options, gen);
+    Predictor p = guided_predictor(model, all, cfg);
+    if (wrap) p = wrap(std::move(p), all);
+    v.candidates = sample(p, objective, x1, options, gen);
   } catch (...) {
     model.train(was_training);
     throw;

@@ -43,14 +43,21 @@ struct Verified {
   Tensor candidates;          // [K * N, C, H, W] every candidate, candidate-major
 };
 
+// Extra guidance on top of CFG for every candidate: given the CFG predictor of the K * N rows and
+// their labels, the predictor to sample with (e.g. classifier guidance,
+// gen/classifier_guidance.h). Empty: CFG alone.
+using PredictorWrap =
+    std::function<Predictor(Predictor cfg_predictor, const std::vector<int32_t>& labels)>;
+
 // Best-of-K (eval mode, no gradients): the K candidates of all N images run through the sampler
 // as one batch of K * N (twice that under guidance), are scored, and the best is kept. Candidate 0
 // of image i starts from the noise gen::generate(model, objective, labels, cfg, options, seed)
 // would use and the sampler's own noise (DDPM, DDIM with eta > 0) continues that generator, so
-// K = 1 gives gen::generate's images bit for bit. Deterministic for a seed and thread count.
+// K = 1 gives gen::generate's images bit for bit (and, with `wrap` = classifier guidance,
+// gen::generate_classifier_guided's). Deterministic for a seed and thread count.
 Verified best_of_k(models::UNet& model, Objective objective, const Scorer& score,
                    const std::vector<int32_t>& labels, double cfg, const SampleOptions& options,
-                   uint64_t seed, int best_of);
+                   uint64_t seed, int best_of, const PredictorWrap& wrap = {});
 
 // Network passes per image of a (best-of-K) sampling run: K x sampler evaluations x (2 under
 // guidance, i.e. cfg other than 0 and 1): the unit for comparisons at equal compute.
