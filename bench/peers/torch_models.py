@@ -17,6 +17,7 @@ FAMILY_MODULES = {
     "repvgg": "torch_repvgg",
     "vit": "torch_vit",
     "unet": "torch_unet",
+    "unified": "torch_unified",
 }
 
 

@@ -108,7 +108,8 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, x, t, y):
+    def encode(self, x, t, y):
+        """Down path and middle: (middle feature map, skips, embedding), as duet's UNet::encode."""
         emb = self.time_embed(timestep_embedding(t, self.ch0)) + self.class_embed(y)
         h = self.conv_in(x)
         skips = [h]
@@ -124,7 +125,10 @@ class UNet(nn.Module):
         h = self.mid[0](h, emb)
         if len(self.mid) == 3:
             h = self.mid[1](h)
-        h = self.mid[-1](h, emb)
+        return self.mid[-1](h, emb), skips, emb
+
+    def forward(self, x, t, y):
+        h, skips, emb = self.encode(x, t, y)
         for level in reversed(self.up):
             for i, block in enumerate(level.res):
                 h = block(torch.cat([h, skips.pop()], dim=1), emb)

@@ -1,7 +1,7 @@
-// The unified model (models/unified.h): its trunk is exactly the UNet of the same config and seed,
-// generation through it is the UNet's, its classification reads only the encoder (the decoder gets
-// no gradient from the head), the head's gradient agrees with finite differences, and
-// generator_network finds the UNet in both families and nothing in a classifier.
+// The unified model (models/unified.h): it matches its PyTorch twin, its trunk is exactly the UNet
+// of the same config and seed, generation through it is the UNet's, its classification reads only
+// the encoder (the decoder gets no gradient from the head), the head's gradient agrees with finite
+// differences, and generator_network finds the UNet in both families and nothing in a classifier.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +9,8 @@
 
 #include "../harness/tiny_unet.h"
 #include "duet/autograd/autograd.h"
+#include "duet/io/safetensors.h"
+#include "duet/io/tensor_io.h"
 #include "duet/models/registry.h"
 #include "duet/models/unified.h"
 #include "duet/ops/loss.h"
@@ -26,12 +28,61 @@ models::UNetConfig tiny_config() {
   return models::UNetConfig::from_json(j);
 }
 
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  if (a.shape() != b.shape()) return INFINITY;
+  const auto va = a.to_vector(), vb = b.to_vector();
+  double m = 0;
+  for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::fabs(double(va[i]) - vb[i]));
+  return m;
+}
+
 Tensor random_images(int64_t n, uint64_t seed) {
   Generator gen(seed);
   return Tensor::normal(Shape{n, 1, 8, 8}, gen);
 }
 
 }  // namespace
+
+// Against the PyTorch twin (tests/golden/make_unified_golden.py, bench/peers/torch_unified.py):
+// logits, input gradient and every parameter gradient of a classification pass; the parameters
+// PyTorch gives no gradient (the decoder) get none here either.
+TEST(Unified, MatchesPyTorchClassificationForwardAndBackward) {
+  const std::string path =
+      std::string(DUET_SOURCE_DIR) + "/tests/golden/unified_golden.safetensors";
+  auto g = io::load_tensors(path);
+  const auto meta = io::SafetensorsFile::load(path).metadata();
+  Generator gen(1);
+  models::UnifiedNet model(gen,
+                           models::UNetConfig::from_json(nlohmann::json::parse(meta.at("config"))));
+  std::map<std::string, Tensor> state;
+  for (auto& [key, value] : model.state_dict()) {
+    ASSERT_TRUE(g.count(key)) << "golden file lacks " << key;
+    state[key] = g.at(key);
+  }
+  model.load_state_dict(state);
+  Tensor x = g.at("input").clone();
+  autograd::set_requires_grad(x);
+  const Tensor logits = model.forward(x);
+  EXPECT_LE(max_abs_diff(logits, g.at("output")), 1e-4);
+  autograd::backward(logits, g.at("grad_output"));
+  EXPECT_LE(max_abs_diff(autograd::grad(x), g.at("grad.input")), 1e-4);
+  int with_grad = 0, without = 0;
+  for (auto& [name, p] : model.named_parameters()) {
+    const Tensor grad = autograd::grad(*p);
+    if (g.count("grad." + name)) {
+      ASSERT_TRUE(grad.defined()) << name;
+      EXPECT_LE(max_abs_diff(grad, g.at("grad." + name)), 1e-4) << name;
+      ++with_grad;
+    } else {
+      for (float v : grad.defined() ? grad.to_vector() : std::vector<float>{})
+        ASSERT_EQ(v, 0.0f) << name << " has a gradient PyTorch does not";
+      ++without;
+    }
+  }
+  EXPECT_GT(with_grad, 30);
+  EXPECT_GT(without, 10);
+}
 
 TEST(Unified, TrunkIsTheUNetOfTheSameSeed) {
   Generator g1(3), g2(3);
