@@ -154,3 +154,47 @@ TEST(Cli, QuantizeAndUseTheInt8Model) {
   EXPECT_NE(e1.find("int8 inference checkpoint"), std::string::npos) << e1;
   std::filesystem::remove_all(dir);
 }
+
+// A generator through `duet quantize`: the JSON report, a file that samples, the wrong family's
+// flags refused with one line.
+TEST(Cli, QuantizeAGenerator) {
+  REQUIRE_DUET();
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist") && !std::getenv("DUET_DATA"))
+    GTEST_SKIP() << "Fashion-MNIST not installed";
+  const std::string gen = std::string(DUET_SOURCE_DIR) + "/models/unet-xs-fmnist.safetensors";
+  const std::string clf = std::string(DUET_SOURCE_DIR) + "/models/resnet20-fmnist.safetensors";
+  if (!std::filesystem::exists(gen) || !std::filesystem::exists(clf)) GTEST_SKIP() << "no models";
+  const auto dir = std::filesystem::temp_directory_path() / "duet_cli_quantize_gen";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string out = (dir / "int8.safetensors").string();
+  const std::string json = (dir / "report.json").string();
+  ASSERT_EQ(run_duet_raw("-t 2 quantize -m " + gen + " -o " + out + " --calib fashion-mnist:100 " +
+                         "--classifier " + clf + " --per-class 2 --steps 2 --bench none --json >" +
+                         json + " 2>/dev/null"),
+            0);
+  std::FILE* f = std::fopen(json.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string text;
+  for (int ch; (ch = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(ch));
+  std::fclose(f);
+  // Every one of unet-xs's 38 convolutions is int8 at the default error limit; both sides judged.
+  EXPECT_NE(text.find("\"int8_layers\":38"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"cond_acc\":{\"float\":"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"fid_ref\":{\"float\":"), std::string::npos) << text;
+  EXPECT_LT(std::filesystem::file_size(out), std::filesystem::file_size(gen) / 2);
+  EXPECT_EQ(run_duet("sample -m " + out + " --class bag -n 2 --steps 2 -o " +
+                     (dir / "bags.png").string()),
+            0);
+  EXPECT_TRUE(std::filesystem::exists(dir / "bags.png"));
+  EXPECT_EQ(run_duet("info -m " + out), 0);
+  for (const std::string& args :
+       {"quantize -m " + gen + " -o " + (dir / "x").string() + " --eval-limit 10",
+        "quantize -m " + clf + " -o " + (dir / "x").string() + " --classifier " + clf}) {
+    const auto [c, e] = run_duet_stderr(args + " --bench none");
+    EXPECT_EQ(c, 2) << args << ": " << e;
+    EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << args << ": " << e;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "x"));
+  std::filesystem::remove_all(dir);
+}

@@ -15,6 +15,7 @@
 #include "duet/cli/commands.h"
 #include "duet/cli/eval_distribution.h"
 #include "duet/cli/guide_tools.h"
+#include "duet/compress/quantize.h"
 #include "duet/data/corrupt.h"
 #include "duet/eval/gap_html.h"
 #include "duet/eval/gap_report.h"
@@ -105,7 +106,8 @@ void run_gap(const GapFlags& f) {
   for (const auto& s : split_list(f.families, "--families"))
     o.families.push_back(data::parse_corruption(s + ":1").kind);
 
-  models::LoadedModel gen = models::load_model(f.generator);
+  // An int8 generator (duet quantize) samples through its int8 kernels.
+  models::LoadedModel gen = compress::load_inference_model(f.generator);
   auto* unet = models::generator_network(*gen.model);
   if (!unet)
     fail_usage("gap: --generator ", f.generator, " is not a generator (family '",

@@ -13,6 +13,7 @@
 #include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
 #include "duet/models/unified.h"
+#include "duet/nn/layers.h"
 #include "duet/nn/profile.h"
 #include "duet/tensor/error.h"
 
@@ -109,11 +110,16 @@ void run_info(const InfoOptions& o) {
   }
   if (compress::is_quantized_config(config)) {
     int64_t int8 = 0, convs = 0;
-    for (auto& [name, m] : model->named_modules())
+    for (auto& [name, m] : model->named_modules()) {
       if (const auto* c = dynamic_cast<const compress::FusedConv*>(m)) {
         ++convs;
         int8 += c->is_int8();
       }
+      if (const auto* c = dynamic_cast<const nn::Conv2d*>(m)) {  // an int8 generator's
+        ++convs;
+        int8 += c->inference != nullptr;
+      }
+    }
     size_t stored = 0;
     for (auto& [name, t] : model->named_parameters()) stored += t->nbytes();
     for (auto& [name, t] : model->named_buffers()) stored += t->nbytes();

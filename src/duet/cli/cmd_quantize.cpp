@@ -1,6 +1,7 @@
 // `duet quantize -m IN --calib fashion-mnist:1000 --method kl -o OUT`: post-training int8 of a
-// classifier. Folds BatchNorm, calibrates every conv's input range on seeded training images,
-// keeps in float what cannot or should not be int8 (grouped convs, --keep-fp32, layers above
+// classifier (a generator goes to cli/quantize_generator.h). Folds BatchNorm, calibrates every
+// conv's input range on seeded training images, keeps in float what cannot or should not be int8
+// (grouped convs, --keep-fp32, layers above
 // --max-layer-error), saves the int8 checkpoint atomically, reloads it, and prints the one table
 // every compress command prints: parameters, MACs, file size, float vs int8 accuracy on the test
 // set, and the measured speed ratio of the two in one alternating run (bench infer --vs).
@@ -14,12 +15,14 @@
 #include "bench/model_macs.h"
 #include "duet/cli/commands.h"
 #include "duet/cli/compress_report.h"
+#include "duet/cli/quantize_generator.h"
 #include "duet/compress/fold.h"
 #include "duet/compress/quantize.h"
 #include "duet/data/dataset.h"
 #include "duet/eval/judge.h"
 #include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
+#include "duet/models/unified.h"
 #include "duet/tensor/error.h"
 #include "duet/train/trainer.h"
 
@@ -40,6 +43,12 @@ struct QuantizeFlags {
   int64_t eval_limit = 0;
   std::string bench = "quick";  // quick | full | none
   bool json = false;
+  // Generators: the judge of float vs int8 samples.
+  std::string classifier;
+  int64_t per_class = 50;
+  int steps = 20;
+  double cfg = 2.0;
+  CLI::App* app = nullptr;  // to tell which flags were given
 };
 
 // "SPEC:N" -> (SPEC, N); a plain SPEC means 1000 images. SPEC itself may contain ':'
@@ -64,11 +73,30 @@ void run_quantize(const QuantizeFlags& f) {
   if (fs::exists(f.out) && fs::equivalent(f.in, f.out))
     fail_usage("quantize: -o must differ from -m (the float model is kept)");
   auto loaded = models::load_model(f.in);
+  const auto [calib_spec, calib_n] = parse_calib(f.calib);
+  compress::QuantizeOptions qo;
+  qo.method = *method;
+  qo.percentile = f.percentile;
+  qo.keep_fp32 = f.keep_fp32;
+  qo.max_layer_error = f.max_layer_error;
+  if (models::generator_network(*loaded.model)) {
+    for (const char* flag : {"--eval", "--eval-limit"})
+      if (f.app->count(flag) > 0)
+        fail_usage("quantize: ", flag, " is for classifiers; a generator is judged with ",
+                   "--classifier C --per-class N");
+    GeneratorQuantizeRequest r;
+    r.in = f.in, r.out = f.out, r.calib_spec = calib_spec, r.calib_images = calib_n;
+    r.seed = f.seed, r.options = qo, r.classifier = f.classifier, r.per_class = f.per_class;
+    r.steps = f.steps, r.cfg = f.cfg, r.bench = f.bench, r.json = f.json;
+    quantize_generator_command(r, loaded);
+    return;
+  }
+  for (const char* flag : {"--classifier", "--per-class", "--steps", "--cfg"})
+    if (f.app->count(flag) > 0) fail_usage("quantize: ", flag, " is for generators");
   if (!compress::foldable(*loaded.model))
     fail_usage("quantize: ", f.in, " is a ", loaded.model->type_name(),
                "; int8 covers the folded classifier families (resnet, imagenet_resnet, ",
-               "shufflenet_v2, repvgg)");
-  const auto [calib_spec, calib_n] = parse_calib(f.calib);
+               "shufflenet_v2, repvgg) and generators (unet, unified)");
   std::FILE* out = f.json ? stderr : stdout;
   std::fprintf(out, "quantize %s: calibrating on %lld images of %s (seed %llu, method %s)\n",
                f.in.c_str(), static_cast<long long>(calib_n), calib_spec.c_str(),
@@ -77,11 +105,6 @@ void run_quantize(const QuantizeFlags& f) {
   const auto batches =
       training_batches("quantize: --calib", calib_spec, calib_n, f.seed, loaded.config);
 
-  compress::QuantizeOptions qo;
-  qo.method = *method;
-  qo.percentile = f.percentile;
-  qo.keep_fp32 = f.keep_fp32;
-  qo.max_layer_error = f.max_layer_error;
   auto int8_model = compress::fold_for_inference(*loaded.model);
   const compress::QuantizeReport report = compress::quantize_model(*int8_model, batches, qo);
   compress::save_quantized_model(f.out, *int8_model, loaded.config, report);
@@ -90,16 +113,7 @@ void run_quantize(const QuantizeFlags& f) {
   auto reloaded = compress::load_inference_model(f.out);
   auto float_model = compress::fold_for_inference(*loaded.model);
 
-  if (!f.json) {
-    std::printf("\n%-22s %-16s %-6s %10s %12s %12s  %s\n", "layer", "weight", "int8", "error",
-                "input lo", "input hi", "note");
-    for (const auto& l : report.layers) {
-      char err[16] = "-";
-      if (l.error >= 0) std::snprintf(err, sizeof err, "%.4f", l.error);
-      std::printf("%-22s %-16s %-6s %10s %12.4g %12.4g  %s\n", l.name.c_str(), l.shape.c_str(),
-                  l.int8 ? "yes" : "no", err, l.lo, l.hi, l.reason.c_str());
-    }
-  }
+  if (!f.json) print_layer_table(report);
 
   // Accuracy on the test split of the evaluation data (default: the calibration data set).
   const std::string eval_spec = f.eval_data.empty() ? calib_spec : f.eval_data;
@@ -155,8 +169,10 @@ void run_quantize(const QuantizeFlags& f) {
 
 Action add_quantize_command(CLI::App& app) {
   auto f = std::make_shared<QuantizeFlags>();
-  CLI::App* sub = app.add_subcommand("quantize", "post-training int8 quantisation of a classifier");
-  sub->add_option("-m,--model", f->in, "the float classifier (.safetensors)")->required();
+  CLI::App* sub = app.add_subcommand(
+      "quantize", "post-training int8 quantisation of a classifier or generator");
+  sub->add_option("-m,--model", f->in, "the float classifier or generator (.safetensors)")
+      ->required();
   sub->add_option("-o,--output", f->out, "the int8 checkpoint to write")->required();
   sub->add_option("--calib", f->calib, "calibration images: DATA[:N] (training split)")
       ->capture_default_str();
@@ -178,6 +194,16 @@ Action add_quantize_command(CLI::App& app) {
   sub->add_option("--bench", f->bench, "speed check int8 vs float: quick | full | none")
       ->capture_default_str();
   sub->add_flag("--json", f->json, "one JSON object instead of tables");
+  sub->add_option("--classifier", f->classifier,
+                  "generator: judge float and int8 samples with this classifier (conditional "
+                  "accuracy, FID-ref)");
+  sub->add_option("--per-class", f->per_class, "generator: samples per class to judge")
+      ->capture_default_str();
+  sub->add_option("--steps", f->steps, "generator: sampler steps of the judged samples")
+      ->capture_default_str();
+  sub->add_option("--cfg", f->cfg, "generator: guidance scale of the judged and timed samples")
+      ->capture_default_str();
+  f->app = sub;
   return [f, sub] {
     if (sub->parsed()) run_quantize(*f);
   };

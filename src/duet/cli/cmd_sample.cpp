@@ -18,6 +18,7 @@
 
 #include "duet/cli/commands.h"
 #include "duet/cli/guide_tools.h"
+#include "duet/compress/quantize.h"
 #include "duet/data/image_grid.h"
 #include "duet/eval/judge.h"
 #include "duet/gen/guidance.h"
@@ -80,7 +81,8 @@ void run_sample(const SampleFlags& f) {
   if (f.out.empty() == f.out_dir.empty()) fail_usage("sample: give exactly one of -o or --out-dir");
   if (f.grid < 1 || f.grid > 1024) fail_usage("--grid must be in [1, 1024], got ", f.grid);
   if (f.count < 0 || f.count > 100000) fail_usage("-n must be in [0, 100000], got ", f.count);
-  auto loaded = models::load_model(f.model);
+  // An int8 generator (duet quantize) samples through its int8 kernels.
+  auto loaded = compress::load_inference_model(f.model);
   auto* unet = models::generator_network(*loaded.model);
   if (!unet)
     fail_usage(f.model, ": not a generator (family '", loaded.config.value("family", ""), "')");

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "duet/cli/commands.h"
+#include "duet/compress/quantize.h"
 #include "duet/data/dataset.h"
 #include "duet/data/idx_write.h"
 #include "duet/data/image_grid.h"
@@ -77,7 +78,8 @@ void run_synth(const SynthFlags& f) {
   if (f.batch < 1 || f.batch > 100000) fail_usage("--batch must be in [1, 100000], got ", f.batch);
   if (f.best_of != 1 && f.verify_with.empty())
     fail_usage("synth: --best-of needs --verify-with CLASSIFIER");
-  auto loaded = models::load_model(f.model);
+  // An int8 generator (duet quantize) samples through its int8 kernels.
+  auto loaded = compress::load_inference_model(f.model);
   auto* unet = models::generator_network(*loaded.model);
   if (!unet)
     fail_usage(f.model, ": not a generator (family '", loaded.config.value("family", ""), "')");

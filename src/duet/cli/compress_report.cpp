@@ -55,6 +55,17 @@ double test_accuracy(nn::Module& model, const data::Dataset& d, const nlohmann::
       .accuracy;
 }
 
+void print_layer_table(const compress::QuantizeReport& report) {
+  std::printf("\n%-22s %-16s %-6s %10s %12s %12s  %s\n", "layer", "weight", "int8", "error",
+              "input lo", "input hi", "note");
+  for (const auto& l : report.layers) {
+    char err[16] = "-";
+    if (l.error >= 0) std::snprintf(err, sizeof err, "%.4f", l.error);
+    std::printf("%-22s %-16s %-6s %10s %12.4g %12.4g  %s\n", l.name.c_str(), l.shape.c_str(),
+                l.int8 ? "yes" : "no", err, l.lo, l.hi, l.reason.c_str());
+  }
+}
+
 std::string mib(double bytes) {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f MiB", bytes / (1024.0 * 1024.0));

@@ -13,6 +13,8 @@
 #include "duet/data/dataset.h"
 #include "duet/nn/module.h"
 
+#include "duet/compress/quantize.h"
+
 namespace duet::cli {
 
 // The test split of `spec` at the model's channels and size; the first `limit` images (0: all).
@@ -26,6 +28,9 @@ std::vector<Tensor> training_batches(const char* what, const std::string& spec, 
 
 // Top-1 accuracy of `model` (normalising inputs as `config` says) on `d`.
 double test_accuracy(nn::Module& model, const data::Dataset& d, const nlohmann::json& config);
+
+// The per-layer table of a quantisation: name, weight shape, int8 or not, error, input range, why.
+void print_layer_table(const compress::QuantizeReport& report);
 
 // "1.23 MiB".
 std::string mib(double bytes);

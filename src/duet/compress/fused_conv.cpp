@@ -88,40 +88,19 @@ void FusedConv::quantize(const kernels::ActivationQuant& input) {
   DUET_CHECK(!is_int8(), "FusedConv::quantize: already int8");
   DUET_CHECK(options_.groups == 1, "FusedConv::quantize: grouped convolutions (groups ",
              options_.groups, ") stay in float");
-  QuantizedWeights q = quantize_weights_per_channel(weight);
+  const QuantizedWeights q = quantize_weights_per_channel(weight);
   make_int8_slots();
-  weight = q.codes;
-  for (auto& [name, t] : named_buffers()) {
-    if (name == "weight_scale") *t = q.scale;
-    if (name == "input_scale") t->data<float>()[0] = input.scale;
-    if (name == "input_zero_point") t->data<int32_t>()[0] = input.zero_point;
-  }
+  store_int8(*this, weight, q, input);
   prepare_int8();
 }
 
 void FusedConv::make_int8_slots() {
-  DUET_CHECK(weight.dtype() == DType::f32 && !is_int8(),
-             "FusedConv::make_int8_slots: already int8");
-  weight = Tensor::zeros(weight.shape(), DType::i8);
-  register_buffer("weight_scale", Tensor::zeros(Shape{weight.dim(0)}));
-  register_buffer("input_scale", Tensor::zeros(Shape{1}));
-  register_buffer("input_zero_point", Tensor::zeros(Shape{1}, DType::i32));
+  DUET_CHECK(!is_int8(), "FusedConv::make_int8_slots: already int8");
+  add_int8_slots(*this, weight);
 }
 
 void FusedConv::prepare_int8() {
-  const Tensor *scale = nullptr, *in_scale = nullptr, *in_zp = nullptr;
-  for (auto& [name, t] : named_buffers()) {
-    if (name == "weight_scale") scale = t;
-    if (name == "input_scale") in_scale = t;
-    if (name == "input_zero_point") in_zp = t;
-  }
-  DUET_CHECK(weight.dtype() == DType::i8 && scale && in_scale && in_zp,
-             "FusedConv::prepare_int8: call quantize() or make_int8_slots() first");
-  kernels::ActivationQuant q;
-  q.scale = in_scale->data<float>()[0];
-  q.inv_scale = 1.0f / q.scale;
-  q.zero_point = in_zp->data<int32_t>()[0];
-  int8_ = std::make_shared<const Int8ConvKernel>(weight, *scale, bias, q, options_, act_);
+  int8_ = stored_int8_kernel(*this, weight, bias, options_, act_);
 }
 
 Int8ConvKernel FusedConv::int8_kernel(const kernels::ActivationQuant& input) const {

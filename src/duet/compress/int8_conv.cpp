@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "duet/ops/shape_ops.h"
 #include "duet/tensor/error.h"
 
 namespace duet::compress {
@@ -73,6 +74,67 @@ Tensor Int8ConvKernel::forward(const Tensor& x, const Tensor& residual) const {
   }
   kernels::conv2d_int8_forward(s, x.data<float>(), input_, packed_, y.data<float>(), e);
   return y;
+}
+
+void add_int8_slots(nn::Module& conv, Tensor& weight) {
+  DUET_CHECK(weight.dtype() == DType::f32, conv.type_name(), ": the weight is int8 already");
+  weight = Tensor::zeros(weight.shape(), DType::i8);
+  conv.register_buffer("weight_scale", Tensor::zeros(Shape{weight.dim(0)}));
+  conv.register_buffer("input_scale", Tensor::zeros(Shape{1}));
+  conv.register_buffer("input_zero_point", Tensor::zeros(Shape{1}, DType::i32));
+}
+
+namespace {
+
+struct Int8Buffers {
+  Tensor *weight_scale = nullptr, *input_scale = nullptr, *input_zero_point = nullptr;
+};
+
+Int8Buffers int8_buffers(nn::Module& conv, const Tensor& weight) {
+  Int8Buffers b;
+  for (auto& [name, t] : conv.named_buffers()) {
+    if (name == "weight_scale") b.weight_scale = t;
+    if (name == "input_scale") b.input_scale = t;
+    if (name == "input_zero_point") b.input_zero_point = t;
+  }
+  DUET_CHECK(weight.dtype() == DType::i8 && b.weight_scale && b.input_scale && b.input_zero_point,
+             conv.type_name(), ": no int8 state (quantise it, or add_int8_slots before loading)");
+  return b;
+}
+
+}  // namespace
+
+void store_int8(nn::Module& conv, Tensor& weight, const QuantizedWeights& q,
+                const kernels::ActivationQuant& input) {
+  const Int8Buffers b = int8_buffers(conv, weight);
+  DUET_CHECK(q.codes.shape() == weight.shape(), "store_int8: codes ", q.codes.shape().str(),
+             " for weight ", weight.shape().str());
+  weight = q.codes;
+  *b.weight_scale = q.scale;
+  b.input_scale->data<float>()[0] = input.scale;
+  b.input_zero_point->data<int32_t>()[0] = input.zero_point;
+}
+
+std::shared_ptr<const Int8ConvKernel> stored_int8_kernel(nn::Module& conv, const Tensor& weight,
+                                                         const Tensor& bias,
+                                                         const ops::Conv2dOptions& options,
+                                                         kernels::Activation act) {
+  const Int8Buffers b = int8_buffers(conv, weight);
+  kernels::ActivationQuant q;
+  q.scale = b.input_scale->data<float>()[0];
+  DUET_CHECK(std::isfinite(q.scale) && q.scale > 0.0f, conv.type_name(),
+             ": stored input_scale must be a positive number, got ", q.scale);
+  q.inv_scale = 1.0f / q.scale;
+  q.zero_point = b.input_zero_point->data<int32_t>()[0];
+  DUET_CHECK(q.zero_point >= 0 && q.zero_point < kernels::kActivationLevels, conv.type_name(),
+             ": stored input_zero_point must be in [0, 127], got ", q.zero_point);
+  const Tensor no_bias = Tensor::zeros(Shape{weight.dim(0)});
+  return std::make_shared<const Int8ConvKernel>(weight, *b.weight_scale,
+                                                bias.defined() ? bias : no_bias, q, options, act);
+}
+
+Tensor Int8InferenceConv::forward(const Tensor& x) const {
+  return kernel_->forward(ops::contiguous(x), Tensor());
 }
 
 }  // namespace duet::compress

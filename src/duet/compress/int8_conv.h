@@ -4,9 +4,12 @@
 // calibrator uses it to measure a layer's int8 error before deciding to quantise that layer.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "duet/kernels/conv2d_int8.h"
+#include "duet/nn/layers.h"
+#include "duet/nn/module.h"
 #include "duet/ops/conv.h"
 #include "duet/tensor/tensor.h"
 
@@ -38,6 +41,34 @@ class Int8ConvKernel {
   // Epilogue: y = float(sum of w * (q - zero_point)) * out_scale[k] + bias[k], where out_scale
   // = input scale x weight scale undoes both quantisations.
   std::vector<float> out_scale_, bias_;
+};
+
+// The int8 form of a conv module as its state_dict stores it: `weight` holds the I8 codes, and
+// the module carries the buffers weight_scale [K], input_scale [1] and input_zero_point [1] (I32).
+// FusedConv (folded classifiers) and nn::Conv2d (generators, compress/generator_int8.h) share it.
+//
+// add_int8_slots: `weight` becomes zero I8 codes and the buffers appear zero-filled, ready for
+// load_state_dict (or for store_int8). Error when the weight is not F32 (already int8).
+void add_int8_slots(nn::Module& conv, Tensor& weight);
+// Writes quantised weights and the input quantisation into slots made by add_int8_slots.
+void store_int8(nn::Module& conv, Tensor& weight, const QuantizedWeights& q,
+                const kernels::ActivationQuant& input);
+// The kernel of the stored int8 state (Error when the slots are missing). `bias` [K] F32, or
+// undefined for none.
+std::shared_ptr<const Int8ConvKernel> stored_int8_kernel(nn::Module& conv, const Tensor& weight,
+                                                         const Tensor& bias,
+                                                         const ops::Conv2dOptions& options,
+                                                         kernels::Activation act);
+
+// An Int8ConvKernel as an nn::Conv2d's inference stand-in (no residual, no activation).
+class Int8InferenceConv final : public nn::InferenceConv {
+ public:
+  explicit Int8InferenceConv(std::shared_ptr<const Int8ConvKernel> kernel)
+      : kernel_(std::move(kernel)) {}
+  Tensor forward(const Tensor& x) const override;
+
+ private:
+  std::shared_ptr<const Int8ConvKernel> kernel_;
 };
 
 }  // namespace duet::compress

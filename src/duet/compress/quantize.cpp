@@ -8,6 +8,7 @@
 #include "duet/compress/fold.h"
 #include "duet/compress/fused_blocks.h"
 #include "duet/compress/fused_conv.h"
+#include "duet/compress/generator_int8.h"
 #include "duet/io/tensor_io.h"
 #include "duet/models/registry.h"
 #include "duet/ops/shape_ops.h"
@@ -26,30 +27,6 @@ std::vector<Layer> fused_convs(nn::Module& model) {
   for (auto& [name, m] : model.named_modules())
     if (auto* c = dynamic_cast<FusedConv*>(m)) out.push_back({name, c});
   return out;
-}
-
-// Runs every batch through the model with `hook` installed on every conv. A FoldedClassifier
-// runs layer by layer meanwhile (no image chunks on worker threads), so each hook sees whole
-// batches, in order, on this thread: what it records cannot depend on thread timing.
-void run_with_hooks(nn::Module& model, std::vector<Layer>& layers,
-                    const std::vector<Tensor>& batches,
-                    const std::function<void(size_t, const Tensor&)>& hook) {
-  auto* classifier = dynamic_cast<FoldedClassifier*>(&model);
-  const int64_t chunk = classifier ? classifier->chunk_images : 0;
-  auto restore = [&] {
-    for (auto& l : layers) l.conv->on_input = nullptr;
-    if (classifier) classifier->chunk_images = chunk;
-  };
-  if (classifier) classifier->chunk_images = 0;
-  for (size_t i = 0; i < layers.size(); ++i)
-    layers[i].conv->on_input = [&hook, i](const Tensor& x) { hook(i, x); };
-  try {
-    for (const Tensor& b : batches) model.forward(b);
-  } catch (...) {
-    restore();
-    throw;
-  }
-  restore();
 }
 
 double relative_l2(const Tensor& a, const Tensor& b) {
@@ -85,14 +62,10 @@ nlohmann::json QuantizeReport::to_json() const {
           {"layers", ls}};
 }
 
-QuantizeReport quantize_model(nn::Module& folded, const std::vector<Tensor>& batches,
-                              const QuantizeOptions& o) {
-  auto layers = fused_convs(folded);
-  DUET_CHECK(!layers.empty(), "quantize: ", folded.type_name(),
-             " has no folded convolutions (fold the model first)");
-  DUET_CHECK(!batches.empty(), "quantize: no calibration images");
-  for (auto& l : layers)
-    DUET_CHECK(!l.conv->is_int8(), "quantize: layer ", l.name, " is int8 already");
+QuantizeReport quantize_layers(std::vector<QuantLayer>& layers, int64_t batches, int64_t images,
+                               const std::function<void(int64_t)>& run, const QuantizeOptions& o) {
+  DUET_CHECK(!layers.empty(), "quantize: the model has no convolutions to quantise");
+  DUET_CHECK(batches > 0, "quantize: no calibration images");
   // Which layers the user keeps in float; unknown names are a usage error, not a silent no-op.
   std::set<std::string> keep;
   for (const std::string& k : o.keep_fp32) {
@@ -101,44 +74,56 @@ QuantizeReport quantize_model(nn::Module& folded, const std::vector<Tensor>& bat
     } else if (k == "last") {
       keep.insert(layers.back().name);
     } else {
-      if (std::none_of(layers.begin(), layers.end(), [&](const Layer& l) { return l.name == k; }))
+      if (std::none_of(layers.begin(), layers.end(),
+                       [&](const QuantLayer& l) { return l.name == k; }))
         fail_usage("quantize: --keep-fp32 names '", k, "', which is no convolution of the model ",
                    "(first, last, or a name like ", layers.front().name, ")");
       keep.insert(k);
     }
   }
+  // Every batch through the model with `hook` on every layer; hooks come off on any exit.
+  auto pass = [&](int64_t count, const std::function<void(size_t, const Tensor&)>& hook) {
+    auto remove = [&] {
+      for (auto& l : layers) l.set_hook(nullptr);
+    };
+    for (size_t i = 0; i < layers.size(); ++i)
+      layers[i].set_hook([&hook, i](const Tensor& x) { hook(i, x); });
+    try {
+      for (int64_t b = 0; b < count; ++b) run(b);
+    } catch (...) {
+      remove();
+      throw;
+    }
+    remove();
+  };
 
-  const bool was_training = folded.is_training();
-  folded.eval();
-  autograd::NoGradGuard no_grad;
   QuantizeReport report;
   report.method = calibration_method_name(o.method);
-  for (const Tensor& b : batches) report.calibration_images += b.dim(0);
-
+  report.calibration_images = images;
   std::vector<RangeObserver> observers(layers.size());
-  run_with_hooks(folded, layers, batches, [&](size_t i, const Tensor& x) {
+  pass(batches, [&](size_t i, const Tensor& x) {
     const Tensor c = ops::contiguous(x);
     observers[i].observe_range(c.data<float>(), c.numel());
   });
   if (o.method != CalibrationMethod::minmax)
-    run_with_hooks(folded, layers, batches, [&](size_t i, const Tensor& x) {
+    pass(batches, [&](size_t i, const Tensor& x) {
       const Tensor c = ops::contiguous(x);
       observers[i].observe_histogram(c.data<float>(), c.numel());
     });
   // Each layer's input on the first batch, for the isolated error check.
   std::vector<Tensor> first_inputs(layers.size());
   if (o.max_layer_error > 0.0)
-    run_with_hooks(folded, layers, {batches.front()}, [&](size_t i, const Tensor& x) {
+    pass(1, [&](size_t i, const Tensor& x) {
       if (!first_inputs[i].defined()) first_inputs[i] = ops::contiguous(x).clone();
     });
 
   for (size_t i = 0; i < layers.size(); ++i) {
-    FusedConv& conv = *layers[i].conv;
+    QuantLayer& layer = layers[i];
     LayerQuantization lq;
-    lq.name = layers[i].name;
-    lq.shape = conv.weight.shape().str();
+    lq.name = layer.name;
+    lq.shape = layer.weight->shape().str();
     lq.error = -1.0;
-    if (conv.options().groups != 1) {
+    if (layer.groups != 1) {
       lq.reason = "grouped convolution";
     } else if (keep.count(lq.name)) {
       lq.reason = "--keep-fp32";
@@ -149,9 +134,7 @@ QuantizeReport quantize_model(nn::Module& folded, const std::vector<Tensor>& bat
       lq.input = kernels::ActivationQuant::from_range(lq.lo, lq.hi);
       if (o.max_layer_error > 0.0 && first_inputs[i].defined()) {
         const Tensor& x = first_inputs[i];
-        const Tensor want = conv.forward(x);
-        const Tensor got = conv.int8_kernel(lq.input).forward(x, Tensor());
-        lq.error = relative_l2(got, want);
+        lq.error = relative_l2(layer.run_int8(x, lq.input), layer.run_float(x));
         if (!(lq.error <= o.max_layer_error)) lq.reason = "error above --max-layer-error";
       }
       lq.int8 = lq.reason.empty();
@@ -159,7 +142,50 @@ QuantizeReport quantize_model(nn::Module& folded, const std::vector<Tensor>& bat
     report.layers.push_back(lq);
   }
   for (size_t i = 0; i < layers.size(); ++i)
-    if (report.layers[i].int8) layers[i].conv->quantize(report.layers[i].input);
+    if (report.layers[i].int8) layers[i].make_int8(report.layers[i].input);
+  return report;
+}
+
+QuantizeReport quantize_model(nn::Module& folded, const std::vector<Tensor>& batches,
+                              const QuantizeOptions& o) {
+  auto convs = fused_convs(folded);
+  DUET_CHECK(!convs.empty(), "quantize: ", folded.type_name(),
+             " has no folded convolutions (fold the model first)");
+  std::vector<QuantLayer> layers;
+  for (auto& c : convs) {
+    DUET_CHECK(!c.conv->is_int8(), "quantize: layer ", c.name, " is int8 already");
+    FusedConv* conv = c.conv;
+    layers.push_back(
+        {c.name, &conv->weight, conv->options().groups,
+         [conv](std::function<void(const Tensor&)> hook) { conv->on_input = std::move(hook); },
+         [conv](const Tensor& x) { return conv->forward(x); },
+         [conv](const Tensor& x, const kernels::ActivationQuant& q) {
+           return conv->int8_kernel(q).forward(x, Tensor());
+         },
+         [conv](const kernels::ActivationQuant& q) { conv->quantize(q); }});
+  }
+  int64_t images = 0;
+  for (const Tensor& b : batches) images += b.dim(0);
+
+  const bool was_training = folded.is_training();
+  folded.eval();
+  autograd::NoGradGuard no_grad;
+  // A FoldedClassifier runs layer by layer meanwhile (no image chunks on worker threads), so each
+  // hook sees whole batches, in order, on this thread: what it records cannot depend on timing.
+  auto* classifier = dynamic_cast<FoldedClassifier*>(&folded);
+  const int64_t chunk = classifier ? classifier->chunk_images : 0;
+  if (classifier) classifier->chunk_images = 0;
+  QuantizeReport report;
+  try {
+    report = quantize_layers(
+        layers, std::ssize(batches), images,
+        [&](int64_t b) { folded.forward(batches[static_cast<size_t>(b)]); }, o);
+  } catch (...) {
+    if (classifier) classifier->chunk_images = chunk;
+    folded.train(was_training);
+    throw;
+  }
+  if (classifier) classifier->chunk_images = chunk;
   folded.train(was_training);
   return report;
 }
@@ -196,8 +222,12 @@ models::LoadedModel load_inference_model(const std::string& path) {
   }
   try {
     const auto& q = out.config.at("quantization");
+    if (q.value("format", "") == "int8-generator") {
+      out.model = load_int8_generator(file, out.config);
+      return out;
+    }
     DUET_CHECK(q.value("format", "") == "int8-folded", "field quantization.format: expected ",
-               "\"int8-folded\"");
+               "\"int8-folded\" or \"int8-generator\"");
     Generator gen(0);  // every weight is overwritten by the file
     auto model = models::build_model(out.config, gen);
     DUET_CHECK(foldable(*model), "the model family has no folded form");

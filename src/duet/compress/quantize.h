@@ -5,6 +5,7 @@
 // is above the limit (mixed precision). The linear head always stays in float.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -44,6 +45,28 @@ struct QuantizeReport {
   int64_t int8_layers() const;
   nlohmann::json to_json() const;
 };
+
+// One convolution to quantise, whatever module holds it: how to watch its inputs, run it in
+// float, try an input quantisation on it, and turn it int8 for good.
+struct QuantLayer {
+  std::string name;      // state_dict prefix
+  const Tensor* weight;  // F32 [K, C / groups, R, S]
+  int64_t groups = 1;
+  std::function<void(std::function<void(const Tensor&)>)> set_hook;  // empty hook: none
+  std::function<Tensor(const Tensor&)> run_float;
+  std::function<Tensor(const Tensor&, const kernels::ActivationQuant&)> run_int8;
+  std::function<void(const kernels::ActivationQuant&)> make_int8;
+};
+
+// The calibration and decisions behind quantize_model, for any model: `run(b)` runs calibration
+// batch b (of `batches`, `images` images in all) through the model, in eval mode and without
+// gradients, on the calling thread (so every hook sees whole batches in order). Observes each
+// layer's inputs (two passes for percentile / kl), resolves --keep-fp32 (first, last, names:
+// usage Error for unknown ones), measures each layer's int8 error in isolation on its first
+// input, and makes the layers that pass int8. Hooks are removed on return, also on errors.
+QuantizeReport quantize_layers(std::vector<QuantLayer>& layers, int64_t batches, int64_t images,
+                               const std::function<void(int64_t)>& run,
+                               const QuantizeOptions& options);
 
 // Calibrates on `batches` (normalised model inputs [n, C, H, W]) and quantises `folded` in
 // place. Runs the model in eval mode without gradients. Usage Error for a keep_fp32 name that

@@ -2,12 +2,14 @@
 
 #include <cmath>
 
+#include "duet/autograd/autograd.h"
 #include "duet/nn/profile.h"
 #include "duet/ops/activation.h"
 #include "duet/ops/embedding.h"
 #include "duet/ops/linear.h"
 #include "duet/ops/norm.h"
 #include "duet/ops/shape_ops.h"
+#include "duet/tensor/error.h"
 
 namespace duet::nn {
 namespace {
@@ -47,7 +49,16 @@ Conv2d::Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  Tensor y = ops::conv2d(x, weight, bias ? *bias : Tensor(), options_);
+  if (on_input) on_input(x);
+  Tensor y;
+  if (inference) {
+    if (is_training() || autograd::any_requires_grad({&x}))
+      fail("Conv2d ", weight.shape().str(), ": its int8 form is inference only (no backward); ",
+           "call eval() and run under autograd::NoGradGuard, or train the float model");
+    y = inference->forward(x);
+  } else {
+    y = ops::conv2d(x, weight, bias ? *bias : Tensor(), options_);
+  }
   record_layer(this, y,
                static_cast<double>(y.numel()) * weight.dim(1) * weight.dim(2) * weight.dim(3));
   return y;

@@ -13,14 +13,28 @@
 
 namespace duet::nn {
 
+// What a convolution can run in place of its float weights at inference: compress/ plugs int8
+// kernels in this way (compress/generator_int8.h). It has no backward.
+class InferenceConv {
+ public:
+  virtual ~InferenceConv() = default;
+  virtual Tensor forward(const Tensor& x) const = 0;
+};
+
 class Conv2d : public Module {
  public:
   Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t kernel,
          const ops::Conv2dOptions& options = {}, bool bias = true);
+  // With `inference` set: eval mode and no gradients only (Error otherwise), and the stand-in
+  // computes the output.
   Tensor forward(const Tensor& x) override;
   const ops::Conv2dOptions& options() const { return options_; }
   Tensor& weight;
   Tensor* bias;  // null when built without bias
+
+  std::shared_ptr<const InferenceConv> inference;
+  // Calibration: when set, called with every input before the convolution runs.
+  std::function<void(const Tensor&)> on_input;
 
  private:
   ops::Conv2dOptions options_;
