@@ -15,11 +15,13 @@ build: configure
 
 # The demo on the shipped models (models/README.md): evaluate the classifier on the Fashion-MNIST
 # test set, draw one row per class with the generator (20 steps) and with its reflowed student (one
-# step), let the classifier judge a few generated bags, quantise the classifier to int8 (accuracy
-# and speed against the float file), then a short kernel benchmark.
+# step), let the classifier judge a few generated bags, classify and draw with the unified model
+# (one network for both), quantise the classifier to int8 (accuracy and speed against the float
+# file), then a short kernel benchmark.
 CLASSIFIER := models/resnet20-fmnist.safetensors
 GENERATOR := models/unet-xs-fmnist.safetensors
 ONE_STEP := models/unet-xs-reflow-fmnist.safetensors
+UNIFIED := models/unified-xs-fmnist.safetensors
 run: build
 	@mkdir -p out
 	$(DUET) info -m $(CLASSIFIER)
@@ -29,6 +31,9 @@ run: build
 	  $(DUET) sample -m $(ONE_STEP) --class all --steps 1 --sampler euler -s 7 -o out/classes-1step.png && \
 	  $(DUET) sample -m $(GENERATOR) --class bag -n 4 --steps 20 --cfg 2 -s 7 --out-dir out/bags && \
 	  $(DUET) classify -m $(CLASSIFIER) --top 2 out/bags/*.png; fi
+	@if [ -f $(UNIFIED) ]; then \
+	  $(DUET) eval -m $(UNIFIED) --limit 2000 && \
+	  $(DUET) sample -m $(UNIFIED) --class all --steps 20 --cfg 2 -s 7 -o out/unified-classes.png; fi
 	$(DUET) quantize -m $(CLASSIFIER) -o out/resnet20-int8.safetensors --eval-limit 2000 --bench quick
 	$(DUET) bench kernels --quick
 

@@ -47,6 +47,7 @@ struct QuantizeFlags {
   std::string classifier;
   int64_t per_class = 50;
   int steps = 20;
+  std::string sampler;
   double cfg = 2.0;
   CLI::App* app = nullptr;  // to tell which flags were given
 };
@@ -87,11 +88,11 @@ void run_quantize(const QuantizeFlags& f) {
     GeneratorQuantizeRequest r;
     r.in = f.in, r.out = f.out, r.calib_spec = calib_spec, r.calib_images = calib_n;
     r.seed = f.seed, r.options = qo, r.classifier = f.classifier, r.per_class = f.per_class;
-    r.steps = f.steps, r.cfg = f.cfg, r.bench = f.bench, r.json = f.json;
+    r.steps = f.steps, r.sampler = f.sampler, r.cfg = f.cfg, r.bench = f.bench, r.json = f.json;
     quantize_generator_command(r, loaded);
     return;
   }
-  for (const char* flag : {"--classifier", "--per-class", "--steps", "--cfg"})
+  for (const char* flag : {"--classifier", "--per-class", "--steps", "--sampler", "--cfg"})
     if (f.app->count(flag) > 0) fail_usage("quantize: ", flag, " is for generators");
   if (!compress::foldable(*loaded.model))
     fail_usage("quantize: ", f.in, " is a ", loaded.model->type_name(),
@@ -201,6 +202,8 @@ Action add_quantize_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--steps", f->steps, "generator: sampler steps of the judged samples")
       ->capture_default_str();
+  sub->add_option("--sampler", f->sampler,
+                  "generator: sampler of the judged samples (default: the objective's)");
   sub->add_option("--cfg", f->cfg, "generator: guidance scale of the judged and timed samples")
       ->capture_default_str();
   f->app = sub;

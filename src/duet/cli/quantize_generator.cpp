@@ -113,7 +113,7 @@ void quantize_generator_command(const GeneratorQuantizeRequest& r, models::Loade
     if (r.per_class < 2) fail_usage("quantize: --per-class must be >= 2, got ", r.per_class);
     jo.per_class = r.per_class;
     jo.cfg = r.cfg;
-    jo.sample = gen::sample_options(objective, "", r.steps);
+    jo.sample = gen::sample_options(objective, r.sampler, r.steps);
     jo.seed = r.seed;
     std::tie(jo.lo, jo.hi) = eval::value_range(loaded.config);
     eval::validate_judge(*unet, objective, clf.config, jo);

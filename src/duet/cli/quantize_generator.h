@@ -22,6 +22,7 @@ struct GeneratorQuantizeRequest {
   std::string classifier;  // judge of the samples; empty: no quality check
   int64_t per_class = 50;
   int steps = 20;
+  std::string sampler;  // empty: the objective's default
   double cfg = 2.0;
   std::string bench = "quick";  // quick | full | none
   bool json = false;
