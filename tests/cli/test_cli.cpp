@@ -39,6 +39,16 @@ std::pair<int, std::string> run_duet_stderr(const std::string& args) {
   return {code, text};
 }
 
+// The whole file as text (empty when it cannot be read).
+std::string slurp(const std::string& path) {
+  std::string text;
+  if (std::FILE* f = std::fopen(path.c_str(), "r")) {
+    for (int ch; (ch = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(ch));
+    std::fclose(f);
+  }
+  return text;
+}
+
 #define REQUIRE_DUET()                                                          \
   do {                                                                          \
     if (!std::filesystem::exists(kDuet)) GTEST_SKIP() << kDuet << " not built"; \
@@ -123,11 +133,7 @@ TEST(Cli, QuantizeAndUseTheInt8Model) {
                          "--bench none --json >" +
                          json + " 2>/dev/null"),
             0);
-  std::FILE* f = std::fopen(json.c_str(), "r");
-  ASSERT_NE(f, nullptr);
-  std::string text;
-  for (int ch; (ch = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(ch));
-  std::fclose(f);
+  const std::string text = slurp(json);
   // The report carries both accuracies on the same 300 test images and the int8 layer count.
   EXPECT_NE(text.find("\"accuracy\":{\"float\":"), std::string::npos) << text;
   EXPECT_NE(text.find("\"test_images\":300"), std::string::npos) << text;
@@ -173,11 +179,7 @@ TEST(Cli, QuantizeAGenerator) {
                          "--classifier " + clf + " --per-class 2 --steps 2 --bench none --json >" +
                          json + " 2>/dev/null"),
             0);
-  std::FILE* f = std::fopen(json.c_str(), "r");
-  ASSERT_NE(f, nullptr);
-  std::string text;
-  for (int ch; (ch = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(ch));
-  std::fclose(f);
+  const std::string text = slurp(json);
   // Every one of unet-xs's 38 convolutions is int8 at the default error limit; both sides judged.
   EXPECT_NE(text.find("\"int8_layers\":38"), std::string::npos) << text;
   EXPECT_NE(text.find("\"cond_acc\":{\"float\":"), std::string::npos) << text;

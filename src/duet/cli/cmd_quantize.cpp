@@ -150,11 +150,7 @@ void run_quantize(const QuantizeFlags& f) {
     std::printf("%s\n", j.dump().c_str());
     return;
   }
-  std::printf("\n%-16s %14s %14s\n", "", "float", "int8");
-  std::printf("%-16s %14lld %14lld\n", "parameters", static_cast<long long>(params),
-              static_cast<long long>(params));
-  std::printf("%-16s %14.2f %14.2f\n", "MMACs/image", macs / 1e6, macs / 1e6);
-  std::printf("%-16s %14s %14s\n", "file", mib(bytes_in).c_str(), mib(bytes_out).c_str());
+  print_size_rows(16, params, "MMACs/image", macs, bytes_in, bytes_out);
   std::printf("%-16s %13.2f%% %13.2f%%   (%+.2f points, %lld test images)\n", "accuracy",
               100 * acc_float, 100 * acc_int8, 100 * (acc_int8 - acc_float),
               static_cast<long long>(test.size()));

@@ -66,6 +66,15 @@ void print_layer_table(const compress::QuantizeReport& report) {
   }
 }
 
+void print_size_rows(int w, int64_t parameters, const char* macs_label, double macs,
+                     double bytes_float, double bytes_int8) {
+  std::printf("\n%-*s %14s %14s\n", w, "", "float", "int8");
+  std::printf("%-*s %14lld %14lld\n", w, "parameters", static_cast<long long>(parameters),
+              static_cast<long long>(parameters));
+  std::printf("%-*s %14.2f %14.2f\n", w, macs_label, macs / 1e6, macs / 1e6);
+  std::printf("%-*s %14s %14s\n", w, "file", mib(bytes_float).c_str(), mib(bytes_int8).c_str());
+}
+
 std::string mib(double bytes) {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f MiB", bytes / (1024.0 * 1024.0));

@@ -32,6 +32,11 @@ double test_accuracy(nn::Module& model, const data::Dataset& d, const nlohmann::
 // The per-layer table of a quantisation: name, weight shape, int8 or not, error, input range, why.
 void print_layer_table(const compress::QuantizeReport& report);
 
+// The first rows of the float vs compressed table: parameters, MACs (`macs_label`) and file
+// sizes, in columns of `label_width`.
+void print_size_rows(int label_width, int64_t parameters, const char* macs_label, double macs,
+                     double bytes_float, double bytes_int8);
+
 // "1.23 MiB".
 std::string mib(double bytes);
 

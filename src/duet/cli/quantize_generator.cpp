@@ -194,11 +194,7 @@ void quantize_generator_command(const GeneratorQuantizeRequest& r, models::Loade
     std::printf("%s\n", j.dump().c_str());
     return;
   }
-  std::printf("\n%-22s %14s %14s\n", "", "float", "int8");
-  std::printf("%-22s %14lld %14lld\n", "parameters", static_cast<long long>(params),
-              static_cast<long long>(params));
-  std::printf("%-22s %14.2f %14.2f\n", "MMACs/image/pass", macs / 1e6, macs / 1e6);
-  std::printf("%-22s %14s %14s\n", "file", mib(bytes_in).c_str(), mib(bytes_out).c_str());
+  print_size_rows(22, params, "MMACs/image/pass", macs, bytes_in, bytes_out);
   if (q_fp32) {
     std::printf("%-22s %13.2f%% %13.2f%%   (%+.2f points, %lld per class)\n", "conditional acc.",
                 100 * q_fp32->accuracy, 100 * q_int8->accuracy,
