@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "../harness/tensor_compare.h"
 #include "duet/autograd/autograd.h"
 #include "duet/io/safetensors.h"
 #include "duet/io/tensor_io.h"
@@ -16,17 +17,10 @@ using namespace duet;
 
 namespace {
 
+using duet::test::max_abs_diff;
+
 const std::string kGolden =
     std::string(DUET_SOURCE_DIR) + "/tests/golden/resnet20_pytorch.safetensors";
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const auto va = a.to_vector(), vb = b.to_vector();
-  double m = 0;
-  for (size_t i = 0; i < va.size() && i < vb.size(); ++i)
-    m = std::max(m, std::fabs(double(va[i]) - vb[i]));
-  return m;
-}
 
 bool have_torch() {
   return std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") == 0;

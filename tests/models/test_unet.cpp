@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "../harness/tensor_compare.h"
 #include "duet/autograd/autograd.h"
 #include "duet/io/safetensors.h"
 #include "duet/io/tensor_io.h"
@@ -16,16 +17,9 @@ using namespace duet;
 
 namespace {
 
-const std::string kGolden = std::string(DUET_SOURCE_DIR) + "/tests/golden/unet_golden.safetensors";
+using duet::test::max_abs_diff;
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  const auto va = a.to_vector(), vb = b.to_vector();
-  double m = 0;
-  for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::fabs(double(va[i]) - vb[i]));
-  return m;
-}
+const std::string kGolden = std::string(DUET_SOURCE_DIR) + "/tests/golden/unet_golden.safetensors";
 
 std::string error_of(const nlohmann::json& config) {
   try {

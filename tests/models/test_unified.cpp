@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "../harness/tensor_compare.h"
 #include "../harness/tiny_unet.h"
 #include "duet/autograd/autograd.h"
 #include "duet/io/safetensors.h"
@@ -20,21 +21,14 @@ using namespace duet;
 
 namespace {
 
+using duet::test::max_abs_diff;
+
 // The generator tests' tiny UNet on 8x8 images of 3 classes, with attention in the middle.
 models::UNetConfig tiny_config() {
   nlohmann::json j = duet::test::tiny_unet_config(3, 8);
   j["mid_attention"] = true;
   j["heads"] = 2;
   return models::UNetConfig::from_json(j);
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  const auto va = a.to_vector(), vb = b.to_vector();
-  double m = 0;
-  for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::fabs(double(va[i]) - vb[i]));
-  return m;
 }
 
 Tensor random_images(int64_t n, uint64_t seed) {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "../harness/tensor_compare.h"
 #include "duet/autograd/autograd.h"
 #include "duet/io/tensor_io.h"
 #include "duet/models/resnet.h"
@@ -15,19 +16,13 @@ using namespace duet;
 
 namespace {
 
+using duet::test::max_abs_diff;
+
 std::map<std::string, Tensor> golden(const char* name) {
   return io::load_tensors(std::string(DUET_SOURCE_DIR) + "/tests/golden/" + name);
 }
 
 // Max |a - b| over all elements; shapes must match.
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  const auto va = a.to_vector(), vb = b.to_vector();
-  double m = 0;
-  for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::fabs(double(va[i]) - vb[i]));
-  return m;
-}
 
 // Loads the module's own keys from the golden file, runs forward + backward, checks everything.
 void check_block(nn::Module& block, std::map<std::string, Tensor> g, double tol) {
