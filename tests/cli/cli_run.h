@@ -23,17 +23,19 @@ struct Result {
   std::string out, err;
 };
 
+// The whole file, byte for byte (empty when it cannot be read).
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
 inline Result run_duet(const std::string& args, const std::string& tag) {
   const auto dir = std::filesystem::temp_directory_path();
   const std::string out = dir / ("duet_cli_" + tag + "_out.txt");
   const std::string err = dir / ("duet_cli_" + tag + "_err.txt");
   const int status = std::system((kDuet + " " + args + " >" + out + " 2>" + err).c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream f(p);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-  };
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
 }
 

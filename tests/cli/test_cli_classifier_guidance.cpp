@@ -22,6 +22,7 @@ using duet::cli_test::kClf;
 using duet::cli_test::kDuet;
 using duet::cli_test::kGen;
 using duet::cli_test::Result;
+using duet::cli_test::slurp;
 
 Result run(const std::string& args) {
   return duet::cli_test::run_duet(args, "classifier_guidance");
@@ -30,13 +31,6 @@ Result run(const std::string& args) {
 bool ready() {
   const bool data = fs::exists("/usr/share/datasets/fashion-mnist") || std::getenv("DUET_DATA");
   return data && fs::exists(kDuet) && fs::exists(kGen) && fs::exists(kClf);
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 // A tiny noise-aware classifier (width 4, 256 images, one epoch): enough to exercise the paths.

@@ -21,6 +21,7 @@ using duet::cli_test::kClf;
 using duet::cli_test::kDuet;
 using duet::cli_test::kGen;
 using duet::cli_test::Result;
+using duet::cli_test::slurp;
 
 Result run(const std::string& args) {
   return duet::cli_test::run_duet(args, "gap_report");
@@ -28,13 +29,6 @@ Result run(const std::string& args) {
 
 bool ready() {
   return fs::exists(kDuet) && fs::exists(kGen) && fs::exists(kClf);
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cli_run.h"
 #include "duet/autograd/autograd.h"
 #include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
@@ -24,6 +25,7 @@ namespace duet {
 namespace {
 
 namespace fs = std::filesystem;
+using cli_test::slurp;
 const std::string kDuet = std::string(DUET_BINARY_DIR) + "/duet";
 
 #define REQUIRE_DUET()                                             \
@@ -35,13 +37,6 @@ struct Outcome {
   int code = -1;
   std::string out, err;
 };
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class TempDir {
  public:

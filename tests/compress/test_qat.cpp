@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 
+#include "../harness/error_capture.h"
 #include "../train/run_fixtures.h"
 #include "duet/autograd/autograd.h"
 #include "duet/compress/qat.h"
@@ -101,13 +102,9 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   return m;
 }
 
+// A usage error (exit code 2), not a runtime one or none.
 bool usage_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.kind() == ErrorKind::usage;
-  }
-  return false;
+  return duet::test::exit_code(f) == 2;
 }
 
 }  // namespace

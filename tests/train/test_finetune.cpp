@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 
+#include "../harness/error_capture.h"
 #include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
 #include "duet/tensor/error.h"
@@ -46,13 +47,9 @@ ClassifyRecipe finetune_recipe(const std::string& init) {
   return r;
 }
 
+// A usage error (exit code 2), not a runtime one or none.
 bool usage_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.kind() == ErrorKind::usage;
-  }
-  return false;
+  return duet::test::exit_code(f) == 2;
 }
 
 TEST(FineTune, StartsFromTheCheckpoint) {
