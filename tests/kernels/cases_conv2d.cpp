@@ -139,6 +139,8 @@ const duet::test::Register reg([] {
       {2, 13, 16, 14, 13, 3, 3, 2, 1, 1, 1, 1},  // stride 2, odd width
       {1, 7, 16, 14, 14, 3, 3, 2, 2, 2, 2, 1},   // stride 2, dilation 2
       {2, 16, 24, 28, 28, 3, 3, 1, 1, 1, 1, 1},  // 24 outputs: a half-empty second panel
+      {2, 40, 48, 9, 11, 3, 3, 1, 1, 1, 1, 1},   // three panels: a two-panel tile and one more
+      {1, 48, 40, 10, 10, 3, 3, 2, 1, 1, 1, 1},  // the same for strided backward-data phases
   };
   for (const Row& r : rows)
     if (r.c % r.groups == 0 && r.k % r.groups == 0) add_cases(r);

@@ -32,8 +32,8 @@ std::vector<float> iota_vec(size_t n, float start = 0.0f) {
 template <class Fn>
 void for_each_isa(Fn&& fn) {
   const k::Isa saved = k::active_isa();
-  for (k::Isa isa : {k::Isa::generic, k::Isa::avx2}) {
-    if (isa == k::Isa::avx2 && !k::cpu_has_avx2_fma()) continue;
+  for (k::Isa isa : {k::Isa::generic, k::Isa::avx2, k::Isa::avx512}) {
+    if (!k::cpu_has(isa)) continue;
     k::set_isa(isa);
     SCOPED_TRACE(std::string(k::isa_name(isa)));
     fn();

@@ -194,7 +194,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float*
   if (s.batch == 0) return;
   check_pointers("forward", x, w, y);
   if (is_depthwise(s)) return detail::depthwise_forward(s, x, w, y, e);
-  if (active_isa() == Isa::avx2 && detail::direct_forward_avx2(s, x, w, y, e)) return;
+  if (isa_at_least(Isa::avx2) && detail::direct_forward_avx2(s, x, w, y, e)) return;
   const Geo g = geometry(s);
   if (g.imgs > 1) return forward_small(s, g, x, w, y, e);
   const int64_t jobs = s.batch * g.G * g.ntiles;
@@ -232,7 +232,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   if (s.batch == 0) return;
   check_pointers("backward_data", dy, w, dx);
   if (is_depthwise(s)) return detail::depthwise_backward_data(s, dy, w, dx);
-  if (active_isa() == Isa::avx2 && detail::direct_backward_data_avx2(s, dy, w, dx)) return;
+  if (isa_at_least(Isa::avx2) && detail::direct_backward_data_avx2(s, dy, w, dx)) return;
   const Geo g = geometry(s);
   if (g.imgs > 1) return backward_data_small(s, g, dy, w, dx);
   if (g.pointwise) {
@@ -295,7 +295,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
     }
     return detail::depthwise_backward_weight(s, x, dy, dw);
   }
-  if (active_isa() == Isa::avx2 && detail::direct_backward_weight_avx2(s, x, dy, dw, dbias)) return;
+  if (isa_at_least(Isa::avx2) && detail::direct_backward_weight_avx2(s, x, dy, dw, dbias)) return;
 
   // Each chunk of jobs accumulates into its own partial dw; the partials are then summed in
   // chunk order, so a given thread count always yields the same bits. A job is one

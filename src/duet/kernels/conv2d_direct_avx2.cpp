@@ -4,6 +4,8 @@
 // base pointers plus a per-k offset table, and reads B from 16-wide packed panels. Forward and
 // stride-1 backward-data compute C^T[pixels, channels] (channels fill the 16 lanes exactly for
 // 16/32/64 channels), backward-weight computes dW^T[taps, K] with k running over pixels.
+// The micro-tile is the one piece that differs per instruction set (conv2d_direct_tile.h): this
+// file's 6x16 AVX2 tile, or the 14x16 AVX-512 one; everything else here serves both.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -13,8 +15,10 @@
 #include <vector>
 
 #include "duet/kernels/activation_math.h"
+#include "duet/kernels/conv2d_direct_tile.h"
 #include "duet/kernels/conv2d_impl.h"
-#include "duet/kernels/gemm_kernel.h"
+#include "duet/kernels/isa.h"
+#include "duet/kernels/gemm_epilogue.h"
 #include "duet/kernels/transpose_avx2.h"
 #include "duet/tensor/allocator.h"
 #include "duet/tensor/parallel.h"
@@ -22,7 +26,7 @@
 namespace duet::kernels::detail {
 namespace {
 
-constexpr int64_t kMR = 6, kNR = 16;
+constexpr int64_t kNR = kDirectLanes;
 
 class Buf {
  public:
@@ -51,8 +55,8 @@ int64_t grain_for(double macs_per_job) {
 }
 
 // c[6 x 16] (ld ldc) (+)= sum_k A[i, k] * pb[k, 0..16), A[i, k] = base[i][off[k]].
-void micro_kernel(int64_t kc, const float* const* base, const int32_t* off, const float* pb,
-                  float* c, int64_t ldc, bool accumulate) {
+void tile_6x16(int64_t kc, const float* const* base, const int32_t* off, const float* pb,
+               int64_t /*panel_stride: one panel*/, float* c, int64_t ldc, bool accumulate) {
   const float *a0 = base[0], *a1 = base[1], *a2 = base[2], *a3 = base[3], *a4 = base[4],
               *a5 = base[5];
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -80,9 +84,9 @@ void micro_kernel(int64_t kc, const float* const* base, const int32_t* off, cons
     c50 = _mm256_fmadd_ps(av, b0, c50);
     c51 = _mm256_fmadd_ps(av, b1, c51);
   }
-  const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                              {c30, c31}, {c40, c41}, {c50, c51}};
-  for (int64_t i = 0; i < kMR; ++i) {
+  const __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                            {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int64_t i = 0; i < 6; ++i) {
     float* cp = c + i * ldc;
     __m256 v0 = acc[i][0], v1 = acc[i][1];
     if (accumulate) {
@@ -92,6 +96,30 @@ void micro_kernel(int64_t kc, const float* const* base, const int32_t* off, cons
     _mm256_storeu_ps(cp, v0);
     _mm256_storeu_ps(cp + 8, v1);
   }
+}
+
+// The widest micro-tile the active instruction set runs.
+DirectTile active_tile() {
+  return isa_at_least(Isa::avx512) ? direct_tile_avx512() : direct_tile_avx2();
+}
+
+// Runs the micro-tiles of rows [0, mt.rows) (base, c) over all weight panels, panel_stride floats
+// apart in pb and 16 columns apart in c.
+void run_panels(const DirectTile& mt, int64_t panels, int64_t kc, const float* const* base,
+                const int32_t* off, const float* pb, int64_t panel_stride, float* c, int64_t ldc,
+                bool accumulate) {
+  int64_t p = 0;
+  for (; p + mt.panels <= panels; p += mt.panels)
+    mt.wide(kc, base, off, pb + p * panel_stride, panel_stride, c + p * kNR, ldc, accumulate);
+  for (; p < panels; ++p)
+    mt.one(kc, base, off, pb + p * panel_stride, panel_stride, c + p * kNR, ldc, accumulate);
+}
+
+// Rows of a pixel tile: a multiple of the micro-tile's rows and of the 8 of the transposing store.
+int64_t tile_step(int64_t rows) {
+  int64_t step = rows;
+  while (step % 8) step += rows;
+  return step;
 }
 
 // Runs worker(take) on up to num_threads() threads; take() hands out job indices from a shared
@@ -228,10 +256,13 @@ void forward_packed(const Conv2dShape& s, const float* x, const float* wt, float
   const int64_t Kp = round_up(Kg, kNR), panels = Kp / kNR;
   const std::vector<int32_t> off = tap_offsets(s, pl);
   const int64_t taps = int64_t(off.size());
-  // The C^T tile stays within 32 KiB; a multiple of 24 pixels suits both the 6-row micro-tile
-  // and the 8x8 transposes of the store.
-  int64_t tile = std::max<int64_t>(24, 8192 / Kp / 24 * 24);
-  tile = std::min(tile, round_up(PQ, kMR));
+  const DirectTile mt = active_tile();
+  const int64_t mr = mt.rows;
+  // The C^T tile stays within 32 KiB; its pixel count suits both the micro-tile's rows and the
+  // 8x8 transposes of the store.
+  const int64_t step = tile_step(mr);
+  int64_t tile = std::max<int64_t>(step, 8192 / Kp / step * step);
+  tile = std::min(tile, round_up(PQ, mr));
   const int64_t ntiles = (PQ + tile - 1) / tile;
   const int64_t jobs_img = s.batch * G;
   const int nt = num_threads();
@@ -241,9 +272,9 @@ void forward_packed(const Conv2dShape& s, const float* x, const float* wt, float
   const double macs_per_job = double(Kg) * double(taps) * double(PQ) / double(split);
   const int64_t jobs = jobs_img * split;
   run_jobs(jobs, grain_for(macs_per_job), [&](auto&& take) {
-    Buf xp(pl.size()), ct(round_up(tile, kMR) * Kp);
+    Buf xp(pl.size()), ct(round_up(tile, mr) * Kp);
     clear_plane(pl, xp.get());
-    std::vector<const float*> base(static_cast<size_t>(round_up(tile, kMR)));
+    std::vector<const float*> base(static_cast<size_t>(round_up(tile, mr)));
     for (int64_t job = take(); job < jobs; job = take()) {
       const int64_t ij = job / split, part = job % split;
       const int64_t n = ij / G, g = ij % G;
@@ -251,13 +282,12 @@ void forward_packed(const Conv2dShape& s, const float* x, const float* wt, float
       const float* wg = wt + g * panels * taps * kNR;
       const int64_t tb = ntiles * part / split, te = ntiles * (part + 1) / split;
       for (int64_t ti = tb; ti < te; ++ti) {
-        const int64_t t0 = ti * tile, len = std::min(tile, PQ - t0), len6 = round_up(len, kMR);
-        for (int64_t i = 0; i < len6; ++i)
+        const int64_t t0 = ti * tile, len = std::min(tile, PQ - t0), rows = round_up(len, mr);
+        for (int64_t i = 0; i < rows; ++i)
           base[size_t(i)] = xp.get() + pixel_offset(s, pl, t0 + std::min(i, len - 1));
-        for (int64_t p = 0; p < panels; ++p)
-          for (int64_t i = 0; i < len6; i += kMR)
-            micro_kernel(taps, base.data() + i, off.data(), wg + p * taps * kNR,
-                         ct.get() + i * Kp + p * kNR, Kp, false);
+        for (int64_t i = 0; i < rows; i += mr)
+          run_panels(mt, panels, taps, base.data() + i, off.data(), wg, taps * kNR,
+                     ct.get() + i * Kp, Kp, false);
         const int64_t y_off = (n * K + g * Kg) * PQ + t0;
         store_transposed(ct.get(), Kp, len, Kg, y + y_off, PQ, e, g * Kg,
                          e.residual ? e.residual + y_off : nullptr);
@@ -343,13 +373,15 @@ bool backward_data_phases(const Conv2dShape& s, const float* dy, const float* w,
           tap_at.push_back(k * Cg * RS + ra.idx[size_t(ir)] * S + ca.idx[size_t(iu)]);
     pack_weights(G, Cg, tap_at, w, Kg * Cg * RS, RS, wt.get() + ph.wt_at);
   }
-  const int64_t tile = std::max<int64_t>(24, 8192 / Cp / 24 * 24);
+  const DirectTile mt = active_tile();
+  const int64_t mr = mt.rows, step = tile_step(mr);
+  const int64_t tile = std::max<int64_t>(step, 8192 / Cp / step * step);
   const double macs_per_job = double(Cg) * double(Kg) * double(RS) * double(HW) / double(sh * sw);
   const int64_t jobs = s.batch * G;
   run_jobs(jobs, grain_for(macs_per_job), [&](auto&& take) {
     Buf yp(pl.size()), ct(tile * Cp);
     clear_plane(pl, yp.get());
-    std::vector<const float*> base(static_cast<size_t>(tile));
+    std::vector<const float*> base(static_cast<size_t>(tile));  // tile is a multiple of mr
     for (int64_t job = take(); job < jobs; job = take()) {
       const int64_t n = job / G, g = job % G;
       fill_plane(pl, dy + (n * K + g * Kg) * PQ, yp.get());
@@ -358,18 +390,17 @@ bool backward_data_phases(const Conv2dShape& s, const float* dy, const float* w,
         const int64_t taps = int64_t(ph.off.size()), npix = ph.hi * ph.wj;
         const float* wg = wt.get() + ph.wt_at + g * Cp * taps;
         for (int64_t t0 = 0; t0 < npix; t0 += tile) {
-          const int64_t len = std::min(tile, npix - t0), len6 = round_up(len, kMR);
+          const int64_t len = std::min(tile, npix - t0), rows = round_up(len, mr);
           if (taps == 0) {
-            std::memset(ct.get(), 0, size_t(len6 * Cp) * sizeof(float));
+            std::memset(ct.get(), 0, size_t(rows * Cp) * sizeof(float));
           } else {
-            for (int64_t i = 0; i < len6; ++i) {
+            for (int64_t i = 0; i < rows; ++i) {
               const int64_t t = t0 + std::min(i, len - 1);
               base[size_t(i)] = yp.get() + (t / ph.wj) * pl.Wp + t % ph.wj;
             }
-            for (int64_t p = 0; p < panels; ++p)
-              for (int64_t i = 0; i < len6; i += kMR)
-                micro_kernel(taps, base.data() + i, ph.off.data(), wg + p * taps * kNR,
-                             ct.get() + i * Cp + p * kNR, Cp, false);
+            for (int64_t i = 0; i < rows; i += mr)
+              run_panels(mt, panels, taps, base.data() + i, ph.off.data(), wg, taps * kNR,
+                         ct.get() + i * Cp, Cp, false);
           }
           // Pixel t of the phase is dx pixel (ah + sh * (t / wj), aw + sw * (t % wj)).
           for (int64_t i = 0, pi = t0 / ph.wj, pj = t0 % ph.wj; i < len; ++i) {
@@ -400,6 +431,10 @@ bool worth_it(const Conv2dShape& s, int64_t lanes, int64_t weights_per_group) {
 }
 
 }  // namespace
+
+DirectTile direct_tile_avx2() {
+  return {6, 1, tile_6x16, tile_6x16};
+}
 
 bool direct_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
                          const Epilogue& e) {
@@ -456,7 +491,9 @@ bool direct_backward_weight_avx2(const Conv2dShape& s, const float* x, const flo
   const int64_t PQ = s.out_h() * s.out_w(), HW = s.in_h * s.in_w;
   const int64_t Kp = round_up(Kg, kNR), panels = Kp / kNR;
   const std::vector<int32_t> off = tap_offsets(s, pl);
-  const int64_t taps = int64_t(off.size()), taps6 = round_up(taps, kMR);
+  const DirectTile mt = active_tile();
+  const int64_t mr = mt.rows;
+  const int64_t taps = int64_t(off.size()), tap_rows = round_up(taps, mr);
   std::vector<int32_t> pos(static_cast<size_t>(PQ));
   for (int64_t t = 0; t < PQ; ++t) pos[size_t(t)] = int32_t(pixel_offset(s, pl, t));
 
@@ -464,7 +501,7 @@ bool direct_backward_weight_avx2(const Conv2dShape& s, const float* x, const flo
   // partial, and partials are added in chunk order afterwards: the bits depend only on the
   // chunk count (set by the thread count), not on which thread ran a chunk. Four chunks per
   // thread let an idle thread take over the chunks of a preempted one.
-  const int64_t jobs = s.batch * G, part_size = G * taps6 * Kp;
+  const int64_t jobs = s.batch * G, part_size = G * tap_rows * Kp;
   const int64_t chunks = std::max<int64_t>(
       1, std::min<int64_t>(4 * int64_t(num_threads()),
                            jobs / grain_for(double(Kg) * double(taps) * double(PQ))));
@@ -475,14 +512,14 @@ bool direct_backward_weight_avx2(const Conv2dShape& s, const float* x, const flo
   run_jobs(chunks, 1, [&](auto&& take) {
     Buf xp(pl.size()), dyt(panels * PQ * kNR);
     clear_plane(pl, xp.get());
-    std::vector<const float*> base(static_cast<size_t>(taps6));
+    std::vector<const float*> base(static_cast<size_t>(tap_rows));
     for (int64_t chunk = take(); chunk < chunks; chunk = take()) {
       float* acc = partial.get() + chunk * part_size;
       std::memset(acc, 0, size_t(part_size) * sizeof(float));
       for (int64_t job = jobs * chunk / chunks; job < jobs * (chunk + 1) / chunks; ++job) {
         const int64_t n = job / G, g = job % G;
         fill_plane(pl, x + (n * C + g * pl.C) * HW, xp.get());
-        for (int64_t i = 0; i < taps6; ++i)
+        for (int64_t i = 0; i < tap_rows; ++i)
           base[size_t(i)] = xp.get() + off[size_t(std::min(i, taps - 1))];
         const float* dyg = dy + (n * K + g * Kg) * PQ;
         // dy^T panels: dyt[p][t][j] = dy[p * 16 + j][t], zero past Kg.
@@ -497,13 +534,12 @@ bool direct_backward_weight_avx2(const Conv2dShape& s, const float* x, const flo
           }
           bias_part[size_t(chunk * K + g * Kg + k)] += sum;
         }
-        float* accg = acc + g * taps6 * Kp;
+        float* accg = acc + g * tap_rows * Kp;
         for (int64_t t0 = 0; t0 < PQ; t0 += kPixBlock) {
           const int64_t len = std::min(kPixBlock, PQ - t0);
-          for (int64_t p = 0; p < panels; ++p)
-            for (int64_t i = 0; i < taps6; i += kMR)
-              micro_kernel(len, base.data() + i, pos.data() + t0, dyt.get() + (p * PQ + t0) * kNR,
-                           accg + i * Kp + p * kNR, Kp, true);
+          for (int64_t i = 0; i < tap_rows; i += mr)
+            run_panels(mt, panels, len, base.data() + i, pos.data() + t0, dyt.get() + t0 * kNR,
+                       PQ * kNR, accg + i * Kp, Kp, true);
         }
       }
     }
@@ -518,7 +554,7 @@ bool direct_backward_weight_avx2(const Conv2dShape& s, const float* x, const flo
   for (int64_t g = 0; g < G; ++g)
     for (int64_t k = 0; k < Kg; ++k)
       for (int64_t t = 0; t < taps; ++t) {
-        const int64_t i = (g * taps6 + t) * Kp + k;
+        const int64_t i = (g * tap_rows + t) * Kp + k;
         float v = partial.get()[i];
         for (int64_t c = 1; c < chunks; ++c) v += partial.get()[c * part_size + i];
         dw[(g * Kg + k) * taps + t] = v;

@@ -27,7 +27,7 @@ void depthwise_backward_data(const Conv2dShape& s, const float* dy, const float*
 void depthwise_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw);
 
 // AVX2 implicit GEMM straight from a zero-padded copy of each image (conv2d_direct_avx2.cpp).
-// Call only when active_isa() is avx2; false means the shape is not handled (use the tiles).
+// Call only when isa_at_least(Isa::avx2); false means the shape is not handled (use the tiles).
 bool direct_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
                          const Epilogue& e);
 bool direct_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);

@@ -10,7 +10,7 @@
 #include <limits>
 
 #include "duet/kernels/conv2d_impl.h"
-#include "duet/kernels/gemm_kernel.h"
+#include "duet/kernels/gemm_epilogue.h"
 #include "duet/kernels/isa.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -173,7 +173,7 @@ void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQ
   DUET_CHECK(x && y, "conv2d_int8: null buffer");
   DUET_CHECK(e.axis == ChannelAxis::row, "conv2d_int8: the epilogue's channel axis must be rows");
   if (s.batch == 0) return;
-  const bool avx2 = active_isa() == Isa::avx2;
+  const bool avx2 = isa_at_least(Isa::avx2);
   const Plan p = make_plan(s, w);
   const int64_t in_image = s.in_channels * s.in_h * s.in_w;
   auto quantize = [&](int64_t n, uint8_t* dst) {

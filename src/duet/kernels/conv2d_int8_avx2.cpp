@@ -2,7 +2,7 @@
 // micro-kernel (conv2d_int8_block.h) with vpmaddubsw (u8 x s8 pairs into int16, exact for 7-bit
 // activations), vpmaddwd by ones into int32 and an add, and the transposing store with the
 // epilogue fused in.
-// Called only when active_isa() is avx2.
+// Called only when isa_at_least(Isa::avx2).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -10,7 +10,7 @@
 
 #include "duet/kernels/conv2d_int8.h"
 #include "duet/kernels/conv2d_int8_block.h"
-#include "duet/kernels/gemm_kernel.h"
+#include "duet/kernels/gemm_epilogue.h"
 #include "duet/kernels/transpose_avx2.h"
 
 namespace duet::kernels::detail {

@@ -76,7 +76,7 @@ void binary(BinaryOp op, int rank, const int64_t* out_shape, const float* a,
   const int64_t rows = n / inner;
   const int64_t per_row = (inner + kPiece - 1) / kPiece;
   const int64_t piece = (inner + per_row - 1) / per_row;
-  const auto row = active_isa() == Isa::avx2 ? detail::binary_row_avx2 : detail::binary_row_generic;
+  const auto row = isa_at_least(Isa::avx2) ? detail::binary_row_avx2 : detail::binary_row_generic;
   const int64_t grain = std::max<int64_t>(1, kMinPerThread / std::min(inner, kPiece));
   parallel_for(rows * per_row, grain, [&](int64_t p0, int64_t p1) {
     detail::Odometer it(l, last, p0 / per_row);
@@ -90,7 +90,7 @@ void binary(BinaryOp op, int rank, const int64_t* out_shape, const float* a,
 }
 
 void axpby(int64_t n, float alpha, const float* x, float beta, float* y) {
-  const bool avx2 = active_isa() == Isa::avx2;
+  const bool avx2 = isa_at_least(Isa::avx2);
   parallel_for(n, kMinPerThread, [&](int64_t i0, int64_t i1) {
     if (avx2) {
       detail::axpby_avx2(i1 - i0, alpha, x + i0, beta, y + i0);

@@ -1,4 +1,4 @@
-// AVX2 row loops for eltwise.cpp; only called when active_isa() == Isa::avx2.
+// AVX2 row loops for eltwise.cpp; only called when isa_at_least(Isa::avx2).
 #include <immintrin.h>
 
 #include "duet/kernels/eltwise_rows.h"

@@ -4,14 +4,15 @@
 
 namespace duet::kernels {
 
-// Runs ~0.2 s of FMA chains on `threads` threads (AVX2 when active_isa() allows, scalar
-// multiply-add otherwise) and returns GFLOP/s, counting one FMA as 2 flops. Temporarily sets
+// Runs ~0.2 s of FMA chains on `threads` threads (the widest vectors active_isa() allows:
+// AVX-512, AVX2, or scalar multiply-add) and returns GFLOP/s, counting one FMA as 2 flops. Temporarily sets
 // duet::set_num_threads(threads), so call it from the main thread, not inside parallel work.
 double measure_fma_peak_gflops(int threads);
 
 namespace fma_peak_detail {
 // Runs `iters` rounds of the chains on the calling thread; returns flops done. The result is
 // folded into *sink so the work cannot be optimised away.
+double run_chains_avx512(long iters, float* sink);
 double run_chains_avx2(long iters, float* sink);
 double run_chains_generic(long iters, float* sink);
 }  // namespace fma_peak_detail

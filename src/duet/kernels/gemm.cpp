@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "duet/kernels/gemm_epilogue.h"
 #include "duet/kernels/gemm_kernel.h"
 #include "duet/kernels/isa.h"
 #include "duet/tensor/allocator.h"
@@ -154,8 +155,11 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float 
     return;
   }
 
-  const bool avx2 = active_isa() == Isa::avx2;
-  const MicroKernel kernel = avx2 ? micro_kernel_avx2 : micro_kernel_generic;
+  const bool avx2 = isa_at_least(Isa::avx2), avx512 = isa_at_least(Isa::avx512);
+  const MicroKernel kernel = avx512 ? micro_kernel_avx512
+                             : avx2 ? micro_kernel_avx2
+                                    : micro_kernel_generic;
+  const int64_t kernel_rows = avx512 ? kMRWide : kMR;  // rows (whole A micro-panels) per call
   const PackA pack_a = avx2 ? pack_a_avx2 : pack_a_generic;
   const PackB pack_b = avx2 ? pack_b_avx2 : pack_b_generic;
 
@@ -225,9 +229,9 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float 
               bq = pb;
               pack_b(trans_b, b, ldb, pc, col, kc, nr, pb);
             }
-            for (int64_t ir = 0; ir < mc; ir += kMR)
+            for (int64_t ir = 0; ir < mc; ir += kernel_rows)
               kernel(kc, pa + ir * kc, bq, ldpb, c + (ic + ir) * ldc + col, ldc,
-                     std::min(kMR, mc - ir), nr, ic + ir, col, args);
+                     std::min(kernel_rows, mc - ir), nr, ic + ir, col, args);
           }
         }
       }

@@ -1,7 +1,7 @@
 // Single-precision GEMM with a fused epilogue, the workhorse under convolutions, linear layers
 // and attention. Row-major: C[M,N] = epilogue(alpha * op(A)[M,K] * op(B)[K,N] + beta * C).
-// The fast path packs panels and runs an AVX2/FMA micro-kernel (portable fallback when
-// active_isa() is generic); it uses all threads unless called inside a parallel region, where
+// The fast path packs panels and runs an AVX-512 or AVX2/FMA micro-kernel (portable fallback
+// when active_isa() is generic); it uses all threads unless called inside a parallel region, where
 // it runs serially so callers can parallelise over images or heads themselves.
 #pragma once
 

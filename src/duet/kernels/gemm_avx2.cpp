@@ -1,10 +1,11 @@
 // AVX2/FMA half of the SGEMM: the 6x16 micro-kernel with its vector epilogue, and packing
-// routines that transpose 8x8 blocks in registers. Called only when active_isa() is avx2.
+// routines that transpose 8x8 blocks in registers. Called only when isa_at_least(Isa::avx2).
 #include <immintrin.h>
 
 #include <algorithm>
 
 #include "duet/kernels/activation_math.h"
+#include "duet/kernels/gemm_epilogue.h"
 #include "duet/kernels/gemm_kernel.h"
 #include "duet/kernels/transpose_avx2.h"
 
@@ -29,8 +30,9 @@ inline void store_n(float* p, __m256 v, int64_t count, __m256i mask) {
     _mm256_maskstore_ps(p, mask, v);
 }
 
-// Applies the epilogue to the mr x nr block at c, whose top-left is C[row0, col0].
-void epilogue_block(const Epilogue& e, float* c, int64_t ldc, int64_t mr, int64_t nr, int64_t row0,
+}  // namespace
+
+void epilogue_block_avx2(const Epilogue& e, float* c, int64_t ldc, int64_t mr, int64_t nr, int64_t row0,
                     int64_t col0) {
   const bool by_row = e.axis == ChannelAxis::row;
   for (int64_t i = 0; i < mr; ++i) {
@@ -52,6 +54,8 @@ void epilogue_block(const Epilogue& e, float* c, int64_t ldc, int64_t mr, int64_
     }
   }
 }
+
+namespace {
 
 inline __m256 merge(__m256 acc, const float* cp, const TileArgs& args, __m256 alpha, __m256 beta,
                     int64_t cnt, __m256i mask) {
@@ -83,7 +87,7 @@ inline __m256 merge(__m256 acc, const float* cp, const TileArgs& args, __m256 al
       }
     }
   }
-  if (args.epilogue) epilogue_block(*args.epilogue, c, ldc, mr, nr, row0, col0);
+  if (args.epilogue) epilogue_block_avx2(*args.epilogue, c, ldc, mr, nr, row0, col0);
 }
 
 // Row tails (M % 6 rows) run only the FMAs of their R live rows: a 16-channel conv is 6+6+4

@@ -1,11 +1,11 @@
-// Internal to the SGEMM implementation: blocking sizes, the packed-panel layout shared by the
-// driver (gemm.cpp) and the micro-kernels (generic in gemm.cpp, AVX2 in gemm_avx2.cpp), and the
-// scalar epilogue every edge path uses. Not a public header.
+// Internal to the SGEMM implementation: blocking sizes and the packed-panel layout shared by the
+// driver (gemm.cpp) and the micro-kernels (generic in gemm.cpp, AVX2 in gemm_avx2.cpp, AVX-512
+// in gemm_avx512.cpp). Declarations only, so the AVX-512 file can include it without compiling
+// any shared inline code for AVX-512 (gemm_epilogue.h has the epilogue helpers). Not public.
 #pragma once
 
 #include <cstdint>
 
-#include "duet/kernels/activation_math.h"
 #include "duet/kernels/gemm.h"
 
 namespace duet::kernels::gemm_detail {
@@ -61,45 +61,16 @@ void pack_a_avx2(Trans trans, const float* a, int64_t lda, int64_t i0, int64_t p
 void pack_b_avx2(Trans trans, const float* b, int64_t ldb, int64_t p0, int64_t j0, int64_t kc,
                  int64_t nr, float* dst);
 
-inline float activate(Activation act, float x) {
-  switch (act) {
-    case Activation::none:
-      return x;
-    case Activation::relu:
-      return act_math::relu(x);
-    case Activation::silu:
-      return act_math::silu(x);
-    case Activation::gelu:
-      return act_math::gelu(x);
-  }
-  return x;
-}
-
-#if defined(__AVX2__) && defined(__FMA__)
-// The vector twin of activate(), for the AVX2 epilogues.
-inline __m256 activate_ps(Activation act, __m256 y) {
-  switch (act) {
-    case Activation::none:
-      return y;
-    case Activation::relu:
-      return act_math::relu_ps(y);
-    case Activation::silu:
-      return act_math::silu_ps(y);
-    case Activation::gelu:
-      return act_math::gelu_ps(y);
-  }
-  return y;
-}
-#endif
-
-// The epilogue for one element y at C[i, j] (global indices), in gemm.h's order.
-inline float epilogue_scalar(const Epilogue& e, float y, int64_t i, int64_t j) {
-  const int64_t ch = e.axis == ChannelAxis::row ? i : j;
-  if (e.scale) y *= e.scale[ch];
-  if (e.shift) y += e.shift[ch];
-  if (e.bias) y += e.bias[ch];
-  if (e.residual) y += e.residual[i * e.ld_residual + j];
-  return activate(e.act, y);
-}
+// Row panels of the wider micro-kernels: the AVX-512 kernel takes two packed A micro-panels
+// (12 rows, the second kMR * kc floats after the first) against one B micro-panel.
+inline constexpr int64_t kMRWide = 2 * kMR;
+static_assert(kMC % kMRWide == 0);
+void micro_kernel_avx512(int64_t kc, const float* pa, const float* pb, int64_t ldpb, float* c,
+                         int64_t ldc, int64_t mr, int64_t nr, int64_t row0, int64_t col0,
+                         const TileArgs& args);
+// The AVX2 epilogue over an mr x nr block of C whose top-left is C[row0, col0] (nr <= kNR);
+// the AVX-512 kernel applies its epilogue through it while the tile is still in cache.
+void epilogue_block_avx2(const Epilogue& e, float* c, int64_t ldc, int64_t mr, int64_t nr,
+                         int64_t row0, int64_t col0);
 
 }  // namespace duet::kernels::gemm_detail

@@ -9,13 +9,20 @@
 namespace duet::kernels {
 namespace {
 
+Isa widest() {
+  if (cpu_has_avx512()) return Isa::avx512;
+  return cpu_has_avx2_fma() ? Isa::avx2 : Isa::generic;
+}
+
 Isa detect() {
+  const Isa best = widest();
   if (const char* env = std::getenv("DUET_ISA")) {
     const std::string v = env;
+    // A request for more than the CPU has falls back to the widest it does have.
     if (v == "generic") return Isa::generic;
-    if (v == "avx2" && cpu_has_avx2_fma()) return Isa::avx2;
+    if (v == "avx2" && best >= Isa::avx2) return Isa::avx2;
   }
-  return cpu_has_avx2_fma() ? Isa::avx2 : Isa::generic;
+  return best;
 }
 
 std::atomic<Isa>& current() {
@@ -39,7 +46,7 @@ bool cpu_has_avx_vnni() {
 }
 
 bool use_avx_vnni() {
-  return active_isa() == Isa::avx2 && vnni_enabled().load(std::memory_order_relaxed);
+  return isa_at_least(Isa::avx2) && vnni_enabled().load(std::memory_order_relaxed);
 }
 
 void set_avx_vnni(bool on) {
@@ -52,17 +59,48 @@ bool cpu_has_avx2_fma() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl");
+}
+
+bool cpu_has(Isa isa) {
+  switch (isa) {
+    case Isa::generic:
+      return true;
+    case Isa::avx2:
+      return cpu_has_avx2_fma();
+    case Isa::avx512:
+      return cpu_has_avx512();
+  }
+  return false;
+}
+
 Isa active_isa() {
   return current().load(std::memory_order_relaxed);
 }
 
+bool isa_at_least(Isa level) {
+  return active_isa() >= level;
+}
+
 void set_isa(Isa isa) {
-  if (isa == Isa::avx2 && !cpu_has_avx2_fma()) fail("this CPU has no AVX2+FMA");
+  if (!cpu_has(isa)) fail("this CPU has no ", isa_name(isa));
   current().store(isa);
 }
 
 std::string_view isa_name(Isa isa) {
-  return isa == Isa::avx2 ? "avx2" : "generic";
+  switch (isa) {
+    case Isa::generic:
+      return "generic";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
+  }
+  return "?";
 }
 
 }  // namespace duet::kernels

@@ -1,22 +1,27 @@
 // Run-time instruction-set dispatch. One binary carries AVX2/FMA kernels (files *_avx2.cpp,
-// compiled with -mavx2 -mfma; *_vnni.cpp add AVX-VNNI) and portable ones; active_isa() picks
-// AVX2 when the CPU has it, unless $DUET_ISA=generic (or set_isa) forces the portable path so
-// tests cover both.
+// compiled with -mavx2 -mfma; *_vnni.cpp add AVX-VNNI), AVX-512 kernels (*_avx512.cpp) and
+// portable ones. active_isa() picks the widest the CPU has; $DUET_ISA=generic|avx2|avx512 (or
+// set_isa) pins a narrower one, so tests cover every path and a bench can show what a CPU
+// without AVX-512 (Zen 3) runs. The levels nest: avx512 also runs every AVX2 kernel that has no
+// AVX-512 version, so code asks isa_at_least(Isa::avx2), never isa_at_least(Isa::avx2).
 #pragma once
 
 #include <string_view>
 
 namespace duet::kernels {
 
-enum class Isa { generic, avx2 };
+enum class Isa { generic, avx2, avx512 };  // ordered: each level includes the previous
 
 Isa active_isa();
 void set_isa(Isa isa);  // throws duet::Error when the CPU lacks the requested ISA
 std::string_view isa_name(Isa isa);
+bool isa_at_least(Isa level);  // active_isa() is level or wider
 bool cpu_has_avx2_fma();
+bool cpu_has_avx512();  // AVX-512 F, BW, DQ and VL, on top of AVX2+FMA
+bool cpu_has(Isa isa);
 
 // AVX-VNNI (vpdpbusd on 256-bit registers: four u8 x s8 products summed into int32 in one
-// instruction) for the int8 kernels, on top of AVX2. Used when active_isa() is avx2, the CPU has
+// instruction) for the int8 kernels, on top of AVX2. Used when isa_at_least(avx2), the CPU has
 // it, and $DUET_ISA is not "avx2" (which pins the plain AVX2 int8 path, e.g. to measure what a
 // Zen 3 without VNNI runs). set_avx_vnni(false) does the same from code (tests).
 bool cpu_has_avx_vnni();

@@ -151,7 +151,7 @@ const NnVec& nn_vec_generic() {
 }
 
 const NnVec& nn_vec() {
-  return active_isa() == Isa::avx2 ? nn_vec_avx2() : nn_vec_generic();
+  return isa_at_least(Isa::avx2) ? nn_vec_avx2() : nn_vec_generic();
 }
 
 }  // namespace duet::kernels::detail

@@ -81,7 +81,7 @@ void strided_copy(int rank, const int64_t* shape, const int64_t* strides, const 
     }
     const int64_t ti = (rows + tile_h - 1) / tile_h, tj = (inner + kTileCols - 1) / kTileCols;
     const int64_t tiles = ti * tj;
-    const auto tr = active_isa() == Isa::avx2 ? detail::transpose_avx2 : transpose_generic;
+    const auto tr = isa_at_least(Isa::avx2) ? detail::transpose_avx2 : transpose_generic;
     parallel_for(
         n / (rows * inner) * tiles, std::max<int64_t>(1, kMinPerThread / (tile_h * kTileCols)),
         [&](int64_t u0, int64_t u1) {

@@ -168,7 +168,7 @@ void reduce_impl(int rank, const int64_t* shape, uint32_t axes, const float* x, 
     return;
   }
   const Plan p = make_plan(rank, shape, axes);
-  const bool avx2 = active_isa() == Isa::avx2;
+  const bool avx2 = isa_at_least(Isa::avx2);
   const auto sum_run = avx2 ? detail::sum_run_avx2 : detail::sum_run_generic;
   const auto max_run = avx2 ? detail::max_run_avx2 : detail::max_run_generic;
   const auto add_row = avx2 ? detail::add_row_avx2 : detail::add_row_generic;

@@ -46,7 +46,7 @@ void AdamW::apply(const Work& w, int64_t begin, int64_t end) const {
   float* __restrict m = w.state[0] + begin;
   float* __restrict v = w.state[1] + begin;
   const int64_t n = end - begin;
-  if (kernels::active_isa() == kernels::Isa::avx2) {
+  if (kernels::isa_at_least(kernels::Isa::avx2)) {
     detail::adamw_update_avx2(p, g, m, v, n, c);
     return;
   }

@@ -14,7 +14,7 @@ struct AdamWCoefs {
   float beta1, beta2, one_minus_beta1, one_minus_beta2, eps;
 };
 
-// Updates p, m, v over [0, n). Call only when kernels::active_isa() == Isa::avx2.
+// Updates p, m, v over [0, n). Call only when kernels::isa_at_least(Isa::avx2).
 void adamw_update_avx2(float* p, const float* g, float* m, float* v, int64_t n,
                        const AdamWCoefs& c);
 

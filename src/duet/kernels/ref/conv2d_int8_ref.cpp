@@ -4,7 +4,7 @@
 // it bit for bit (the integer part is exact in both).
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/conv2d_int8.h"
-#include "duet/kernels/gemm_kernel.h"
+#include "duet/kernels/gemm_epilogue.h"
 #include "duet/tensor/error.h"
 
 namespace duet::kernels::ref {
