@@ -1,7 +1,7 @@
 # Helpers shared by every duet target: warnings as errors on our code, OpenMP, and the
 # per-file ISA flags (files named *_avx2.cpp are compiled for AVX2+FMA, *_vnni.cpp also for
-# AVX-VNNI, *_avx512.cpp for AVX-512 F/BW/DQ/VL, and only called after the run-time dispatch in
-# kernels/isa.h has checked the CPU).
+# AVX-VNNI, *_avx512.cpp for AVX-512 F/BW/DQ/VL, *_avx512vnni.cpp also for AVX-512 VNNI, and
+# only called after the run-time dispatch in kernels/isa.h has checked the CPU).
 
 function(duet_target_setup target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
@@ -15,6 +15,9 @@ function(duet_mark_isa_sources)
       set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
     elseif(src MATCHES "_vnni\\.cpp$")  # AVX-VNNI (VEX): int8 dot products, checked at run time
       set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mavxvnni")
+    elseif(src MATCHES "_avx512vnni\\.cpp$")  # AVX-512 VNNI, checked at run time
+      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS
+        "-mavx2;-mfma;-mavx512f;-mavx512bw;-mavx512dq;-mavx512vl;-mavx512vnni")
     elseif(src MATCHES "_avx512\\.cpp$")  # keep these files free of shared inline code (ODR)
       set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS
         "-mavx2;-mfma;-mf16c;-mavx512f;-mavx512bw;-mavx512dq;-mavx512vl")

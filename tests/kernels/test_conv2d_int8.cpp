@@ -80,10 +80,12 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed) {
     bool vnni;
     const char* name;
   };
-  for (const Path path : {Path{Isa::generic, false, "generic"}, Path{Isa::avx2, false, "avx2"},
-                          Path{Isa::avx2, true, "avx-vnni"}}) {
-    if (path.isa == Isa::avx2 && !cpu_has_avx2_fma()) continue;
-    if (path.vnni && !cpu_has_avx_vnni()) continue;
+  for (const Path path :
+       {Path{Isa::generic, false, "generic"}, Path{Isa::avx2, false, "avx2"},
+        Path{Isa::avx2, true, "avx-vnni"}, Path{Isa::avx512, true, "avx512-vnni"}}) {
+    if (!cpu_has(path.isa)) continue;
+    if (path.vnni && !(path.isa == Isa::avx512 ? cpu_has_avx512_vnni() : cpu_has_avx_vnni()))
+      continue;
     for (int threads : {1, 2}) {
       const Isa saved_isa = active_isa();
       const bool saved_vnni = use_avx_vnni();

@@ -141,9 +141,10 @@ void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const I
   alignas(64) int32_t acc[kPixelChunk * kInt8BlockK];
   const int64_t p0 = chunk * kPixelChunk, count = std::min(kPixelChunk, p.PQ - p0);
   const int8_t* wblock = w.packed.data() + kb * p.G4 * kInt8BlockK * 4;
-  const auto block = !avx2            ? detail::int8_block_generic
-                     : use_avx_vnni() ? detail::int8_block_vnni
-                                      : detail::int8_block_avx2;
+  const auto block = !avx2               ? detail::int8_block_generic
+                     : use_avx512_vnni() ? detail::int8_block_avx512vnni
+                     : use_avx_vnni()    ? detail::int8_block_vnni
+                                         : detail::int8_block_avx2;
   block(image, p.base.data() + p0, count, p.tap_offsets.data(), p.G4, wblock, acc);
   const int64_t k0 = kb * kInt8BlockK, kn = std::min(kInt8BlockK, s.out_channels - k0);
   float* yb = y + (n * s.out_channels + k0) * p.PQ + p0;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "duet/kernels/conv2d.h"
+#include "duet/kernels/conv2d_int8_tile.h"
 #include "duet/kernels/gemm.h"
 
 namespace duet::kernels {
@@ -69,18 +70,6 @@ void quantize_to_padded_nhwc(const float* x, int64_t c, int64_t h, int64_t w, in
 void quantize_to_padded_nhwc_avx2(const float* x, int64_t c, int64_t h, int64_t w, int64_t pad_h,
                                   int64_t pad_w, int64_t channels4, const ActivationQuant& q,
                                   uint8_t* out);
-// acc[j * 16 + k] (int32) for `count` output pixels whose tap-(0, 0) bytes start at
-// image + base[j], over every tap group (offsets tap_offsets[g], bytes), for one 16-channel
-// block of packed weights. count <= 64.
-void int8_block_avx2(const uint8_t* image, const int64_t* base, int64_t count,
-                     const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
-                     int32_t* acc);
-void int8_block_vnni(const uint8_t* image, const int64_t* base, int64_t count,
-                     const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
-                     int32_t* acc);
-void int8_block_generic(const uint8_t* image, const int64_t* base, int64_t count,
-                        const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
-                        int32_t* acc);
 // The store: yb[k * ld + j] = epilogue(float(acc[j * 16 + k] - zero_point_sums[k])) for k < kn,
 // j < count. The epilogue sees element (k0 + k, p0 + j) of the image's [K, P*Q] block (its
 // residual pointer already at the image, ld_residual its row length). zero_point_sums: 16 entries.

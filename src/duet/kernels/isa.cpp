@@ -49,6 +49,16 @@ bool use_avx_vnni() {
   return isa_at_least(Isa::avx2) && vnni_enabled().load(std::memory_order_relaxed);
 }
 
+bool cpu_has_avx512_vnni() {
+  __builtin_cpu_init();
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+}
+
+bool use_avx512_vnni() {
+  return isa_at_least(Isa::avx512) && cpu_has_avx512_vnni() &&
+         vnni_enabled().load(std::memory_order_relaxed);
+}
+
 void set_avx_vnni(bool on) {
   if (on && !cpu_has_avx_vnni()) fail("this CPU has no AVX-VNNI");
   vnni_enabled().store(on);

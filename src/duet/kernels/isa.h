@@ -27,5 +27,9 @@ bool cpu_has(Isa isa);
 bool cpu_has_avx_vnni();
 bool use_avx_vnni();
 void set_avx_vnni(bool on);  // throws duet::Error when turning it on on a CPU without it
+// AVX-512 VNNI (the same instruction on zmm, 16 int32 lanes): used when isa_at_least(avx512),
+// the CPU has it and VNNI is not switched off by set_avx_vnni(false).
+bool cpu_has_avx512_vnni();
+bool use_avx512_vnni();
 
 }  // namespace duet::kernels

@@ -1,0 +1,79 @@
+// The int8 convolution's micro-kernel with AVX-512 VNNI: one zmm vpdpbusd adds four u8 x s8
+// products into each of 16 int32 lanes, so a packed group of four taps x 16 channels (64 bytes)
+// is one register and one instruction per pixel (two of each on 256-bit VNNI). Rows of eight
+// pixels with even and odd tap groups in separate accumulators give sixteen independent chains.
+// Integer results are identical to the other paths. Called only when use_avx512_vnni(); kept
+// free of shared inline code (see the CMake rule for *_avx512*.cpp files).
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "duet/kernels/conv2d_int8_tile.h"
+
+namespace duet::kernels::detail {
+namespace {
+
+template <int Rows>
+void rows_16(const uint8_t* image, const int64_t* base, const int32_t* tap_offsets,
+             int64_t groups4, const int8_t* wblock, int32_t* acc) {
+  __m512i even[Rows], odd[Rows];
+  const uint8_t* px[Rows];
+#pragma GCC unroll 8
+  for (int i = 0; i < Rows; ++i) {
+    even[i] = odd[i] = _mm512_setzero_si512();
+    px[i] = image + base[i];
+  }
+  auto dot = [&](int i, int64_t off, __m512i w, __m512i& c) {
+    int32_t a;
+    std::memcpy(&a, px[i] + off, 4);
+    c = _mm512_dpbusd_epi32(c, _mm512_set1_epi32(a), w);
+  };
+  int64_t g = 0;
+  for (; g + 2 <= groups4; g += 2) {
+    const int64_t o0 = tap_offsets[g], o1 = tap_offsets[g + 1];
+    const __m512i w0 = _mm512_loadu_si512(wblock + g * 64);
+    const __m512i w1 = _mm512_loadu_si512(wblock + (g + 1) * 64);
+#pragma GCC unroll 8
+    for (int i = 0; i < Rows; ++i) {
+      dot(i, o0, w0, even[i]);
+      dot(i, o1, w1, odd[i]);
+    }
+  }
+  if (g < groups4) {
+    const int64_t o0 = tap_offsets[g];
+    const __m512i w0 = _mm512_loadu_si512(wblock + g * 64);
+#pragma GCC unroll 8
+    for (int i = 0; i < Rows; ++i) dot(i, o0, w0, even[i]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < Rows; ++i)
+    _mm512_store_si512(acc + i * 16, _mm512_add_epi32(even[i], odd[i]));
+}
+
+}  // namespace
+
+void int8_block_avx512vnni(const uint8_t* image, const int64_t* base, int64_t count,
+                           const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
+                           int32_t* acc) {
+  int64_t j = 0;
+  for (; j + 8 <= count; j += 8)
+    rows_16<8>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
+  const int64_t left = count - j;
+  if (left >= 4) {
+    rows_16<4>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
+    j += 4;
+  }
+  switch (count - j) {
+    case 3:
+      return rows_16<3>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
+    case 2:
+      return rows_16<2>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
+    case 1:
+      return rows_16<1>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
+    default:
+      return;
+  }
+}
+
+}  // namespace duet::kernels::detail
