@@ -252,7 +252,7 @@ void forward_packed(const Conv2dShape& s, const float* x, const float* wt, float
                     const Epilogue& e) {
   const Plane pl = plane_of(s);
   const int64_t G = s.groups, K = s.out_channels, Kg = K / G, C = s.in_channels;
-  const int64_t PQ = s.out_h() * s.out_w(), HW = s.in_h * s.in_w;
+  const int64_t Q = s.out_w(), PQ = s.out_h() * Q, HW = s.in_h * s.in_w;
   const int64_t Kp = round_up(Kg, kNR), panels = Kp / kNR;
   const std::vector<int32_t> off = tap_offsets(s, pl);
   const int64_t taps = int64_t(off.size());
@@ -283,8 +283,15 @@ void forward_packed(const Conv2dShape& s, const float* x, const float* wt, float
       const int64_t tb = ntiles * part / split, te = ntiles * (part + 1) / split;
       for (int64_t ti = tb; ti < te; ++ti) {
         const int64_t t0 = ti * tile, len = std::min(tile, PQ - t0), rows = round_up(len, mr);
-        for (int64_t i = 0; i < rows; ++i)
-          base[size_t(i)] = xp.get() + pixel_offset(s, pl, t0 + std::min(i, len - 1));
+        // Row pointers walk the output pixels (no division per pixel); the tail repeats the last.
+        for (int64_t i = 0, r = t0 / Q, q = t0 % Q; i < len; ++i) {
+          base[size_t(i)] = xp.get() + r * s.stride_h * pl.Wp + q * s.stride_w;
+          if (++q == Q) {
+            q = 0;
+            ++r;
+          }
+        }
+        for (int64_t i = len; i < rows; ++i) base[size_t(i)] = base[size_t(len - 1)];
         for (int64_t i = 0; i < rows; i += mr)
           run_panels(mt, panels, taps, base.data() + i, off.data(), wg, taps * kNR,
                      ct.get() + i * Kp, Kp, false);
