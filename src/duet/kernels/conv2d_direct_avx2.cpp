@@ -17,8 +17,8 @@
 #include "duet/kernels/activation_math.h"
 #include "duet/kernels/conv2d_direct_tile.h"
 #include "duet/kernels/conv2d_impl.h"
-#include "duet/kernels/isa.h"
 #include "duet/kernels/gemm_epilogue.h"
+#include "duet/kernels/isa.h"
 #include "duet/kernels/transpose_avx2.h"
 #include "duet/tensor/allocator.h"
 #include "duet/tensor/parallel.h"
@@ -84,8 +84,7 @@ void tile_6x16(int64_t kc, const float* const* base, const int32_t* off, const f
     c50 = _mm256_fmadd_ps(av, b0, c50);
     c51 = _mm256_fmadd_ps(av, b1, c51);
   }
-  const __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                            {c30, c31}, {c40, c41}, {c50, c51}};
+  const __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   for (int64_t i = 0; i < 6; ++i) {
     float* cp = c + i * ldc;
     __m256 v0 = acc[i][0], v1 = acc[i][1];

@@ -15,8 +15,8 @@ namespace duet::kernels::detail {
 namespace {
 
 template <int Rows>
-void rows_16(const uint8_t* image, const int64_t* base, const int32_t* tap_offsets,
-             int64_t groups4, const int8_t* wblock, int32_t* acc) {
+void rows_16(const uint8_t* image, const int64_t* base, const int32_t* tap_offsets, int64_t groups4,
+             const int8_t* wblock, int32_t* acc) {
   __m512i even[Rows], odd[Rows];
   const uint8_t* px[Rows];
 #pragma GCC unroll 8

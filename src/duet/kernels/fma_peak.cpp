@@ -33,8 +33,8 @@ double measure_once(int threads) {
   DUET_CHECK(threads >= 1, "measure_fma_peak_gflops: threads must be >= 1, got ", threads);
   using clock = std::chrono::steady_clock;
   auto chains = isa_at_least(Isa::avx512) ? fma_peak_detail::run_chains_avx512
-                : isa_at_least(Isa::avx2)   ? fma_peak_detail::run_chains_avx2
-                                            : fma_peak_detail::run_chains_generic;
+                : isa_at_least(Isa::avx2) ? fma_peak_detail::run_chains_avx2
+                                          : fma_peak_detail::run_chains_generic;
   const long chunk = 1 << 16;
   const double seconds = 0.2;
 

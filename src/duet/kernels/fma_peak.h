@@ -5,8 +5,9 @@
 namespace duet::kernels {
 
 // Runs ~0.2 s of FMA chains on `threads` threads (the widest vectors active_isa() allows:
-// AVX-512, AVX2, or scalar multiply-add) and returns GFLOP/s, counting one FMA as 2 flops. Temporarily sets
-// duet::set_num_threads(threads), so call it from the main thread, not inside parallel work.
+// AVX-512, AVX2, or scalar multiply-add) and returns GFLOP/s, counting one FMA as 2 flops.
+// Temporarily sets duet::set_num_threads(threads), so call it from the main thread, not inside
+// parallel work.
 double measure_fma_peak_gflops(int threads);
 
 namespace fma_peak_detail {

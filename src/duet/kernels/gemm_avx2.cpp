@@ -32,8 +32,8 @@ inline void store_n(float* p, __m256 v, int64_t count, __m256i mask) {
 
 }  // namespace
 
-void epilogue_block_avx2(const Epilogue& e, float* c, int64_t ldc, int64_t mr, int64_t nr, int64_t row0,
-                    int64_t col0) {
+void epilogue_block_avx2(const Epilogue& e, float* c, int64_t ldc, int64_t mr, int64_t nr,
+                         int64_t row0, int64_t col0) {
   const bool by_row = e.axis == ChannelAxis::row;
   for (int64_t i = 0; i < mr; ++i) {
     const int64_t row = row0 + i;
