@@ -20,7 +20,9 @@ void add_generative_flags(CLI::App& sub, GenerativeFlags& g) {
   CLI::Option* generative = sub.add_flag(
       "--generative", g.on,
       "-m is a generator: classify by the lowest class-conditional flow/diffusion loss");
-  sub.add_option("--gen-times", o.times, "generative: times on the fixed t grid")
+  sub.add_option("--gen-times", o.times,
+                 "generative: times on the fixed t grid (30 for accuracy: 88.9 % against 86.8 % "
+                 "with 10 on Fashion-MNIST, docs/gap.md, at 3x the passes)")
       ->capture_default_str()
       ->needs(generative);
   sub.add_option("--gen-t-min", o.t_min, "generative: start of the t range")
