@@ -384,8 +384,10 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
     if (b < 1 || b > 65536) fail_usage("bench infer: --batch sizes must be in 1..65536, got ", b);
   DUET_CHECK(o.threads >= 1, "bench infer: threads must be >= 1, got ", o.threads);
   note("duet bench infer: isa " + std::string(kernels::isa_name(kernels::active_isa())) +
-       (kernels::use_avx_vnni() ? " (+ avx-vnni for int8)" : "") + ", " +
-       std::to_string(o.threads) + " threads" + (o.quick ? " (quick)" : ""));
+       (kernels::use_avx512_vnni() ? " (+ avx512-vnni for int8)"
+        : kernels::use_avx_vnni()  ? " (+ avx-vnni for int8)"
+                                   : "") +
+       ", " + std::to_string(o.threads) + " threads" + (o.quick ? " (quick)" : ""));
   struct ThreadsGuard {  // restores the caller's thread count on every exit, errors included
     int saved = num_threads();
     ~ThreadsGuard() { set_num_threads(saved); }

@@ -3,7 +3,7 @@
 // portable ones. active_isa() picks the widest the CPU has; $DUET_ISA=generic|avx2|avx512 (or
 // set_isa) pins a narrower one, so tests cover every path and a bench can show what a CPU
 // without AVX-512 (Zen 3) runs. The levels nest: avx512 also runs every AVX2 kernel that has no
-// AVX-512 version, so code asks isa_at_least(Isa::avx2), never isa_at_least(Isa::avx2).
+// AVX-512 version, so code asks isa_at_least(Isa::avx2), never active_isa() == Isa::avx2.
 #pragma once
 
 #include <string_view>
