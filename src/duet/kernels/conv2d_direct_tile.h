@@ -1,6 +1,7 @@
 // The micro-tile of the direct (implicit-GEMM) convolution in conv2d_direct_avx2.cpp, one per
-// instruction set: rows x 16 outputs, where row i of the A operand is read straight from a
-// zero-padded image as base[i][off[k]] and B is a 16-wide packed weight panel. The driver
+// instruction set: rows x 16 outputs per weight panel (one or two panels a call), where row i
+// of the A operand is read straight from a zero-padded image as base[i][off[k]] and B is a
+// 16-wide packed weight panel. The driver
 // (padding, packing, threading, the transposing store) is shared; only this loop differs.
 // Kept free of other headers so that the AVX-512 file compiles nothing but its own code.
 #pragma once
