@@ -8,6 +8,7 @@
 #include <string>
 
 #include "duet/autograd/autograd.h"
+#include "duet/compress/blocked_forward.h"
 #include "duet/compress/fold.h"
 #include "duet/compress/fused_blocks.h"
 #include "duet/compress/fused_conv.h"
@@ -297,4 +298,38 @@ TEST(FoldForInference, ChunkedBatchesMatchLayerByLayer) {
   const Tensor chunked = eval_logits(clf, x);
   EXPECT_LE(max_error(chunked, whole), 1e-6);
   EXPECT_LE(max_error(chunked, eval_logits(*model, x)), 1e-4);
+}
+
+// Bodies made of FusedConvs and basic blocks run on channel-blocked activations; the logits must
+// match the channel-major run, and the families with other layers keep the channel-major path.
+TEST(FoldForInference, ChannelBlockedMatchesChannelMajor) {
+  Generator gen(10);
+  const Tensor x = Tensor::normal({3, 3, 20, 20}, gen);
+  for (const char* width : {"16", "24"}) {  // 24: blocks with empty lanes
+    auto model = build({{"family", "resnet"},
+                        {"depth", 20},
+                        {"width", std::stoi(width)},
+                        {"in_channels", 3},
+                        {"image_size", 20}},
+                       4);
+    randomize_all_bn(*model, 11);
+    auto folded = compress::fold_for_inference(*model);
+    auto& clf = dynamic_cast<compress::FoldedClassifier&>(*folded);
+    EXPECT_TRUE(compress::runs_blocked(*clf.body)) << width;
+    clf.channel_blocked = false;
+    const Tensor major = eval_logits(clf, x);
+    clf.channel_blocked = true;
+    const Tensor blocked = eval_logits(clf, x);
+    EXPECT_LE(max_error(blocked, major), 1e-5) << width;
+    EXPECT_GT(max_abs(major), 0.05) << width;
+  }
+  auto shuffle = compress::fold_for_inference(*build(models::preset_config("shufflenet_v2_x0_5")));
+  EXPECT_FALSE(compress::runs_blocked(*dynamic_cast<compress::FoldedClassifier&>(*shuffle).body));
+
+  // A bare FusedConv: blocked output of a plain input, and a clear error for a wrong block count.
+  compress::FusedConv conv(Tensor::ones({20, 3, 3, 3}), Tensor::zeros({20}), {1, 1, 1, 1});
+  conv.eval();
+  autograd::NoGradGuard no_grad;
+  EXPECT_EQ(conv.forward_blocked(Tensor::ones({1, 3, 4, 4})).shape(), (Shape{1, 2, 4, 4, 16}));
+  EXPECT_THROW(conv.forward_blocked(Tensor::ones({1, 2, 4, 4, 16})), Error);
 }

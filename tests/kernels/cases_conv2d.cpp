@@ -7,6 +7,7 @@
 
 #include "../harness/op_harness.h"
 #include "duet/kernels/conv2d.h"
+#include "duet/kernels/conv2d_blocked.h"
 
 namespace {
 
@@ -41,6 +42,56 @@ std::string label(const Row& r) {
                 long(r.c), long(r.k), long(r.h), long(r.w), long(r.r), long(r.s), long(r.stride),
                 long(r.pad_h), long(r.pad_w), long(r.dil), long(r.groups));
   return buf;
+}
+
+// The channel-blocked forward (inference chains): input blocked, or channel-major as a network's
+// first layer, with and without the full epilogue; the output is compared whole, padding lanes
+// included (both sides must leave them zero).
+void add_blocked_cases(const Row& row, const Conv2dShape& s, uint64_t seed, double atol) {
+  using duet::kernels::channel_blocks;
+  using duet::kernels::kChannelBlock;
+  const int64_t hw = s.in_h * s.in_w, pq = s.out_h() * s.out_w();
+  const size_t nx = size_t(s.batch * s.in_channels * hw),
+               ny = size_t(s.batch * s.out_channels * pq);
+  const size_t nxb = size_t(s.batch * channel_blocks(s.in_channels) * hw * kChannelBlock);
+  const size_t nyb = size_t(s.batch * channel_blocks(s.out_channels) * pq * kChannelBlock);
+  const size_t nw = size_t(s.out_channels * s.in_channels * s.kernel_h * s.kernel_w);
+  const size_t nk = size_t(s.out_channels);
+  for (bool x_blocked : {false, true})
+    for (bool epi : {false, true}) {
+      std::string name = std::string("conv2d/fwd_blocked") + (x_blocked ? "_in" : "") +
+                         (epi ? "_epi/" : "/") + label(row);
+      duet::test::add_kernel_case(
+          {name, s.flops(), atol, 1e-4, [=] {
+             auto x = duet::test::random_vector(nx, seed + 11);
+             auto w = duet::test::random_vector(nw, seed + 12);
+             auto scale = duet::test::random_vector(nk, seed + 13, 0.5f, 1.5f);
+             auto shift = duet::test::random_vector(nk, seed + 14);
+             auto bias = duet::test::random_vector(nk, seed + 15);
+             auto res = duet::test::random_vector(ny, seed + 16);
+             std::vector<float> xb(nxb), resb(nyb);
+             duet::kernels::to_channel_blocked(s.batch, s.in_channels, hw, x.data(), xb.data());
+             duet::kernels::to_channel_blocked(s.batch, s.out_channels, pq, res.data(),
+                                               resb.data());
+             return [=](bool fast, std::vector<float>& out) {
+               Epilogue e;
+               if (epi) {
+                 e.scale = scale.data();
+                 e.shift = shift.data();
+                 e.bias = bias.data();
+                 e.residual = resb.data();
+                 e.act = Activation::silu;
+               }
+               out.assign(nyb, NAN);
+               const float* in = x_blocked ? xb.data() : x.data();
+               if (fast)
+                 duet::kernels::conv2d_forward_blocked(s, x_blocked, in, w.data(), out.data(), e);
+               else
+                 duet::kernels::ref::conv2d_forward_blocked(s, x_blocked, in, w.data(), out.data(),
+                                                            e);
+             };
+           }});
+    }
 }
 
 void add_cases(const Row& row) {
@@ -82,6 +133,7 @@ void add_cases(const Row& row) {
            };
          }});
   }
+  if (s.groups == 1) add_blocked_cases(row, s, seed, atol_fwd);
   duet::test::add_kernel_case(
       {std::string("conv2d/bwd_data/") + label(row), s.flops(), 2e-6 * std::sqrt(double(nw)) + 1e-6,
        1e-4, [=] {

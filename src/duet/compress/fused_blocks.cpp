@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "duet/autograd/autograd.h"
+#include "duet/compress/blocked_forward.h"
 #include "duet/ops/pool.h"
 #include "duet/ops/shape_ops.h"
 #include "duet/tensor/error.h"
@@ -84,7 +85,7 @@ Tensor FoldedClassifier::features(const Tensor& x) {
   // on the caller's thread) and no caller already parallelises around this call.
   if (chunk <= 0 || n < 2 * chunk || is_training() || autograd::grad_enabled() ||
       in_parallel_region())
-    return ops::global_avg_pool2d(body->forward(x));
+    return pooled_body(x);
   const Tensor xc = ops::contiguous(x);
   const int64_t f = head->weight.dim(1), chunks = (n + chunk - 1) / chunk;
   Tensor out = Tensor::empty({n, f});
@@ -95,13 +96,19 @@ Tensor FoldedClassifier::features(const Tensor& x) {
     autograd::NoGradGuard no_grad;  // grad mode is per thread; workers start with it on
     for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
       const int64_t b = c * chunk, e = std::min(n, b + chunk);
-      const Tensor y = ops::global_avg_pool2d(body->forward(xc.slice(0, b, e)));
+      const Tensor y = pooled_body(xc.slice(0, b, e));
       DUET_CHECK(y.rank() == 2 && y.dim(1) == f, "FoldedClassifier: the body gives features ",
                  y.shape().str(), ", the head expects ", f);
       std::memcpy(out.data<float>() + b * f, y.data<float>(), size_t((e - b) * f) * sizeof(float));
     }
   });
   return out;
+}
+
+Tensor FoldedClassifier::pooled_body(const Tensor& x) {
+  if (channel_blocked && x.rank() == 4 && runs_blocked(*body))
+    return global_avg_pool_blocked(forward_blocked(*body, x), head->weight.dim(1));
+  return ops::global_avg_pool2d(body->forward(x));
 }
 
 Tensor FoldedClassifier::logits(const Tensor& f) {

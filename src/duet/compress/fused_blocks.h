@@ -63,10 +63,17 @@ class FoldedClassifier : public models::Classifier {
 
   std::shared_ptr<nn::Sequential> body;
   std::shared_ptr<nn::Linear> head;
+
+  // Run the body on channel-blocked activations where it can (blocked_forward.h); false keeps
+  // every layer channel-major (the comparison tests and `bench infer --no-blocked` use it).
+  bool channel_blocked = true;
   // Images per chunk; 0 runs every batch layer by layer. Measured on the 2-core machine
   // (ResNet-20, batch 250, single-thread CPU time): 8 and 16 were 2-4 % below unchunked, 4 no
   // better, 2 slower.
   int64_t chunk_images = 8;
+
+ private:
+  Tensor pooled_body(const Tensor& x);  // global_avg_pool(body(x)), blocked where it can
 };
 
 }  // namespace duet::compress

@@ -2,6 +2,7 @@
 
 #include "duet/autograd/autograd.h"
 #include "duet/kernels/conv2d.h"
+#include "duet/kernels/conv2d_blocked.h"
 #include "duet/nn/profile.h"
 #include "duet/ops/shape_ops.h"
 #include "duet/tensor/error.h"
@@ -81,6 +82,47 @@ Tensor FusedConv::forward(const Tensor& x_in, const Tensor& residual_in) {
   }
   nn::record_layer(this, y,
                    static_cast<double>(y.numel()) * weight.dim(1) * weight.dim(2) * weight.dim(3));
+  return y;
+}
+
+Tensor FusedConv::forward_blocked(const Tensor& x_in, const Tensor& residual_in) {
+  DUET_CHECK(runs_blocked(),
+             "FusedConv::forward_blocked: int8 and calibrating convs run "
+             "channel-major (forward)");
+  if (is_training() || autograd::any_requires_grad({&x_in, &residual_in}))
+    fail("FusedConv: inference only; call eval() and run under autograd::NoGradGuard");
+  const int64_t c = weight.dim(1) * options_.groups;
+  const bool blocked = x_in.defined() && x_in.rank() == 5;
+  DUET_CHECK(x_in.defined() && x_in.dtype() == DType::f32 &&
+                 (blocked ? x_in.dim(1) == kernels::channel_blocks(c) &&
+                                x_in.dim(4) == kernels::kChannelBlock
+                          : x_in.rank() == 4 && x_in.dim(1) == c),
+             "FusedConv::forward_blocked: expected an F32 input [N, ", c, ", H, W] or blocked [N, ",
+             kernels::channel_blocks(c), ", H, W, ", kernels::kChannelBlock, "], got ",
+             x_in.defined() ? x_in.shape().str() : std::string("an undefined tensor"));
+  const Shape plain = blocked ? Shape{x_in.dim(0), c, x_in.dim(2), x_in.dim(3)} : x_in.shape();
+  const kernels::Conv2dShape s = ops::conv2d_shape(plain, weight.shape(), options_);
+  DUET_CHECK(s.out_h() >= 1 && s.out_w() >= 1, "FusedConv: input ", plain.str(),
+             " is smaller than the dilated kernel ", weight.shape().str());
+  const Shape out{s.batch, kernels::channel_blocks(s.out_channels), s.out_h(), s.out_w(),
+                  kernels::kChannelBlock};
+  const Tensor x = ops::contiguous(x_in);
+  Tensor residual;
+  kernels::Epilogue ep;
+  ep.bias = bias.data<float>();
+  ep.act = act_;
+  if (residual_in.defined()) {
+    DUET_CHECK(residual_in.dtype() == DType::f32 && residual_in.shape() == out,
+               "FusedConv: blocked residual must be F32 ", out.str(), " like the output, got ",
+               residual_in.shape().str());
+    residual = ops::contiguous(residual_in);
+    ep.residual = residual.data<float>();
+  }
+  Tensor y = Tensor::empty(out);
+  kernels::conv2d_forward_blocked(s, blocked, x.data<float>(), weight.data<float>(),
+                                  y.data<float>(), ep);
+  nn::record_layer(this, Shape{s.batch, s.out_channels, s.out_h(), s.out_w()},
+                   double(s.flops()) / 2.0);
   return y;
 }
 

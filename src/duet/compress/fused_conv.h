@@ -25,6 +25,14 @@ class FusedConv : public nn::Module {
   // act(conv(x) + bias + residual); residual has the output's shape [N, K, P, Q].
   Tensor forward(const Tensor& x, const Tensor& residual);
 
+  // The same on channel-blocked activations (kernels/conv2d_blocked.h): x is blocked
+  // [N, ceil(C / 16), H, W, 16], or a plain [N, C, H, W] (a network's input); the result and the
+  // residual are blocked [N, ceil(K / 16), P, Q, 16]. Float only (see runs_blocked).
+  Tensor forward_blocked(const Tensor& x, const Tensor& residual = Tensor());
+  // Whether forward_blocked may run: a float conv without a calibration hook (int8 and
+  // calibration work on channel-major tensors).
+  bool runs_blocked() const { return !int8_ && !on_input; }
+
   const ops::Conv2dOptions& options() const { return options_; }
   kernels::Activation activation() const { return act_; }
 

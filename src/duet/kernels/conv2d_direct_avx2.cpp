@@ -141,15 +141,26 @@ void run_jobs(int64_t jobs, int64_t grain, Worker&& worker) {
   });
 }
 
-// The padded plane of one image-group: Cg x Hp x Wp with the image in the interior.
+// The padded plane of one image-group with the image in the interior: Cg x Hp x Wp for
+// channel-major input (lanes 1), or ceil(Cg / 16) x Hp x Wp x 16 for channel-blocked input
+// (lanes 16, kernels::kChannelBlock), whose channel c sits in block c / 16, lane c % 16.
 struct Plane {
-  int64_t C, H, W, ph, pw, Hp, Wp;
-  int64_t size() const { return C * Hp * Wp; }
+  int64_t C = 0, H = 0, W = 0, ph = 0, pw = 0, Hp = 0, Wp = 0, lanes = 1;
+  int64_t blocks() const { return (C + lanes - 1) / lanes; }
+  int64_t size() const { return blocks() * Hp * Wp * lanes; }
 };
 
 // Copies the image into the interior of dst. The border is never written, so zeroing the
 // buffer once per thread (clear_plane) keeps it zero for every later image.
 void fill_plane(const Plane& pl, const float* src, float* dst) {
+  if (pl.lanes > 1) {  // whole blocked rows are contiguous
+    const size_t row_bytes = size_t(pl.W * pl.lanes) * sizeof(float);
+    for (int64_t b = 0; b < pl.blocks(); ++b)
+      for (int64_t h = 0; h < pl.H; ++h)
+        std::memcpy(dst + ((b * pl.Hp + h + pl.ph) * pl.Wp + pl.pw) * pl.lanes,
+                    src + (b * pl.H + h) * pl.W * pl.lanes, row_bytes);
+    return;
+  }
   for (int64_t c = 0; c < pl.C; ++c)
     for (int64_t h = 0; h < pl.H; ++h) {
       float* row = dst + (c * pl.Hp + h + pl.ph) * pl.Wp + pl.pw;
@@ -162,8 +173,9 @@ void clear_plane(const Plane& pl, float* dst) {
   std::memset(dst, 0, size_t(pl.size()) * sizeof(float));
 }
 
-Plane plane_of(const Conv2dShape& s) {
-  Plane pl{};
+Plane plane_of(const Conv2dShape& s, int64_t lanes = 1) {
+  Plane pl;
+  pl.lanes = lanes;
   pl.C = s.in_channels / s.groups;
   pl.H = s.in_h;
   pl.W = s.in_w;
@@ -181,7 +193,9 @@ std::vector<int32_t> tap_offsets(const Conv2dShape& s, const Plane& pl) {
   for (int64_t c = 0; c < pl.C; ++c)
     for (int64_t r = 0; r < s.kernel_h; ++r)
       for (int64_t u = 0; u < s.kernel_w; ++u)
-        off.push_back(int32_t((c * pl.Hp + r * s.dilation_h) * pl.Wp + u * s.dilation_w));
+        off.push_back(int32_t(
+            ((c / pl.lanes * pl.Hp + r * s.dilation_h) * pl.Wp + u * s.dilation_w) * pl.lanes +
+            c % pl.lanes));
   return off;
 }
 
@@ -195,8 +209,8 @@ int64_t pixel_offset(const Conv2dShape& s, const Plane& pl, int64_t t) {
 // im2col path is the better fit, and the bound keeps every offset within int32.
 constexpr int64_t kMaxPlane = int64_t{1} << 22;
 
-bool plane_fits(const Conv2dShape& s) {
-  const Plane pl = plane_of(s);
+bool plane_fits(const Conv2dShape& s, int64_t lanes = 1) {
+  const Plane pl = plane_of(s, lanes);
   return pl.size() <= kMaxPlane;
 }
 
@@ -236,6 +250,54 @@ void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, fl
   }
 }
 
+// The channel-blocked store: y[p * ld_panel + 16 i + j] = epilogue(ct[i * ldct + 16 p + j]) for
+// panels p < panels and pixels i < len, res (if any) laid out like y. No transpose: a panel of
+// C^T already is a channel block. Lanes at or past nk (the last block's padding) are written 0.
+void store_blocked(const float* ct, int64_t ldct, int64_t len, int64_t panels, int64_t nk, float* y,
+                   int64_t ld_panel, const Epilogue& e, const float* res) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t live = std::min<int64_t>(kNR, nk - p * kNR);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(live)), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(live - 8)), lane);
+    // Per-channel vectors, read only for live lanes (the arrays end at nk).
+    auto channel = [&](const float* v, float fill, __m256& lo, __m256& hi) {
+      lo = _mm256_set1_ps(fill);
+      hi = lo;
+      if (!v) return;
+      lo = _mm256_maskload_ps(v + p * kNR, m0);
+      hi = _mm256_maskload_ps(v + p * kNR + 8, m1);
+    };
+    __m256 sc0, sc1, sh0, sh1, b0, b1;
+    channel(e.scale, 1.0f, sc0, sc1);
+    channel(e.shift, 0.0f, sh0, sh1);
+    channel(e.bias, 0.0f, b0, b1);
+    sh0 = _mm256_add_ps(sh0, b0);  // shift and bias both add after the scale
+    sh1 = _mm256_add_ps(sh1, b1);
+    const __m256 keep0 = _mm256_castsi256_ps(m0), keep1 = _mm256_castsi256_ps(m1);
+    const float* src = ct + p * kNR;
+    float* dst = y + p * ld_panel;
+    const float* r = res ? res + p * ld_panel : nullptr;
+    for (int64_t i = 0; i < len; ++i, src += ldct, dst += kNR) {
+      __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
+      if (e.scale) {
+        v0 = _mm256_mul_ps(v0, sc0);
+        v1 = _mm256_mul_ps(v1, sc1);
+      }
+      v0 = _mm256_add_ps(v0, sh0);
+      v1 = _mm256_add_ps(v1, sh1);
+      if (r) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r + i * kNR));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + i * kNR + 8));
+      }
+      v0 = _mm256_and_ps(gemm_detail::activate_ps(e.act, v0), keep0);
+      v1 = _mm256_and_ps(gemm_detail::activate_ps(e.act, v1), keep1);
+      _mm256_storeu_ps(dst, v0);
+      _mm256_storeu_ps(dst + 8, v1);
+    }
+  }
+}
+
 // Weights packed as [group][panel of 16 outputs][tap][16], zero-padded past n_out:
 // output o of group g, tap t reads w[g * group_stride + o * out_stride + tap_at[t]].
 void pack_weights(int64_t G, int64_t n_out, const std::vector<int64_t>& tap_at, const float* w,
@@ -253,10 +315,16 @@ void pack_weights(int64_t G, int64_t n_out, const std::vector<int64_t>& tap_at, 
     }
 }
 
+// How forward_packed reads x and writes y: channel-major (NCHW), or channel-blocked
+// (kernels::conv2d_forward_blocked; groups 1 only).
+struct IoLayout {
+  bool x_blocked = false, y_blocked = false;
+};
+
 // The forward pass of shape s over packed weights wt (see pack_weights).
 void forward_packed(const Conv2dShape& s, const float* x, const float* wt, float* y,
-                    const Epilogue& e) {
-  const Plane pl = plane_of(s);
+                    const Epilogue& e, IoLayout io = {}) {
+  const Plane pl = plane_of(s, io.x_blocked ? kNR : 1);
   const int64_t G = s.groups, K = s.out_channels, Kg = K / G, C = s.in_channels;
   const int64_t Q = s.out_w(), PQ = s.out_h() * Q, HW = s.in_h * s.in_w;
   const int64_t Kp = round_up(Kg, kNR), panels = Kp / kNR;
@@ -284,14 +352,15 @@ void forward_packed(const Conv2dShape& s, const float* x, const float* wt, float
     for (int64_t job = take(); job < jobs; job = take()) {
       const int64_t ij = job / split, part = job % split;
       const int64_t n = ij / G, g = ij % G;
-      fill_plane(pl, x + (n * C + g * pl.C) * HW, xp.get());
+      fill_plane(pl, io.x_blocked ? x + n * pl.blocks() * HW * kNR : x + (n * C + g * pl.C) * HW,
+                 xp.get());
       const float* wg = wt + g * panels * taps * kNR;
       const int64_t tb = ntiles * part / split, te = ntiles * (part + 1) / split;
       for (int64_t ti = tb; ti < te; ++ti) {
         const int64_t t0 = ti * tile, len = std::min(tile, PQ - t0), rows = round_up(len, mr);
         // Row pointers walk the output pixels (no division per pixel); the tail repeats the last.
         for (int64_t i = 0, r = t0 / Q, q = t0 % Q; i < len; ++i) {
-          base[size_t(i)] = xp.get() + r * s.stride_h * pl.Wp + q * s.stride_w;
+          base[size_t(i)] = xp.get() + (r * s.stride_h * pl.Wp + q * s.stride_w) * pl.lanes;
           if (++q == Q) {
             q = 0;
             ++r;
@@ -300,6 +369,12 @@ void forward_packed(const Conv2dShape& s, const float* x, const float* wt, float
         for (int64_t i = len; i < rows; ++i) base[size_t(i)] = base[size_t(len - 1)];
         run_tiles(mt, rows, panels, taps, base.data(), off.data(), wg, taps * kNR, ct.get(), Kp,
                   false);
+        if (io.y_blocked) {
+          const int64_t y_off = (n * panels * PQ + t0) * kNR;
+          store_blocked(ct.get(), Kp, len, panels, K, y + y_off, PQ * kNR, e,
+                        e.residual ? e.residual + y_off : nullptr);
+          continue;
+        }
         const int64_t y_off = (n * K + g * Kg) * PQ + t0;
         store_transposed(ct.get(), Kp, len, Kg, y + y_off, PQ, e, g * Kg,
                          e.residual ? e.residual + y_off : nullptr);
@@ -347,7 +422,7 @@ bool backward_data_phases(const Conv2dShape& s, const float* dy, const float* w,
       left = std::max(left, -d);
       right = std::max(right, ax.count - 1 + d - (Q - 1));
     }
-  Plane pl{};
+  Plane pl;
   pl.C = Kg;
   pl.H = P;
   pl.W = Q;
@@ -458,6 +533,22 @@ bool direct_forward_avx2(const Conv2dShape& s, const float* x, const float* w, f
   for (int64_t t = 0; t < taps; ++t) tap_at[size_t(t)] = t;
   pack_weights(G, Kg, tap_at, w, Kg * taps, taps, wt.get());
   forward_packed(s, x, wt.get(), y, e);
+  return true;
+}
+
+bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,
+                                 const float* w, float* y, const Epilogue& e) {
+  // Blocked output pays no transpose, so every channel count and pointwise convolutions run
+  // here too; only groups and oversized planes and weights (see worth_it) are declined.
+  const int64_t taps = s.in_channels * s.kernel_h * s.kernel_w;
+  if (s.groups != 1 || !plane_fits(s, x_blocked ? kNR : 1) ||
+      round_up(s.out_channels, kNR) * taps > (int64_t{1} << 18))
+    return false;
+  Buf wt(round_up(s.out_channels, kNR) * taps);
+  std::vector<int64_t> tap_at(static_cast<size_t>(taps));
+  for (int64_t t = 0; t < taps; ++t) tap_at[size_t(t)] = t;
+  pack_weights(1, s.out_channels, tap_at, w, 0, taps, wt.get());
+  forward_packed(s, x, wt.get(), y, e, {x_blocked, true});
   return true;
 }
 

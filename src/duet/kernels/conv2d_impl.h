@@ -26,10 +26,22 @@ void depthwise_forward(const Conv2dShape& s, const float* x, const float* w, flo
 void depthwise_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void depthwise_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw);
 
+// conv2d_forward_blocked through a channel-major convolution `conv` (the fast one, or the
+// reference for the twin): x and the residual are unblocked into scratch, the output blocked.
+using ChannelMajorConv = void (*)(const Conv2dShape&, const float*, const float*, float*,
+                                  const Epilogue&);
+void forward_blocked_via_channel_major(ChannelMajorConv conv, const Conv2dShape& s, bool x_blocked,
+                                       const float* x, const float* w, float* y, const Epilogue& e);
+// Shape check plus non-null pointers for a non-empty batch.
+void check_blocked(const Conv2dShape& s, const float* x, const float* w, float* y);
+
 // AVX2 implicit GEMM straight from a zero-padded copy of each image (conv2d_direct_avx2.cpp).
 // Call only when isa_at_least(Isa::avx2); false means the shape is not handled (use the tiles).
 bool direct_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
                          const Epilogue& e);
+// The same with channel-blocked output (and input when x_blocked); groups 1 only.
+bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,
+                                 const float* w, float* y, const Epilogue& e);
 bool direct_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 bool direct_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                                  float* dbias);

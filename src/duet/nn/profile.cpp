@@ -13,7 +13,11 @@ ProfileScope::~ProfileScope() {
 }
 
 void record_layer(const Module* module, const Tensor& output, double macs) {
-  if (g_active) g_active->records_.push_back({module, output.shape(), macs});
+  if (g_active) record_layer(module, output.shape(), macs);
+}
+
+void record_layer(const Module* module, const Shape& output, double macs) {
+  if (g_active) g_active->records_.push_back({module, output, macs});
 }
 
 }  // namespace duet::nn

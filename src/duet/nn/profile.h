@@ -25,12 +25,14 @@ class ProfileScope {
   const std::vector<LayerRecord>& records() const { return records_; }
 
  private:
-  friend void record_layer(const Module*, const Tensor&, double);
+  friend void record_layer(const Module*, const Shape&, double);
   std::vector<LayerRecord> records_;
   ProfileScope* previous_;
 };
 
 // Called by leaf layers at the end of forward; free when no scope is active.
 void record_layer(const Module* module, const Tensor& output, double macs);
+// The same for layers whose output tensor has another layout (channel-blocked): its logical shape.
+void record_layer(const Module* module, const Shape& output, double macs);
 
 }  // namespace duet::nn

@@ -1,0 +1,41 @@
+// Channel-blocked activations for inference. A blocked tensor of C channels is
+// [N][ceil(C / 16)][H][W][16]: channel c of pixel (h, w) sits in block c / 16, lane c % 16, and
+// the lanes past C are zero. The direct convolution's micro-tile computes 16 output channels of
+// a pixel in one vector, so writing blocks needs no transpose, and reading them fills the padded
+// plane with whole-row copies: a chain of blocked convolutions (a folded ResNet) skips the two
+// passes a channel-major (NCHW) output costs per layer. Convert only at the network's edges.
+#pragma once
+
+#include <cstdint>
+
+#include "duet/kernels/conv2d.h"
+
+namespace duet::kernels {
+
+inline constexpr int64_t kChannelBlock = 16;
+
+inline int64_t channel_blocks(int64_t channels) {
+  return (channels + kChannelBlock - 1) / kChannelBlock;
+}
+
+// x [N, C, HW] channel-major <-> xb [N, ceil(C / 16), HW, 16] (to_blocked zeroes the padding).
+void to_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* x, float* xb);
+void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* x);
+
+// y (blocked, s.out_channels channels) = epilogue(conv(x, w)), where x is blocked when
+// x_blocked and NCHW otherwise (a network's input image), w is [K, C / groups, R, S] as in
+// conv2d_forward, the epilogue's per-channel arrays are indexed by output channel and its
+// residual (if any) is blocked like y (ld_residual is unused). Overwrites y.
+void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x, const float* w,
+                            float* y, const Epilogue& epilogue = {});
+
+// out[N, C] = mean over the HW pixels of blocked xb.
+void global_avg_pool_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* out);
+
+namespace ref {
+// The twin: converts to NCHW, runs ref::conv2d_forward, converts back.
+void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x, const float* w,
+                            float* y, const Epilogue& epilogue = {});
+}  // namespace ref
+
+}  // namespace duet::kernels
