@@ -333,3 +333,15 @@ TEST(FoldForInference, ChannelBlockedMatchesChannelMajor) {
   EXPECT_EQ(conv.forward_blocked(Tensor::ones({1, 3, 4, 4})).shape(), (Shape{1, 2, 4, 4, 16}));
   EXPECT_THROW(conv.forward_blocked(Tensor::ones({1, 2, 4, 4, 16})), Error);
 }
+
+// The packed weights a FusedConv keeps after its first blocked call follow load_state_dict.
+TEST(FoldForInference, PackedWeightsFollowLoadedState) {
+  auto a = compress::fold_for_inference(*build(models::preset_config("resnet20"), 1));
+  auto b = compress::fold_for_inference(*build(models::preset_config("resnet20"), 2));
+  Generator gen(12);
+  const Tensor x = Tensor::normal({2, 1, 28, 28}, gen);
+  const Tensor before = eval_logits(*a, x), want = eval_logits(*b, x);
+  EXPECT_GT(max_error(before, want), 1e-3);  // different weights, different logits
+  a->load_state_dict(b->state_dict());
+  EXPECT_EQ(max_error(eval_logits(*a, x), want), 0.0);
+}

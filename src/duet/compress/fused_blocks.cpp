@@ -81,13 +81,19 @@ FoldedClassifier::FoldedClassifier(const std::string& type_name, std::shared_ptr
 
 Tensor FoldedClassifier::features(const Tensor& x) {
   const int64_t n = x.rank() == 4 ? x.dim(0) : 0, chunk = chunk_images;
+  const int64_t f = head->weight.dim(1);
+  const bool blocked = channel_blocked && x.rank() == 4 && runs_blocked(*body);
+  auto pooled_body = [&](const Tensor& xs) {
+    if (blocked) return global_avg_pool_blocked(forward_blocked(*body, xs), f);
+    return ops::global_avg_pool2d(body->forward(xs));
+  };
   // Chunks only where nothing can need gradients or batch statistics (FusedConv throws there,
   // on the caller's thread) and no caller already parallelises around this call.
   if (chunk <= 0 || n < 2 * chunk || is_training() || autograd::grad_enabled() ||
       in_parallel_region())
     return pooled_body(x);
   const Tensor xc = ops::contiguous(x);
-  const int64_t f = head->weight.dim(1), chunks = (n + chunk - 1) / chunk;
+  const int64_t chunks = (n + chunk - 1) / chunk;
   Tensor out = Tensor::empty({n, f});
   // Threads take chunks from a shared counter; each image's result does not depend on which
   // thread or chunk computed it, so the output is the same for any thread count.
@@ -103,12 +109,6 @@ Tensor FoldedClassifier::features(const Tensor& x) {
     }
   });
   return out;
-}
-
-Tensor FoldedClassifier::pooled_body(const Tensor& x) {
-  if (channel_blocked && x.rank() == 4 && runs_blocked(*body))
-    return global_avg_pool_blocked(forward_blocked(*body, x), head->weight.dim(1));
-  return ops::global_avg_pool2d(body->forward(x));
 }
 
 Tensor FoldedClassifier::logits(const Tensor& f) {

@@ -85,6 +85,39 @@ Tensor FusedConv::forward(const Tensor& x_in, const Tensor& residual_in) {
   return y;
 }
 
+namespace {
+
+// The shape of this conv's weights for the packing, which depends on nothing else.
+kernels::Conv2dShape weight_shape(const Tensor& weight, const ops::Conv2dOptions& options) {
+  kernels::Conv2dShape s;
+  s.out_channels = weight.dim(0);
+  s.in_channels = weight.dim(1) * options.groups;
+  s.kernel_h = weight.dim(2);
+  s.kernel_w = weight.dim(3);
+  s.groups = options.groups;
+  return s;
+}
+
+}  // namespace
+
+Tensor FusedConv::packed_blocked() const {
+  const std::lock_guard<std::mutex> lock(packed_mutex_);
+  if (!packed_ready_) {
+    const kernels::Conv2dShape s = weight_shape(weight, options_);
+    const int64_t size = kernels::blocked_packed_size(s);
+    packed_ = size > 0 ? Tensor::empty({size}) : Tensor();
+    if (size > 0) kernels::pack_blocked_weights(s, weight.data<float>(), packed_.data<float>());
+    packed_ready_ = true;
+  }
+  return packed_;
+}
+
+void FusedConv::state_changed() {
+  const std::lock_guard<std::mutex> lock(packed_mutex_);
+  packed_ = Tensor();
+  packed_ready_ = false;
+}
+
 Tensor FusedConv::forward_blocked(const Tensor& x_in, const Tensor& residual_in) {
   DUET_CHECK(runs_blocked(),
              "FusedConv::forward_blocked: int8 and calibrating convs run "
@@ -119,8 +152,10 @@ Tensor FusedConv::forward_blocked(const Tensor& x_in, const Tensor& residual_in)
     ep.residual = residual.data<float>();
   }
   Tensor y = Tensor::empty(out);
+  const Tensor packed = packed_blocked();
   kernels::conv2d_forward_blocked(s, blocked, x.data<float>(), weight.data<float>(),
-                                  y.data<float>(), ep);
+                                  y.data<float>(), ep,
+                                  packed.defined() ? packed.data<float>() : nullptr);
   nn::record_layer(this, Shape{s.batch, s.out_channels, s.out_h(), s.out_w()},
                    double(s.flops()) / 2.0);
   return y;

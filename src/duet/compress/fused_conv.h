@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "duet/compress/int8_conv.h"
 #include "duet/kernels/gemm.h"
@@ -27,8 +28,11 @@ class FusedConv : public nn::Module {
 
   // The same on channel-blocked activations (kernels/conv2d_blocked.h): x is blocked
   // [N, ceil(C / 16), H, W, 16], or a plain [N, C, H, W] (a network's input); the result and the
-  // residual are blocked [N, ceil(K / 16), P, Q, 16]. Float only (see runs_blocked).
+  // residual are blocked [N, ceil(K / 16), P, Q, 16]. Float only (see runs_blocked). The
+  // weights are packed for the kernel at the first call and kept (see state_changed).
   Tensor forward_blocked(const Tensor& x, const Tensor& residual = Tensor());
+  // Drops the packed weights; load_state_dict calls it, and so must code that writes `weight`.
+  void state_changed() override;
   // Whether forward_blocked may run: a float conv without a calibration hook (int8 and
   // calibration work on channel-major tensors).
   bool runs_blocked() const { return !int8_ && !on_input; }
@@ -60,6 +64,12 @@ class FusedConv : public nn::Module {
   ops::Conv2dOptions options_;
   kernels::Activation act_;
   std::shared_ptr<const Int8ConvKernel> int8_;
+  // kernels::pack_blocked_weights of weight, made on first use (under the mutex: the chunks of a
+  // batch call forward_blocked from several threads); undefined where there is no packed form.
+  Tensor packed_blocked() const;
+  mutable std::mutex packed_mutex_;
+  mutable Tensor packed_;
+  mutable bool packed_ready_ = false;
 };
 
 }  // namespace duet::compress

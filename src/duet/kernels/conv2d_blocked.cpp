@@ -68,12 +68,22 @@ void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, flo
 }
 
 void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x, const float* w,
-                            float* y, const Epilogue& e) {
+                            float* y, const Epilogue& e, const float* packed) {
   detail::check_blocked(s, x, w, y);
   if (s.batch == 0) return;
-  if (isa_at_least(Isa::avx2) && detail::direct_forward_blocked_avx2(s, x_blocked, x, w, y, e))
+  if (isa_at_least(Isa::avx2) &&
+      detail::direct_forward_blocked_avx2(s, x_blocked, x, w, packed, y, e))
     return;
   detail::forward_blocked_via_channel_major(conv2d_forward, s, x_blocked, x, w, y, e);
+}
+
+int64_t blocked_packed_size(const Conv2dShape& s) {
+  return isa_at_least(Isa::avx2) ? detail::direct_blocked_packed_size(s) : 0;
+}
+
+void pack_blocked_weights(const Conv2dShape& s, const float* w, float* packed) {
+  DUET_CHECK(blocked_packed_size(s) > 0, "pack_blocked_weights: no packed form for this shape");
+  detail::direct_pack_blocked_avx2(s, w, packed);
 }
 
 void global_avg_pool_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* out) {

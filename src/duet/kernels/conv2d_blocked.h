@@ -26,8 +26,16 @@ void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, flo
 // x_blocked and NCHW otherwise (a network's input image), w is [K, C / groups, R, S] as in
 // conv2d_forward, the epilogue's per-channel arrays are indexed by output channel and its
 // residual (if any) is blocked like y (ld_residual is unused). Overwrites y.
+// `packed` (may be null) is w as pack_blocked_weights wrote it, reused across calls.
 void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x, const float* w,
-                            float* y, const Epilogue& epilogue = {});
+                            float* y, const Epilogue& epilogue = {}, const float* packed = nullptr);
+
+// The packed form of a layer's weights, for many conv2d_forward_blocked calls with the same w
+// (the chunks of a batch): its size in floats depends only on the channels, kernel and groups
+// of s, and is 0 where this CPU or shape has none (then pass null). packed must be 64-byte
+// aligned (any tensor or memory::allocate block is).
+int64_t blocked_packed_size(const Conv2dShape& s);
+void pack_blocked_weights(const Conv2dShape& s, const float* w, float* packed);
 
 // out[N, C] = mean over the HW pixels of blocked xb.
 void global_avg_pool_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* out);

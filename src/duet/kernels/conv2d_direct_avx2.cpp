@@ -250,6 +250,22 @@ void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, fl
   }
 }
 
+// One panel of store_blocked: dst[16 i + j] = keep_j & act(src[i * ldct + j] * mul_j + add_j
+// (+ res[16 i + j])), with the activation fixed at compile time so the loop has no branches.
+template <Activation A>
+void store_panel(const float* src, int64_t ldct, int64_t len, float* dst, const float* res,
+                 const __m256 mul[2], const __m256 add[2], const __m256 keep[2], bool scaled) {
+  for (int64_t i = 0; i < len; ++i, src += ldct, dst += kNR) {
+    __m256 v[2] = {_mm256_loadu_ps(src), _mm256_loadu_ps(src + 8)};
+    for (int h = 0; h < 2; ++h) {
+      if (scaled) v[h] = _mm256_mul_ps(v[h], mul[h]);
+      v[h] = _mm256_add_ps(v[h], add[h]);
+      if (res) v[h] = _mm256_add_ps(v[h], _mm256_loadu_ps(res + i * kNR + 8 * h));
+      _mm256_storeu_ps(dst + 8 * h, _mm256_and_ps(gemm_detail::activate_ps(A, v[h]), keep[h]));
+    }
+  }
+}
+
 // The channel-blocked store: y[p * ld_panel + 16 i + j] = epilogue(ct[i * ldct + 16 p + j]) for
 // panels p < panels and pixels i < len, res (if any) laid out like y. No transpose: a panel of
 // C^T already is a channel block. Lanes at or past nk (the last block's padding) are written 0.
@@ -258,42 +274,36 @@ void store_blocked(const float* ct, int64_t ldct, int64_t len, int64_t panels, i
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t p = 0; p < panels; ++p) {
     const int64_t live = std::min<int64_t>(kNR, nk - p * kNR);
-    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(live)), lane);
-    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(live - 8)), lane);
-    // Per-channel vectors, read only for live lanes (the arrays end at nk).
-    auto channel = [&](const float* v, float fill, __m256& lo, __m256& hi) {
-      lo = _mm256_set1_ps(fill);
-      hi = lo;
-      if (!v) return;
-      lo = _mm256_maskload_ps(v + p * kNR, m0);
-      hi = _mm256_maskload_ps(v + p * kNR + 8, m1);
-    };
-    __m256 sc0, sc1, sh0, sh1, b0, b1;
-    channel(e.scale, 1.0f, sc0, sc1);
-    channel(e.shift, 0.0f, sh0, sh1);
-    channel(e.bias, 0.0f, b0, b1);
-    sh0 = _mm256_add_ps(sh0, b0);  // shift and bias both add after the scale
-    sh1 = _mm256_add_ps(sh1, b1);
-    const __m256 keep0 = _mm256_castsi256_ps(m0), keep1 = _mm256_castsi256_ps(m1);
+    const __m256i m[2] = {_mm256_cmpgt_epi32(_mm256_set1_epi32(int(live)), lane),
+                          _mm256_cmpgt_epi32(_mm256_set1_epi32(int(live - 8)), lane)};
+    __m256 mul[2], add[2], keep[2];
+    for (int h = 0; h < 2; ++h) {
+      // Per-channel values, read only for live lanes (the arrays end at nk). Shift and bias
+      // both add after the scale.
+      const int64_t at = p * kNR + 8 * h;
+      mul[h] = e.scale ? _mm256_maskload_ps(e.scale + at, m[h]) : _mm256_set1_ps(1.0f);
+      add[h] = _mm256_setzero_ps();
+      if (e.shift) add[h] = _mm256_maskload_ps(e.shift + at, m[h]);
+      if (e.bias) add[h] = _mm256_add_ps(add[h], _mm256_maskload_ps(e.bias + at, m[h]));
+      keep[h] = _mm256_castsi256_ps(m[h]);
+    }
     const float* src = ct + p * kNR;
     float* dst = y + p * ld_panel;
     const float* r = res ? res + p * ld_panel : nullptr;
-    for (int64_t i = 0; i < len; ++i, src += ldct, dst += kNR) {
-      __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
-      if (e.scale) {
-        v0 = _mm256_mul_ps(v0, sc0);
-        v1 = _mm256_mul_ps(v1, sc1);
-      }
-      v0 = _mm256_add_ps(v0, sh0);
-      v1 = _mm256_add_ps(v1, sh1);
-      if (r) {
-        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r + i * kNR));
-        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r + i * kNR + 8));
-      }
-      v0 = _mm256_and_ps(gemm_detail::activate_ps(e.act, v0), keep0);
-      v1 = _mm256_and_ps(gemm_detail::activate_ps(e.act, v1), keep1);
-      _mm256_storeu_ps(dst, v0);
-      _mm256_storeu_ps(dst + 8, v1);
+    const bool scaled = e.scale != nullptr;
+    switch (e.act) {
+      case Activation::none:
+        store_panel<Activation::none>(src, ldct, len, dst, r, mul, add, keep, scaled);
+        break;
+      case Activation::relu:
+        store_panel<Activation::relu>(src, ldct, len, dst, r, mul, add, keep, scaled);
+        break;
+      case Activation::silu:
+        store_panel<Activation::silu>(src, ldct, len, dst, r, mul, add, keep, scaled);
+        break;
+      case Activation::gelu:
+        store_panel<Activation::gelu>(src, ldct, len, dst, r, mul, add, keep, scaled);
+        break;
     }
   }
 }
@@ -536,18 +546,30 @@ bool direct_forward_avx2(const Conv2dShape& s, const float* x, const float* w, f
   return true;
 }
 
-bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,
-                                 const float* w, float* y, const Epilogue& e) {
+int64_t direct_blocked_packed_size(const Conv2dShape& s) {
   // Blocked output pays no transpose, so every channel count and pointwise convolutions run
-  // here too; only groups and oversized planes and weights (see worth_it) are declined.
+  // here too; only groups and oversized weights (see worth_it) are declined.
+  const int64_t size = round_up(s.out_channels, kNR) * s.in_channels * s.kernel_h * s.kernel_w;
+  return s.groups == 1 && size <= (int64_t{1} << 18) ? size : 0;
+}
+
+void direct_pack_blocked_avx2(const Conv2dShape& s, const float* w, float* packed) {
   const int64_t taps = s.in_channels * s.kernel_h * s.kernel_w;
-  if (s.groups != 1 || !plane_fits(s, x_blocked ? kNR : 1) ||
-      round_up(s.out_channels, kNR) * taps > (int64_t{1} << 18))
-    return false;
-  Buf wt(round_up(s.out_channels, kNR) * taps);
   std::vector<int64_t> tap_at(static_cast<size_t>(taps));
   for (int64_t t = 0; t < taps; ++t) tap_at[size_t(t)] = t;
-  pack_weights(1, s.out_channels, tap_at, w, 0, taps, wt.get());
+  pack_weights(1, s.out_channels, tap_at, w, 0, taps, packed);
+}
+
+bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,
+                                 const float* w, const float* packed, float* y, const Epilogue& e) {
+  const int64_t size = direct_blocked_packed_size(s);
+  if (size == 0 || !plane_fits(s, x_blocked ? kNR : 1)) return false;
+  if (packed) {
+    forward_packed(s, x, packed, y, e, {x_blocked, true});
+    return true;
+  }
+  Buf wt(size);
+  direct_pack_blocked_avx2(s, w, wt.get());
   forward_packed(s, x, wt.get(), y, e, {x_blocked, true});
   return true;
 }

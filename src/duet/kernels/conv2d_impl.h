@@ -39,9 +39,13 @@ void check_blocked(const Conv2dShape& s, const float* x, const float* w, float* 
 // Call only when isa_at_least(Isa::avx2); false means the shape is not handled (use the tiles).
 bool direct_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
                          const Epilogue& e);
-// The same with channel-blocked output (and input when x_blocked); groups 1 only.
+// The same with channel-blocked output (and input when x_blocked); groups 1 only. packed (may be
+// null) holds w as direct_pack_blocked_avx2 wrote it; its size is direct_blocked_packed_size,
+// 0 for shapes this path never takes.
+int64_t direct_blocked_packed_size(const Conv2dShape& s);
+void direct_pack_blocked_avx2(const Conv2dShape& s, const float* w, float* packed);
 bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,
-                                 const float* w, float* y, const Epilogue& e);
+                                 const float* w, const float* packed, float* y, const Epilogue& e);
 bool direct_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 bool direct_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                                  float* dbias);

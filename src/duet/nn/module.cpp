@@ -140,6 +140,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& values, bool s
     DUET_CHECK(src.is_contiguous(), "state_dict: key '", name, "' is not contiguous");
     std::memcpy(t->raw_data(), src.raw_data(), t->nbytes());
   }
+  for (auto& [name, m] : named_modules()) m->state_changed();
   if (strict)
     for (auto& [name, t] : values)
       if (!used.count(name))

@@ -52,6 +52,10 @@ class Module {
   // shapes must match. Errors name the key and both shapes. Integer counters (PyTorch's
   // num_batches_tracked) convert from any integer dtype.
   void load_state_dict(const std::map<std::string, Tensor>& values, bool strict = true);
+  // Called on every module after load_state_dict wrote into its tensors. Modules that keep a
+  // derived form of their parameters (FusedConv's packed weights) drop it here; code that writes
+  // into such a module's parameters directly calls it too.
+  virtual void state_changed() {}
 
   void train(bool on = true);
   void eval() { train(false); }
