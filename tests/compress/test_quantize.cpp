@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "duet/autograd/autograd.h"
+#include "duet/compress/blocked_forward.h"
 #include "duet/compress/calibration.h"
 #include "duet/compress/fold.h"
+#include "duet/compress/fused_blocks.h"
 #include "duet/compress/fused_conv.h"
 #include "duet/compress/quantize.h"
 #include "duet/models/checkpoint.h"
@@ -52,6 +54,15 @@ std::vector<Tensor> calibration(uint64_t seed, int batches = 2, int64_t n = 16) 
 Tensor logits(nn::Module& m, const Tensor& x) {
   autograd::NoGradGuard no_grad;
   return m.forward(x);
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const auto va = a.to_vector(), vb = b.to_vector();
+  EXPECT_EQ(va.size(), vb.size());
+  double m = va.size() == vb.size() ? 0.0 : 1e9;
+  for (size_t i = 0; i < va.size() && i < vb.size(); ++i)
+    m = std::max(m, std::fabs(double(va[i]) - vb[i]));
+  return m;
 }
 
 double relative_l2(const Tensor& a, const Tensor& b) {
@@ -176,6 +187,13 @@ TEST(Quantize, ResNetEndToEnd) {
   const auto report2 = compress::quantize_model(*again, calibration(6), o);
   EXPECT_EQ(report.to_json().dump(), report2.to_json().dump());
   EXPECT_EQ(logits(*again, x).to_vector(), got.to_vector());
+
+  // The mixed float/int8 body runs channel-blocked; channel-major gives the same logits (the
+  // same bytes and int32 sums; only the float layout differs).
+  auto& clf = dynamic_cast<compress::FoldedClassifier&>(*int8_model);
+  ASSERT_TRUE(compress::runs_blocked(*clf.body));
+  clf.channel_blocked = false;
+  EXPECT_LE(max_abs_diff(logits(clf, x), got), 1e-5);
 }
 
 TEST(Quantize, LayerErrorLimitKeepsLayersInFloat) {

@@ -2,7 +2,7 @@
 // FusedConvs keeps its activations blocked from the first conv to the global pooling, so no
 // layer pays the transposing store of a channel-major output. One mechanism for every folded
 // family whose body is made of FusedConv, FusedBasicBlock and Sequential (ResNet-20/32/56,
-// RepVGG); a body with anything else (max-pool stems, ShuffleNet units), an int8 conv or a
+// RepVGG), float or int8; a body with anything else (max-pool stems, ShuffleNet units) or a
 // calibration hook runs channel-major as before.
 #pragma once
 

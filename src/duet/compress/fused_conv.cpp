@@ -120,8 +120,8 @@ void FusedConv::state_changed() {
 
 Tensor FusedConv::forward_blocked(const Tensor& x_in, const Tensor& residual_in) {
   DUET_CHECK(runs_blocked(),
-             "FusedConv::forward_blocked: int8 and calibrating convs run "
-             "channel-major (forward)");
+             "FusedConv::forward_blocked: a calibrating conv runs channel-major "
+             "(forward)");
   if (is_training() || autograd::any_requires_grad({&x_in, &residual_in}))
     fail("FusedConv: inference only; call eval() and run under autograd::NoGradGuard");
   const int64_t c = weight.dim(1) * options_.groups;
@@ -151,11 +151,16 @@ Tensor FusedConv::forward_blocked(const Tensor& x_in, const Tensor& residual_in)
     residual = ops::contiguous(residual_in);
     ep.residual = residual.data<float>();
   }
-  Tensor y = Tensor::empty(out);
-  const Tensor packed = packed_blocked();
-  kernels::conv2d_forward_blocked(s, blocked, x.data<float>(), weight.data<float>(),
-                                  y.data<float>(), ep,
-                                  packed.defined() ? packed.data<float>() : nullptr);
+  Tensor y;
+  if (int8_) {
+    y = int8_->forward_blocked(x, blocked, plain, residual);
+  } else {
+    y = Tensor::empty(out);
+    const Tensor packed = packed_blocked();
+    kernels::conv2d_forward_blocked(s, blocked, x.data<float>(), weight.data<float>(),
+                                    y.data<float>(), ep,
+                                    packed.defined() ? packed.data<float>() : nullptr);
+  }
   nn::record_layer(this, Shape{s.batch, s.out_channels, s.out_h(), s.out_w()},
                    double(s.flops()) / 2.0);
   return y;

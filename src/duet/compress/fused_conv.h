@@ -28,14 +28,14 @@ class FusedConv : public nn::Module {
 
   // The same on channel-blocked activations (kernels/conv2d_blocked.h): x is blocked
   // [N, ceil(C / 16), H, W, 16], or a plain [N, C, H, W] (a network's input); the result and the
-  // residual are blocked [N, ceil(K / 16), P, Q, 16]. Float only (see runs_blocked). The
-  // weights are packed for the kernel at the first call and kept (see state_changed).
+  // residual are blocked [N, ceil(K / 16), P, Q, 16]. Float weights are packed for the kernel
+  // at the first call and kept (see state_changed).
   Tensor forward_blocked(const Tensor& x, const Tensor& residual = Tensor());
   // Drops the packed weights; load_state_dict calls it, and so must code that writes `weight`.
   void state_changed() override;
-  // Whether forward_blocked may run: a float conv without a calibration hook (int8 and
-  // calibration work on channel-major tensors).
-  bool runs_blocked() const { return !int8_ && !on_input; }
+  // Whether forward_blocked may run: float or int8, without a calibration hook (calibration
+  // looks at channel-major inputs).
+  bool runs_blocked() const { return !on_input; }
 
   const ops::Conv2dOptions& options() const { return options_; }
   kernels::Activation activation() const { return act_; }

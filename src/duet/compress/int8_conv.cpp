@@ -1,5 +1,7 @@
 #include "duet/compress/int8_conv.h"
 
+#include "duet/kernels/conv2d_blocked.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -73,6 +75,23 @@ Tensor Int8ConvKernel::forward(const Tensor& x, const Tensor& residual) const {
     e.ld_residual = s.out_h() * s.out_w();
   }
   kernels::conv2d_int8_forward(s, x.data<float>(), input_, packed_, y.data<float>(), e);
+  return y;
+}
+
+Tensor Int8ConvKernel::forward_blocked(const Tensor& x, bool x_blocked, const Shape& plain,
+                                       const Tensor& residual) const {
+  const kernels::Conv2dShape s = ops::conv2d_shape(
+      plain, Shape{packed_.out_channels, packed_.in_channels, packed_.kernel_h, packed_.kernel_w},
+      options_);
+  Tensor y = Tensor::empty(Shape{s.batch, kernels::channel_blocks(s.out_channels), s.out_h(),
+                                 s.out_w(), kernels::kChannelBlock});
+  kernels::Epilogue e;
+  e.scale = out_scale_.data();
+  e.bias = bias_.data();
+  e.act = act_;
+  if (residual.defined()) e.residual = residual.data<float>();
+  kernels::conv2d_int8_forward_blocked(s, x_blocked, x.data<float>(), input_, packed_,
+                                       y.data<float>(), e);
   return y;
 }
 

@@ -31,6 +31,11 @@ class Int8ConvKernel {
                  kernels::Activation act);
   // x [N, C, H, W] F32 contiguous; residual (may be undefined) [N, K, P, Q] F32 contiguous.
   Tensor forward(const Tensor& x, const Tensor& residual) const;
+  // The same on channel-blocked activations (FusedConv::forward_blocked): x is blocked
+  // [N, ceil(C / 16), H, W, 16] when x_blocked, else [N, C, H, W]; the result and residual are
+  // blocked. `plain` is x's logical [N, C, H, W] shape. All contiguous.
+  Tensor forward_blocked(const Tensor& x, bool x_blocked, const Shape& plain,
+                         const Tensor& residual) const;
   const kernels::ActivationQuant& input() const { return input_; }
 
  private:

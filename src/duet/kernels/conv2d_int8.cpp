@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/gemm_epilogue.h"
 #include "duet/kernels/isa.h"
@@ -88,6 +89,37 @@ void int8_block_generic(const uint8_t* image, const int64_t* base, int64_t count
     }
 }
 
+void quantize_blocked_to_padded_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph,
+                                     int64_t pw, int64_t C4, const ActivationQuant& q,
+                                     uint8_t* out) {
+  const int64_t Wp = W + 2 * pw;
+  std::memset(out, q.zero_point, size_t((H + 2 * ph) * Wp * C4));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t v = 0; v < W; ++v)
+        out[((h + ph) * Wp + v + pw) * C4 + c] =
+            quantize_activation(x[((c / 16 * H + h) * W + v) * 16 + c % 16], q);
+}
+
+void int8_store_blocked_generic(const int32_t* acc, int64_t count, int64_t kn,
+                                const int32_t* zero_point_sums, const Epilogue& e, int64_t k0,
+                                const float* residual, float* yb) {
+  for (int64_t j = 0; j < count; ++j)
+    for (int64_t k = 0; k < kInt8BlockK; ++k) {
+      const int64_t at = j * kInt8BlockK + k, ch = k0 + k;
+      if (k >= kn) {
+        yb[at] = 0.0f;
+        continue;
+      }
+      float v = float(acc[at] - zero_point_sums[k]);  // gemm.h's epilogue order
+      if (e.scale) v *= e.scale[ch];
+      if (e.shift) v += e.shift[ch];
+      if (e.bias) v += e.bias[ch];
+      if (residual) v += residual[at];
+      yb[at] = gemm_detail::activate(e.act, v);
+    }
+}
+
 void int8_store_generic(const int32_t* acc, int64_t count, int64_t kn,
                         const int32_t* zero_point_sums, const Epilogue& e, int64_t k0, int64_t p0,
                         float* yb, int64_t ld) {
@@ -134,10 +166,15 @@ Plan make_plan(const Conv2dShape& s, const Int8ConvWeights& w) {
   return p;
 }
 
+// How conv2d_int8_forward reads x and writes y: channel-major or channel-blocked.
+struct IoLayout {
+  bool x_blocked = false, y_blocked = false;
+};
+
 // One work item: output pixels [chunk * 64, +64) of image n, channels [kb * 16, +16).
 void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const Int8ConvWeights& w,
               int32_t zero_point, int64_t n, int64_t chunk, int64_t kb, float* y, const Epilogue& e,
-              bool avx2) {
+              bool avx2, bool y_blocked) {
   alignas(64) int32_t acc[kPixelChunk * kInt8BlockK];
   const int64_t p0 = chunk * kPixelChunk, count = std::min(kPixelChunk, p.PQ - p0);
   const int8_t* wblock = w.packed.data() + kb * p.G4 * kInt8BlockK * 4;
@@ -152,6 +189,12 @@ void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const I
   // channel makes the sum one of w * (q - zero_point), exactly, in int32.
   alignas(32) int32_t zero_point_sums[kInt8BlockK] = {};
   for (int64_t k = 0; k < kn; ++k) zero_point_sums[k] = zero_point * w.weight_sums[size_t(k0 + k)];
+  if (y_blocked) {  // block kb of image n holds these 16 channels for every pixel
+    const int64_t at = ((n * p.kblocks + kb) * p.PQ + p0) * kInt8BlockK;
+    (avx2 ? detail::int8_store_blocked_avx2 : detail::int8_store_blocked_generic)(
+        acc, count, kn, zero_point_sums, e, k0, e.residual ? e.residual + at : nullptr, y + at);
+    return;
+  }
   Epilogue en = e;  // the image's [K, P*Q] block, as conv2d_forward's GEMM store sees it
   en.axis = ChannelAxis::row;
   if (e.residual) en.residual = e.residual + n * s.out_channels * p.PQ;
@@ -162,8 +205,10 @@ void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const I
 
 }  // namespace
 
-void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
-                         const Int8ConvWeights& w, float* y, const Epilogue& e) {
+namespace {
+
+void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
+                  const Int8ConvWeights& w, float* y, const Epilogue& e, IoLayout io) {
   detail::check_conv2d_shape(s);
   DUET_CHECK(s.groups == 1, "conv2d_int8: groups must be 1, got ", s.groups);
   DUET_CHECK(w.out_channels == s.out_channels && w.in_channels == s.in_channels &&
@@ -176,10 +221,16 @@ void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQ
   if (s.batch == 0) return;
   const bool avx2 = isa_at_least(Isa::avx2);
   const Plan p = make_plan(s, w);
-  const int64_t in_image = s.in_channels * s.in_h * s.in_w;
+  const int64_t in_image =
+      (io.x_blocked ? channel_blocks(s.in_channels) * kChannelBlock : s.in_channels) * s.in_h *
+      s.in_w;
+  const auto quantize_image = io.x_blocked ? (avx2 ? detail::quantize_blocked_to_padded_nhwc_avx2
+                                                   : detail::quantize_blocked_to_padded_nhwc)
+                                           : (avx2 ? detail::quantize_to_padded_nhwc_avx2
+                                                   : detail::quantize_to_padded_nhwc);
   auto quantize = [&](int64_t n, uint8_t* dst) {
-    (avx2 ? detail::quantize_to_padded_nhwc_avx2 : detail::quantize_to_padded_nhwc)(
-        x + n * in_image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, p.C4, xq, dst);
+    quantize_image(x + n * in_image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, p.C4, xq,
+                   dst);
   };
   const int64_t items_per_image = p.chunks * p.kblocks;
   const int nt = in_parallel_region() ? 1 : num_threads();
@@ -193,7 +244,7 @@ void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQ
         quantize(n, image.data());
         for (int64_t item = 0; item < items_per_image; ++item)
           run_item(s, p, image.data(), w, xq.zero_point, n, item / p.kblocks, item % p.kblocks, y,
-                   e, avx2);
+                   e, avx2, io.y_blocked);
       }
     });
     return;
@@ -212,9 +263,22 @@ void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQ
     for (int64_t i = b; i < end; ++i) {
       const int64_t n = i / items_per_image, item = i % items_per_image;
       run_item(s, p, images.data() + n * p.image_bytes, w, xq.zero_point, n, item / p.kblocks,
-               item % p.kblocks, y, e, avx2);
+               item % p.kblocks, y, e, avx2, io.y_blocked);
     }
   });
+}
+
+}  // namespace
+
+void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
+                         const Int8ConvWeights& w, float* y, const Epilogue& e) {
+  int8_forward(s, x, xq, w, y, e, {});
+}
+
+void conv2d_int8_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x,
+                                 const ActivationQuant& xq, const Int8ConvWeights& w, float* y,
+                                 const Epilogue& e) {
+  int8_forward(s, x, xq, w, y, e, {x_blocked, true});
 }
 
 }  // namespace duet::kernels

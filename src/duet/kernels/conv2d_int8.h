@@ -61,6 +61,13 @@ Int8ConvWeights pack_int8_conv_weights(const int8_t* w, int64_t out_channels, in
 void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
                          const Int8ConvWeights& w, float* y, const Epilogue& epilogue = {});
 
+// The same on channel-blocked activations (conv2d_blocked.h): x is blocked when x_blocked (else
+// NCHW); y and the epilogue's residual are blocked. The quantised bytes and the int32 sums are
+// those of conv2d_int8_forward; only the float layouts differ.
+void conv2d_int8_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x,
+                                 const ActivationQuant& xq, const Int8ConvWeights& w, float* y,
+                                 const Epilogue& epilogue = {});
+
 namespace detail {
 // x [C, H, W] float -> [H + 2 pad_h, W + 2 pad_w, channels4] u8, padding and extra channels set
 // to the zero point. The AVX2 twin must give identical bytes.
@@ -73,6 +80,22 @@ void quantize_to_padded_nhwc_avx2(const float* x, int64_t c, int64_t h, int64_t 
 // The store: yb[k * ld + j] = epilogue(float(acc[j * 16 + k] - zero_point_sums[k])) for k < kn,
 // j < count. The epilogue sees element (k0 + k, p0 + j) of the image's [K, P*Q] block (its
 // residual pointer already at the image, ld_residual its row length). zero_point_sums: 16 entries.
+// The same from a channel-blocked image [ceil(C / 16), H, W, 16].
+void quantize_blocked_to_padded_nhwc(const float* x, int64_t c, int64_t h, int64_t w, int64_t pad_h,
+                                     int64_t pad_w, int64_t channels4, const ActivationQuant& q,
+                                     uint8_t* out);
+void quantize_blocked_to_padded_nhwc_avx2(const float* x, int64_t c, int64_t h, int64_t w,
+                                          int64_t pad_h, int64_t pad_w, int64_t channels4,
+                                          const ActivationQuant& q, uint8_t* out);
+// The blocked store: yb[16 j + k] = epilogue(float(acc[16 j + k] - zero_point_sums[k])) for
+// k < kn (the epilogue's per-channel arrays at channel k0 + k, its residual laid out like yb),
+// and 0 for kn <= k < 16, for pixels j < count.
+void int8_store_blocked_avx2(const int32_t* acc, int64_t count, int64_t kn,
+                             const int32_t* zero_point_sums, const Epilogue& e, int64_t k0,
+                             const float* residual, float* yb);
+void int8_store_blocked_generic(const int32_t* acc, int64_t count, int64_t kn,
+                                const int32_t* zero_point_sums, const Epilogue& e, int64_t k0,
+                                const float* residual, float* yb);
 void int8_store_avx2(const int32_t* acc, int64_t count, int64_t kn, const int32_t* zero_point_sums,
                      const Epilogue& e, int64_t k0, int64_t p0, float* yb, int64_t ld);
 void int8_store_generic(const int32_t* acc, int64_t count, int64_t kn,

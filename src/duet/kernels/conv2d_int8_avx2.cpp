@@ -64,6 +64,65 @@ void int8_store_avx2(const int32_t* acc, int64_t count, int64_t kn, const int32_
                                                     k0 + k, p0 + t);
 }
 
+void int8_store_blocked_avx2(const int32_t* acc, int64_t count, int64_t kn,
+                             const int32_t* zero_point_sums, const Epilogue& e, int64_t k0,
+                             const float* residual, float* yb) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i live[2], zps[2];
+  __m256 mul[2], shift[2], bias[2];
+  for (int h = 0; h < 2; ++h) {  // per-channel values, read only for live lanes
+    live[h] = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(kn - 8 * h)), lane);
+    zps[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zero_point_sums + 8 * h));
+    const int64_t at = k0 + 8 * h;
+    mul[h] = e.scale ? _mm256_maskload_ps(e.scale + at, live[h]) : _mm256_set1_ps(1.0f);
+    shift[h] = e.shift ? _mm256_maskload_ps(e.shift + at, live[h]) : _mm256_setzero_ps();
+    bias[h] = e.bias ? _mm256_maskload_ps(e.bias + at, live[h]) : _mm256_setzero_ps();
+  }
+  for (int64_t j = 0; j < count; ++j)
+    for (int h = 0; h < 2; ++h) {
+      const int64_t at = j * 16 + 8 * h;
+      __m256 v = _mm256_cvtepi32_ps(
+          _mm256_sub_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc + at)), zps[h]));
+      // The epilogue in gemm.h's order, as the scalar twin applies it.
+      if (e.scale) v = _mm256_mul_ps(v, mul[h]);
+      if (e.shift) v = _mm256_add_ps(v, shift[h]);
+      if (e.bias) v = _mm256_add_ps(v, bias[h]);
+      if (residual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual + at));
+      v = _mm256_and_ps(gemm_detail::activate_ps(e.act, v), _mm256_castsi256_ps(live[h]));
+      _mm256_storeu_ps(yb + at, v);
+    }
+}
+
+void quantize_blocked_to_padded_nhwc_avx2(const float* x, int64_t C, int64_t H, int64_t W,
+                                          int64_t ph, int64_t pw, int64_t C4,
+                                          const ActivationQuant& q, uint8_t* out) {
+  const int64_t Wp = W + 2 * pw;
+  std::memset(out, q.zero_point, size_t((H + 2 * ph) * Wp * C4));
+  const __m256 inv = _mm256_set1_ps(q.inv_scale), zp = _mm256_set1_ps(float(q.zero_point));
+  // A pixel's 16 channels of a block are 16 consecutive floats: quantise, narrow to bytes
+  // (codes are 0..127, so the saturating packs are exact) and store 16 bytes.
+  const int64_t whole = C / 16;
+  for (int64_t b = 0; b < whole; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const float* src = x + (b * H + h) * W * 16;
+      uint8_t* row = out + ((h + ph) * Wp + pw) * C4 + b * 16;
+      for (int64_t v = 0; v < W; ++v) {
+        const __m256i lo = quantize8(_mm256_loadu_ps(src + v * 16), inv, zp);
+        const __m256i hi = quantize8(_mm256_loadu_ps(src + v * 16 + 8), inv, zp);
+        // packs work per 128-bit lane: [lo0-3 hi0-3 | lo4-7 hi4-7] -> reorder the quads.
+        const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xd8);
+        const __m128i bytes =
+            _mm_packus_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(row + v * C4), bytes);
+      }
+    }
+  for (int64_t c = whole * 16; c < C; ++c)  // the last, partial block
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t v = 0; v < W; ++v)
+        out[((h + ph) * Wp + v + pw) * C4 + c] =
+            quantize_activation(x[((c / 16 * H + h) * W + v) * 16 + c % 16], q);
+}
+
 void quantize_to_padded_nhwc_avx2(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph,
                                   int64_t pw, int64_t C4, const ActivationQuant& q, uint8_t* out) {
   const int64_t Wp = W + 2 * pw;
