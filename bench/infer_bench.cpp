@@ -167,11 +167,16 @@ std::string input_request(const std::string& file, const Tensor& x) {
 // a few images first), or the model itself with --no-fold or when its family has no folding.
 std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOptions& o,
                                         const Note& note) {
+  const char* layout = o.blocked
+                           ? "activations channel-blocked (16 channels a vector) between convs"
+                           : "activations channel-major (--no-blocked)";
   if (s.int8) {
+    if (auto* clf = dynamic_cast<compress::FoldedClassifier*>(s.model.get()))
+      clf->channel_blocked = o.blocked;
     const auto& q = s.config.at("quantization");
     note("duet side: " + s.label + " is an int8 inference checkpoint (" +
          std::to_string(q.value("int8_layers", nlohmann::json::array()).size()) +
-         " int8 convs, calibrated by " + q.value("method", "?") + "); timed as stored");
+         " int8 convs, calibrated by " + q.value("method", "?") + "); timed as stored, " + layout);
     return s.model;
   }
   if (!o.fold) {
@@ -185,6 +190,8 @@ std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOption
     return s.model;
   }
   auto folded = compress::fold_for_inference(*s.model);
+  auto* clf = dynamic_cast<compress::FoldedClassifier*>(folded.get());
+  if (clf) clf->channel_blocked = o.blocked;  // before the check, so it checks what is timed
   int convs = 0;
   for (const auto& [name, m] : folded->named_modules())
     convs += dynamic_cast<const compress::FusedConv*>(m) != nullptr;
@@ -202,15 +209,14 @@ std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOption
   if (want.size() != got.size() || !(diff <= o.check_tolerance))
     fail("bench infer: the folded ", s.label, " disagrees with the original: max |logits ",
          "difference| ", diff, " > ", o.check_tolerance);
-  const auto* clf = dynamic_cast<const compress::FoldedClassifier*>(folded.get());
   const long chunk = clf ? long(clf->chunk_images) : 0;
-  char line[400];
+  char line[500];
   std::snprintf(line, sizeof line,
                 "duet side: %s folded for inference: BatchNorm folded into %d convs, bias, ReLU "
-                "and residual add in their epilogues; batches of %ld+ run %ld images per thread "
-                "through the whole network (max |folded - unfolded| logits %.3g; --no-fold times "
-                "the original)",
-                s.label.c_str(), convs, 2 * chunk, chunk, diff);
+                "and residual add in their epilogues, %s; batches of %ld+ run %ld images per "
+                "thread through the whole network (max |folded - unfolded| logits %.3g; "
+                "--no-fold times the original)",
+                s.label.c_str(), convs, layout, 2 * chunk, chunk, diff);
   note(line);
   return folded;
 }

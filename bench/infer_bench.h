@@ -26,6 +26,9 @@ struct InferBenchOptions {
   // duet runs the model as compress::fold_for_inference makes it (BatchNorm folded into the
   // convs, bias / ReLU / residual in their epilogues) when its family has a folding rule.
   bool fold = true;
+  // Folded classifiers keep their activations channel-blocked between convs
+  // (compress/blocked_forward.h) unless this is false.
+  bool blocked = true;
 };
 
 // Returns the "fma peak" row, then one row per batch size: ms per call (median of alternating

@@ -17,6 +17,7 @@ struct InferOptions {
   bench::InferBenchOptions bench;
   bool json = false;
   bool no_fold = false;
+  bool no_blocked = false;
 };
 
 void run_infer(InferOptions o) {
@@ -51,12 +52,16 @@ Action add_bench_infer_command(CLI::App& bench) {
   sub->add_flag("--no-fold", o->no_fold,
                 "time the model as built (conv, BatchNorm, ReLU, add as separate ops) instead of "
                 "its folded inference form");
+  sub->add_flag("--no-blocked", o->no_blocked,
+                "keep folded classifiers' activations channel-major (NCHW) between convs instead "
+                "of channel-blocked");
   sub->add_flag("--json", o->json, "one JSON object per row (the common bench format)");
   return [o, sub] {
     if (!sub->parsed()) return;
     InferOptions run = *o;
     if (run.bench.arch.empty() && run.bench.model.empty()) run.bench.arch = "resnet20";
     run.bench.fold = !run.no_fold;
+    run.bench.blocked = !run.no_blocked;
     run_infer(run);
   };
 }

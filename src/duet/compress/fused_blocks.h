@@ -65,7 +65,7 @@ class FoldedClassifier : public models::Classifier {
   std::shared_ptr<nn::Linear> head;
 
   // Run the body on channel-blocked activations where it can (blocked_forward.h); false keeps
-  // every layer channel-major (the comparison tests and `bench infer --no-blocked` use it).
+  // every layer channel-major (the comparison tests and `duet bench infer --no-blocked`).
   bool channel_blocked = true;
   // Images per chunk; 0 runs every batch layer by layer. Channel-major, on the 2-core Zen 3
   // (ResNet-20, batch 250, single-thread CPU time): 8 and 16 were 2-4 % below unchunked, 4 no
