@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "../harness/op_harness.h"
 #include "duet/kernels/conv2d.h"
@@ -44,6 +45,26 @@ std::string label(const Row& r) {
   return buf;
 }
 
+// Seeded per-channel scale, shift and bias and a residual, for the full fused epilogue.
+struct EpilogueInputs {
+  std::vector<float> scale, shift, bias, residual;
+  EpilogueInputs(size_t channels, size_t outputs, uint64_t seed)
+      : scale(duet::test::random_vector(channels, seed, 0.5f, 1.5f)),
+        shift(duet::test::random_vector(channels, seed + 1)),
+        bias(duet::test::random_vector(channels, seed + 2)),
+        residual(duet::test::random_vector(outputs, seed + 3)) {}
+  // Every part of the epilogue, with `res` (this residual, or a re-laid-out copy) and `act`.
+  Epilogue full(const float* res, Activation act) const {
+    Epilogue e;
+    e.scale = scale.data();
+    e.shift = shift.data();
+    e.bias = bias.data();
+    e.residual = res;
+    e.act = act;
+    return e;
+  }
+};
+
 // The channel-blocked forward (inference chains): input blocked, or channel-major as a network's
 // first layer, with and without the full epilogue; the output is compared whole, padding lanes
 // included (both sides must leave them zero).
@@ -65,23 +86,13 @@ void add_blocked_cases(const Row& row, const Conv2dShape& s, uint64_t seed, doub
           {name, s.flops(), atol, 1e-4, [=] {
              auto x = duet::test::random_vector(nx, seed + 11);
              auto w = duet::test::random_vector(nw, seed + 12);
-             auto scale = duet::test::random_vector(nk, seed + 13, 0.5f, 1.5f);
-             auto shift = duet::test::random_vector(nk, seed + 14);
-             auto bias = duet::test::random_vector(nk, seed + 15);
-             auto res = duet::test::random_vector(ny, seed + 16);
+             const EpilogueInputs ep(nk, ny, seed + 13);
              std::vector<float> xb(nxb), resb(nyb);
              duet::kernels::to_channel_blocked(s.batch, s.in_channels, hw, x.data(), xb.data());
-             duet::kernels::to_channel_blocked(s.batch, s.out_channels, pq, res.data(),
+             duet::kernels::to_channel_blocked(s.batch, s.out_channels, pq, ep.residual.data(),
                                                resb.data());
              return [=](bool fast, std::vector<float>& out) {
-               Epilogue e;
-               if (epi) {
-                 e.scale = scale.data();
-                 e.shift = shift.data();
-                 e.bias = bias.data();
-                 e.residual = resb.data();
-                 e.act = Activation::silu;
-               }
+               const Epilogue e = epi ? ep.full(resb.data(), Activation::silu) : Epilogue{};
                out.assign(nyb, NAN);
                const float* in = x_blocked ? xb.data() : x.data();
                if (fast)
@@ -112,19 +123,9 @@ void add_cases(const Row& row) {
          1e-4, [=] {
            auto x = duet::test::random_vector(nx, seed + 1);
            auto w = duet::test::random_vector(nw, seed + 2);
-           auto scale = duet::test::random_vector(nk, seed + 3, 0.5f, 1.5f);
-           auto shift = duet::test::random_vector(nk, seed + 4);
-           auto bias = duet::test::random_vector(nk, seed + 5);
-           auto res = duet::test::random_vector(ny, seed + 6);
+           const EpilogueInputs ep(nk, ny, seed + 3);
            return [=](bool fast, std::vector<float>& out) {
-             Epilogue e;
-             if (epi) {
-               e.scale = scale.data();
-               e.shift = shift.data();
-               e.bias = bias.data();
-               e.residual = res.data();
-               e.act = Activation::relu;
-             }
+             const Epilogue e = epi ? ep.full(ep.residual.data(), Activation::relu) : Epilogue{};
              out.assign(ny, NAN);
              if (fast)
                duet::kernels::conv2d_forward(s, x.data(), w.data(), out.data(), e);

@@ -37,6 +37,22 @@ FusedConv::FusedConv(const Tensor& w, const Tensor& b, const ops::Conv2dOptions&
   autograd::set_requires_grad(bias, false);
 }
 
+Tensor FusedConv::checked_residual(const Tensor& residual, const Shape& out) const {
+  if (!residual.defined()) return residual;
+  DUET_CHECK(residual.dtype() == DType::f32 && residual.shape() == out,
+             "FusedConv: residual must be F32 ", out.str(), " like the output, got ",
+             residual.shape().str());
+  return ops::contiguous(residual);
+}
+
+kernels::Epilogue FusedConv::epilogue(const Tensor& residual) const {
+  kernels::Epilogue ep;
+  ep.bias = bias.data<float>();
+  ep.act = act_;
+  if (residual.defined()) ep.residual = residual.data<float>();
+  return ep;
+}
+
 Tensor FusedConv::forward(const Tensor& x) {
   return forward(x, Tensor());
 }
@@ -61,18 +77,9 @@ Tensor FusedConv::forward(const Tensor& x_in, const Tensor& residual_in) {
   const Shape out{s.batch, s.out_channels, s.out_h(), s.out_w()};
 
   const Tensor x = ops::contiguous(x_in);
-  Tensor residual;
-  kernels::Epilogue ep;
-  ep.bias = bias.data<float>();
-  ep.act = act_;
-  if (residual_in.defined()) {
-    DUET_CHECK(residual_in.dtype() == DType::f32 && residual_in.shape() == out,
-               "FusedConv: residual must be F32 ", out.str(), " like the output, got ",
-               residual_in.shape().str());
-    residual = ops::contiguous(residual_in);
-    ep.residual = residual.data<float>();
-    ep.ld_residual = s.out_h() * s.out_w();
-  }
+  const Tensor residual = checked_residual(residual_in, out);
+  kernels::Epilogue ep = epilogue(residual);
+  ep.ld_residual = s.out_h() * s.out_w();
   Tensor y;
   if (int8_) {
     y = int8_->forward(x, residual);
@@ -140,17 +147,8 @@ Tensor FusedConv::forward_blocked(const Tensor& x_in, const Tensor& residual_in)
   const Shape out{s.batch, kernels::channel_blocks(s.out_channels), s.out_h(), s.out_w(),
                   kernels::kChannelBlock};
   const Tensor x = ops::contiguous(x_in);
-  Tensor residual;
-  kernels::Epilogue ep;
-  ep.bias = bias.data<float>();
-  ep.act = act_;
-  if (residual_in.defined()) {
-    DUET_CHECK(residual_in.dtype() == DType::f32 && residual_in.shape() == out,
-               "FusedConv: blocked residual must be F32 ", out.str(), " like the output, got ",
-               residual_in.shape().str());
-    residual = ops::contiguous(residual_in);
-    ep.residual = residual.data<float>();
-  }
+  const Tensor residual = checked_residual(residual_in, out);
+  const kernels::Epilogue ep = epilogue(residual);
   Tensor y;
   if (int8_) {
     y = int8_->forward_blocked(x, blocked, plain, residual);
@@ -183,6 +181,7 @@ void FusedConv::make_int8_slots() {
 
 void FusedConv::prepare_int8() {
   int8_ = stored_int8_kernel(*this, weight, bias, options_, act_);
+  state_changed();  // a float packing made before is of no further use
 }
 
 Int8ConvKernel FusedConv::int8_kernel(const kernels::ActivationQuant& input) const {

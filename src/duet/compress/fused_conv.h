@@ -64,6 +64,10 @@ class FusedConv : public nn::Module {
   ops::Conv2dOptions options_;
   kernels::Activation act_;
   std::shared_ptr<const Int8ConvKernel> int8_;
+  // The residual as the epilogue reads it: undefined, or F32 shaped `out` (Error otherwise),
+  // made contiguous; and the epilogue of bias, activation and that residual.
+  Tensor checked_residual(const Tensor& residual, const Shape& out) const;
+  kernels::Epilogue epilogue(const Tensor& residual) const;
   // kernels::pack_blocked_weights of weight, made on first use (under the mutex: the chunks of a
   // batch call forward_blocked from several threads); undefined where there is no packed form.
   Tensor packed_blocked() const;

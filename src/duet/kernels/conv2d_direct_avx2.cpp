@@ -6,6 +6,9 @@
 // 16/32/64 channels), backward-weight computes dW^T[taps, K] with k running over pixels.
 // The micro-tile is the one piece that differs per instruction set (conv2d_direct_tile.h): this
 // file's 6x16 AVX2 tile, or the AVX-512 ones (8 rows x 32 or 16); everything else serves both.
+// The forward also runs on channel-blocked activations (conv2d_blocked.h): a blocked input's
+// plane keeps 16 channels per pixel together, and a blocked output takes each 16-channel panel
+// of C^T as it is, where the channel-major store has to transpose it.
 #include <immintrin.h>
 
 #include <algorithm>

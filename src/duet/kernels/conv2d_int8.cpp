@@ -1,7 +1,8 @@
 // The int8 convolution driver: each image is quantised once into a padded NHWC u8 copy, then
 // every output pixel reads its taps straight from that copy (four channels per 32-bit load, no
 // im2col), 16 output channels at a time, into int32; the store converts to float, transposes to
-// NCHW and applies the epilogue while the block is in cache. Portable loops here; the AVX2 inner
+// NCHW (or writes the block as it is into a channel-blocked output) and applies the epilogue
+// while the block is in cache. Portable loops here; the AVX2 inner
 // loops are in conv2d_int8_avx2.cpp.
 #include "duet/kernels/conv2d_int8.h"
 
@@ -202,10 +203,6 @@ void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const I
   (avx2 ? detail::int8_store_avx2 : detail::int8_store_generic)(acc, count, kn, zero_point_sums, en,
                                                                 k0, p0, yb, p.PQ);
 }
-
-}  // namespace
-
-namespace {
 
 void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
                   const Int8ConvWeights& w, float* y, const Epilogue& e, IoLayout io) {

@@ -1,6 +1,7 @@
-// int8 convolution for inference: float NCHW input quantised on the fly to 7-bit unsigned
-// activations, per-output-channel symmetric int8 weights packed once, int32 accumulation, and
-// the float epilogue (scale, shift, bias, residual, activation) fused into the store.
+// int8 convolution for inference: float NCHW (or channel-blocked) input quantised on the fly to
+// 7-bit unsigned activations, per-output-channel symmetric int8 weights packed once, int32
+// accumulation, and the float epilogue (scale, shift, bias, residual, activation) fused into the
+// store.
 //
 // Why 7-bit activations: AVX2's vpmaddubsw multiplies u8 x s8 and adds adjacent pairs into a
 // saturating int16. With activations in [0, 127] and weights in [-127, 127] a pair sum is at most
