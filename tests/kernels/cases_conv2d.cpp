@@ -194,6 +194,7 @@ const duet::test::Register reg([] {
       {2, 16, 24, 28, 28, 3, 3, 1, 1, 1, 1, 1},  // 24 outputs: a half-empty second panel
       {2, 40, 48, 9, 11, 3, 3, 1, 1, 1, 1, 1},   // three panels: a two-panel tile and one more
       {1, 48, 40, 10, 10, 3, 3, 2, 1, 1, 1, 1},  // the same for strided backward-data phases
+      {1, 192, 160, 5, 5, 3, 3, 1, 1, 1, 1, 1},  // weights past the channel-major direct bound
   };
   for (const Row& r : rows)
     if (r.c % r.groups == 0 && r.k % r.groups == 0) add_cases(r);
