@@ -305,10 +305,10 @@ TEST(FoldForInference, ChunkedBatchesMatchLayerByLayer) {
 TEST(FoldForInference, ChannelBlockedMatchesChannelMajor) {
   Generator gen(10);
   const Tensor x = Tensor::normal({3, 3, 20, 20}, gen);
-  for (const char* width : {"16", "24"}) {  // 24: blocks with empty lanes
+  for (int width : {16, 24}) {  // 24: blocks with empty lanes
     auto model = build({{"family", "resnet"},
                         {"depth", 20},
-                        {"width", std::stoi(width)},
+                        {"width", width},
                         {"in_channels", 3},
                         {"image_size", 20}},
                        4);
