@@ -358,7 +358,7 @@ TrainSummary train_classifier(const ClassifyRecipe& recipe_in, const TrainRunOpt
 
   // Evaluation with the weights that ship (EMA when enabled); the model's mode is restored. It
   // runs the folded inference form where the family has one: what `duet eval` runs on the saved
-  // model, and several times faster than the training graph in eval mode.
+  // model, and faster than the training graph in eval mode (ResNet-20, 250 images: 54 vs 84 ms).
   auto evaluate = [&](const data::Dataset& d) {
     std::unique_ptr<EmaScope> scope;
     if (ema) scope = std::make_unique<EmaScope>(*ema, *model);
