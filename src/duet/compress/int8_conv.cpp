@@ -1,10 +1,9 @@
 #include "duet/compress/int8_conv.h"
 
-#include "duet/kernels/conv2d_blocked.h"
-
 #include <algorithm>
 #include <cmath>
 
+#include "duet/kernels/conv2d_blocked.h"
 #include "duet/ops/shape_ops.h"
 #include "duet/tensor/error.h"
 
