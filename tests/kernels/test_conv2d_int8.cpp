@@ -99,7 +99,7 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed) {
       continue;
     for (int threads : {1, 2}) {
       const Isa saved_isa = active_isa();
-      const bool saved_vnni = use_avx_vnni();
+      const bool saved_vnni = vnni_switched_on();
       const int saved_threads = duet::num_threads();
       set_isa(path.isa);
       set_avx_vnni(path.vnni);

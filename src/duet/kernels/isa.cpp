@@ -33,7 +33,7 @@ std::atomic<Isa>& current() {
 std::atomic<bool>& vnni_enabled() {
   static std::atomic<bool> on{[] {
     const char* env = std::getenv("DUET_ISA");
-    return cpu_has_avx_vnni() && !(env && std::string(env) == "avx2");
+    return (cpu_has_avx_vnni() || cpu_has_avx512_vnni()) && !(env && std::string(env) == "avx2");
   }()};
   return on;
 }
@@ -46,7 +46,8 @@ bool cpu_has_avx_vnni() {
 }
 
 bool use_avx_vnni() {
-  return isa_at_least(Isa::avx2) && vnni_enabled().load(std::memory_order_relaxed);
+  return isa_at_least(Isa::avx2) && cpu_has_avx_vnni() &&
+         vnni_enabled().load(std::memory_order_relaxed);
 }
 
 bool cpu_has_avx512_vnni() {
@@ -59,8 +60,14 @@ bool use_avx512_vnni() {
          vnni_enabled().load(std::memory_order_relaxed);
 }
 
+bool vnni_switched_on() {
+  return vnni_enabled().load(std::memory_order_relaxed);
+}
+
 void set_avx_vnni(bool on) {
-  if (on && !cpu_has_avx_vnni()) fail("this CPU has no AVX-VNNI");
+  // One switch for both encodings: a CPU may have AVX-512 VNNI without AVX-VNNI (Zen 4).
+  if (on && !cpu_has_avx_vnni() && !cpu_has_avx512_vnni())
+    fail("this CPU has neither AVX-VNNI nor AVX-512 VNNI");
   vnni_enabled().store(on);
 }
 

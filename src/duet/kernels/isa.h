@@ -26,9 +26,13 @@ bool cpu_has(Isa isa);
 // Zen 3 without VNNI runs). set_avx_vnni(false) does the same from code (tests).
 bool cpu_has_avx_vnni();
 bool use_avx_vnni();
-void set_avx_vnni(bool on);  // throws duet::Error when turning it on on a CPU without it
+// One switch for both VNNI encodings (below): throws duet::Error when turning it on on a CPU
+// with neither. vnni_switched_on() reads it (to restore it after a test).
+void set_avx_vnni(bool on);
+bool vnni_switched_on();
 // AVX-512 VNNI (the same instruction on zmm, 16 int32 lanes): used when isa_at_least(avx512),
-// the CPU has it and VNNI is not switched off by set_avx_vnni(false).
+// the CPU has it and VNNI is not switched off by set_avx_vnni(false). A CPU may have it without
+// AVX-VNNI (Zen 4).
 bool cpu_has_avx512_vnni();
 bool use_avx512_vnni();
 
