@@ -20,6 +20,7 @@
 #include "duet/compress/fused_conv.h"
 #include "duet/compress/quantize.h"
 #include "duet/io/safetensors.h"
+#include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/fma_peak.h"
 #include "duet/kernels/isa.h"
 #include "duet/models/checkpoint.h"
@@ -167,16 +168,20 @@ std::string input_request(const std::string& file, const Tensor& x) {
 // a few images first), or the model itself with --no-fold or when its family has no folding.
 std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOptions& o,
                                         const Note& note) {
-  const char* layout = o.blocked
-                           ? "activations channel-blocked (16 channels a vector) between convs"
-                           : "activations channel-major (--no-blocked)";
+  const std::string layout =
+      std::string(o.blocked ? "activations channel-blocked (16 channels a vector) between convs"
+                            : "activations channel-major (--no-blocked)") +
+      (!o.blocked   ? ""
+       : o.winograd ? ", 3x3 stride-1 convs by Winograd F(2x2, 3x3)"
+                    : ", Winograd off (--no-winograd)");
   if (s.int8) {
     if (auto* clf = dynamic_cast<compress::FoldedClassifier*>(s.model.get()))
       clf->channel_blocked = o.blocked;
     const auto& q = s.config.at("quantization");
     note("duet side: " + s.label + " is an int8 inference checkpoint (" +
          std::to_string(q.value("int8_layers", nlohmann::json::array()).size()) +
-         " int8 convs, calibrated by " + q.value("method", "?") + "); timed as stored, " + layout);
+         " int8 convs, calibrated by " + q.value("method", "?") + "); timed as stored, " +
+         (o.blocked ? "activations channel-blocked" : "activations channel-major (--no-blocked)"));
     return s.model;
   }
   if (!o.fold) {
@@ -216,7 +221,7 @@ std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOption
                 "and residual add in their epilogues, %s; batches of %ld+ run %ld images per "
                 "thread through the whole network (max |folded - unfolded| logits %.3g; "
                 "--no-fold times the original)",
-                s.label.c_str(), convs, layout, 2 * chunk, chunk, diff);
+                s.label.c_str(), convs, layout.c_str(), 2 * chunk, chunk, diff);
   note(line);
   return folded;
 }
@@ -399,6 +404,11 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
     ~ThreadsGuard() { set_num_threads(saved); }
   } threads_guard;
   set_num_threads(o.threads);
+  struct WinogradGuard {  // the same for the process-wide Winograd switch
+    bool saved = kernels::use_winograd();
+    ~WinogradGuard() { kernels::set_winograd(saved); }
+  } winograd_guard;
+  kernels::set_winograd(o.winograd);
   const double peak = kernels::measure_fma_peak_gflops(o.threads);
 
   TempDir tmp;

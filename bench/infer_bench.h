@@ -29,6 +29,9 @@ struct InferBenchOptions {
   // Folded classifiers keep their activations channel-blocked between convs
   // (compress/blocked_forward.h) unless this is false.
   bool blocked = true;
+  // Blocked float convolutions take Winograd F(2x2, 3x3) where it applies
+  // (kernels::set_winograd) unless this is false.
+  bool winograd = true;
 };
 
 // Returns the "fma peak" row, then one row per batch size: ms per call (median of alternating

@@ -9,6 +9,7 @@
 #include "../harness/op_harness.h"
 #include "duet/kernels/conv2d.h"
 #include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/conv2d_impl.h"
 
 namespace {
 
@@ -78,31 +79,38 @@ void add_blocked_cases(const Row& row, const Conv2dShape& s, uint64_t seed, doub
   const size_t nyb = size_t(s.batch * channel_blocks(s.out_channels) * pq * kChannelBlock);
   const size_t nw = size_t(s.out_channels * s.in_channels * s.kernel_h * s.kernel_w);
   const size_t nk = size_t(s.out_channels);
-  for (bool x_blocked : {false, true})
-    for (bool epi : {false, true}) {
-      std::string name = std::string("conv2d/fwd_blocked") + (x_blocked ? "_in" : "") +
-                         (epi ? "_epi/" : "/") + label(row);
-      duet::test::add_kernel_case(
-          {name, s.flops(), atol, 1e-4, [=] {
-             auto x = duet::test::random_vector(nx, seed + 11);
-             auto w = duet::test::random_vector(nw, seed + 12);
-             const EpilogueInputs ep(nk, ny, seed + 13);
-             std::vector<float> xb(nxb), resb(nyb);
-             duet::kernels::to_channel_blocked(s.batch, s.in_channels, hw, x.data(), xb.data());
-             duet::kernels::to_channel_blocked(s.batch, s.out_channels, pq, ep.residual.data(),
-                                               resb.data());
-             return [=](bool fast, std::vector<float>& out) {
-               const Epilogue e = epi ? ep.full(resb.data(), Activation::silu) : Epilogue{};
-               out.assign(nyb, NAN);
-               const float* in = x_blocked ? xb.data() : x.data();
-               if (fast)
-                 duet::kernels::conv2d_forward_blocked(s, x_blocked, in, w.data(), out.data(), e);
-               else
-                 duet::kernels::ref::conv2d_forward_blocked(s, x_blocked, in, w.data(), out.data(),
-                                                            e);
-             };
-           }});
-    }
+  // Shapes that take Winograd by default also run with it switched off, so the direct blocked
+  // kernel keeps its coverage of 3x3 stride-1 convolutions.
+  std::vector<bool> winograd_modes{true};
+  if (duet::kernels::detail::winograd_packed_size(s) > 0) winograd_modes.push_back(false);
+  for (bool winograd : winograd_modes)
+    for (bool x_blocked : {false, true})
+      for (bool epi : {false, true}) {
+        std::string name = std::string("conv2d/fwd_blocked") + (winograd ? "" : "_direct") +
+                           (x_blocked ? "_in" : "") + (epi ? "_epi/" : "/") + label(row);
+        duet::test::add_kernel_case(
+            {name, s.flops(), atol, 1e-4, [=] {
+               auto x = duet::test::random_vector(nx, seed + 11);
+               auto w = duet::test::random_vector(nw, seed + 12);
+               const EpilogueInputs ep(nk, ny, seed + 13);
+               std::vector<float> xb(nxb), resb(nyb);
+               duet::kernels::to_channel_blocked(s.batch, s.in_channels, hw, x.data(), xb.data());
+               duet::kernels::to_channel_blocked(s.batch, s.out_channels, pq, ep.residual.data(),
+                                                 resb.data());
+               return [=](bool fast, std::vector<float>& out) {
+                 const Epilogue e = epi ? ep.full(resb.data(), Activation::silu) : Epilogue{};
+                 out.assign(nyb, NAN);
+                 const float* in = x_blocked ? xb.data() : x.data();
+                 if (fast) {
+                   duet::kernels::set_winograd(winograd);
+                   duet::kernels::conv2d_forward_blocked(s, x_blocked, in, w.data(), out.data(), e);
+                   duet::kernels::set_winograd(true);
+                 } else
+                   duet::kernels::ref::conv2d_forward_blocked(s, x_blocked, in, w.data(),
+                                                              out.data(), e);
+               };
+             }});
+      }
 }
 
 void add_cases(const Row& row) {
@@ -195,6 +203,11 @@ const duet::test::Register reg([] {
       {2, 40, 48, 9, 11, 3, 3, 1, 1, 1, 1, 1},   // three panels: a two-panel tile and one more
       {1, 48, 40, 10, 10, 3, 3, 2, 1, 1, 1, 1},  // the same for strided backward-data phases
       {1, 192, 160, 5, 5, 3, 3, 1, 1, 1, 1, 1},  // weights past the channel-major direct bound
+      {2, 16, 16, 6, 9, 3, 3, 1, 0, 0, 1, 1},    // Winograd without padding: 4 x 7 output
+      {1, 20, 16, 5, 7, 3, 3, 1, 2, 2, 1, 1},    // Winograd, padding 2: tiles past the image
+      {1, 17, 33, 6, 6, 3, 3, 1, 1, 1, 1, 1},    // Winograd, partial input and output blocks
+      {1, 64, 64, 7, 7, 3, 3, 1, 1, 1, 1, 1},    // Winograd at batch 1: tile rows split
+      {3, 32, 32, 14, 14, 3, 3, 1, 1, 0, 1, 1},  // Winograd, padding only along the rows
   };
   for (const Row& r : rows)
     if (r.c % r.groups == 0 && r.k % r.groups == 0) add_cases(r);

@@ -18,6 +18,7 @@ struct InferOptions {
   bool json = false;
   bool no_fold = false;
   bool no_blocked = false;
+  bool no_winograd = false;
 };
 
 void run_infer(InferOptions o) {
@@ -55,6 +56,9 @@ Action add_bench_infer_command(CLI::App& bench) {
   sub->add_flag("--no-blocked", o->no_blocked,
                 "keep folded classifiers' activations channel-major (NCHW) between convs instead "
                 "of channel-blocked");
+  sub->add_flag("--no-winograd", o->no_winograd,
+                "run 3x3 stride-1 float convs with the direct kernel instead of Winograd "
+                "F(2x2, 3x3) (channel-blocked activations only)");
   sub->add_flag("--json", o->json, "one JSON object per row (the common bench format)");
   return [o, sub] {
     if (!sub->parsed()) return;
@@ -62,6 +66,7 @@ Action add_bench_infer_command(CLI::App& bench) {
     if (run.bench.arch.empty() && run.bench.model.empty()) run.bench.arch = "resnet20";
     run.bench.fold = !run.no_fold;
     run.bench.blocked = !run.no_blocked;
+    run.bench.winograd = !run.no_winograd;
     run_infer(run);
   };
 }

@@ -92,28 +92,14 @@ Tensor FusedConv::forward(const Tensor& x_in, const Tensor& residual_in) {
   return y;
 }
 
-namespace {
-
-// The shape of this conv's weights for the packing, which depends on nothing else.
-kernels::Conv2dShape weight_shape(const Tensor& weight, const ops::Conv2dOptions& options) {
-  kernels::Conv2dShape s;
-  s.out_channels = weight.dim(0);
-  s.in_channels = weight.dim(1) * options.groups;
-  s.kernel_h = weight.dim(2);
-  s.kernel_w = weight.dim(3);
-  s.groups = options.groups;
-  return s;
-}
-
-}  // namespace
-
-Tensor FusedConv::packed_blocked() const {
+Tensor FusedConv::packed_blocked(const kernels::Conv2dShape& s) const {
   const std::lock_guard<std::mutex> lock(packed_mutex_);
-  if (!packed_ready_) {
-    const kernels::Conv2dShape s = weight_shape(weight, options_);
+  const kernels::BlockedAlgo algo = kernels::blocked_algo(s);
+  if (!packed_ready_ || algo != packed_algo_) {
     const int64_t size = kernels::blocked_packed_size(s);
     packed_ = size > 0 ? Tensor::empty({size}) : Tensor();
     if (size > 0) kernels::pack_blocked_weights(s, weight.data<float>(), packed_.data<float>());
+    packed_algo_ = algo;
     packed_ready_ = true;
   }
   return packed_;
@@ -154,7 +140,7 @@ Tensor FusedConv::forward_blocked(const Tensor& x_in, const Tensor& residual_in)
     y = int8_->forward_blocked(x, blocked, plain, residual);
   } else {
     y = Tensor::empty(out);
-    const Tensor packed = packed_blocked();
+    const Tensor packed = packed_blocked(s);
     kernels::conv2d_forward_blocked(s, blocked, x.data<float>(), weight.data<float>(),
                                     y.data<float>(), ep,
                                     packed.defined() ? packed.data<float>() : nullptr);

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "duet/compress/int8_conv.h"
+#include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/gemm.h"
 #include "duet/nn/module.h"
 #include "duet/ops/conv.h"
@@ -68,11 +69,13 @@ class FusedConv : public nn::Module {
   // made contiguous; and the epilogue of bias, activation and that residual.
   Tensor checked_residual(const Tensor& residual, const Shape& out) const;
   kernels::Epilogue epilogue(const Tensor& residual) const;
-  // kernels::pack_blocked_weights of weight, made on first use (under the mutex: the chunks of a
-  // batch call forward_blocked from several threads); undefined where there is no packed form.
-  Tensor packed_blocked() const;
+  // kernels::pack_blocked_weights of weight for shape s, made on first use (under the mutex: the
+  // chunks of a batch call forward_blocked from several threads) and again when
+  // kernels::blocked_algo(s) changes (kernels::set_winograd); undefined where there is none.
+  Tensor packed_blocked(const kernels::Conv2dShape& s) const;
   mutable std::mutex packed_mutex_;
   mutable Tensor packed_;
+  mutable kernels::BlockedAlgo packed_algo_ = kernels::BlockedAlgo::channel_major;
   mutable bool packed_ready_ = false;
 };
 

@@ -1,8 +1,10 @@
-// The channel-blocked convolution: the direct AVX2/AVX-512 kernel where it applies
-// (conv2d_direct_avx2.cpp), otherwise a round trip through the channel-major convolution.
+// The channel-blocked convolution: Winograd F(2x2, 3x3) (conv2d_winograd_avx2.cpp) or the direct
+// AVX2/AVX-512 kernel (conv2d_direct_avx2.cpp) where they apply, otherwise a round trip through
+// the channel-major convolution.
 #include "duet/kernels/conv2d_blocked.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -67,23 +69,74 @@ void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, flo
     }
 }
 
+namespace {
+std::atomic<bool> winograd_on{true};
+}  // namespace
+
+bool use_winograd() {
+  return winograd_on.load(std::memory_order_relaxed);
+}
+
+void set_winograd(bool on) {
+  winograd_on.store(on, std::memory_order_relaxed);
+}
+
+BlockedAlgo blocked_algo(const Conv2dShape& s) {
+  if (!isa_at_least(Isa::avx2)) return BlockedAlgo::channel_major;
+  if (use_winograd() && detail::winograd_packed_size(s) > 0) return BlockedAlgo::winograd;
+  if (detail::direct_blocked_packed_size(s) > 0) return BlockedAlgo::direct;
+  return BlockedAlgo::channel_major;
+}
+
+std::string_view blocked_algo_name(BlockedAlgo algo) {
+  switch (algo) {
+    case BlockedAlgo::winograd:
+      return "winograd";
+    case BlockedAlgo::direct:
+      return "direct";
+    case BlockedAlgo::channel_major:
+      break;
+  }
+  return "channel-major";
+}
+
 void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x, const float* w,
                             float* y, const Epilogue& e, const float* packed) {
   detail::check_blocked(s, x, w, y);
   if (s.batch == 0) return;
-  if (isa_at_least(Isa::avx2) &&
-      detail::direct_forward_blocked_avx2(s, x_blocked, x, w, packed, y, e))
-    return;
+  switch (blocked_algo(s)) {
+    case BlockedAlgo::winograd:
+      if (detail::winograd_forward_blocked_avx2(s, x_blocked, x, w, packed, y, e)) return;
+      break;
+    case BlockedAlgo::direct:
+      if (detail::direct_forward_blocked_avx2(s, x_blocked, x, w, packed, y, e)) return;
+      break;
+    case BlockedAlgo::channel_major:
+      break;
+  }
   detail::forward_blocked_via_channel_major(conv2d_forward, s, x_blocked, x, w, y, e);
 }
 
 int64_t blocked_packed_size(const Conv2dShape& s) {
-  return isa_at_least(Isa::avx2) ? detail::direct_blocked_packed_size(s) : 0;
+  switch (blocked_algo(s)) {
+    case BlockedAlgo::winograd:
+      return detail::winograd_packed_size(s);
+    case BlockedAlgo::direct:
+      return detail::direct_blocked_packed_size(s);
+    case BlockedAlgo::channel_major:
+      break;
+  }
+  return 0;
 }
 
 void pack_blocked_weights(const Conv2dShape& s, const float* w, float* packed) {
-  DUET_CHECK(blocked_packed_size(s) > 0, "pack_blocked_weights: no packed form for this shape");
-  detail::direct_pack_blocked_avx2(s, w, packed);
+  const BlockedAlgo algo = blocked_algo(s);
+  DUET_CHECK(algo != BlockedAlgo::channel_major,
+             "pack_blocked_weights: no packed form for this shape");
+  if (algo == BlockedAlgo::winograd)
+    detail::winograd_pack_avx2(s, w, packed);
+  else
+    detail::direct_pack_blocked_avx2(s, w, packed);
 }
 
 void global_avg_pool_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* out) {

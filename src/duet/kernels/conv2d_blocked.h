@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "duet/kernels/conv2d.h"
 
@@ -22,17 +23,34 @@ inline int64_t channel_blocks(int64_t channels) {
 void to_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* x, float* xb);
 void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* x);
 
+// How conv2d_forward_blocked computes a shape on this CPU: Winograd F(2x2, 3x3) for 3x3
+// stride-1 convolutions with >= 16 input channels (2.25x fewer multiply-adds; the result differs
+// from the direct convolution by rounding only), the direct implicit GEMM for the other shapes,
+// both with AVX2; otherwise a round trip through the channel-major convolution. Depends only on
+// the channels, kernel, stride, dilation, padding and groups of s (not on its batch or image
+// size), on the active ISA and on use_winograd().
+enum class BlockedAlgo { channel_major, direct, winograd };
+BlockedAlgo blocked_algo(const Conv2dShape& s);
+std::string_view blocked_algo_name(BlockedAlgo algo);
+
+// Winograd on (the default) or off, for the whole process: off, its shapes run the direct
+// kernel (`duet bench infer --no-winograd` measures the difference). Weights packed before a
+// switch must be packed again: blocked_algo tells which form a shape needs.
+bool use_winograd();
+void set_winograd(bool on);
+
 // y (blocked, s.out_channels channels) = epilogue(conv(x, w)), where x is blocked when
 // x_blocked and NCHW otherwise (a network's input image), w is [K, C / groups, R, S] as in
 // conv2d_forward, the epilogue's per-channel arrays are indexed by output channel and its
 // residual (if any) is blocked like y (ld_residual is unused). Overwrites y.
-// `packed` (may be null) is w as pack_blocked_weights wrote it, reused across calls.
+// `packed` (may be null) is w as pack_blocked_weights wrote it under the same blocked_algo(s),
+// reused across calls.
 void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x, const float* w,
                             float* y, const Epilogue& epilogue = {}, const float* packed = nullptr);
 
-// The packed form of a layer's weights, for many conv2d_forward_blocked calls with the same w
-// (the chunks of a batch): its size in floats depends only on the channels, kernel and groups
-// of s, and is 0 where this CPU or shape has none (then pass null). packed must be 64-byte
+// The packed form of a layer's weights for blocked_algo(s), for many conv2d_forward_blocked
+// calls with the same w (the chunks of a batch): its size in floats has the same dependencies
+// as blocked_algo and is 0 where there is none (then pass null). packed must be 64-byte
 // aligned (any tensor or memory::allocate block is).
 int64_t blocked_packed_size(const Conv2dShape& s);
 void pack_blocked_weights(const Conv2dShape& s, const float* w, float* packed);

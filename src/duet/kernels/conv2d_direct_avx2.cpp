@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "duet/kernels/activation_math.h"
+#include "duet/kernels/conv2d_direct_parts.h"
 #include "duet/kernels/conv2d_direct_tile.h"
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/gemm_epilogue.h"
@@ -27,28 +28,7 @@
 #include "duet/tensor/parallel.h"
 
 namespace duet::kernels::detail {
-namespace {
-
-constexpr int64_t kNR = kDirectLanes;
-
-class Buf {
- public:
-  explicit Buf(int64_t floats) : bytes_(size_t(std::max<int64_t>(floats, 16)) * sizeof(float)) {
-    ptr_ = static_cast<float*>(memory::allocate(bytes_));
-  }
-  ~Buf() { memory::release(ptr_, bytes_); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  float* get() const { return ptr_; }
-
- private:
-  size_t bytes_;
-  float* ptr_;
-};
-
-int64_t round_up(int64_t v, int64_t m) {
-  return (v + m - 1) / m * m;
-}
+namespace direct {
 
 // Jobs per thread so that each thread gets enough work: below that a fork/join (worse, a wait
 // for a time slice on a loaded machine) costs more than it saves. 256k multiply-adds with the
@@ -58,6 +38,40 @@ int64_t grain_for(double macs_per_job) {
   const double min_macs = isa_at_least(Isa::avx512) ? 1048576.0 : 262144.0;
   return std::max<int64_t>(1, int64_t(min_macs / std::max(macs_per_job, 1.0)) + 1);
 }
+
+// The widest micro-tile the active instruction set runs.
+DirectTile active_tile() {
+  return isa_at_least(Isa::avx512) ? direct_tile_avx512() : direct_tile_avx2();
+}
+
+// Runs the micro-tiles over rows [0, rows) (a multiple of mt.rows; base and c) and all weight
+// panels (panel_stride floats apart in pb, 16 columns apart in c). Panels are the outer loop, so
+// the weights of one stay in L1 while the rows stream past them.
+void run_tiles(const DirectTile& mt, int64_t rows, int64_t panels, int64_t kc,
+               const float* const* base, const int32_t* off, const float* pb, int64_t panel_stride,
+               float* c, int64_t ldc, bool accumulate) {
+  for (int64_t p = 0; p < panels;) {
+    const bool wide = p + mt.panels <= panels;
+    const DirectTileFn fn = wide ? mt.wide : mt.one;
+    for (int64_t i = 0; i < rows; i += mt.rows)
+      fn(kc, base + i, off, pb + p * panel_stride, panel_stride, c + i * ldc + p * kNR, ldc,
+         accumulate);
+    p += wide ? mt.panels : 1;
+  }
+}
+
+}  // namespace direct
+
+namespace {
+
+using direct::active_tile;
+using direct::Buf;
+using direct::grain_for;
+using direct::kNR;
+using direct::round_up;
+using direct::run_jobs;
+using direct::run_tiles;
+using direct::store_blocked;
 
 // c[6 x 16] (ld ldc) (+)= sum_k A[i, k] * pb[k, 0..16), A[i, k] = base[i][off[k]].
 void tile_6x16(int64_t kc, const float* const* base, const int32_t* off, const float* pb,
@@ -102,46 +116,12 @@ void tile_6x16(int64_t kc, const float* const* base, const int32_t* off, const f
   }
 }
 
-// The widest micro-tile the active instruction set runs.
-DirectTile active_tile() {
-  return isa_at_least(Isa::avx512) ? direct_tile_avx512() : direct_tile_avx2();
-}
-
-// Runs the micro-tiles over rows [0, rows) (a multiple of mt.rows; base and c) and all weight
-// panels (panel_stride floats apart in pb, 16 columns apart in c). Panels are the outer loop, so
-// the weights of one stay in L1 while the rows stream past them.
-void run_tiles(const DirectTile& mt, int64_t rows, int64_t panels, int64_t kc,
-               const float* const* base, const int32_t* off, const float* pb, int64_t panel_stride,
-               float* c, int64_t ldc, bool accumulate) {
-  for (int64_t p = 0; p < panels;) {
-    const bool wide = p + mt.panels <= panels;
-    const DirectTileFn fn = wide ? mt.wide : mt.one;
-    for (int64_t i = 0; i < rows; i += mt.rows)
-      fn(kc, base + i, off, pb + p * panel_stride, panel_stride, c + i * ldc + p * kNR, ldc,
-         accumulate);
-    p += wide ? mt.panels : 1;
-  }
-}
-
 // Rows of a pixel tile: a multiple of the micro-tile's rows and of the 8 of the transposing
 // store.
 int64_t tile_step(int64_t rows) {
   int64_t step = rows;
   while (step % 8) step += rows;
   return step;
-}
-
-// Runs worker(take) on up to num_threads() threads; take() hands out job indices from a shared
-// counter until they pass the end. Every output belongs to exactly one job, so results do not
-// depend on which thread ran it, and a thread the OS preempts (the machine is shared) does not
-// hold the others back as a static split would.
-template <class Worker>
-void run_jobs(int64_t jobs, int64_t grain, Worker&& worker) {
-  const int64_t workers = std::min<int64_t>(num_threads(), std::max<int64_t>(1, jobs / grain));
-  std::atomic<int64_t> next{0};
-  parallel_for(workers, 1, [&](int64_t, int64_t) {
-    worker([&] { return next.fetch_add(1, std::memory_order_relaxed); });
-  });
 }
 
 // The padded plane of one image-group with the image in the interior: Cg x Hp x Wp for
@@ -269,11 +249,10 @@ void store_panel(const float* src, int64_t ldct, int64_t len, float* dst, const 
   }
 }
 
-// The channel-blocked store: y[p * ld_panel + 16 i + j] = epilogue(ct[i * ldct + 16 p + j]) for
-// panels p < panels and pixels i < len, res (if any) laid out like y. No transpose: a panel of
-// C^T already is a channel block. Lanes at or past nk (the last block's padding) are written 0.
-void store_blocked(const float* ct, int64_t ldct, int64_t len, int64_t panels, int64_t nk, float* y,
-                   int64_t ld_panel, const Epilogue& e, const float* res) {
+}  // namespace
+
+void direct::store_blocked(const float* ct, int64_t ldct, int64_t len, int64_t panels, int64_t nk,
+                           float* y, int64_t ld_panel, const Epilogue& e, const float* res) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t p = 0; p < panels; ++p) {
     const int64_t live = std::min<int64_t>(kNR, nk - p * kNR);
@@ -310,6 +289,8 @@ void store_blocked(const float* ct, int64_t ldct, int64_t len, int64_t panels, i
     }
   }
 }
+
+namespace {
 
 // Weights packed as [group][panel of 16 outputs][tap][16], zero-padded past n_out:
 // output o of group g, tap t reads w[g * group_stride + o * out_stride + tap_at[t]].

@@ -1,0 +1,74 @@
+// The driver pieces of the direct convolution (conv2d_direct_avx2.cpp) that the Winograd
+// convolution (conv2d_winograd_avx2.cpp) shares: scratch buffers, the job scheduler, the
+// micro-tile loop over weight panels, and the channel-blocked store with its epilogue.
+// Include only from *_avx2.cpp files: the inline code here is compiled for AVX2 + FMA.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "duet/kernels/conv2d_direct_tile.h"
+#include "duet/kernels/gemm.h"
+#include "duet/tensor/allocator.h"
+#include "duet/tensor/parallel.h"
+
+namespace duet::kernels::detail::direct {
+
+inline constexpr int64_t kNR = kDirectLanes;
+
+// Scratch from the caching allocator (64-byte aligned), released on scope exit.
+class Buf {
+ public:
+  explicit Buf(int64_t floats) : bytes_(size_t(std::max<int64_t>(floats, 16)) * sizeof(float)) {
+    ptr_ = static_cast<float*>(memory::allocate(bytes_));
+  }
+  ~Buf() { memory::release(ptr_, bytes_); }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  float* get() const { return ptr_; }
+
+ private:
+  size_t bytes_;
+  float* ptr_;
+};
+
+inline int64_t round_up(int64_t v, int64_t m) {
+  return (v + m - 1) / m * m;
+}
+
+// Jobs per thread so that each thread gets enough work: below that a fork/join (worse, a wait
+// for a time slice on a loaded machine) costs more than it saves.
+int64_t grain_for(double macs_per_job);
+
+// The widest micro-tile the active instruction set runs.
+DirectTile active_tile();
+
+// Runs the micro-tiles over rows [0, rows) (a multiple of mt.rows; base and c) and all weight
+// panels (panel_stride floats apart in pb, 16 columns apart in c). Panels are the outer loop, so
+// the weights of one stay in L1 while the rows stream past them.
+void run_tiles(const DirectTile& mt, int64_t rows, int64_t panels, int64_t kc,
+               const float* const* base, const int32_t* off, const float* pb, int64_t panel_stride,
+               float* c, int64_t ldc, bool accumulate);
+
+// Runs worker(take) on up to num_threads() threads; take() hands out job indices from a shared
+// counter until they pass the end. Every output belongs to exactly one job, so results do not
+// depend on which thread ran it, and a thread the OS preempts (the machine is shared) does not
+// hold the others back as a static split would.
+template <class Worker>
+void run_jobs(int64_t jobs, int64_t grain, Worker&& worker) {
+  const int64_t workers = std::min<int64_t>(num_threads(), std::max<int64_t>(1, jobs / grain));
+  std::atomic<int64_t> next{0};
+  parallel_for(workers, 1, [&](int64_t, int64_t) {
+    worker([&] { return next.fetch_add(1, std::memory_order_relaxed); });
+  });
+}
+
+// The channel-blocked store: y[p * ld_panel + 16 i + j] = epilogue(ct[i * ldct + 16 p + j]) for
+// panels p < panels and pixels i < len, res (if any) laid out like y. No transpose: a panel of
+// C^T already is a channel block. Lanes at or past nk (the last block's padding) are written 0.
+void store_blocked(const float* ct, int64_t ldct, int64_t len, int64_t panels, int64_t nk, float* y,
+                   int64_t ld_panel, const Epilogue& e, const float* res);
+
+}  // namespace duet::kernels::detail::direct

@@ -1,0 +1,309 @@
+// Winograd F(2x2, 3x3) convolution on channel-blocked activations (inference; Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks", 2016). Each 2x2 block of output pixels
+// (a tile) comes from a 4x4 input window d: y = A^T [(G g G^T) . (B^T d B)] A, so the 36
+// multiply-adds per output channel and input channel of a direct 3x3 tile become 16 products
+// in a transformed space: 2.25x fewer, paid for with additions in the input and output
+// transforms. The 16 products per tile are 16 independent GEMMs (one per transform point xi):
+// M[xi][tile][k] = sum_c V[xi][tile][c] U[xi][c][k], which run on the direct convolution's
+// micro-tiles (conv2d_direct_tile.h), the transformed tiles playing the pixels and the
+// transformed weights the packed panels. The transforms work on whole 16-channel blocks (two
+// 8-lane halves), so blocked activations need no reshuffling; the output transform hands two
+// rows of pixels at a time to the blocked store, which applies the epilogue.
+// The transforms only add, subtract and halve, so the result differs from the direct
+// convolution by rounding alone (the op harness compares it with the reference twin).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/conv2d_direct_parts.h"
+#include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/gemm_epilogue.h"
+#include "duet/tensor/parallel.h"
+
+namespace duet::kernels::detail {
+namespace {
+
+using direct::active_tile;
+using direct::Buf;
+using direct::kNR;
+using direct::round_up;
+
+constexpr int64_t kPoints = 16;  // transform points per tile: 4 x 4
+
+// Scratch bound per thread (transformed inputs of one chunk of tiles); beyond it (images
+// thousands of pixels wide) the shape goes through the channel-major convolution instead.
+constexpr int64_t kMaxScratch = int64_t{1} << 24;
+
+struct Geometry {
+  int64_t C, K, Cb, Kp, panels, H, W, P, Q, TP, TQ;  // TP x TQ tiles cover the P x Q output
+  int64_t rows_per_chunk, chunks_per_image, slots;   // slots: tiles a chunk's scratch holds
+  // V (transformed inputs) and M (products) are tile-major, [tile][xi][channels], so that the
+  // transforms stream through them; one cache line more than the 16 points per tile keeps the
+  // micro-tile's rows (tiles) out of each other's L1 sets.
+  int64_t v_tile() const { return kPoints * Cb * kNR + kNR; }
+  int64_t m_tile() const { return kPoints * Kp + kNR; }
+};
+
+Geometry geometry(const Conv2dShape& s, int64_t mr) {
+  Geometry g{};
+  g.C = s.in_channels;
+  g.K = s.out_channels;
+  g.Cb = channel_blocks(g.C);
+  g.Kp = round_up(g.K, kNR);
+  g.panels = g.Kp / kNR;
+  g.H = s.in_h;
+  g.W = s.in_w;
+  g.P = s.out_h();
+  g.Q = s.out_w();
+  g.TP = (g.P + 1) / 2;
+  g.TQ = (g.Q + 1) / 2;
+  // A chunk of whole tile rows whose V and M (16 x C and 16 x Kp floats a tile) stay near
+  // 128 KiB each, in L2 between the transforms and the products.
+  const int64_t per_chunk = std::max<int64_t>(1, 2048 / std::max(g.Cb * kNR, g.Kp));
+  g.rows_per_chunk = std::clamp<int64_t>(per_chunk / g.TQ, 1, g.TP);
+  g.chunks_per_image = (g.TP + g.rows_per_chunk - 1) / g.rows_per_chunk;
+  // Few images: more, smaller chunks so that every thread has one.
+  const int64_t want = (num_threads() + s.batch - 1) / s.batch;
+  if (g.chunks_per_image < want) {
+    g.chunks_per_image = std::min(g.TP, want);
+    g.rows_per_chunk = (g.TP + g.chunks_per_image - 1) / g.chunks_per_image;
+    g.chunks_per_image = (g.TP + g.rows_per_chunk - 1) / g.rows_per_chunk;
+  }
+  g.slots = round_up(g.rows_per_chunk * g.TQ, mr);
+  return g;
+}
+
+// The transformed input of one tile, 8 lanes: v[xi * ld_xi] = (B^T d B)[xi / 4][xi % 4] with
+// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] and d[i][j] = x[at + i * ld_row + j * 16].
+// kEdge: the window reaches into the padding, and d[i][j] is read only where bits i of
+// rows_in and j of cols_in are set (zero elsewhere), so no address outside x is formed.
+template <bool kEdge>
+void transform_input(const float* x, int64_t at, int64_t ld_row, unsigned rows_in, unsigned cols_in,
+                     float* v, int64_t ld_xi) {
+  __m256 t[4][4];
+  for (int j = 0; j < 4; ++j) {
+    __m256 d[4];
+    for (int i = 0; i < 4; ++i) {
+      const bool in = !kEdge || ((rows_in >> i) & (cols_in >> j) & 1u);
+      d[i] = in ? _mm256_loadu_ps(x + (at + i * ld_row + j * kNR)) : _mm256_setzero_ps();
+    }
+    t[0][j] = _mm256_sub_ps(d[0], d[2]);
+    t[1][j] = _mm256_add_ps(d[1], d[2]);
+    t[2][j] = _mm256_sub_ps(d[2], d[1]);
+    t[3][j] = _mm256_sub_ps(d[1], d[3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(v + (4 * i + 0) * ld_xi, _mm256_sub_ps(t[i][0], t[i][2]));
+    _mm256_storeu_ps(v + (4 * i + 1) * ld_xi, _mm256_add_ps(t[i][1], t[i][2]));
+    _mm256_storeu_ps(v + (4 * i + 2) * ld_xi, _mm256_sub_ps(t[i][2], t[i][1]));
+    _mm256_storeu_ps(v + (4 * i + 3) * ld_xi, _mm256_sub_ps(t[i][1], t[i][3]));
+  }
+}
+
+// The 2x2 outputs of one tile, 8 lanes: Y = A^T m A with A^T = [1 1 1 0; 0 1 -1 -1] and
+// m[i][j] = m0[(4 i + j) * ld_xi].
+void transform_output(const float* m0, int64_t ld_xi, __m256 y[2][2]) {
+  __m256 s[2][4];
+  for (int j = 0; j < 4; ++j) {
+    const __m256 a = _mm256_loadu_ps(m0 + j * ld_xi), b = _mm256_loadu_ps(m0 + (4 + j) * ld_xi),
+                 c = _mm256_loadu_ps(m0 + (8 + j) * ld_xi),
+                 d = _mm256_loadu_ps(m0 + (12 + j) * ld_xi);
+    s[0][j] = _mm256_add_ps(_mm256_add_ps(a, b), c);
+    s[1][j] = _mm256_sub_ps(_mm256_sub_ps(b, c), d);
+  }
+  for (int i = 0; i < 2; ++i) {
+    y[i][0] = _mm256_add_ps(_mm256_add_ps(s[i][0], s[i][1]), s[i][2]);
+    y[i][1] = _mm256_sub_ps(_mm256_sub_ps(s[i][1], s[i][2]), s[i][3]);
+  }
+}
+
+// The epilogue of one 8-lane half of a channel block, as store_blocked applies it:
+// out = keep & act(y * mul + add (+ residual)).
+struct LaneEpilogue {
+  __m256 mul, add, keep;
+  bool scaled;
+};
+
+std::vector<LaneEpilogue> lane_epilogues(const Epilogue& e, int64_t Kp, int64_t K) {
+  std::vector<LaneEpilogue> out;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t at = 0; at < Kp; at += 8) {
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(K - at)), lane);
+    LaneEpilogue le;
+    le.scaled = e.scale != nullptr;
+    le.mul = e.scale ? _mm256_maskload_ps(e.scale + at, m) : _mm256_set1_ps(1.0f);
+    le.add = _mm256_setzero_ps();
+    if (e.shift) le.add = _mm256_maskload_ps(e.shift + at, m);
+    if (e.bias) le.add = _mm256_add_ps(le.add, _mm256_maskload_ps(e.bias + at, m));
+    le.keep = _mm256_castsi256_ps(m);
+    out.push_back(le);
+  }
+  return out;
+}
+
+struct ChunkScratch {
+  float* v;  // [slots][16][Cb][16], tiles v_tile() apart
+  float* m;  // [slots][16][Kp], tiles m_tile() apart
+  std::vector<const float*> base;
+};
+
+// Output transform and epilogue of tile rows [r0, r1), written straight into blocked y.
+template <Activation A>
+void store_tiles(const Geometry& g, const ChunkScratch& sc, const std::vector<LaneEpilogue>& le,
+                 float* yn, const float* res_n, int64_t r0, int64_t r1) {
+  for (int64_t ty = r0; ty < r1; ++ty) {
+    const int64_t out_rows = std::min<int64_t>(2, g.P - 2 * ty);
+    for (int64_t tx = 0; tx < g.TQ; ++tx) {
+      const float* m0 = sc.m + ((ty - r0) * g.TQ + tx) * g.m_tile();
+      const int64_t out_cols = std::min<int64_t>(2, g.Q - 2 * tx);
+      for (int64_t lane = 0; lane < g.Kp; lane += 8) {
+        __m256 y[2][2];
+        transform_output(m0 + lane, g.Kp, y);
+        const LaneEpilogue& ep = le[size_t(lane / 8)];
+        // Channel block lane / 16 of pixel (2 ty + a, 2 tx + b).
+        const int64_t block = (lane / kNR * g.P + 2 * ty) * g.Q + 2 * tx;
+        for (int64_t a = 0; a < out_rows; ++a)
+          for (int64_t b = 0; b < out_cols; ++b) {
+            const int64_t at = (block + a * g.Q + b) * kNR + lane % kNR;
+            __m256 v = y[a][b];
+            if (ep.scaled) v = _mm256_mul_ps(v, ep.mul);
+            v = _mm256_add_ps(v, ep.add);
+            if (res_n) v = _mm256_add_ps(v, _mm256_loadu_ps(res_n + at));
+            _mm256_storeu_ps(yn + at, _mm256_and_ps(gemm_detail::activate_ps(A, v), ep.keep));
+          }
+      }
+    }
+  }
+}
+
+// Tile rows [r0, r1) of image n: input transform, the 16 products, output transform and
+// epilogue.
+void run_chunk(const Geometry& g, const Conv2dShape& s, const DirectTile& mt,
+               const std::vector<int32_t>& off, const float* xn, const float* u, float* yn,
+               const float* res_n, Activation act, const std::vector<LaneEpilogue>& le, int64_t r0,
+               int64_t r1, ChunkScratch& sc) {
+  const int64_t tiles = (r1 - r0) * g.TQ, rows = round_up(tiles, mt.rows);
+  for (int64_t t = 0; t < tiles; ++t) {
+    // The tile's 4x4 window starts at input pixel (h0, w0).
+    const int64_t h0 = 2 * (r0 + t / g.TQ) - s.pad_h, w0 = 2 * (t % g.TQ) - s.pad_w;
+    unsigned rows_in = 0, cols_in = 0;
+    for (int i = 0; i < 4; ++i) {
+      rows_in |= unsigned(h0 + i >= 0 && h0 + i < g.H) << i;
+      cols_in |= unsigned(w0 + i >= 0 && w0 + i < g.W) << i;
+    }
+    const bool edge = (rows_in & cols_in) != 0xfu || rows_in != 0xfu;
+    float* v = sc.v + t * g.v_tile();
+    for (int64_t cb = 0; cb < g.Cb; ++cb) {
+      const int64_t at = ((cb * g.H + h0) * g.W + w0) * kNR;
+      for (int64_t half = 0; half < kNR; half += 8) {
+        float* vh = v + cb * kNR + half;
+        if (edge)
+          transform_input<true>(xn, at + half, g.W * kNR, rows_in, cols_in, vh, g.Cb * kNR);
+        else
+          transform_input<false>(xn, at + half, g.W * kNR, 0, 0, vh, g.Cb * kNR);
+      }
+    }
+  }
+  for (int64_t xi = 0; xi < kPoints; ++xi) {
+    // Rows past the last tile repeat it (their products are never read).
+    for (int64_t i = 0; i < rows; ++i)
+      sc.base[size_t(i)] = sc.v + std::min(i, tiles - 1) * g.v_tile() + xi * g.Cb * kNR;
+    direct::run_tiles(mt, rows, g.panels, g.C, sc.base.data(), off.data(),
+                      u + xi * g.panels * g.C * kNR, g.C * kNR, sc.m + xi * g.Kp, g.m_tile(),
+                      false);
+  }
+  switch (act) {
+    case Activation::none:
+      return store_tiles<Activation::none>(g, sc, le, yn, res_n, r0, r1);
+    case Activation::relu:
+      return store_tiles<Activation::relu>(g, sc, le, yn, res_n, r0, r1);
+    case Activation::silu:
+      return store_tiles<Activation::silu>(g, sc, le, yn, res_n, r0, r1);
+    case Activation::gelu:
+      return store_tiles<Activation::gelu>(g, sc, le, yn, res_n, r0, r1);
+  }
+}
+
+}  // namespace
+
+int64_t winograd_packed_size(const Conv2dShape& s) {
+  const bool fits = s.groups == 1 && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 &&
+                    s.stride_w == 1 && s.dilation_h == 1 && s.dilation_w == 1 &&
+                    s.in_channels >= kWinogradMinChannels && s.pad_h <= 2 && s.pad_w <= 2;
+  const int64_t size = kPoints * round_up(s.out_channels, kNR) * s.in_channels;
+  return fits && size <= (int64_t{1} << 22) ? size : 0;
+}
+
+void winograd_pack_avx2(const Conv2dShape& s, const float* w, float* packed) {
+  const int64_t C = s.in_channels, K = s.out_channels, Kp = round_up(K, kNR);
+  const int64_t panels = Kp / kNR;
+  for (int64_t k = 0; k < Kp; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      // U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double, rounded once.
+      double u[4][4] = {};
+      if (k < K) {
+        const float* g = w + (k * C + c) * 9;
+        double gg[4][3];
+        for (int j = 0; j < 3; ++j) {
+          gg[0][j] = g[j];
+          gg[1][j] = 0.5 * (double(g[j]) + g[3 + j] + g[6 + j]);
+          gg[2][j] = 0.5 * (double(g[j]) - g[3 + j] + g[6 + j]);
+          gg[3][j] = g[6 + j];
+        }
+        for (int i = 0; i < 4; ++i) {
+          u[i][0] = gg[i][0];
+          u[i][1] = 0.5 * (gg[i][0] + gg[i][1] + gg[i][2]);
+          u[i][2] = 0.5 * (gg[i][0] - gg[i][1] + gg[i][2]);
+          u[i][3] = gg[i][2];
+        }
+      }
+      for (int64_t xi = 0; xi < kPoints; ++xi)
+        packed[((xi * panels + k / kNR) * C + c) * kNR + k % kNR] = float(u[xi / 4][xi % 4]);
+    }
+}
+
+bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,
+                                   const float* w, const float* packed, float* y,
+                                   const Epilogue& e) {
+  const int64_t size = winograd_packed_size(s);
+  if (size == 0) return false;
+  const DirectTile mt = active_tile();
+  const Geometry g = geometry(s, mt.rows);
+  const int64_t v_size = g.slots * g.v_tile(), m_size = g.slots * g.m_tile();
+  if (std::max(v_size, m_size) > kMaxScratch) return false;
+  Buf own(packed ? 0 : size);
+  if (!packed) {
+    winograd_pack_avx2(s, w, own.get());
+    packed = own.get();
+  }
+  // A network's input image arrives channel-major: block it once (zeroing the padding lanes).
+  const int64_t HW = g.H * g.W;
+  Buf xb(x_blocked ? 0 : s.batch * g.Cb * HW * kNR);
+  if (!x_blocked) {
+    to_channel_blocked(s.batch, g.C, HW, x, xb.get());
+    x = xb.get();
+  }
+  // Within a tile's point, channel c sits at c (blocks of 16 back to back).
+  std::vector<int32_t> off(static_cast<size_t>(g.C));
+  for (int64_t c = 0; c < g.C; ++c) off[size_t(c)] = int32_t(c);
+  const std::vector<LaneEpilogue> le = lane_epilogues(e, g.Kp, g.K);
+  const int64_t PQ = g.P * g.Q, jobs = s.batch * g.chunks_per_image;
+  const double macs_per_job = double(kPoints * g.rows_per_chunk * g.TQ) * double(g.C * g.Kp);
+  direct::run_jobs(jobs, direct::grain_for(macs_per_job), [&](auto&& take) {
+    Buf v(v_size), m(m_size);
+    ChunkScratch sc{v.get(), m.get(), std::vector<const float*>(size_t(g.slots))};
+    for (int64_t job = take(); job < jobs; job = take()) {
+      const int64_t n = job / g.chunks_per_image, chunk = job % g.chunks_per_image;
+      const int64_t r0 = chunk * g.rows_per_chunk, r1 = std::min(g.TP, r0 + g.rows_per_chunk);
+      const int64_t y_at = n * g.panels * PQ * kNR;
+      run_chunk(g, s, mt, off, x + n * g.Cb * HW * kNR, packed, y + y_at,
+                e.residual ? e.residual + y_at : nullptr, e.act, le, r0, r1, sc);
+    }
+  });
+  return true;
+}
+
+}  // namespace duet::kernels::detail
