@@ -12,6 +12,8 @@
 #include "duet/compress/fold.h"
 #include "duet/compress/fused_blocks.h"
 #include "duet/compress/fused_conv.h"
+#include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/isa.h"
 #include "duet/models/registry.h"
 #include "duet/models/repvgg.h"
 #include "duet/ops/activation.h"
@@ -335,6 +337,40 @@ TEST(FoldForInference, ChannelBlockedMatchesChannelMajor) {
 }
 
 // The packed weights a FusedConv keeps after its first blocked call follow load_state_dict.
+// One FusedConv seen at image sizes and switch settings that need different packed forms
+// (Winograd from 7x7 outputs, the direct kernel below and with Winograd off): each call packs
+// what its shape needs and matches the channel-major forward.
+TEST(FoldForInference, PackedWeightsFollowTheAlgorithm) {
+  Generator gen(13);
+  compress::FusedConv conv(Tensor::normal({24, 16, 3, 3}, gen), Tensor::normal({24}, gen),
+                           {1, 1, 1, 1}, kernels::Activation::relu);
+  conv.eval();
+  autograd::NoGradGuard no_grad;
+  int winograd_calls = 0;
+  for (bool winograd : {true, false, true})
+    for (int64_t size : {14, 4, 14}) {
+      kernels::set_winograd(winograd);
+      const Tensor x = Tensor::normal({2, 16, size, size}, gen);
+      kernels::Conv2dShape s;
+      s.batch = 2;
+      s.in_channels = 16;
+      s.out_channels = 24;
+      s.in_h = s.in_w = size;
+      s.kernel_h = s.kernel_w = 3;
+      s.pad_h = s.pad_w = 1;
+      winograd_calls += kernels::blocked_algo(s) == kernels::BlockedAlgo::winograd;
+      const Tensor blocked = conv.forward_blocked(x);
+      const Tensor want = conv.forward(x);
+      Tensor got = Tensor::empty(want.shape());
+      kernels::from_channel_blocked(2, 24, size * size, blocked.data<float>(), got.data<float>());
+      EXPECT_LE(max_error(got, want), 1e-4) << "size " << size << " winograd " << winograd;
+    }
+  kernels::set_winograd(true);
+  if (kernels::isa_at_least(kernels::Isa::avx2)) {
+    EXPECT_EQ(winograd_calls, 4);
+  }
+}
+
 TEST(FoldForInference, PackedWeightsFollowLoadedState) {
   auto a = compress::fold_for_inference(*build(models::preset_config("resnet20"), 1));
   auto b = compress::fold_for_inference(*build(models::preset_config("resnet20"), 2));

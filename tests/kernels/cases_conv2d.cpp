@@ -203,9 +203,10 @@ const duet::test::Register reg([] {
       {2, 40, 48, 9, 11, 3, 3, 1, 1, 1, 1, 1},   // three panels: a two-panel tile and one more
       {1, 48, 40, 10, 10, 3, 3, 2, 1, 1, 1, 1},  // the same for strided backward-data phases
       {1, 192, 160, 5, 5, 3, 3, 1, 1, 1, 1, 1},  // weights past the channel-major direct bound
-      {2, 16, 16, 6, 9, 3, 3, 1, 0, 0, 1, 1},    // Winograd without padding: 4 x 7 output
+      {2, 16, 16, 10, 9, 3, 3, 1, 0, 0, 1, 1},   // Winograd without padding: 8 x 7 output
       {1, 20, 16, 5, 7, 3, 3, 1, 2, 2, 1, 1},    // Winograd, padding 2: tiles past the image
-      {1, 17, 33, 6, 6, 3, 3, 1, 1, 1, 1, 1},    // Winograd, partial input and output blocks
+      {1, 17, 33, 8, 8, 3, 3, 1, 1, 1, 1, 1},    // Winograd, partial input and output blocks
+      {1, 16, 16, 6, 6, 3, 3, 1, 1, 1, 1, 1},    // 9 tiles: too few for Winograd
       {1, 64, 64, 7, 7, 3, 3, 1, 1, 1, 1, 1},    // Winograd at batch 1: tile rows split
       {3, 32, 32, 14, 14, 3, 3, 1, 1, 0, 1, 1},  // Winograd, padding only along the rows
   };

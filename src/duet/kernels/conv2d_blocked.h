@@ -24,11 +24,11 @@ void to_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* x, float*
 void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* x);
 
 // How conv2d_forward_blocked computes a shape on this CPU: Winograd F(2x2, 3x3) for 3x3
-// stride-1 convolutions with >= 16 input channels (2.25x fewer multiply-adds; the result differs
-// from the direct convolution by rounding only), the direct implicit GEMM for the other shapes,
-// both with AVX2; otherwise a round trip through the channel-major convolution. Depends only on
-// the channels, kernel, stride, dilation, padding and groups of s (not on its batch or image
-// size), on the active ISA and on use_winograd().
+// stride-1 convolutions with >= 16 input channels and outputs of >= 7x7 pixels (2.25x fewer
+// multiply-adds; the result differs from the direct convolution by rounding only), the direct
+// implicit GEMM for the other shapes, both with AVX2; otherwise a round trip through the
+// channel-major convolution. Depends on everything in s but the batch, on the active ISA and
+// on use_winograd().
 enum class BlockedAlgo { channel_major, direct, winograd };
 BlockedAlgo blocked_algo(const Conv2dShape& s);
 std::string_view blocked_algo_name(BlockedAlgo algo);
@@ -50,8 +50,9 @@ void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x
 
 // The packed form of a layer's weights for blocked_algo(s), for many conv2d_forward_blocked
 // calls with the same w (the chunks of a batch): its size in floats has the same dependencies
-// as blocked_algo and is 0 where there is none (then pass null). packed must be 64-byte
-// aligned (any tensor or memory::allocate block is).
+// as blocked_algo and is 0 where there is none (then pass null). A caller that keeps it checks
+// that blocked_algo(s) is still the one it packed for. packed must be 64-byte aligned (any
+// tensor or memory::allocate block is).
 int64_t blocked_packed_size(const Conv2dShape& s);
 void pack_blocked_weights(const Conv2dShape& s, const float* w, float* packed);
 

@@ -48,11 +48,13 @@ bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const flo
                                  const float* w, const float* packed, float* y, const Epilogue& e);
 
 // Winograd F(2x2, 3x3) on channel-blocked activations (conv2d_winograd_avx2.cpp): 3x3 kernels,
-// stride and dilation 1, groups 1, padding <= 2 and at least kWinogradMinChannels input
-// channels (fewer leave the transforms too little product to pay for). Its packed weights are
-// the 16 transformed 3x3 filters, winograd_packed_size floats (0: the shape never runs here).
+// stride and dilation 1, groups 1, padding <= 2, at least kWinogradMinChannels input channels
+// (fewer leave the transforms too little product to pay for) and kWinogradMinTiles 2x2 output
+// tiles per image. Its packed weights are the 16 transformed 3x3 filters,
+// winograd_packed_size floats (0: the shape does not run here).
 // Call the AVX2 functions only when isa_at_least(Isa::avx2); false: not handled here.
 inline constexpr int64_t kWinogradMinChannels = 16;
+inline constexpr int64_t kWinogradMinTiles = 16;
 int64_t winograd_packed_size(const Conv2dShape& s);
 void winograd_pack_avx2(const Conv2dShape& s, const float* w, float* packed);
 bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,
