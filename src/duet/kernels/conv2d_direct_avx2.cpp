@@ -60,6 +60,19 @@ void run_tiles(const DirectTile& mt, int64_t rows, int64_t panels, int64_t kc,
   }
 }
 
+LaneEpilogue lane_epilogue(const Epilogue& e, int64_t at, int64_t channels) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(channels - at)), lane);
+  LaneEpilogue le;
+  le.scaled = e.scale != nullptr;
+  le.mul = e.scale ? _mm256_maskload_ps(e.scale + at, live) : _mm256_set1_ps(1.0f);
+  le.add = _mm256_setzero_ps();
+  if (e.shift) le.add = _mm256_maskload_ps(e.shift + at, live);
+  if (e.bias) le.add = _mm256_add_ps(le.add, _mm256_maskload_ps(e.bias + at, live));
+  le.keep = _mm256_castsi256_ps(live);
+  return le;
+}
+
 }  // namespace direct
 
 namespace {
@@ -71,7 +84,6 @@ using direct::kNR;
 using direct::round_up;
 using direct::run_jobs;
 using direct::run_tiles;
-using direct::store_blocked;
 
 // c[6 x 16] (ld ldc) (+)= sum_k A[i, k] * pb[k, 0..16), A[i, k] = base[i][off[k]].
 void tile_6x16(int64_t kc, const float* const* base, const int32_t* off, const float* pb,
@@ -233,64 +245,45 @@ void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, fl
   }
 }
 
-// One panel of store_blocked: dst[16 i + j] = keep_j & act(src[i * ldct + j] * mul_j + add_j
-// (+ res[16 i + j])), with the activation fixed at compile time so the loop has no branches.
+// One panel of store_blocked: dst[16 i + j] = epilogue(src[i * ldct + j]) (+ res[16 i + j]),
+// with the activation fixed at compile time so the loop has no branches.
 template <Activation A>
 void store_panel(const float* src, int64_t ldct, int64_t len, float* dst, const float* res,
-                 const __m256 mul[2], const __m256 add[2], const __m256 keep[2], bool scaled) {
-  for (int64_t i = 0; i < len; ++i, src += ldct, dst += kNR) {
-    __m256 v[2] = {_mm256_loadu_ps(src), _mm256_loadu_ps(src + 8)};
-    for (int h = 0; h < 2; ++h) {
-      if (scaled) v[h] = _mm256_mul_ps(v[h], mul[h]);
-      v[h] = _mm256_add_ps(v[h], add[h]);
-      if (res) v[h] = _mm256_add_ps(v[h], _mm256_loadu_ps(res + i * kNR + 8 * h));
-      _mm256_storeu_ps(dst + 8 * h, _mm256_and_ps(gemm_detail::activate_ps(A, v[h]), keep[h]));
-    }
-  }
+                 const direct::LaneEpilogue le[2]) {
+  for (int64_t i = 0; i < len; ++i, src += ldct, dst += kNR)
+    for (int h = 0; h < 2; ++h)
+      _mm256_storeu_ps(dst + 8 * h,
+                       direct::apply_lane_epilogue<A>(le[h], _mm256_loadu_ps(src + 8 * h),
+                                                      res ? res + i * kNR + 8 * h : nullptr));
 }
 
-}  // namespace
-
-void direct::store_blocked(const float* ct, int64_t ldct, int64_t len, int64_t panels, int64_t nk,
-                           float* y, int64_t ld_panel, const Epilogue& e, const float* res) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+// The channel-blocked store: y[p * ld_panel + 16 i + j] = epilogue(ct[i * ldct + 16 p + j]) for
+// panels p < panels and pixels i < len, res (if any) laid out like y. No transpose: a panel of
+// C^T already is a channel block. Lanes at or past nk (the last block's padding) are written 0.
+void store_blocked(const float* ct, int64_t ldct, int64_t len, int64_t panels, int64_t nk, float* y,
+                   int64_t ld_panel, const Epilogue& e, const float* res) {
   for (int64_t p = 0; p < panels; ++p) {
-    const int64_t live = std::min<int64_t>(kNR, nk - p * kNR);
-    const __m256i m[2] = {_mm256_cmpgt_epi32(_mm256_set1_epi32(int(live)), lane),
-                          _mm256_cmpgt_epi32(_mm256_set1_epi32(int(live - 8)), lane)};
-    __m256 mul[2], add[2], keep[2];
-    for (int h = 0; h < 2; ++h) {
-      // Per-channel values, read only for live lanes (the arrays end at nk). Shift and bias
-      // both add after the scale.
-      const int64_t at = p * kNR + 8 * h;
-      mul[h] = e.scale ? _mm256_maskload_ps(e.scale + at, m[h]) : _mm256_set1_ps(1.0f);
-      add[h] = _mm256_setzero_ps();
-      if (e.shift) add[h] = _mm256_maskload_ps(e.shift + at, m[h]);
-      if (e.bias) add[h] = _mm256_add_ps(add[h], _mm256_maskload_ps(e.bias + at, m[h]));
-      keep[h] = _mm256_castsi256_ps(m[h]);
-    }
+    const direct::LaneEpilogue le[2] = {direct::lane_epilogue(e, p * kNR, nk),
+                                        direct::lane_epilogue(e, p * kNR + 8, nk)};
     const float* src = ct + p * kNR;
     float* dst = y + p * ld_panel;
     const float* r = res ? res + p * ld_panel : nullptr;
-    const bool scaled = e.scale != nullptr;
     switch (e.act) {
       case Activation::none:
-        store_panel<Activation::none>(src, ldct, len, dst, r, mul, add, keep, scaled);
+        store_panel<Activation::none>(src, ldct, len, dst, r, le);
         break;
       case Activation::relu:
-        store_panel<Activation::relu>(src, ldct, len, dst, r, mul, add, keep, scaled);
+        store_panel<Activation::relu>(src, ldct, len, dst, r, le);
         break;
       case Activation::silu:
-        store_panel<Activation::silu>(src, ldct, len, dst, r, mul, add, keep, scaled);
+        store_panel<Activation::silu>(src, ldct, len, dst, r, le);
         break;
       case Activation::gelu:
-        store_panel<Activation::gelu>(src, ldct, len, dst, r, mul, add, keep, scaled);
+        store_panel<Activation::gelu>(src, ldct, len, dst, r, le);
         break;
     }
   }
 }
-
-namespace {
 
 // Weights packed as [group][panel of 16 outputs][tap][16], zero-padded past n_out:
 // output o of group g, tap t reads w[g * group_stride + o * out_stride + tap_at[t]].

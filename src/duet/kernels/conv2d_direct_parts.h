@@ -1,8 +1,10 @@
 // The driver pieces of the direct convolution (conv2d_direct_avx2.cpp) that the Winograd
 // convolution (conv2d_winograd_avx2.cpp) shares: scratch buffers, the job scheduler, the
-// micro-tile loop over weight panels, and the channel-blocked store with its epilogue.
+// micro-tile loop over weight panels, and the epilogue of channel-blocked outputs.
 // Include only from *_avx2.cpp files: the inline code here is compiled for AVX2 + FMA.
 #pragma once
+
+#include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +13,7 @@
 
 #include "duet/kernels/conv2d_direct_tile.h"
 #include "duet/kernels/gemm.h"
+#include "duet/kernels/gemm_epilogue.h"
 #include "duet/tensor/allocator.h"
 #include "duet/tensor/parallel.h"
 
@@ -65,10 +68,22 @@ void run_jobs(int64_t jobs, int64_t grain, Worker&& worker) {
   });
 }
 
-// The channel-blocked store: y[p * ld_panel + 16 i + j] = epilogue(ct[i * ldct + 16 p + j]) for
-// panels p < panels and pixels i < len, res (if any) laid out like y. No transpose: a panel of
-// C^T already is a channel block. Lanes at or past nk (the last block's padding) are written 0.
-void store_blocked(const float* ct, int64_t ldct, int64_t len, int64_t panels, int64_t nk, float* y,
-                   int64_t ld_panel, const Epilogue& e, const float* res);
+// The epilogue of 8 lanes of a channel-blocked output, channels [at, at + 8):
+// out = keep & act(v * mul + add (+ residual)), mul the scale (when `scaled`), add shift plus
+// bias; keep clears the lanes at or past `channels` (the last block's padding), whose
+// per-channel values are never read.
+struct LaneEpilogue {
+  __m256 mul, add, keep;
+  bool scaled;
+};
+LaneEpilogue lane_epilogue(const Epilogue& e, int64_t at, int64_t channels);
+
+template <Activation A>
+inline __m256 apply_lane_epilogue(const LaneEpilogue& le, __m256 v, const float* res) {
+  if (le.scaled) v = _mm256_mul_ps(v, le.mul);
+  v = _mm256_add_ps(v, le.add);
+  if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res));
+  return _mm256_and_ps(gemm_detail::activate_ps(A, v), le.keep);
+}
 
 }  // namespace duet::kernels::detail::direct

@@ -7,8 +7,8 @@
 // M[xi][tile][k] = sum_c V[xi][tile][c] U[xi][c][k], which run on the direct convolution's
 // micro-tiles (conv2d_direct_tile.h), the transformed tiles playing the pixels and the
 // transformed weights the packed panels. The transforms work on whole 16-channel blocks (two
-// 8-lane halves), so blocked activations need no reshuffling; the output transform hands two
-// rows of pixels at a time to the blocked store, which applies the epilogue.
+// 8-lane halves), so blocked activations need no reshuffling, and the output transform applies
+// the epilogue (scale, bias, residual, activation) on its way into the blocked output.
 // The transforms only add, subtract and halve, so the result differs from the direct
 // convolution by rounding alone (the op harness compares it with the reference twin).
 #include <immintrin.h>
@@ -20,7 +20,6 @@
 #include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/conv2d_direct_parts.h"
 #include "duet/kernels/conv2d_impl.h"
-#include "duet/kernels/gemm_epilogue.h"
 #include "duet/tensor/parallel.h"
 
 namespace duet::kernels::detail {
@@ -29,6 +28,7 @@ namespace {
 using direct::active_tile;
 using direct::Buf;
 using direct::kNR;
+using direct::LaneEpilogue;
 using direct::round_up;
 
 constexpr int64_t kPoints = 16;  // transform points per tile: 4 x 4
@@ -120,27 +120,10 @@ void transform_output(const float* m0, int64_t ld_xi, __m256 y[2][2]) {
   }
 }
 
-// The epilogue of one 8-lane half of a channel block, as store_blocked applies it:
-// out = keep & act(y * mul + add (+ residual)).
-struct LaneEpilogue {
-  __m256 mul, add, keep;
-  bool scaled;
-};
-
+// The epilogue of each 8 lanes of the output channels (Kp / 8 of them).
 std::vector<LaneEpilogue> lane_epilogues(const Epilogue& e, int64_t Kp, int64_t K) {
   std::vector<LaneEpilogue> out;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int64_t at = 0; at < Kp; at += 8) {
-    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(K - at)), lane);
-    LaneEpilogue le;
-    le.scaled = e.scale != nullptr;
-    le.mul = e.scale ? _mm256_maskload_ps(e.scale + at, m) : _mm256_set1_ps(1.0f);
-    le.add = _mm256_setzero_ps();
-    if (e.shift) le.add = _mm256_maskload_ps(e.shift + at, m);
-    if (e.bias) le.add = _mm256_add_ps(le.add, _mm256_maskload_ps(e.bias + at, m));
-    le.keep = _mm256_castsi256_ps(m);
-    out.push_back(le);
-  }
+  for (int64_t at = 0; at < Kp; at += 8) out.push_back(direct::lane_epilogue(e, at, K));
   return out;
 }
 
@@ -168,11 +151,8 @@ void store_tiles(const Geometry& g, const ChunkScratch& sc, const std::vector<La
         for (int64_t a = 0; a < out_rows; ++a)
           for (int64_t b = 0; b < out_cols; ++b) {
             const int64_t at = (block + a * g.Q + b) * kNR + lane % kNR;
-            __m256 v = y[a][b];
-            if (ep.scaled) v = _mm256_mul_ps(v, ep.mul);
-            v = _mm256_add_ps(v, ep.add);
-            if (res_n) v = _mm256_add_ps(v, _mm256_loadu_ps(res_n + at));
-            _mm256_storeu_ps(yn + at, _mm256_and_ps(gemm_detail::activate_ps(A, v), ep.keep));
+            _mm256_storeu_ps(
+                yn + at, direct::apply_lane_epilogue<A>(ep, y[a][b], res_n ? res_n + at : nullptr));
           }
       }
     }
