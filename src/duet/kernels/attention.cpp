@@ -23,18 +23,7 @@ void check(const AttentionShape& s, const char* what) {
   DUET_CHECK(s.kv_len > 0 || s.q_len == 0, what, ": kv_len is 0, so softmax has no keys");
 }
 
-// Per-thread scratch of `n` floats from the caching allocator, given back on scope exit.
-struct Scratch {
-  float* p;
-  size_t bytes;
-  explicit Scratch(int64_t n)
-      : p(nullptr), bytes(static_cast<size_t>(n > 0 ? n : 1) * sizeof(float)) {
-    p = static_cast<float*>(memory::allocate(bytes));
-  }
-  ~Scratch() { memory::release(p, bytes); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
+using Scratch = memory::FloatScratch;
 
 }  // namespace
 
@@ -77,10 +66,10 @@ void attention_backward(const AttentionShape& s, const float* q, const float* k,
       const float* doh = dout + h * L * D;
       // dv = P^T dout;  dP = dout v^T;  dS = softmax'(dP);  dq = scale dS k;  dk = scale dS^T q
       sgemm(Trans::yes, Trans::no, S, D, L, 1.0f, ph, S, doh, D, 0.0f, dv + h * S * D, D);
-      sgemm(Trans::no, Trans::yes, L, S, D, 1.0f, doh, D, vh, D, 0.0f, ds.p, S);
-      softmax_backward(L, S, ph, ds.p, ds.p);
-      sgemm(Trans::no, Trans::no, L, D, S, scale, ds.p, S, kh, D, 0.0f, dq + h * L * D, D);
-      sgemm(Trans::yes, Trans::no, S, D, L, scale, ds.p, S, qh, D, 0.0f, dk + h * S * D, D);
+      sgemm(Trans::no, Trans::yes, L, S, D, 1.0f, doh, D, vh, D, 0.0f, ds.get(), S);
+      softmax_backward(L, S, ph, ds.get(), ds.get());
+      sgemm(Trans::no, Trans::no, L, D, S, scale, ds.get(), S, kh, D, 0.0f, dq + h * L * D, D);
+      sgemm(Trans::yes, Trans::no, S, D, L, scale, ds.get(), S, qh, D, 0.0f, dk + h * S * D, D);
     }
   });
 }

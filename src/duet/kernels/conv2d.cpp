@@ -98,21 +98,7 @@ bool is_depthwise(const Conv2dShape& s) {
   return s.groups > 1 && s.groups == s.in_channels && s.groups == s.out_channels;
 }
 
-// Scratch from the caching allocator, released on scope exit (also when sgemm throws).
-class Scratch {
- public:
-  explicit Scratch(int64_t floats) : bytes_(size_t(std::max<int64_t>(floats, 1)) * sizeof(float)) {
-    ptr_ = static_cast<float*>(memory::allocate(bytes_));
-  }
-  ~Scratch() { memory::release(ptr_, bytes_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  float* get() const { return ptr_; }
-
- private:
-  size_t bytes_;
-  float* ptr_;
-};
+using Scratch = memory::FloatScratch;
 
 void check_pointers(const char* pass, const void* a, const void* b, const void* c) {
   DUET_CHECK(a && b && c, "conv2d ", pass, ": null buffer");

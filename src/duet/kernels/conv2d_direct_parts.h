@@ -21,21 +21,7 @@ namespace duet::kernels::detail::direct {
 
 inline constexpr int64_t kNR = kDirectLanes;
 
-// Scratch from the caching allocator (64-byte aligned), released on scope exit.
-class Buf {
- public:
-  explicit Buf(int64_t floats) : bytes_(size_t(std::max<int64_t>(floats, 16)) * sizeof(float)) {
-    ptr_ = static_cast<float*>(memory::allocate(bytes_));
-  }
-  ~Buf() { memory::release(ptr_, bytes_); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  float* get() const { return ptr_; }
-
- private:
-  size_t bytes_;
-  float* ptr_;
-};
+using Buf = memory::FloatScratch;  // 64-byte aligned scratch
 
 inline int64_t round_up(int64_t v, int64_t m) {
   return (v + m - 1) / m * m;

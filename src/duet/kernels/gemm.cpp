@@ -124,18 +124,7 @@ void thread_grid(int nt, int64_t m, int64_t n, int64_t k, int& tm, int& tn) {
   }
 }
 
-struct Scratch {
-  float* ptr = nullptr;
-  size_t bytes = 0;
-  explicit Scratch(size_t floats) : bytes(floats * sizeof(float)) {
-    if (bytes) ptr = static_cast<float*>(memory::allocate(bytes));
-  }
-  ~Scratch() {
-    if (ptr) memory::release(ptr, bytes);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
+using Scratch = memory::FloatScratch;
 
 }  // namespace
 
@@ -183,7 +172,7 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float 
   const int64_t nc_max = std::min((npanels + tn - 1) / tn * kNR, kNC);
   const int64_t b_floats = kc_max * (panel_b ? kNR : nc_max);
   const int64_t per_thread = (b_floats + mc_max * kc_max + 15) / 16 * 16;  // 64-byte aligned
-  Scratch scratch(size_t(nt) * size_t(per_thread));
+  Scratch scratch(int64_t(nt) * int64_t(per_thread));
 
   auto run_block = [&](int64_t t) {
     const int64_t ti = t / tn, tj = t % tn;
@@ -192,7 +181,7 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float 
     const int64_t c0 = npanels * tj / tn * kNR;
     const int64_t c1 = std::min(n, npanels * (tj + 1) / tn * kNR);
     if (r0 >= r1 || c0 >= c1) return;
-    float* pb = scratch.ptr + t * per_thread;
+    float* pb = scratch.get() + t * per_thread;
     float* pa = pb + b_floats;
     for (int64_t jc = c0; jc < c1; jc += kNC) {
       const int64_t nc = std::min(kNC, c1 - jc);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace duet::memory {
 
@@ -20,5 +21,22 @@ size_t peak_bytes();     // high-water mark of current_bytes()
 size_t cached_bytes();   // bytes held in the cache, free for reuse
 void reset_peak();
 void trim();  // returns every cached block to the system
+
+// `floats` floats (at least one, so get() is never null) from allocate(), given back on scope
+// exit, also when an exception unwinds: a kernel's per-call or per-thread scratch.
+class FloatScratch {
+ public:
+  explicit FloatScratch(int64_t floats)
+      : bytes_(static_cast<size_t>(floats > 1 ? floats : 1) * sizeof(float)),
+        ptr_(static_cast<float*>(allocate(bytes_))) {}
+  ~FloatScratch() { release(ptr_, bytes_); }
+  FloatScratch(const FloatScratch&) = delete;
+  FloatScratch& operator=(const FloatScratch&) = delete;
+  float* get() const { return ptr_; }
+
+ private:
+  size_t bytes_;
+  float* ptr_;
+};
 
 }  // namespace duet::memory
