@@ -76,30 +76,47 @@ Geometry geometry(const Conv2dShape& s, int64_t mr) {
   return g;
 }
 
-// The transformed input of one tile, 8 lanes: v[xi * ld_xi] = (B^T d B)[xi / 4][xi % 4] with
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] and d[i][j] = x[at + i * ld_row + j * 16].
-// kEdge: the window reaches into the padding, and d[i][j] is read only where bits i of
-// rows_in and j of cols_in are set (zero elsewhere), so no address outside x is formed.
-template <bool kEdge>
-void transform_input(const float* x, int64_t at, int64_t ld_row, unsigned rows_in, unsigned cols_in,
-                     float* v, int64_t ld_xi) {
-  __m256 t[4][4];
-  for (int j = 0; j < 4; ++j) {
+// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] applied to four values (a column of a window, or
+// a row of B^T d), 8 lanes each.
+inline void transform_4(const __m256 d[4], __m256 t[4]) {
+  t[0] = _mm256_sub_ps(d[0], d[2]);
+  t[1] = _mm256_add_ps(d[1], d[2]);
+  t[2] = _mm256_sub_ps(d[2], d[1]);
+  t[3] = _mm256_sub_ps(d[1], d[3]);
+}
+
+// The transformed inputs V = B^T d B of the tiles of one tile row, 8 lanes of one channel block:
+// plane is the block's [H][W][16] image (offset to the lanes), the windows start at input row
+// h0 and columns w0 + 2 tx, and tile tx's point xi goes to v[tx * ld_tile + xi * ld_xi].
+// Neighbouring windows share two columns, so the vertical pass (B^T d) runs once per column and
+// slides along; pixels in the padding read as zero, and no address outside the plane is formed.
+void transform_tile_row(const float* plane, int64_t H, int64_t W, int64_t h0, int64_t w0,
+                        int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi) {
+  bool row_in[4];
+  for (int i = 0; i < 4; ++i) row_in[i] = h0 + i >= 0 && h0 + i < H;
+  auto column = [&](int64_t w, __m256 t[4]) {
     __m256 d[4];
+    for (int i = 0; i < 4; ++i)
+      d[i] = row_in[i] && w >= 0 && w < W ? _mm256_loadu_ps(plane + ((h0 + i) * W + w) * kNR)
+                                          : _mm256_setzero_ps();
+    transform_4(d, t);
+  };
+  __m256 c0[4], c1[4], c2[4], c3[4];  // B^T d of the window's four columns
+  column(w0, c0);
+  column(w0 + 1, c1);
+  for (int64_t tx = 0; tx < tiles; ++tx, v += ld_tile) {
+    column(w0 + 2 * tx + 2, c2);
+    column(w0 + 2 * tx + 3, c3);
     for (int i = 0; i < 4; ++i) {
-      const bool in = !kEdge || ((rows_in >> i) & (cols_in >> j) & 1u);
-      d[i] = in ? _mm256_loadu_ps(x + (at + i * ld_row + j * kNR)) : _mm256_setzero_ps();
+      const __m256 row[4] = {c0[i], c1[i], c2[i], c3[i]};
+      __m256 out[4];
+      transform_4(row, out);
+      for (int j = 0; j < 4; ++j) _mm256_storeu_ps(v + (4 * i + j) * ld_xi, out[j]);
     }
-    t[0][j] = _mm256_sub_ps(d[0], d[2]);
-    t[1][j] = _mm256_add_ps(d[1], d[2]);
-    t[2][j] = _mm256_sub_ps(d[2], d[1]);
-    t[3][j] = _mm256_sub_ps(d[1], d[3]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(v + (4 * i + 0) * ld_xi, _mm256_sub_ps(t[i][0], t[i][2]));
-    _mm256_storeu_ps(v + (4 * i + 1) * ld_xi, _mm256_add_ps(t[i][1], t[i][2]));
-    _mm256_storeu_ps(v + (4 * i + 2) * ld_xi, _mm256_sub_ps(t[i][2], t[i][1]));
-    _mm256_storeu_ps(v + (4 * i + 3) * ld_xi, _mm256_sub_ps(t[i][1], t[i][3]));
+    for (int i = 0; i < 4; ++i) {
+      c0[i] = c2[i];
+      c1[i] = c3[i];
+    }
   }
 }
 
@@ -166,27 +183,12 @@ void run_chunk(const Geometry& g, const Conv2dShape& s, const DirectTile& mt,
                const float* res_n, Activation act, const std::vector<LaneEpilogue>& le, int64_t r0,
                int64_t r1, ChunkScratch& sc) {
   const int64_t tiles = (r1 - r0) * g.TQ, rows = round_up(tiles, mt.rows);
-  for (int64_t t = 0; t < tiles; ++t) {
-    // The tile's 4x4 window starts at input pixel (h0, w0).
-    const int64_t h0 = 2 * (r0 + t / g.TQ) - s.pad_h, w0 = 2 * (t % g.TQ) - s.pad_w;
-    unsigned rows_in = 0, cols_in = 0;
-    for (int i = 0; i < 4; ++i) {
-      rows_in |= unsigned(h0 + i >= 0 && h0 + i < g.H) << i;
-      cols_in |= unsigned(w0 + i >= 0 && w0 + i < g.W) << i;
-    }
-    const bool edge = (rows_in & cols_in) != 0xfu || rows_in != 0xfu;
-    float* v = sc.v + t * g.v_tile();
-    for (int64_t cb = 0; cb < g.Cb; ++cb) {
-      const int64_t at = ((cb * g.H + h0) * g.W + w0) * kNR;
-      for (int64_t half = 0; half < kNR; half += 8) {
-        float* vh = v + cb * kNR + half;
-        if (edge)
-          transform_input<true>(xn, at + half, g.W * kNR, rows_in, cols_in, vh, g.Cb * kNR);
-        else
-          transform_input<false>(xn, at + half, g.W * kNR, 0, 0, vh, g.Cb * kNR);
-      }
-    }
-  }
+  for (int64_t ty = r0; ty < r1; ++ty)
+    for (int64_t cb = 0; cb < g.Cb; ++cb)
+      for (int64_t half = 0; half < kNR; half += 8)
+        transform_tile_row(xn + cb * g.H * g.W * kNR + half, g.H, g.W, 2 * ty - s.pad_h, -s.pad_w,
+                           g.TQ, sc.v + (ty - r0) * g.TQ * g.v_tile() + cb * kNR + half, g.v_tile(),
+                           g.Cb * kNR);
   for (int64_t xi = 0; xi < kPoints; ++xi) {
     // Rows past the last tile repeat it (their products are never read).
     for (int64_t i = 0; i < rows; ++i)
