@@ -3,6 +3,7 @@
 // that hit SIMD tails, tile edges, padding/stride/dilation corners, groups and depthwise.
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "duet/kernels/conv2d.h"
 #include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/conv2d_impl.h"
+#include "duet/tensor/allocator.h"
 
 namespace {
 
@@ -97,13 +99,24 @@ void add_blocked_cases(const Row& row, const Conv2dShape& s, uint64_t seed, doub
                duet::kernels::to_channel_blocked(s.batch, s.in_channels, hw, x.data(), xb.data());
                duet::kernels::to_channel_blocked(s.batch, s.out_channels, pq, ep.residual.data(),
                                                  resb.data());
+               // Blocked inputs run on weights packed once, as a network's layers do (and as
+               // perf mode should time them); plain inputs let the kernel pack its own.
+               duet::kernels::set_winograd(winograd);
+               std::shared_ptr<duet::memory::FloatScratch> packed;
+               if (x_blocked && duet::kernels::blocked_packed_size(s) > 0) {
+                 packed = std::make_shared<duet::memory::FloatScratch>(
+                     duet::kernels::blocked_packed_size(s));
+                 duet::kernels::pack_blocked_weights(s, w.data(), packed->get());
+               }
+               duet::kernels::set_winograd(true);
                return [=](bool fast, std::vector<float>& out) {
                  const Epilogue e = epi ? ep.full(resb.data(), Activation::silu) : Epilogue{};
                  out.assign(nyb, NAN);
                  const float* in = x_blocked ? xb.data() : x.data();
                  if (fast) {
                    duet::kernels::set_winograd(winograd);
-                   duet::kernels::conv2d_forward_blocked(s, x_blocked, in, w.data(), out.data(), e);
+                   duet::kernels::conv2d_forward_blocked(s, x_blocked, in, w.data(), out.data(), e,
+                                                         packed ? packed->get() : nullptr);
                    duet::kernels::set_winograd(true);
                  } else
                    duet::kernels::ref::conv2d_forward_blocked(s, x_blocked, in, w.data(),
