@@ -258,8 +258,10 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
   if (size == 0) return false;
   const DirectTile mt = active_tile();
   const Geometry g = geometry(s, mt.rows);
+  // Checked in double first: for absurd widths the int64 products could overflow.
+  if (double(g.slots) * double(std::max(g.v_tile(), g.m_tile())) > double(kMaxScratch))
+    return false;
   const int64_t v_size = g.slots * g.v_tile(), m_size = g.slots * g.m_tile();
-  if (std::max(v_size, m_size) > kMaxScratch) return false;
   Buf own(packed ? 0 : size);
   if (!packed) {
     winograd_pack_avx2(s, w, own.get());
