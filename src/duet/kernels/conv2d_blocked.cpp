@@ -88,18 +88,6 @@ BlockedAlgo blocked_algo(const Conv2dShape& s) {
   return BlockedAlgo::channel_major;
 }
 
-std::string_view blocked_algo_name(BlockedAlgo algo) {
-  switch (algo) {
-    case BlockedAlgo::winograd:
-      return "winograd";
-    case BlockedAlgo::direct:
-      return "direct";
-    case BlockedAlgo::channel_major:
-      break;
-  }
-  return "channel-major";
-}
-
 void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x, const float* w,
                             float* y, const Epilogue& e, const float* packed) {
   detail::check_blocked(s, x, w, y);

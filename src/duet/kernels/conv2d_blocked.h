@@ -7,7 +7,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string_view>
 
 #include "duet/kernels/conv2d.h"
 
@@ -24,14 +23,13 @@ void to_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* x, float*
 void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* x);
 
 // How conv2d_forward_blocked computes a shape on this CPU: Winograd F(2x2, 3x3) for 3x3
-// stride-1 convolutions with >= 16 input channels and outputs of >= 7x7 pixels (2.25x fewer
-// multiply-adds; the result differs from the direct convolution by rounding only), the direct
-// implicit GEMM for the other shapes, both with AVX2; otherwise a round trip through the
-// channel-major convolution. Depends on everything in s but the batch, on the active ISA and
-// on use_winograd().
+// stride-1 convolutions with >= 16 input channels and >= 16 tiles of 2x2 output pixels per image
+// (7x7 pixels or more; 2.25x fewer multiply-adds, and the result differs from the direct
+// convolution by rounding only), the direct implicit GEMM for the other shapes, both with AVX2;
+// otherwise a round trip through the channel-major convolution. Depends on everything in s but
+// the batch, on the active ISA and on use_winograd().
 enum class BlockedAlgo { channel_major, direct, winograd };
 BlockedAlgo blocked_algo(const Conv2dShape& s);
-std::string_view blocked_algo_name(BlockedAlgo algo);
 
 // Winograd on (the default) or off, for the whole process: off, its shapes run the direct
 // kernel (`duet bench infer --no-winograd` measures the difference). Weights packed before a
