@@ -168,12 +168,13 @@ std::string input_request(const std::string& file, const Tensor& x) {
 // a few images first), or the model itself with --no-fold or when its family has no folding.
 std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOptions& o,
                                         const Note& note) {
+  const std::string activations =
+      o.blocked ? "activations channel-blocked (16 channels a vector) between convs"
+                : "activations channel-major (--no-blocked)";
   const std::string layout =
-      std::string(o.blocked ? "activations channel-blocked (16 channels a vector) between convs"
-                            : "activations channel-major (--no-blocked)") +
-      (!o.blocked   ? ""
-       : o.winograd ? ", 3x3 stride-1 convs by Winograd F(2x2, 3x3)"
-                    : ", Winograd off (--no-winograd)");
+      activations + (!o.blocked   ? ""
+                     : o.winograd ? ", 3x3 stride-1 convs by Winograd F(2x2, 3x3)"
+                                  : ", Winograd off (--no-winograd)");
   if (s.int8) {
     if (auto* clf = dynamic_cast<compress::FoldedClassifier*>(s.model.get()))
       clf->channel_blocked = o.blocked;
@@ -181,7 +182,7 @@ std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOption
     note("duet side: " + s.label + " is an int8 inference checkpoint (" +
          std::to_string(q.value("int8_layers", nlohmann::json::array()).size()) +
          " int8 convs, calibrated by " + q.value("method", "?") + "); timed as stored, " +
-         (o.blocked ? "activations channel-blocked" : "activations channel-major (--no-blocked)"));
+         activations);
     return s.model;
   }
   if (!o.fold) {
