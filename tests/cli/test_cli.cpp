@@ -101,6 +101,7 @@ TEST(Cli, GenerateTrainSampleAndTheirErrors) {
        {"sample -m " + model + " --class purse -o " + grid,
         "sample -m " + model + " --sampler ddim -o " + grid,
         "sample -m " + model + " --steps 0 -o " + grid, "sample -m " + model, "eval -m " + model,
+        "eval -m " + model + " --tta flip --classifier " + model,
         "train --task generate --arch resnet20 -o " + run + "2",
         "train --task generate --objective gan -o " + run + "2",
         "train --task classify --sample-cfg 3 -o " + run + "2"}) {
@@ -142,6 +143,8 @@ TEST(Cli, QuantizeAndUseTheInt8Model) {
 
   EXPECT_EQ(run_duet("info -m " + out), 0);
   EXPECT_EQ(run_duet("eval -m " + out + " --limit 100"), 0);
+  EXPECT_EQ(run_duet("eval -m " + out + " --limit 100 --tta flip"), 0);
+  EXPECT_EQ(run_duet("eval -m " + out + " --limit 100 --tta five-crop"), 2);
   EXPECT_EQ(run_duet("bench infer -m " + out + " --vs " + shipped + " --batch 4 --quick"), 0);
 
   for (const std::string& args :

@@ -14,7 +14,9 @@
 
 #include "duet/io/safetensors.h"
 #include "duet/models/checkpoint.h"
+#include "duet/models/registry.h"
 #include "duet/tensor/error.h"
+#include "duet/tensor/rng.h"
 #include "duet/train/metrics.h"
 #include "duet/train/trainer.h"
 #include "run_fixtures.h"
@@ -74,6 +76,62 @@ TEST(Metrics, RejectsLabelsOutOfRange) {
   const std::vector<float> p = {0.5f, 0.5f};
   const std::vector<int32_t> y = {2};
   EXPECT_THROW(classify_metrics(p.data(), y.data(), 1, 2), Error);
+}
+
+// Random 1 x 8 x 8 images; `mirror`: each one left-right mirrored, `symmetric`: each one made
+// mirror-symmetric.
+data::Dataset tiny_images(bool mirror, bool symmetric) {
+  constexpr int64_t n = 6, h = 8, w = 8;
+  std::vector<uint8_t> px(size_t(n * h * w));
+  Generator gen(3);
+  for (auto& v : px) v = uint8_t(gen.next_below(256));
+  for (int64_t i = 0; i < n * h; ++i) {
+    uint8_t* row = px.data() + i * w;
+    for (int64_t x = 0; x < w / 2; ++x) {
+      if (symmetric) row[w - 1 - x] = row[x];
+      if (mirror) std::swap(row[x], row[w - 1 - x]);
+    }
+  }
+  data::Dataset d;
+  d.images = Tensor::empty({n, 1, h, w}, DType::u8);
+  std::memcpy(d.images.data<uint8_t>(), px.data(), px.size());
+  d.labels = Tensor::from_vector(std::vector<int32_t>(size_t(n), 0), {n});
+  d.class_names = {"a", "b", "c"};
+  d.channels = 1, d.height = h, d.width = w;
+  return d;
+}
+
+TEST(Predict, FlipTtaIsMirrorInvariantAndLeavesSymmetricImagesAlone) {
+  nlohmann::json config = models::preset_config("resnet20");
+  config["width"] = 4;
+  config["num_classes"] = 3;
+  config["image_size"] = 8;
+  Generator gen(5);
+  auto model = models::build_model(config, gen);
+  const data::NormStats norm;
+  Tta flip;
+  flip.flip = true;
+  const auto plain = predict_probs(*model, tiny_images(false, false), norm, 4);
+  const auto mirrored = predict_probs(*model, tiny_images(true, false), norm, 4);
+  const auto tta = predict_probs(*model, tiny_images(false, false), norm, 4, flip);
+  const auto tta_mirrored = predict_probs(*model, tiny_images(true, false), norm, 4, flip);
+  // A random network tells an image from its mirror; the flip average cannot (the mean of the
+  // two logits is the same sum either way round).
+  EXPECT_NE(plain, mirrored);
+  EXPECT_EQ(tta, tta_mirrored);
+  EXPECT_NE(tta, plain);
+  // A mirror-symmetric image is its own mirror: the average of two equal logits is each.
+  EXPECT_EQ(predict_probs(*model, tiny_images(false, true), norm, 4, flip),
+            predict_probs(*model, tiny_images(false, true), norm, 4));
+  EXPECT_EQ(Tta::parse("none", "--tta").flip, false);
+  EXPECT_EQ(Tta::parse("flip", "--tta").flip, true);
+  try {
+    Tta::parse("five-crop", "eval: --tta");
+    ADD_FAILURE() << "five-crop was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find("eval: --tta must be none or flip"), std::string::npos);
+  }
 }
 
 TEST(Recipe, JsonRoundTripAndUsageErrors) {

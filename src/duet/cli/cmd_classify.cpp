@@ -29,12 +29,16 @@ struct ClassifyFlags {
   std::vector<std::string> images;
   int top = 5;
   bool json = false;
+  std::string tta = "none";  // test-time augmentation (train::Tta)
   GenerativeFlags generative;
 };
 
 void run_classify(const ClassifyFlags& f) {
   if (f.images.empty()) fail_usage("classify: give at least one IMAGE");
   if (f.top < 1) fail_usage("classify: --top must be >= 1, got ", f.top);
+  const train::Tta tta = train::Tta::parse(f.tta, "classify: --tta");
+  if (tta.flip && f.generative.on)
+    fail_usage("classify: --tta is for discriminative classifiers, not --generative");
   // Classifiers come folded for inference (int8 checkpoints as stored); generators as saved.
   auto loaded = compress::load_inference_model(f.model);
   const auto& config = loaded.config;
@@ -68,7 +72,7 @@ void run_classify(const ClassifyFlags& f) {
     if (!dynamic_cast<models::Classifier*>(loaded.model.get()))
       fail_usage("classify: -m ", f.model, " is a generator; add --generative");
     // Already in inference form (load_inference_model): BatchNorm folded, or int8.
-    probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config));
+    probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config), 256, tta);
   }
   const int64_t top = std::min<int64_t>(f.top, k);
   for (int64_t i = 0; i < n; ++i) {
@@ -111,6 +115,9 @@ Action add_classify_command(CLI::App& app) {
   sub->add_option("images", f->images, "image files")->required();
   sub->add_option("--top", f->top, "how many classes to show")->capture_default_str();
   sub->add_flag("--json", f->json, "one JSON object per image");
+  sub->add_option("--tta", f->tta,
+                  "test-time augmentation, none | flip (mean logits of the image and its mirror)")
+      ->capture_default_str();
   add_generative_flags(*sub, f->generative);
   return [f] { run_classify(*f); };
 }

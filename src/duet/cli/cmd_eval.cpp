@@ -67,6 +67,7 @@ struct EvalFlags {
   std::string guide_with;
   std::string corrupt;  // classifiers and --generative
   uint64_t corrupt_seed = 0;
+  std::string tta = "none";  // classifiers: test-time augmentation (train::Tta)
   GenerativeFlags generative;
   CLI::App* app = nullptr;  // to tell which flags were given
 
@@ -279,8 +280,13 @@ void run_eval(const EvalFlags& f) {
   // A unified model is both: judging its samples needs --classifier, so without it, it is
   // evaluated as the classifier it also is.
   const bool is_classifier = dynamic_cast<models::Classifier*>(loaded.model.get()) != nullptr;
-  if (is_generator && !f.generative.on && (!is_classifier || f.given("--classifier")))
-    return run_judge(f, loaded);
+  const train::Tta tta = train::Tta::parse(f.tta, "eval: --tta");
+  const bool judging =
+      is_generator && !f.generative.on && (!is_classifier || f.given("--classifier"));
+  if (tta.flip && (judging || f.generative.on))
+    fail_usage("eval: --tta is for evaluating a classifier, not for ",
+               judging ? "judging a generator" : "--generative");
+  if (judging) return run_judge(f, loaded);
   if (f.generative.on && !is_generator)
     fail_usage("eval: --generative needs a generator for -m; ", f.model, " is a '",
                loaded.config.value("family", ""), "' classifier");
@@ -315,7 +321,7 @@ void run_eval(const EvalFlags& f) {
     generative_line = generative_summary(r, d.size(), f.generative.options);
   } else {
     // Already in inference form (load_inference_model): BatchNorm folded, or int8.
-    probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config), f.batch);
+    probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config), f.batch, tta);
   }
   const auto m = train::classify_metrics(probs.data(), d.labels.data<int32_t>(), d.size(), k);
   const auto names = train::model_class_names(config);
@@ -326,13 +332,15 @@ void run_eval(const EvalFlags& f) {
     j["split"] = f.split;
     if (corruption) j["corrupt"] = data::corruption_name(*corruption);
     if (corruption) j["corrupt_seed"] = f.corrupt_seed;
+    if (tta.flip) j["tta"] = tta.name();
     if (f.generative.on) j["generative"] = generative_line;
     std::printf("%s\n", j.dump().c_str());
     return;
   }
-  std::printf("model %s on %s (%s, %lld images)%s%s\n", f.model.c_str(), f.data.c_str(),
+  std::printf("model %s on %s (%s, %lld images)%s%s%s\n", f.model.c_str(), f.data.c_str(),
               f.split.c_str(), static_cast<long long>(m.count), corruption ? ", corrupted " : "",
-              corruption ? data::corruption_name(*corruption).c_str() : "");
+              corruption ? data::corruption_name(*corruption).c_str() : "",
+              tta.flip ? ", flip test-time augmentation" : "");
   if (f.generative.on) std::printf("%s\n", generative_line.c_str());
   std::printf("accuracy %.4f  loss %.4f  ECE(%d bins) %.4f\n\n", m.accuracy, m.mean_loss,
               m.ece_bins, m.ece);
@@ -393,6 +401,10 @@ Action add_eval_command(CLI::App& app) {
   sub->add_option("--guide-with", f->guide_with,
                   "generator: a noise-aware classifier (train --task classify --noised flow)");
   sub->add_option("--corrupt-seed", f->corrupt_seed, "seed of the corruptions' random draws")
+      ->capture_default_str();
+  sub->add_option("--tta", f->tta,
+                  "classifier: test-time augmentation, none | flip (mean logits of the image and "
+                  "its mirror; twice the passes)")
       ->capture_default_str();
   add_generative_flags(*sub, f->generative);
   return [f] { run_eval(*f); };

@@ -13,11 +13,13 @@
 
 #include "duet/autograd/autograd.h"
 #include "duet/compress/fold.h"
+#include "duet/data/augment.h"
 #include "duet/data/loader.h"
 #include "duet/io/safetensors.h"
 #include "duet/io/tensor_io.h"
 #include "duet/models/checkpoint.h"
 #include "duet/models/registry.h"
+#include "duet/ops/eltwise.h"
 #include "duet/ops/loss.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -220,8 +222,30 @@ std::vector<std::string> model_class_names(const nlohmann::json& config) {
   return names;
 }
 
+namespace {
+
+// A copy of images [N, C, H, W] with every image mirrored left-right.
+Tensor mirrored(const Tensor& images) {
+  Tensor out = images.clone();
+  const int64_t n = out.dim(0), c = out.dim(1), h = out.dim(2), w = out.dim(3);
+  float* p = out.data<float>();
+  parallel_for(n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) data::hflip(p + i * c * h * w, c, h, w);
+  });
+  return out;
+}
+
+}  // namespace
+
+Tta Tta::parse(const std::string& text, const char* flag) {
+  if (text != "none" && text != "flip") fail_usage(flag, " must be none or flip, got '", text, "'");
+  Tta t;
+  t.flip = text == "flip";
+  return t;
+}
+
 std::vector<float> predict_probs(nn::Module& model, const data::Dataset& d,
-                                 const data::NormStats& norm, int64_t batch) {
+                                 const data::NormStats& norm, int64_t batch, const Tta& tta) {
   if (d.size() == 0) return {};
   const bool was_training = model.is_training();
   model.eval();
@@ -236,7 +260,10 @@ std::vector<float> predict_probs(nn::Module& model, const data::Dataset& d,
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
-    const std::vector<float> p = ops::softmax(model.forward(b.images)).to_vector();
+    Tensor logits = model.forward(b.images);
+    if (tta.flip)
+      logits = ops::mul_scalar(ops::add(logits, model.forward(mirrored(b.images))), 0.5f);
+    const std::vector<float> p = ops::softmax(logits).to_vector();
     probs.insert(probs.end(), p.begin(), p.end());
   }
   model.train(was_training);

@@ -113,9 +113,20 @@ ClassifyRecipe read_checkpoint_recipe(const std::string& last_path);
 data::NormStats model_norm_stats(const nlohmann::json& config);
 std::vector<std::string> model_class_names(const nlohmann::json& config);
 
+// Test-time augmentation of predict_probs. `flip`: the logits are the mean of the image's and of
+// its left-right mirror's (twice the passes; the mirror is what crop,flip training taught the
+// model to treat as the same object).
+struct Tta {
+  bool flip = false;
+  // "none" or "flip"; anything else is a usage error naming `flag`.
+  static Tta parse(const std::string& text, const char* flag);
+  std::string name() const { return flip ? "flip" : "none"; }
+};
+
 // Class probabilities [N, K] (row-major, in `probs`) for every image of `d`, which must already
 // have the model's channels and size; eval mode, no gradients, batches of `batch`.
 std::vector<float> predict_probs(nn::Module& model, const data::Dataset& d,
-                                 const data::NormStats& norm, int64_t batch = 256);
+                                 const data::NormStats& norm, int64_t batch = 256,
+                                 const Tta& tta = {});
 
 }  // namespace duet::train
