@@ -14,6 +14,7 @@
 
 #include "bench/peer_process.h"
 #include "duet/kernels/conv2d.h"
+#include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/fma_peak.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -121,34 +122,48 @@ std::vector<BenchRow> bench_conv(int threads, bool quick, double peak_gflops) {
         else
           kernels::conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data());
       };
+      // Stride-1 forward and input-gradient passes run Winograd F(2x2, 3x3): they are also
+      // timed with it off, in the same rounds, so the table shows what it buys.
+      const bool ab = cc.stride == 1 && p != "bwd_weight" && kernels::use_winograd();
       const double warm = seconds_per_call(run, 1);
       const int iters = std::max(1, int(target_s / std::max(warm, 1e-6)));
-      std::vector<double> ours, theirs;
+      std::vector<double> ours, direct, theirs;
       for (int r = 0; r < rounds; ++r) {
         ours.push_back(seconds_per_call(run, iters));
+        if (ab) {
+          kernels::set_winograd(false);
+          direct.push_back(seconds_per_call(run, iters));
+          kernels::set_winograd(true);
+        }
         const double t = peer.time(pass, s, iters);
         if (t > 0) theirs.push_back(t);
       }
-      BenchRow row;
-      row.name = std::string("conv ") + pass + " " + cc.label;
-      row.batch = batch;
-      row.unit = "ms";
-      const double ours_s = median(ours);
       const bool peer_ok = theirs.size() == size_t(rounds);
-      row.ours = ours_s * 1e3;
-      row.peer = peer_ok ? "pytorch-1.13" : "pytorch-1.13 (unavailable)";
-      row.theirs = peer_ok ? median(theirs) * 1e3 : NAN;
-      row.ratio = peer_ok ? row.theirs / row.ours : NAN;
-      row.gflops = s.flops() / ours_s * 1e-9;
-      row.peak_fraction = peak_gflops > 0 ? row.gflops / peak_gflops : 0.0;
-      if (std::getenv("DUET_BENCH_TRACE") && peer_ok) {
-        // Best-of-rounds on both sides: on a loaded machine the medians mix in scheduler stalls.
-        const double best_ours = *std::min_element(ours.begin(), ours.end());
-        const double best_theirs = *std::min_element(theirs.begin(), theirs.end());
-        std::fprintf(stderr, "best %s: ours %.2f ms theirs %.2f ms ratio %.2f\n", row.name.c_str(),
-                     best_ours * 1e3, best_theirs * 1e3, best_theirs / best_ours);
-      }
-      rows.push_back(row);
+      auto add_row = [&](const std::string& name, const std::vector<double>& times) {
+        BenchRow row;
+        row.name = name;
+        row.batch = batch;
+        row.unit = "ms";
+        const double ours_s = median(times);
+        row.ours = ours_s * 1e3;
+        row.peer = peer_ok ? "pytorch-1.13" : "pytorch-1.13 (unavailable)";
+        row.theirs = peer_ok ? median(theirs) * 1e3 : NAN;
+        row.ratio = peer_ok ? row.theirs / row.ours : NAN;
+        row.gflops = s.flops() / ours_s * 1e-9;  // direct-convolution flops, whatever the algorithm
+        row.peak_fraction = peak_gflops > 0 ? row.gflops / peak_gflops : 0.0;
+        if (std::getenv("DUET_BENCH_TRACE") && peer_ok) {
+          // Best-of-rounds on both sides: on a loaded machine the medians mix in scheduler stalls.
+          const double best_ours = *std::min_element(times.begin(), times.end());
+          const double best_theirs = *std::min_element(theirs.begin(), theirs.end());
+          std::fprintf(stderr, "best %s: ours %.2f ms theirs %.2f ms ratio %.2f\n",
+                       row.name.c_str(), best_ours * 1e3, best_theirs * 1e3,
+                       best_theirs / best_ours);
+        }
+        rows.push_back(row);
+      };
+      const std::string name = std::string("conv ") + pass + " " + cc.label;
+      add_row(name, ours);
+      if (ab) add_row(name + " direct", direct);
     }
   }
   set_num_threads(saved_threads);

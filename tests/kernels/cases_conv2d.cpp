@@ -138,37 +138,53 @@ void add_cases(const Row& row) {
   const double atol_fwd = 2e-6 * std::sqrt(red_fwd) + 1e-6;
   const double atol_w = 2e-6 * std::sqrt(red_w * red_fwd) + 1e-5;
 
-  for (bool epi : {false, true}) {
+  // Shapes that may take the channel-major Winograd (its own checks decide) also run with it
+  // switched off, so the direct kernel keeps its coverage of their forward and input gradient.
+  std::vector<bool> winograd_modes{true};
+  if (duet::kernels::detail::winograd_packed_size(s) > 0) winograd_modes.push_back(false);
+  for (bool winograd : winograd_modes) {
+    const std::string direct = winograd ? "" : "_direct";
+    // Runs the fast kernel with Winograd as this case wants it, restoring the default after.
+    auto with_winograd = [winograd](auto&& fast) {
+      duet::kernels::set_winograd(winograd);
+      fast();
+      duet::kernels::set_winograd(true);
+    };
+    for (bool epi : {false, true}) {
+      duet::test::add_kernel_case(
+          {"conv2d/fwd" + direct + (epi ? "_epi/" : "/") + label(row), s.flops(), atol_fwd, 1e-4,
+           [=] {
+             auto x = duet::test::random_vector(nx, seed + 1);
+             auto w = duet::test::random_vector(nw, seed + 2);
+             const EpilogueInputs ep(nk, ny, seed + 3);
+             return [=](bool fast, std::vector<float>& out) {
+               const Epilogue e = epi ? ep.full(ep.residual.data(), Activation::relu) : Epilogue{};
+               out.assign(ny, NAN);
+               if (fast)
+                 with_winograd(
+                     [&] { duet::kernels::conv2d_forward(s, x.data(), w.data(), out.data(), e); });
+               else
+                 duet::kernels::ref::conv2d_forward(s, x.data(), w.data(), out.data(), e);
+             };
+           }});
+    }
     duet::test::add_kernel_case(
-        {std::string(epi ? "conv2d/fwd_epi/" : "conv2d/fwd/") + label(row), s.flops(), atol_fwd,
-         1e-4, [=] {
-           auto x = duet::test::random_vector(nx, seed + 1);
-           auto w = duet::test::random_vector(nw, seed + 2);
-           const EpilogueInputs ep(nk, ny, seed + 3);
+        {"conv2d/bwd_data" + direct + "/" + label(row), s.flops(),
+         2e-6 * std::sqrt(double(nw)) + 1e-6, 1e-4, [=] {
+           auto dy = duet::test::random_vector(ny, seed + 7);
+           auto w = duet::test::random_vector(nw, seed + 8);
            return [=](bool fast, std::vector<float>& out) {
-             const Epilogue e = epi ? ep.full(ep.residual.data(), Activation::relu) : Epilogue{};
-             out.assign(ny, NAN);
+             out.assign(nx, NAN);
              if (fast)
-               duet::kernels::conv2d_forward(s, x.data(), w.data(), out.data(), e);
+               with_winograd([&] {
+                 duet::kernels::conv2d_backward_data(s, dy.data(), w.data(), out.data());
+               });
              else
-               duet::kernels::ref::conv2d_forward(s, x.data(), w.data(), out.data(), e);
+               duet::kernels::ref::conv2d_backward_data(s, dy.data(), w.data(), out.data());
            };
          }});
   }
   if (s.groups == 1) add_blocked_cases(row, s, seed, atol_fwd);
-  duet::test::add_kernel_case(
-      {std::string("conv2d/bwd_data/") + label(row), s.flops(), 2e-6 * std::sqrt(double(nw)) + 1e-6,
-       1e-4, [=] {
-         auto dy = duet::test::random_vector(ny, seed + 7);
-         auto w = duet::test::random_vector(nw, seed + 8);
-         return [=](bool fast, std::vector<float>& out) {
-           out.assign(nx, NAN);
-           if (fast)
-             duet::kernels::conv2d_backward_data(s, dy.data(), w.data(), out.data());
-           else
-             duet::kernels::ref::conv2d_backward_data(s, dy.data(), w.data(), out.data());
-         };
-       }});
   duet::test::add_kernel_case(
       {std::string("conv2d/bwd_weight/") + label(row), s.flops(), atol_w, 1e-4, [=] {
          auto x = duet::test::random_vector(nx, seed + 9);
@@ -222,6 +238,10 @@ const duet::test::Register reg([] {
       {1, 16, 16, 6, 6, 3, 3, 1, 1, 1, 1, 1},    // 9 tiles: too few for Winograd
       {1, 64, 64, 7, 7, 3, 3, 1, 1, 1, 1, 1},    // Winograd at batch 1: tile rows split
       {3, 32, 32, 14, 14, 3, 3, 1, 1, 0, 1, 1},  // Winograd, padding only along the rows
+      // Channel-major Winograd (>= 32 channels each side; bwd_data is its transposed twin):
+      {2, 32, 48, 10, 9, 3, 3, 1, 0, 0, 1, 1},   // no padding, so bwd_data pads by 2
+      {1, 40, 36, 5, 7, 3, 3, 1, 2, 2, 1, 1},    // padding 2, channels past a block
+      {1, 33, 35, 31, 29, 3, 3, 1, 1, 1, 1, 1},  // odd sizes, chunks of tile rows, 8x8 tails
   };
   for (const Row& r : rows)
     if (r.c % r.groups == 0 && r.k % r.groups == 0) add_cases(r);

@@ -58,7 +58,7 @@ Action add_bench_infer_command(CLI::App& bench) {
                 "of channel-blocked");
   sub->add_flag("--no-winograd", o->no_winograd,
                 "run 3x3 stride-1 float convs with the direct kernel instead of Winograd "
-                "F(2x2, 3x3) (channel-blocked activations only)");
+                "F(2x2, 3x3)");
   sub->add_flag("--json", o->json, "one JSON object per row (the common bench format)");
   return [o, sub] {
     if (!sub->parsed()) return;

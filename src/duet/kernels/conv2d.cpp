@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "duet/kernels/conv2d.h"
+#include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/isa.h"
 #include "duet/tensor/allocator.h"
@@ -180,6 +181,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float*
   if (s.batch == 0) return;
   check_pointers("forward", x, w, y);
   if (is_depthwise(s)) return detail::depthwise_forward(s, x, w, y, e);
+  if (isa_at_least(Isa::avx2) && use_winograd() && detail::winograd_forward_avx2(s, x, w, y, e))
+    return;
   if (isa_at_least(Isa::avx2) && detail::direct_forward_avx2(s, x, w, y, e)) return;
   const Geo g = geometry(s);
   if (g.imgs > 1) return forward_small(s, g, x, w, y, e);
@@ -218,6 +221,9 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   if (s.batch == 0) return;
   check_pointers("backward_data", dy, w, dx);
   if (is_depthwise(s)) return detail::depthwise_backward_data(s, dy, w, dx);
+  if (isa_at_least(Isa::avx2) && use_winograd() &&
+      detail::winograd_backward_data_avx2(s, dy, w, dx))
+    return;
   if (isa_at_least(Isa::avx2) && detail::direct_backward_data_avx2(s, dy, w, dx)) return;
   const Geo g = geometry(s);
   if (g.imgs > 1) return backward_data_small(s, g, dy, w, dx);

@@ -72,6 +72,40 @@ LaneEpilogue lane_epilogue(const Epilogue& e, int64_t at, int64_t channels) {
   return le;
 }
 
+void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, float* y, int64_t ldy,
+                      const Epilogue& e, int64_t ch0, const float* res) {
+  auto scalar = [&](int64_t k, int64_t i) {
+    const int64_t ch = ch0 + k;
+    float v = ct[i * ldct + k];
+    if (e.scale) v *= e.scale[ch];
+    if (e.shift) v += e.shift[ch];
+    if (e.bias) v += e.bias[ch];
+    if (res) v += res[k * ldy + i];
+    y[k * ldy + i] = e.act == Activation::none ? v : apply_activation(e.act, v);
+  };
+  const int64_t i8 = len / 8 * 8;
+  for (int64_t k0 = 0; k0 < nk; k0 += 8) {
+    const int64_t kn = std::min<int64_t>(8, nk - k0);
+    for (int64_t i0 = 0; i0 < i8; i0 += 8) {
+      __m256 r[8];
+      for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(ct + (i0 + j) * ldct + k0);
+      simd::transpose8(r);
+      for (int64_t k = 0; k < kn; ++k) {
+        const int64_t ch = ch0 + k0 + k;
+        __m256 v = r[k];
+        if (e.scale) v = _mm256_mul_ps(v, _mm256_broadcast_ss(e.scale + ch));
+        if (e.shift) v = _mm256_add_ps(v, _mm256_broadcast_ss(e.shift + ch));
+        if (e.bias) v = _mm256_add_ps(v, _mm256_broadcast_ss(e.bias + ch));
+        const int64_t o = (k0 + k) * ldy + i0;
+        if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
+        _mm256_storeu_ps(y + o, gemm_detail::activate_ps(e.act, v));
+      }
+    }
+    for (int64_t k = k0; k < k0 + kn; ++k)
+      for (int64_t i = i8; i < len; ++i) scalar(k, i);
+  }
+}
+
 }  // namespace direct
 
 namespace {
@@ -83,6 +117,7 @@ using direct::kNR;
 using direct::round_up;
 using direct::run_jobs;
 using direct::run_tiles;
+using direct::store_transposed;
 
 // c[6 x 16] (ld ldc) (+)= sum_k A[i, k] * pb[k, 0..16), A[i, k] = base[i][off[k]].
 void tile_6x16(int64_t kc, const float* const* base, const int32_t* off, const float* pb,
@@ -206,42 +241,6 @@ constexpr int64_t kMaxPlane = int64_t{1} << 22;
 bool plane_fits(const Conv2dShape& s, int64_t lanes = 1) {
   const Plane pl = plane_of(s, lanes);
   return pl.size() <= kMaxPlane;
-}
-
-// y[k * ldy + i] = epilogue(ct[i * ldct + k]) for k < nk, i < len; ch0 is the global channel of
-// k = 0 and res (if any) is laid out like y.
-void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, float* y, int64_t ldy,
-                      const Epilogue& e, int64_t ch0, const float* res) {
-  auto scalar = [&](int64_t k, int64_t i) {
-    const int64_t ch = ch0 + k;
-    float v = ct[i * ldct + k];
-    if (e.scale) v *= e.scale[ch];
-    if (e.shift) v += e.shift[ch];
-    if (e.bias) v += e.bias[ch];
-    if (res) v += res[k * ldy + i];
-    y[k * ldy + i] = e.act == Activation::none ? v : apply_activation(e.act, v);
-  };
-  const int64_t i8 = len / 8 * 8;
-  for (int64_t k0 = 0; k0 < nk; k0 += 8) {
-    const int64_t kn = std::min<int64_t>(8, nk - k0);
-    for (int64_t i0 = 0; i0 < i8; i0 += 8) {
-      __m256 r[8];
-      for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(ct + (i0 + j) * ldct + k0);
-      simd::transpose8(r);
-      for (int64_t k = 0; k < kn; ++k) {
-        const int64_t ch = ch0 + k0 + k;
-        __m256 v = r[k];
-        if (e.scale) v = _mm256_mul_ps(v, _mm256_broadcast_ss(e.scale + ch));
-        if (e.shift) v = _mm256_add_ps(v, _mm256_broadcast_ss(e.shift + ch));
-        if (e.bias) v = _mm256_add_ps(v, _mm256_broadcast_ss(e.bias + ch));
-        const int64_t o = (k0 + k) * ldy + i0;
-        if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + o));
-        _mm256_storeu_ps(y + o, gemm_detail::activate_ps(e.act, v));
-      }
-    }
-    for (int64_t k = k0; k < k0 + kn; ++k)
-      for (int64_t i = i8; i < len; ++i) scalar(k, i);
-  }
 }
 
 // One panel of store_blocked: dst[16 i + j] = epilogue(src[i * ldct + j]) (+ res[16 i + j]),

@@ -41,6 +41,12 @@ void run_tiles(const DirectTile& mt, int64_t rows, int64_t panels, int64_t kc,
                const float* const* base, const int32_t* off, const float* pb, int64_t panel_stride,
                float* c, int64_t ldc, bool accumulate);
 
+// The channel-major (NCHW) store of a pixel-major product: y[k * ldy + i] =
+// epilogue(ct[i * ldct + k]) for k < nk, i < len, through 8x8 transposes; ch0 is the global
+// channel of k = 0 and res (if any) is laid out like y.
+void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, float* y, int64_t ldy,
+                      const Epilogue& e, int64_t ch0, const float* res);
+
 // Runs worker(take) on up to num_threads() threads; take() hands out job indices from a shared
 // counter until they pass the end. Every output belongs to exactly one job, so results do not
 // depend on which thread ran it, and a thread the OS preempts (the machine is shared) does not

@@ -20,6 +20,7 @@
 #include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/conv2d_direct_parts.h"
 #include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/transpose_avx2.h"
 #include "duet/tensor/parallel.h"
 
 namespace duet::kernels::detail {
@@ -150,44 +151,60 @@ struct ChunkScratch {
   std::vector<const float*> base;
 };
 
-// Output transform and epilogue of tile rows [r0, r1), written straight into blocked y.
+// Where a chunk reads its input: channel blocks [Cb][rows][W][16], `rows` image rows from row0 on
+// (the whole blocked image, or the rows a channel-major chunk blocked into scratch).
+struct InputRows {
+  const float* x;
+  int64_t rows, row0;
+};
+
+// Where a chunk's outputs go: output pixel p (p0 and on), channel k at
+// y[k / 16 * ld_block + (p - p0) * ld_pixel + k % 16], residual (if any) laid out alike.
+struct OutputPixels {
+  float* y;
+  const float* res;
+  int64_t ld_block, ld_pixel, p0;
+};
+
+// Output transform and epilogue of tile rows [r0, r1).
 template <Activation A>
 void store_tiles(const Geometry& g, const ChunkScratch& sc, const std::vector<LaneEpilogue>& le,
-                 float* yn, const float* res_n, int64_t r0, int64_t r1) {
+                 const OutputPixels& out, int64_t r0, int64_t r1) {
   for (int64_t ty = r0; ty < r1; ++ty) {
     const int64_t out_rows = std::min<int64_t>(2, g.P - 2 * ty);
     for (int64_t tx = 0; tx < g.TQ; ++tx) {
       const float* m0 = sc.m + ((ty - r0) * g.TQ + tx) * g.m_tile();
       const int64_t out_cols = std::min<int64_t>(2, g.Q - 2 * tx);
+      const int64_t p = (2 * ty) * g.Q + 2 * tx - out.p0;  // the tile's top-left pixel
       for (int64_t lane = 0; lane < g.Kp; lane += 8) {
         __m256 y[2][2];
         transform_output(m0 + lane, g.Kp, y);
         const LaneEpilogue& ep = le[size_t(lane / 8)];
-        // Channel block lane / 16 of pixel (2 ty + a, 2 tx + b).
-        const int64_t block = (lane / kNR * g.P + 2 * ty) * g.Q + 2 * tx;
+        const int64_t lane_at = lane / kNR * out.ld_block + lane % kNR;
         for (int64_t a = 0; a < out_rows; ++a)
           for (int64_t b = 0; b < out_cols; ++b) {
-            const int64_t at = (block + a * g.Q + b) * kNR + lane % kNR;
-            _mm256_storeu_ps(
-                yn + at, direct::apply_lane_epilogue<A>(ep, y[a][b], res_n ? res_n + at : nullptr));
+            const int64_t at = lane_at + (p + a * g.Q + b) * out.ld_pixel;
+            _mm256_storeu_ps(out.y + at, direct::apply_lane_epilogue<A>(
+                                             ep, y[a][b], out.res ? out.res + at : nullptr));
           }
       }
     }
   }
 }
 
-// Tile rows [r0, r1) of image n: input transform, the 16 products, output transform and
+// Tile rows [r0, r1) of one image: input transform, the 16 products, output transform and
 // epilogue.
 void run_chunk(const Geometry& g, const Conv2dShape& s, const DirectTile& mt,
-               const std::vector<int32_t>& off, const float* xn, const float* u, float* yn,
-               const float* res_n, Activation act, const std::vector<LaneEpilogue>& le, int64_t r0,
-               int64_t r1, ChunkScratch& sc) {
+               const std::vector<int32_t>& off, const InputRows& in, const float* u,
+               const OutputPixels& out, Activation act, const std::vector<LaneEpilogue>& le,
+               int64_t r0, int64_t r1, ChunkScratch& sc) {
   const int64_t tiles = (r1 - r0) * g.TQ, rows = round_up(tiles, mt.rows);
   for (int64_t ty = r0; ty < r1; ++ty)
     for (int64_t cb = 0; cb < g.Cb; ++cb)
       for (int64_t half = 0; half < kNR; half += 8)
-        transform_tile_row(xn + cb * g.H * g.W * kNR + half, g.H, g.W, 2 * ty - s.pad_h, -s.pad_w,
-                           g.TQ, sc.v + (ty - r0) * g.TQ * g.v_tile() + cb * kNR + half, g.v_tile(),
+        transform_tile_row(in.x + cb * in.rows * g.W * kNR + half, in.rows, g.W,
+                           2 * ty - s.pad_h - in.row0, -s.pad_w, g.TQ,
+                           sc.v + (ty - r0) * g.TQ * g.v_tile() + cb * kNR + half, g.v_tile(),
                            g.Cb * kNR);
   for (int64_t xi = 0; xi < kPoints; ++xi) {
     // Rows past the last tile repeat it (their products are never read).
@@ -199,14 +216,49 @@ void run_chunk(const Geometry& g, const Conv2dShape& s, const DirectTile& mt,
   }
   switch (act) {
     case Activation::none:
-      return store_tiles<Activation::none>(g, sc, le, yn, res_n, r0, r1);
+      return store_tiles<Activation::none>(g, sc, le, out, r0, r1);
     case Activation::relu:
-      return store_tiles<Activation::relu>(g, sc, le, yn, res_n, r0, r1);
+      return store_tiles<Activation::relu>(g, sc, le, out, r0, r1);
     case Activation::silu:
-      return store_tiles<Activation::silu>(g, sc, le, yn, res_n, r0, r1);
+      return store_tiles<Activation::silu>(g, sc, le, out, r0, r1);
     case Activation::gelu:
-      return store_tiles<Activation::gelu>(g, sc, le, yn, res_n, r0, r1);
+      return store_tiles<Activation::gelu>(g, sc, le, out, r0, r1);
   }
+}
+
+// Rows [row0, row0 + rows) of channel-major image x (C planes of H x W) into channel blocks
+// [Cb][rows][W][16], the lanes past C zero: 8 channels x 8 pixels at a time through a transpose.
+void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
+                float* dst) {
+  const int64_t n = rows * W, n8 = n / 8 * 8;
+  for (int64_t c0 = 0; c0 < round_up(C, kNR); c0 += 8) {
+    float* d = dst + c0 / kNR * n * kNR + c0 % kNR;
+    const int64_t live = std::clamp<int64_t>(C - c0, 0, 8);
+    const float* src[8];
+    for (int64_t j = 0; j < 8; ++j) src[j] = x + (std::min(c0 + j, C - 1) * H + row0) * W;
+    for (int64_t i = 0; i < n8; i += 8) {
+      __m256 r[8];
+      for (int64_t j = 0; j < 8; ++j)
+        r[j] = j < live ? _mm256_loadu_ps(src[j] + i) : _mm256_setzero_ps();
+      simd::transpose8(r);
+      for (int64_t j = 0; j < 8; ++j) _mm256_storeu_ps(d + (i + j) * kNR, r[j]);
+    }
+    for (int64_t i = n8; i < n; ++i)
+      for (int64_t j = 0; j < 8; ++j) d[i * kNR + j] = j < live ? src[j][i] : 0.0f;
+  }
+}
+
+// Within a tile's point, channel c sits at c (blocks of 16 back to back).
+std::vector<int32_t> channel_offsets(int64_t C) {
+  std::vector<int32_t> off(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) off[size_t(c)] = int32_t(c);
+  return off;
+}
+
+// The scratch a thread needs for chunks of g, false when it passes kMaxScratch (checked in
+// double first: for absurd widths the int64 products could overflow).
+bool scratch_fits(const Geometry& g) {
+  return double(g.slots) * double(std::max(g.v_tile(), g.m_tile())) <= double(kMaxScratch);
 }
 
 }  // namespace
@@ -258,9 +310,7 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
   if (size == 0) return false;
   const DirectTile mt = active_tile();
   const Geometry g = geometry(s, mt.rows);
-  // Checked in double first: for absurd widths the int64 products could overflow.
-  if (double(g.slots) * double(std::max(g.v_tile(), g.m_tile())) > double(kMaxScratch))
-    return false;
+  if (!scratch_fits(g)) return false;
   const int64_t v_size = g.slots * g.v_tile(), m_size = g.slots * g.m_tile();
   Buf own(packed ? 0 : size);
   if (!packed) {
@@ -274,9 +324,7 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
     to_channel_blocked(s.batch, g.C, HW, x, xb.get());
     x = xb.get();
   }
-  // Within a tile's point, channel c sits at c (blocks of 16 back to back).
-  std::vector<int32_t> off(static_cast<size_t>(g.C));
-  for (int64_t c = 0; c < g.C; ++c) off[size_t(c)] = int32_t(c);
+  const std::vector<int32_t> off = channel_offsets(g.C);
   const std::vector<LaneEpilogue> le = lane_epilogues(e, g.Kp, g.K);
   const int64_t PQ = g.P * g.Q, jobs = s.batch * g.chunks_per_image;
   const double macs_per_job = double(kPoints * g.rows_per_chunk * g.TQ) * double(g.C * g.Kp);
@@ -287,11 +335,74 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
       const int64_t n = job / g.chunks_per_image, chunk = job % g.chunks_per_image;
       const int64_t r0 = chunk * g.rows_per_chunk, r1 = std::min(g.TP, r0 + g.rows_per_chunk);
       const int64_t y_at = n * g.panels * PQ * kNR;
-      run_chunk(g, s, mt, off, x + n * g.Cb * HW * kNR, packed, y + y_at,
-                e.residual ? e.residual + y_at : nullptr, e.act, le, r0, r1, sc);
+      const InputRows in{x + n * g.Cb * HW * kNR, g.H, 0};
+      const OutputPixels out{y + y_at, e.residual ? e.residual + y_at : nullptr, PQ * kNR, kNR, 0};
+      run_chunk(g, s, mt, off, in, packed, out, e.act, le, r0, r1, sc);
     }
   });
   return true;
+}
+
+bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
+                           const Epilogue& e) {
+  const int64_t size = winograd_packed_size(s);
+  if (size == 0 || std::min(s.in_channels, s.out_channels) < kWinogradChannelMajorMinChannels)
+    return false;
+  const DirectTile mt = active_tile();
+  const Geometry g = geometry(s, mt.rows);
+  if (!scratch_fits(g)) return false;
+  Buf packed(size);
+  winograd_pack_avx2(s, w, packed.get());
+  const std::vector<int32_t> off = channel_offsets(g.C);
+  // The products leave in pixel-major scratch without the epilogue, which store_transposed
+  // applies on the way into channel-major y.
+  const std::vector<LaneEpilogue> identity = lane_epilogues(Epilogue{}, g.Kp, g.K);
+  const int64_t HW = g.H * g.W, PQ = g.P * g.Q, jobs = s.batch * g.chunks_per_image;
+  const int64_t max_in_rows = std::min(g.H, 2 * g.rows_per_chunk + 2);
+  const double macs_per_job = double(kPoints * g.rows_per_chunk * g.TQ) * double(g.C * g.Kp);
+  direct::run_jobs(jobs, direct::grain_for(macs_per_job), [&](auto&& take) {
+    Buf v(g.slots * g.v_tile()), m(g.slots * g.m_tile());
+    Buf xr(g.Cb * max_in_rows * g.W * kNR), yr(2 * g.rows_per_chunk * g.Q * g.Kp);
+    ChunkScratch sc{v.get(), m.get(), std::vector<const float*>(size_t(g.slots))};
+    for (int64_t job = take(); job < jobs; job = take()) {
+      const int64_t n = job / g.chunks_per_image, chunk = job % g.chunks_per_image;
+      const int64_t r0 = chunk * g.rows_per_chunk, r1 = std::min(g.TP, r0 + g.rows_per_chunk);
+      // The input rows these tile rows' windows reach, inside the image.
+      const int64_t in0 = std::max<int64_t>(0, 2 * r0 - s.pad_h);
+      const int64_t in1 = std::min(g.H, 2 * r1 - s.pad_h + 2);
+      block_rows(x + n * g.C * HW, g.C, g.H, g.W, in0, in1 - in0, xr.get());
+      const int64_t p0 = 2 * r0 * g.Q, p1 = std::min(g.P, 2 * r1) * g.Q;
+      run_chunk(g, s, mt, off, InputRows{xr.get(), in1 - in0, in0}, packed.get(),
+                OutputPixels{yr.get(), nullptr, kNR, g.Kp, p0}, Activation::none, identity, r0, r1,
+                sc);
+      const int64_t y_at = n * g.K * PQ + p0;
+      direct::store_transposed(yr.get(), g.Kp, p1 - p0, g.K, y + y_at, PQ, e, 0,
+                               e.residual ? e.residual + y_at : nullptr);
+    }
+  });
+  return true;
+}
+
+bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  // dx is the convolution of dy, padded by 2 - pad, with the flipped 3x3 filters and the in
+  // and out channels swapped (as direct_backward_data_avx2 does it).
+  if (s.groups != 1 || s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 1 || s.stride_w != 1 ||
+      s.dilation_h != 1 || s.dilation_w != 1 || s.pad_h > 2 || s.pad_w > 2)
+    return false;
+  Conv2dShape t = s;
+  t.in_channels = s.out_channels;
+  t.out_channels = s.in_channels;
+  t.in_h = s.out_h();
+  t.in_w = s.out_w();
+  t.pad_h = 2 - s.pad_h;
+  t.pad_w = 2 - s.pad_w;
+  if (t.out_h() != s.in_h || t.out_w() != s.in_w || winograd_packed_size(t) == 0) return false;
+  const int64_t C = s.in_channels, K = s.out_channels;
+  Buf wt(C * K * 9);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t r = 0; r < 9; ++r) wt.get()[(c * K + k) * 9 + r] = w[(k * C + c) * 9 + 8 - r];
+  return winograd_forward_avx2(t, dy, wt.get(), dx, Epilogue{});
 }
 
 }  // namespace duet::kernels::detail
