@@ -61,7 +61,7 @@ class TorchPeer {
 
 struct ConvCase {
   const char* label;
-  int64_t in_c, out_c, hw, stride;
+  int64_t in_c, out_c, hw, stride, batch;
 };
 
 std::vector<float> filled(size_t n, uint64_t seed) {
@@ -86,19 +86,23 @@ std::vector<BenchRow> bench_conv(int threads, bool quick, double peak_gflops) {
   const int saved_threads = num_threads();
   set_num_threads(threads);
   if (peak_gflops <= 0) peak_gflops = kernels::measure_fma_peak_gflops(threads);
+  // ResNet-20's convolutions at its training batch, then unet-s's main 3x3 shapes at its batch
+  // (the level convs and the widest skip-concatenation conv of the way up).
   const ConvCase cases[] = {
-      {"16->16 3x3 28x28", 16, 16, 28, 1}, {"16->32 3x3 s2 28x28", 16, 32, 28, 2},
-      {"32->32 3x3 14x14", 32, 32, 14, 1}, {"32->64 3x3 s2 14x14", 32, 64, 14, 2},
-      {"64->64 3x3 7x7", 64, 64, 7, 1},
+      {"16->16 3x3 28x28", 16, 16, 28, 1, 128},      {"16->32 3x3 s2 28x28", 16, 32, 28, 2, 128},
+      {"32->32 3x3 14x14", 32, 32, 14, 1, 128},      {"32->64 3x3 s2 14x14", 32, 64, 14, 2, 128},
+      {"64->64 3x3 7x7", 64, 64, 7, 1, 128},         {"unet 32->32 3x3 28x28", 32, 32, 28, 1, 64},
+      {"unet 64->64 3x3 14x14", 64, 64, 14, 1, 64},  {"unet 128->128 3x3 7x7", 128, 128, 7, 1, 64},
+      {"unet 256->128 3x3 7x7", 256, 128, 7, 1, 64},
   };
   const char* passes[] = {"fwd", "bwd_data", "bwd_weight"};
-  const int64_t batch = 128;
   const int rounds = quick ? 3 : 7;
   const double target_s = quick ? 0.05 : 0.15;  // per measurement, per side
 
   TorchPeer peer(threads);
   std::vector<BenchRow> rows;
   for (const ConvCase& cc : cases) {
+    const int64_t batch = cc.batch;
     Conv2dShape s;
     s.batch = batch;
     s.in_channels = cc.in_c;

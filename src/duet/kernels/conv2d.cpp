@@ -2,9 +2,11 @@
 // im2col tile of (C/g * R * S) x T floats is packed into per-thread scratch and multiplied by the
 // weights through sgemm (serial inside our parallel_for), with the epilogue fused into the store.
 // 1x1 stride-1 unpadded convolutions skip the packing (the image already is the im2col matrix),
-// depthwise convolutions run direct loops (conv2d_depthwise.cpp). With AVX2 all three passes
-// first try conv2d_direct_avx2.cpp (implicit GEMM read straight from a padded image copy); the
-// tiled sgemm path below is the portable one and the fallback for shapes it declines.
+// depthwise convolutions run direct loops (conv2d_depthwise.cpp). With AVX2, 3x3 stride-1
+// convolutions of at least 32 channels first try Winograd F(2x2, 3x3) for the forward pass and
+// the input gradient (conv2d_winograd_avx2.cpp), then all three passes try
+// conv2d_direct_avx2.cpp (implicit GEMM read straight from a padded image copy); the tiled
+// sgemm path below is the portable one and the fallback for shapes they decline.
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
