@@ -1,14 +1,17 @@
-// Winograd F(2x2, 3x3) convolution on channel-blocked activations (inference; Lavin & Gray,
-// "Fast Algorithms for Convolutional Neural Networks", 2016). Each 2x2 block of output pixels
-// (a tile) comes from a 4x4 input window d: y = A^T [(G g G^T) . (B^T d B)] A, so the 36
-// multiply-adds per output channel and input channel of a direct 3x3 tile become 16 products
-// in a transformed space: 2.25x fewer, paid for with additions in the input and output
-// transforms. The 16 products per tile are 16 independent GEMMs (one per transform point xi):
-// M[xi][tile][k] = sum_c V[xi][tile][c] U[xi][c][k], which run on the direct convolution's
-// micro-tiles (conv2d_direct_tile.h), the transformed tiles playing the pixels and the
-// transformed weights the packed panels. The transforms work on whole 16-channel blocks (two
-// 8-lane halves), so blocked activations need no reshuffling, and the output transform applies
-// the epilogue (scale, bias, residual, activation) on its way into the blocked output.
+// Winograd F(2x2, 3x3) convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+// Networks", 2016). Each 2x2 block of output pixels (a tile) comes from a 4x4 input window d:
+// y = A^T [(G g G^T) . (B^T d B)] A, so the 36 multiply-adds per output channel and input
+// channel of a direct 3x3 tile become 16 products in a transformed space: 2.25x fewer, paid for
+// with additions in the input and output transforms. The 16 products per tile are 16
+// independent GEMMs (one per transform point xi): M[xi][tile][k] = sum_c V[xi][tile][c]
+// U[xi][c][k], which run on the direct convolution's micro-tiles (conv2d_direct_tile.h), the
+// transformed tiles playing the pixels and the transformed weights the packed panels. The
+// transforms work on whole 16-channel blocks (two 8-lane halves).
+// - Channel-blocked activations (inference) need no reshuffling, and the output transform
+//   applies the epilogue (scale, bias, residual, activation) on its way into the blocked output.
+// - Channel-major activations (training's forward pass and input gradient, unfolded networks)
+//   are blocked a chunk of rows at a time into scratch, and the products are transposed into
+//   the output with the epilogue by the direct kernel's store.
 // The transforms only add, subtract and halve, so the result differs from the direct
 // convolution by rounding alone (the op harness compares it with the reference twin).
 #include <immintrin.h>
@@ -393,7 +396,8 @@ bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const fl
   // dx is the convolution of dy, padded by 2 - pad, with the flipped 3x3 filters and the in
   // and out channels swapped (as direct_backward_data_avx2 does it).
   if (s.groups != 1 || s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 1 || s.stride_w != 1 ||
-      s.dilation_h != 1 || s.dilation_w != 1 || s.pad_h > 2 || s.pad_w > 2)
+      s.dilation_h != 1 || s.dilation_w != 1 || s.pad_h > 2 || s.pad_w > 2 ||
+      std::min(s.in_channels, s.out_channels) < kWinogradChannelMajorMinChannels)
     return false;
   Conv2dShape t = s;
   t.in_channels = s.out_channels;
