@@ -138,10 +138,12 @@ void add_cases(const Row& row) {
   const double atol_fwd = 2e-6 * std::sqrt(red_fwd) + 1e-6;
   const double atol_w = 2e-6 * std::sqrt(red_w * red_fwd) + 1e-5;
 
-  // Shapes that may take the channel-major Winograd (its own checks decide) also run with it
-  // switched off, so the direct kernel keeps its coverage of their forward and input gradient.
+  // Shapes that take the channel-major Winograd (forward or input gradient) also run with it
+  // switched off, so the direct kernel keeps its coverage of both passes.
   std::vector<bool> winograd_modes{true};
-  if (duet::kernels::detail::winograd_packed_size(s) > 0) winograd_modes.push_back(false);
+  if (duet::kernels::conv2d_takes_winograd(s, false) ||
+      duet::kernels::conv2d_takes_winograd(s, true))
+    winograd_modes.push_back(false);
   for (bool winograd : winograd_modes) {
     const std::string direct = winograd ? "" : "_direct";
     // Runs the fast kernel with Winograd as this case wants it, restoring the default after.

@@ -1,10 +1,13 @@
 // conv2d behaviour the compare table cannot express: bad shapes throw duet::Error instead of
-// reading out of bounds, and the batch-parallel weight gradient is bit-identical across runs.
+// reading out of bounds, the batch-parallel weight gradient is bit-identical across runs, and
+// which 3x3 convolutions the channel-major Winograd takes.
 #include <gtest/gtest.h>
 
 #include <vector>
 
 #include "duet/kernels/conv2d.h"
+#include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/isa.h"
 #include "duet/tensor/error.h"
 
 namespace {
@@ -58,6 +61,34 @@ TEST(Conv2d, WeightGradientIsDeterministic) {
   float norm = 0;
   for (float v : dw1) norm += v * v;
   EXPECT_GT(norm, 0.0f);
+}
+
+TEST(Conv2d, WinogradTakesWideStrideOneConvsOnly) {
+  if (!duet::kernels::isa_at_least(duet::kernels::Isa::avx2)) GTEST_SKIP() << "no AVX2";
+  auto shape = [](int64_t c, int64_t k, int64_t hw, int64_t stride, int64_t pad) {
+    Conv2dShape s;
+    s.batch = 8;
+    s.in_channels = c;
+    s.out_channels = k;
+    s.in_h = s.in_w = hw;
+    s.kernel_h = s.kernel_w = 3;
+    s.stride_h = s.stride_w = stride;
+    s.pad_h = s.pad_w = pad;
+    return s;
+  };
+  using duet::kernels::conv2d_takes_winograd;
+  for (bool grad : {false, true}) {
+    EXPECT_TRUE(conv2d_takes_winograd(shape(32, 32, 14, 1, 1), grad));   // ResNet-20 stage 2
+    EXPECT_TRUE(conv2d_takes_winograd(shape(256, 128, 7, 1, 1), grad));  // unet-s skip concat
+    EXPECT_TRUE(conv2d_takes_winograd(shape(32, 48, 10, 1, 0), grad));   // grad: padding 2
+    EXPECT_FALSE(conv2d_takes_winograd(shape(16, 16, 28, 1, 1), grad));  // too narrow
+    EXPECT_FALSE(conv2d_takes_winograd(shape(32, 16, 28, 1, 1), grad));
+    EXPECT_FALSE(conv2d_takes_winograd(shape(32, 64, 14, 2, 1), grad));  // stride 2
+    EXPECT_FALSE(conv2d_takes_winograd(shape(64, 64, 5, 1, 1), grad));   // 9 tiles
+  }
+  duet::kernels::set_winograd(false);
+  EXPECT_FALSE(conv2d_takes_winograd(shape(32, 32, 14, 1, 1), false));
+  duet::kernels::set_winograd(true);
 }
 
 }  // namespace

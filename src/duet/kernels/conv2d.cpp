@@ -177,6 +177,13 @@ void backward_data_small(const Conv2dShape& s, const Geo& g, const float* dy, co
 
 }  // namespace
 
+bool conv2d_takes_winograd(const Conv2dShape& s, bool input_gradient) {
+  if (!isa_at_least(Isa::avx2) || !use_winograd()) return false;
+  Conv2dShape t;
+  return input_gradient ? detail::winograd_input_gradient_shape(s, t)
+                        : detail::winograd_channel_major_fits(s);
+}
+
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float* y,
                     const Epilogue& e) {
   detail::check_conv2d_shape(s);

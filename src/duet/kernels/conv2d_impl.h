@@ -67,6 +67,9 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
 // more than the 16-deep products save (ResNet-20's 16 -> 16 at 28 x 28, batch 128: 3.9 ms
 // against 3.3 ms direct; 32 -> 32 at 14 x 14: 2.7 against 3.0 ms).
 inline constexpr int64_t kWinogradChannelMajorMinChannels = 32;
+bool winograd_channel_major_fits(const Conv2dShape& s);
+// The transposed convolution t that computes the input gradient of s, when Winograd takes it.
+bool winograd_input_gradient_shape(const Conv2dShape& s, Conv2dShape& t);
 bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
                            const Epilogue& e);
 // conv2d_backward_data of a shape whose transposed convolution runs there (stride 1).

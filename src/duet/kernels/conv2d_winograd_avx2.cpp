@@ -352,15 +352,34 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
   return true;
 }
 
+bool winograd_channel_major_fits(const Conv2dShape& s) {
+  return winograd_packed_size(s) > 0 &&
+         std::min(s.in_channels, s.out_channels) >= kWinogradChannelMajorMinChannels &&
+         scratch_fits(geometry(s, active_tile().rows));
+}
+
+bool winograd_input_gradient_shape(const Conv2dShape& s, Conv2dShape& t) {
+  // dx is the convolution of dy, padded by 2 - pad, with the flipped 3x3 filters and the in
+  // and out channels swapped (as direct_backward_data_avx2 does it).
+  if (s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 1 || s.stride_w != 1 || s.pad_h > 2 ||
+      s.pad_w > 2)
+    return false;
+  t = s;
+  t.in_channels = s.out_channels;
+  t.out_channels = s.in_channels;
+  t.in_h = s.out_h();
+  t.in_w = s.out_w();
+  t.pad_h = 2 - s.pad_h;
+  t.pad_w = 2 - s.pad_w;
+  return t.out_h() == s.in_h && t.out_w() == s.in_w && winograd_channel_major_fits(t);
+}
+
 bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
                            const Epilogue& e) {
-  const int64_t size = winograd_packed_size(s);
-  if (size == 0 || std::min(s.in_channels, s.out_channels) < kWinogradChannelMajorMinChannels)
-    return false;
+  if (!winograd_channel_major_fits(s)) return false;
   const DirectTile mt = active_tile();
   const Geometry g = geometry(s, mt.rows);
-  if (!scratch_fits(g)) return false;
-  Buf packed(size);
+  Buf packed(winograd_packed_size(s));
   winograd_pack_avx2(s, w, packed.get());
   const std::vector<int32_t> off = channel_offsets(g.C);
   // The products leave in pixel-major scratch without the epilogue, which store_transposed
@@ -393,20 +412,8 @@ bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w,
 }
 
 bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-  // dx is the convolution of dy, padded by 2 - pad, with the flipped 3x3 filters and the in
-  // and out channels swapped (as direct_backward_data_avx2 does it).
-  if (s.groups != 1 || s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 1 || s.stride_w != 1 ||
-      s.dilation_h != 1 || s.dilation_w != 1 || s.pad_h > 2 || s.pad_w > 2 ||
-      std::min(s.in_channels, s.out_channels) < kWinogradChannelMajorMinChannels)
-    return false;
-  Conv2dShape t = s;
-  t.in_channels = s.out_channels;
-  t.out_channels = s.in_channels;
-  t.in_h = s.out_h();
-  t.in_w = s.out_w();
-  t.pad_h = 2 - s.pad_h;
-  t.pad_w = 2 - s.pad_w;
-  if (t.out_h() != s.in_h || t.out_w() != s.in_w || winograd_packed_size(t) == 0) return false;
+  Conv2dShape t;
+  if (!winograd_input_gradient_shape(s, t)) return false;
   const int64_t C = s.in_channels, K = s.out_channels;
   Buf wt(C * K * 9);
   for (int64_t c = 0; c < C; ++c)
