@@ -126,8 +126,8 @@ std::vector<BenchRow> bench_conv(int threads, bool quick, double peak_gflops) {
         else
           kernels::conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data());
       };
-      // Stride-1 forward and input-gradient passes run Winograd F(2x2, 3x3): they are also
-      // timed with it off, in the same rounds, so the table shows what it buys.
+      // Passes that run Winograd F(2x2, 3x3) are also timed with it off, in the same rounds, so
+      // the table shows what it buys.
       const bool ab = p != "bwd_weight" && kernels::conv2d_takes_winograd(s, p == "bwd_data");
       const double warm = seconds_per_call(run, 1);
       const int iters = std::max(1, int(target_s / std::max(warm, 1e-6)));

@@ -3,13 +3,11 @@
 // img/s, images/s, ms per step at the batch and at batch 1, GFLOP/s against the FMA peak, and
 // the peak memory of sampling. Registered under `duet bench` by cmd_bench.cpp; the work is in
 // bench/gen_bench.
-#include <cstdio>
 #include <memory>
 
 #include "bench/gen_bench.h"
 #include "duet/cli/bench_suite.h"
 #include "duet/cli/commands.h"
-#include "duet/kernels/conv2d_blocked.h"
 #include "duet/tensor/parallel.h"
 
 namespace duet::cli {
@@ -24,11 +22,7 @@ struct GenBenchFlags {
 
 void run_bench_gen(GenBenchFlags f, CLI::App* sub) {
   f.bench.threads = num_threads();
-  if (f.no_winograd) {  // the whole process: this command's duet side only
-    kernels::set_winograd(false);
-    std::fprintf(f.json ? stderr : stdout,
-                 "winograd off: 3x3 stride-1 convs run the direct kernel\n");
-  }
+  apply_no_winograd(f.no_winograd, f.json);
   if (f.quick) {  // a smoke run, unless the sizes were given explicitly
     if (sub->count("--steps") == 0) f.bench.steps = 2;
     if (sub->count("--rounds") == 0) f.bench.rounds = 2;
@@ -61,9 +55,7 @@ Action add_bench_gen_command(CLI::App& bench) {
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("--quick", f->quick, "2 steps x 2 rounds, 5-step batch-1 runs (a smoke run)");
   sub->add_flag("--json", f->json, "one JSON object per row (the common bench format)");
-  sub->add_flag("--no-winograd", f->no_winograd,
-                "run 3x3 stride-1 convs (forward and input gradient) with the direct kernel "
-                "instead of Winograd F(2x2, 3x3)");
+  add_no_winograd_flag(sub, f->no_winograd);
   return [f, sub] {
     if (sub->parsed()) run_bench_gen(*f, sub);
   };

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "bench/bench_row.h"
+#include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/isa.h"
 
 namespace duet::cli {
@@ -36,6 +39,19 @@ inline void run_bench_suite(
   } else {
     table(rows);
   }
+}
+
+// `--no-winograd` of the suites that train or sample: 3x3 stride-1 convolutions on the direct
+// kernel, for the whole process (the peers run in their own processes, so only duet's side).
+inline void add_no_winograd_flag(CLI::App* sub, bool& no_winograd) {
+  sub->add_flag("--no-winograd", no_winograd,
+                "run 3x3 stride-1 convs (forward and input gradient) with the direct kernel "
+                "instead of Winograd F(2x2, 3x3)");
+}
+inline void apply_no_winograd(bool no_winograd, bool json) {
+  if (!no_winograd) return;
+  kernels::set_winograd(false);
+  std::fprintf(json ? stderr : stdout, "winograd off: 3x3 stride-1 convs run the direct kernel\n");
 }
 
 }  // namespace duet::cli

@@ -2,13 +2,11 @@
 // same recipe, alternating rounds on the same data and threads; img/s, their ratio, GFLOP/s
 // against the FMA peak, and both sides' peak memory. Registered under `duet bench` by
 // cmd_bench.cpp; the work is in bench/train_bench.
-#include <cstdio>
 #include <memory>
 
 #include "bench/train_bench.h"
 #include "duet/cli/bench_suite.h"
 #include "duet/cli/commands.h"
-#include "duet/kernels/conv2d_blocked.h"
 #include "duet/tensor/parallel.h"
 
 namespace duet::cli {
@@ -23,11 +21,7 @@ struct TrainBenchFlags {
 
 void run_bench_train(TrainBenchFlags f, CLI::App* sub) {
   f.bench.threads = num_threads();
-  if (f.no_winograd) {  // the whole process: this command's duet side only
-    kernels::set_winograd(false);
-    std::fprintf(f.json ? stderr : stdout,
-                 "winograd off: 3x3 stride-1 convs run the direct kernel\n");
-  }
+  apply_no_winograd(f.no_winograd, f.json);
   if (f.quick) {  // a smoke run, unless the sizes were given explicitly
     if (sub->count("--steps") == 0) f.bench.steps = 8;
     if (sub->count("--rounds") == 0) f.bench.rounds = 3;
@@ -60,9 +54,7 @@ Action add_bench_train_command(CLI::App& bench) {
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("--quick", f->quick, "8 steps x 3 rounds, 2 warm-up steps (a smoke run)");
   sub->add_flag("--json", f->json, "one JSON object per row (the common bench format)");
-  sub->add_flag("--no-winograd", f->no_winograd,
-                "run 3x3 stride-1 convs (forward and input gradient) with the direct kernel "
-                "instead of Winograd F(2x2, 3x3)");
+  add_no_winograd_flag(sub, f->no_winograd);
   return [f, sub] {
     if (sub->parsed()) run_bench_train(*f, sub);
   };

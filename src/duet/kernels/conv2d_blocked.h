@@ -31,8 +31,9 @@ void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, flo
 enum class BlockedAlgo { channel_major, direct, winograd };
 BlockedAlgo blocked_algo(const Conv2dShape& s);
 
-// Winograd on (the default) or off, for the whole process: off, its shapes run the direct
-// kernel (`duet bench infer --no-winograd` measures the difference). Weights packed before a
+// Winograd on (the default) or off, for the whole process, blocked and channel-major
+// convolutions alike: off, their shapes run the direct kernel (`duet bench infer|train|gen
+// --no-winograd` measure the difference). Weights packed before a
 // switch must be packed again: blocked_algo tells which form a shape needs.
 bool use_winograd();
 void set_winograd(bool on);
