@@ -128,7 +128,10 @@ std::vector<BenchRow> bench_conv(int threads, bool quick, double peak_gflops) {
       };
       // Passes that run Winograd F(2x2, 3x3) are also timed with it off, in the same rounds, so
       // the table shows what it buys.
-      const bool ab = p != "bwd_weight" && kernels::conv2d_takes_winograd(s, p == "bwd_data");
+      const kernels::ConvPass cp = p == "fwd"        ? kernels::ConvPass::forward
+                                   : p == "bwd_data" ? kernels::ConvPass::input_gradient
+                                                     : kernels::ConvPass::weight_gradient;
+      const bool ab = kernels::conv2d_takes_winograd(s, cp);
       const double warm = seconds_per_call(run, 1);
       const int iters = std::max(1, int(target_s / std::max(warm, 1e-6)));
       std::vector<double> ours, direct, theirs;

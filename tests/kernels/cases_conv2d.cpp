@@ -138,12 +138,15 @@ void add_cases(const Row& row) {
   const double atol_fwd = 2e-6 * std::sqrt(red_fwd) + 1e-6;
   const double atol_w = 2e-6 * std::sqrt(red_w * red_fwd) + 1e-5;
 
-  // Shapes that take the channel-major Winograd (forward or input gradient) also run with it
-  // switched off, so the direct kernel keeps its coverage of both passes.
+  // Shapes that take the channel-major Winograd (in any pass) also run with it switched off, so
+  // the direct kernel keeps its coverage of all three passes.
+  using duet::kernels::ConvPass;
   std::vector<bool> winograd_modes{true};
-  if (duet::kernels::conv2d_takes_winograd(s, false) ||
-      duet::kernels::conv2d_takes_winograd(s, true))
-    winograd_modes.push_back(false);
+  for (ConvPass pass : {ConvPass::forward, ConvPass::input_gradient, ConvPass::weight_gradient})
+    if (duet::kernels::conv2d_takes_winograd(s, pass)) {
+      winograd_modes.push_back(false);
+      break;
+    }
   for (bool winograd : winograd_modes) {
     const std::string direct = winograd ? "" : "_direct";
     // Runs the fast kernel with Winograd as this case wants it, restoring the default after.
@@ -185,21 +188,23 @@ void add_cases(const Row& row) {
                duet::kernels::ref::conv2d_backward_data(s, dy.data(), w.data(), out.data());
            };
          }});
+    duet::test::add_kernel_case(
+        {"conv2d/bwd_weight" + direct + "/" + label(row), s.flops(), atol_w, 1e-4, [=] {
+           auto x = duet::test::random_vector(nx, seed + 9);
+           auto dy = duet::test::random_vector(ny, seed + 10);
+           return [=](bool fast, std::vector<float>& out) {
+             out.assign(nw + nk, NAN);
+             float* db = out.data() + nw;
+             if (fast)
+               with_winograd([&] {
+                 duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), out.data(), db);
+               });
+             else
+               duet::kernels::ref::conv2d_backward_weight(s, x.data(), dy.data(), out.data(), db);
+           };
+         }});
   }
   if (s.groups == 1) add_blocked_cases(row, s, seed, atol_fwd);
-  duet::test::add_kernel_case(
-      {std::string("conv2d/bwd_weight/") + label(row), s.flops(), atol_w, 1e-4, [=] {
-         auto x = duet::test::random_vector(nx, seed + 9);
-         auto dy = duet::test::random_vector(ny, seed + 10);
-         return [=](bool fast, std::vector<float>& out) {
-           out.assign(nw + nk, NAN);
-           float* db = out.data() + nw;
-           if (fast)
-             duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), out.data(), db);
-           else
-             duet::kernels::ref::conv2d_backward_weight(s, x.data(), dy.data(), out.data(), db);
-         };
-       }});
 }
 
 const duet::test::Register reg([] {

@@ -1,14 +1,17 @@
 // conv2d behaviour the compare table cannot express: bad shapes throw duet::Error instead of
-// reading out of bounds, the batch-parallel weight gradient is bit-identical across runs, and
-// which 3x3 convolutions the channel-major Winograd takes.
+// reading out of bounds, the batch-parallel weight gradient is bit-identical across runs (also
+// the Winograd one over many passes), and which 3x3 convolutions the channel-major Winograd takes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "duet/kernels/conv2d.h"
 #include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/isa.h"
 #include "duet/tensor/error.h"
+#include "duet/tensor/parallel.h"
 
 namespace {
 
@@ -63,7 +66,51 @@ TEST(Conv2d, WeightGradientIsDeterministic) {
   EXPECT_GT(norm, 0.0f);
 }
 
-TEST(Conv2d, WinogradTakesWideStrideOneConvsOnly) {
+// The op harness's shapes fit one pass of the Winograd weight gradient; training's do not. Here
+// the chunks (8 with 2 threads) each run several passes whose tile rows cross image borders,
+// checked against the direct kernel (itself checked against the reference in the op harness)
+// and for bit identity between runs.
+TEST(Conv2d, WinogradWeightGradientOverManyPassesMatchesDirect) {
+  if (!duet::kernels::isa_at_least(duet::kernels::Isa::avx2)) GTEST_SKIP() << "no AVX2";
+  const int threads = duet::num_threads();
+  duet::set_num_threads(2);
+  for (int64_t channels : {16, 32}) {
+    Conv2dShape s;
+    s.batch = 128 / (channels / 16);
+    s.in_channels = s.out_channels = channels;
+    s.in_h = 28;
+    s.in_w = 27;  // an odd width: the last tile of each row is half outside
+    s.kernel_h = s.kernel_w = 3;
+    s.pad_h = s.pad_w = 1;
+    ASSERT_TRUE(duet::kernels::conv2d_takes_winograd(s, duet::kernels::ConvPass::weight_gradient));
+    std::vector<float> x(size_t(s.batch * s.in_channels * s.in_h * s.in_w));
+    std::vector<float> dy(size_t(s.batch * s.out_channels * s.out_h() * s.out_w()));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 37) % 101) / 50.0f - 1.0f;
+    for (size_t i = 0; i < dy.size(); ++i) dy[i] = float((i * 53) % 97) / 48.0f - 1.0f;
+    const size_t nw = size_t(channels * channels * 9), nk = size_t(channels);
+    std::vector<float> wino(nw), again(nw), direct(nw), db_wino(nk), db_again(nk), db_direct(nk);
+    duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), wino.data(), db_wino.data());
+    duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), again.data(), db_again.data());
+    duet::kernels::set_winograd(false);
+    duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), direct.data(), db_direct.data());
+    duet::kernels::set_winograd(true);
+    EXPECT_EQ(wino, again);
+    EXPECT_EQ(db_wino, db_again);
+    // Each weight sums batch x P x Q products of magnitude <= 1; both kernels accumulate in
+    // float, so their rounding differs by far less than 2e-7 of that count (the largest
+    // differences seen were 25x below it), while a wrong tile or pass is off by order 1.
+    float scale = 0;
+    for (float v : direct) scale = std::max(scale, std::abs(v));
+    ASSERT_GT(scale, 10.0f);
+    const float tolerance = 2e-7f * float(s.batch * s.out_h() * s.out_w());
+    for (size_t i = 0; i < nw; ++i) ASSERT_NEAR(wino[i], direct[i], tolerance) << "dw " << i;
+    for (size_t k = 0; k < nk; ++k)
+      EXPECT_NEAR(db_wino[k], db_direct[k], 1e-5f * std::abs(db_direct[k]) + 1e-2f) << k;
+  }
+  duet::set_num_threads(threads);
+}
+
+TEST(Conv2d, WhichPassesTakeWinograd) {
   if (!duet::kernels::isa_at_least(duet::kernels::Isa::avx2)) GTEST_SKIP() << "no AVX2";
   auto shape = [](int64_t c, int64_t k, int64_t hw, int64_t stride, int64_t pad) {
     Conv2dShape s;
@@ -77,17 +124,30 @@ TEST(Conv2d, WinogradTakesWideStrideOneConvsOnly) {
     return s;
   };
   using duet::kernels::conv2d_takes_winograd;
-  for (bool grad : {false, true}) {
-    EXPECT_TRUE(conv2d_takes_winograd(shape(32, 32, 14, 1, 1), grad));   // ResNet-20 stage 2
-    EXPECT_TRUE(conv2d_takes_winograd(shape(256, 128, 7, 1, 1), grad));  // unet-s skip concat
-    EXPECT_TRUE(conv2d_takes_winograd(shape(32, 48, 10, 1, 0), grad));   // grad: padding 2
-    EXPECT_FALSE(conv2d_takes_winograd(shape(16, 16, 28, 1, 1), grad));  // too narrow
-    EXPECT_FALSE(conv2d_takes_winograd(shape(32, 16, 28, 1, 1), grad));
-    EXPECT_FALSE(conv2d_takes_winograd(shape(32, 64, 14, 2, 1), grad));  // stride 2
-    EXPECT_FALSE(conv2d_takes_winograd(shape(64, 64, 5, 1, 1), grad));   // 9 tiles
+  using duet::kernels::ConvPass;
+  for (ConvPass pass : {ConvPass::forward, ConvPass::input_gradient, ConvPass::weight_gradient}) {
+    const bool weight = pass == ConvPass::weight_gradient;
+    EXPECT_TRUE(conv2d_takes_winograd(shape(32, 32, 14, 1, 1), pass));   // ResNet-20 stage 2
+    EXPECT_TRUE(conv2d_takes_winograd(shape(256, 128, 7, 1, 1), pass));  // unet-s skip concat
+    EXPECT_TRUE(conv2d_takes_winograd(shape(32, 48, 10, 1, 0), pass));   // grad: padding 2
+    EXPECT_FALSE(conv2d_takes_winograd(shape(32, 64, 14, 2, 1), pass));  // stride 2
+    // 16 channels: too narrow for the forward pass and input gradient, where the channels are
+    // the products' reduction; the weight gradient reduces over the tiles.
+    EXPECT_EQ(conv2d_takes_winograd(shape(16, 16, 28, 1, 1), pass), weight);  // ResNet-20 stage 1
+    EXPECT_EQ(conv2d_takes_winograd(shape(32, 16, 28, 1, 1), pass), weight);
+    EXPECT_FALSE(conv2d_takes_winograd(shape(8, 16, 28, 1, 1), pass));
+    // 9 tiles an image: too few for the forward products; the weight gradient spans images.
+    EXPECT_EQ(conv2d_takes_winograd(shape(64, 64, 5, 1, 1), pass), weight);
   }
+  Conv2dShape dilated = shape(32, 32, 14, 1, 2);
+  dilated.dilation_h = dilated.dilation_w = 2;
+  EXPECT_FALSE(conv2d_takes_winograd(dilated, ConvPass::weight_gradient));
+  Conv2dShape grouped = shape(32, 32, 14, 1, 1);
+  grouped.groups = 2;
+  EXPECT_FALSE(conv2d_takes_winograd(grouped, ConvPass::weight_gradient));
   duet::kernels::set_winograd(false);
-  EXPECT_FALSE(conv2d_takes_winograd(shape(32, 32, 14, 1, 1), false));
+  EXPECT_FALSE(conv2d_takes_winograd(shape(32, 32, 14, 1, 1), ConvPass::forward));
+  EXPECT_FALSE(conv2d_takes_winograd(shape(32, 32, 14, 1, 1), ConvPass::weight_gradient));
   duet::kernels::set_winograd(true);
 }
 

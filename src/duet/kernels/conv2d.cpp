@@ -3,8 +3,9 @@
 // weights through sgemm (serial inside our parallel_for), with the epilogue fused into the store.
 // 1x1 stride-1 unpadded convolutions skip the packing (the image already is the im2col matrix),
 // depthwise convolutions run direct loops (conv2d_depthwise.cpp). With AVX2, 3x3 stride-1
-// convolutions of at least 32 channels first try Winograd F(2x2, 3x3) for the forward pass and
-// the input gradient (conv2d_winograd_avx2.cpp), then all three passes try
+// convolutions first try Winograd F(2x2, 3x3): the forward pass and the input gradient from 32
+// channels (conv2d_winograd_avx2.cpp), the weight gradient from 16
+// (conv2d_winograd_weight_avx2.cpp); then all three passes try
 // conv2d_direct_avx2.cpp (implicit GEMM read straight from a padded image copy); the tiled
 // sgemm path below is the portable one and the fallback for shapes they decline.
 #include <algorithm>
@@ -177,11 +178,18 @@ void backward_data_small(const Conv2dShape& s, const Geo& g, const float* dy, co
 
 }  // namespace
 
-bool conv2d_takes_winograd(const Conv2dShape& s, bool input_gradient) {
+bool conv2d_takes_winograd(const Conv2dShape& s, ConvPass pass) {
   if (!isa_at_least(Isa::avx2) || !use_winograd()) return false;
   Conv2dShape t;
-  return input_gradient ? detail::winograd_input_gradient_shape(s, t)
-                        : detail::winograd_channel_major_fits(s);
+  switch (pass) {
+    case ConvPass::forward:
+      return detail::winograd_channel_major_fits(s);
+    case ConvPass::input_gradient:
+      return detail::winograd_input_gradient_shape(s, t);
+    case ConvPass::weight_gradient:
+      return detail::winograd_weight_gradient_fits(s);
+  }
+  return false;
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float* y,
@@ -296,6 +304,9 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
     }
     return detail::depthwise_backward_weight(s, x, dy, dw);
   }
+  if (isa_at_least(Isa::avx2) && use_winograd() &&
+      detail::winograd_backward_weight_avx2(s, x, dy, dw, dbias))
+    return;
   if (isa_at_least(Isa::avx2) && detail::direct_backward_weight_avx2(s, x, dy, dw, dbias)) return;
 
   // Each chunk of jobs accumulates into its own partial dw; the partials are then summed in

@@ -41,9 +41,13 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
 void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                             float* dbias);
 
-// Whether conv2d_forward (input_gradient false) or conv2d_backward_data (true) computes s by
-// Winograd F(2x2, 3x3) on this CPU, with use_winograd() as it is now (for benches and tests).
-bool conv2d_takes_winograd(const Conv2dShape& s, bool input_gradient);
+// The three passes of a convolution: conv2d_forward, conv2d_backward_data (the input gradient)
+// and conv2d_backward_weight.
+enum class ConvPass { forward, input_gradient, weight_gradient };
+
+// Whether `pass` of s runs as Winograd F(2x2, 3x3) on this CPU, with use_winograd() as it is
+// now (for benches and tests).
+bool conv2d_takes_winograd(const Conv2dShape& s, ConvPass pass);
 
 namespace ref {
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float* y,

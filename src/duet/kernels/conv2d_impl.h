@@ -75,6 +75,14 @@ bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w,
 // conv2d_backward_data of a shape whose transposed convolution runs there (stride 1).
 bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 
+// The weight gradient (and bias gradient) of 3x3, stride-1 convolutions with at least
+// kWinogradWeightMinChannels input and output channels, by Winograd F(2x2, 3x3) on channel-major
+// x and dy (conv2d_winograd_weight_avx2.cpp); false when the shape does not run there.
+inline constexpr int64_t kWinogradWeightMinChannels = 16;
+bool winograd_weight_gradient_fits(const Conv2dShape& s);
+bool winograd_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                                   float* dbias);
+
 bool direct_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 bool direct_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                                  float* dbias);

@@ -11,7 +11,8 @@
 //   applies the epilogue (scale, bias, residual, activation) on its way into the blocked output.
 // - Channel-major activations (training's forward pass and input gradient, unfolded networks)
 //   are blocked a chunk of rows at a time into scratch, and the products are transposed into
-//   the output with the epilogue by the direct kernel's store.
+//   the output with the epilogue by the direct kernel's store. The weight gradient
+//   (conv2d_winograd_weight_avx2.cpp) shares the input transform and the row blocking.
 // The transforms only add, subtract and halve, so the result differs from the direct
 // convolution by rounding alone (the op harness compares it with the reference twin).
 #include <immintrin.h>
@@ -23,10 +24,85 @@
 #include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/conv2d_direct_parts.h"
 #include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/conv2d_winograd_parts.h"
 #include "duet/kernels/transpose_avx2.h"
 #include "duet/tensor/parallel.h"
 
 namespace duet::kernels::detail {
+
+namespace winograd {
+
+using direct::kNR;
+using direct::round_up;
+
+namespace {
+
+// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] applied to four values (a column of a window, or
+// a row of B^T d), 8 lanes each.
+inline void transform_4(const __m256 d[4], __m256 t[4]) {
+  t[0] = _mm256_sub_ps(d[0], d[2]);
+  t[1] = _mm256_add_ps(d[1], d[2]);
+  t[2] = _mm256_sub_ps(d[2], d[1]);
+  t[3] = _mm256_sub_ps(d[1], d[3]);
+}
+
+}  // namespace
+
+// Neighbouring windows share two columns, so the vertical pass (B^T d) runs once per column and
+// slides along; pixels in the padding read as zero, and no address outside the plane is formed.
+void transform_tile_row(const float* plane, int64_t H, int64_t W, int64_t h0, int64_t w0,
+                        int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi) {
+  bool row_in[4];
+  for (int i = 0; i < 4; ++i) row_in[i] = h0 + i >= 0 && h0 + i < H;
+  auto column = [&](int64_t w, __m256 t[4]) {
+    __m256 d[4];
+    for (int i = 0; i < 4; ++i)
+      d[i] = row_in[i] && w >= 0 && w < W ? _mm256_loadu_ps(plane + ((h0 + i) * W + w) * kNR)
+                                          : _mm256_setzero_ps();
+    transform_4(d, t);
+  };
+  __m256 c0[4], c1[4], c2[4], c3[4];  // B^T d of the window's four columns
+  column(w0, c0);
+  column(w0 + 1, c1);
+  for (int64_t tx = 0; tx < tiles; ++tx, v += ld_tile) {
+    column(w0 + 2 * tx + 2, c2);
+    column(w0 + 2 * tx + 3, c3);
+    for (int i = 0; i < 4; ++i) {
+      const __m256 row[4] = {c0[i], c1[i], c2[i], c3[i]};
+      __m256 out[4];
+      transform_4(row, out);
+      for (int j = 0; j < 4; ++j) _mm256_storeu_ps(v + (4 * i + j) * ld_xi, out[j]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      c0[i] = c2[i];
+      c1[i] = c3[i];
+    }
+  }
+}
+
+// 8 channels x 8 pixels at a time through a transpose.
+void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
+                float* dst) {
+  const int64_t n = rows * W, n8 = n / 8 * 8;
+  for (int64_t c0 = 0; c0 < round_up(C, kNR); c0 += 8) {
+    float* d = dst + c0 / kNR * n * kNR + c0 % kNR;
+    const int64_t live = std::clamp<int64_t>(C - c0, 0, 8);
+    const float* src[8];
+    for (int64_t j = 0; j < 8; ++j) src[j] = x + (std::min(c0 + j, C - 1) * H + row0) * W;
+    for (int64_t i = 0; i < n8; i += 8) {
+      __m256 r[8];
+      for (int64_t j = 0; j < 8; ++j)
+        r[j] = j < live ? _mm256_loadu_ps(src[j] + i) : _mm256_setzero_ps();
+      simd::transpose8(r);
+      for (int64_t j = 0; j < 8; ++j) _mm256_storeu_ps(d + (i + j) * kNR, r[j]);
+    }
+    for (int64_t i = n8; i < n; ++i)
+      for (int64_t j = 0; j < 8; ++j) d[i * kNR + j] = j < live ? src[j][i] : 0.0f;
+  }
+}
+
+}  // namespace winograd
+
 namespace {
 
 using direct::active_tile;
@@ -34,8 +110,9 @@ using direct::Buf;
 using direct::kNR;
 using direct::LaneEpilogue;
 using direct::round_up;
-
-constexpr int64_t kPoints = 16;  // transform points per tile: 4 x 4
+using winograd::block_rows;
+using winograd::kPoints;
+using winograd::transform_tile_row;
 
 // Scratch bound per thread (transformed inputs of one chunk of tiles); beyond it (images
 // thousands of pixels wide) the shape goes through the channel-major convolution instead.
@@ -78,50 +155,6 @@ Geometry geometry(const Conv2dShape& s, int64_t mr) {
   }
   g.slots = round_up(g.rows_per_chunk * g.TQ, mr);
   return g;
-}
-
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] applied to four values (a column of a window, or
-// a row of B^T d), 8 lanes each.
-inline void transform_4(const __m256 d[4], __m256 t[4]) {
-  t[0] = _mm256_sub_ps(d[0], d[2]);
-  t[1] = _mm256_add_ps(d[1], d[2]);
-  t[2] = _mm256_sub_ps(d[2], d[1]);
-  t[3] = _mm256_sub_ps(d[1], d[3]);
-}
-
-// The transformed inputs V = B^T d B of the tiles of one tile row, 8 lanes of one channel block:
-// plane is the block's [H][W][16] image (offset to the lanes), the windows start at input row
-// h0 and columns w0 + 2 tx, and tile tx's point xi goes to v[tx * ld_tile + xi * ld_xi].
-// Neighbouring windows share two columns, so the vertical pass (B^T d) runs once per column and
-// slides along; pixels in the padding read as zero, and no address outside the plane is formed.
-void transform_tile_row(const float* plane, int64_t H, int64_t W, int64_t h0, int64_t w0,
-                        int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi) {
-  bool row_in[4];
-  for (int i = 0; i < 4; ++i) row_in[i] = h0 + i >= 0 && h0 + i < H;
-  auto column = [&](int64_t w, __m256 t[4]) {
-    __m256 d[4];
-    for (int i = 0; i < 4; ++i)
-      d[i] = row_in[i] && w >= 0 && w < W ? _mm256_loadu_ps(plane + ((h0 + i) * W + w) * kNR)
-                                          : _mm256_setzero_ps();
-    transform_4(d, t);
-  };
-  __m256 c0[4], c1[4], c2[4], c3[4];  // B^T d of the window's four columns
-  column(w0, c0);
-  column(w0 + 1, c1);
-  for (int64_t tx = 0; tx < tiles; ++tx, v += ld_tile) {
-    column(w0 + 2 * tx + 2, c2);
-    column(w0 + 2 * tx + 3, c3);
-    for (int i = 0; i < 4; ++i) {
-      const __m256 row[4] = {c0[i], c1[i], c2[i], c3[i]};
-      __m256 out[4];
-      transform_4(row, out);
-      for (int j = 0; j < 4; ++j) _mm256_storeu_ps(v + (4 * i + j) * ld_xi, out[j]);
-    }
-    for (int i = 0; i < 4; ++i) {
-      c0[i] = c2[i];
-      c1[i] = c3[i];
-    }
-  }
 }
 
 // The 2x2 outputs of one tile, 8 lanes: Y = A^T m A with A^T = [1 1 1 0; 0 1 -1 -1] and
@@ -226,28 +259,6 @@ void run_chunk(const Geometry& g, const Conv2dShape& s, const DirectTile& mt,
       return store_tiles<Activation::silu>(g, sc, le, out, r0, r1);
     case Activation::gelu:
       return store_tiles<Activation::gelu>(g, sc, le, out, r0, r1);
-  }
-}
-
-// Rows [row0, row0 + rows) of channel-major image x (C planes of H x W) into channel blocks
-// [Cb][rows][W][16], the lanes past C zero: 8 channels x 8 pixels at a time through a transpose.
-void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
-                float* dst) {
-  const int64_t n = rows * W, n8 = n / 8 * 8;
-  for (int64_t c0 = 0; c0 < round_up(C, kNR); c0 += 8) {
-    float* d = dst + c0 / kNR * n * kNR + c0 % kNR;
-    const int64_t live = std::clamp<int64_t>(C - c0, 0, 8);
-    const float* src[8];
-    for (int64_t j = 0; j < 8; ++j) src[j] = x + (std::min(c0 + j, C - 1) * H + row0) * W;
-    for (int64_t i = 0; i < n8; i += 8) {
-      __m256 r[8];
-      for (int64_t j = 0; j < 8; ++j)
-        r[j] = j < live ? _mm256_loadu_ps(src[j] + i) : _mm256_setzero_ps();
-      simd::transpose8(r);
-      for (int64_t j = 0; j < 8; ++j) _mm256_storeu_ps(d + (i + j) * kNR, r[j]);
-    }
-    for (int64_t i = n8; i < n; ++i)
-      for (int64_t j = 0; j < 8; ++j) d[i * kNR + j] = j < live ? src[j][i] : 0.0f;
   }
 }
 

@@ -1,0 +1,25 @@
+// The pieces of the channel-major Winograd F(2x2, 3x3) convolution (conv2d_winograd_avx2.cpp)
+// that its weight gradient (conv2d_winograd_weight_avx2.cpp) shares: the input transform of a
+// row of tiles and the blocking of channel-major rows. Both work on 16-channel blocks
+// (kDirectLanes), 8 lanes at a time. Call only when isa_at_least(avx2).
+#pragma once
+
+#include <cstdint>
+
+namespace duet::kernels::detail::winograd {
+
+inline constexpr int64_t kPoints = 16;  // transform points per tile: 4 x 4, xi = 4 row + column
+
+// The transformed inputs V = B^T d B of the tiles of one tile row, 8 lanes of one channel block:
+// plane is the block's [H][W][16] image (offset to the lanes), the windows start at input row
+// h0 and columns w0 + 2 tx, and tile tx's point xi goes to v[tx * ld_tile + xi * ld_xi].
+// Pixels outside the plane read as zero, and no address outside it is formed.
+void transform_tile_row(const float* plane, int64_t H, int64_t W, int64_t h0, int64_t w0,
+                        int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi);
+
+// Rows [row0, row0 + rows) of channel-major image x (C planes of H x W) into channel blocks
+// [ceil(C / 16)][rows][W][16], the lanes past C zero.
+void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
+                float* dst);
+
+}  // namespace duet::kernels::detail::winograd

@@ -1,0 +1,276 @@
+// The weight gradient of a 3x3, stride-1 convolution by Winograd F(2x2, 3x3), channel-major x
+// and dy (training). The forward pass computes each 2x2 output tile as y = A^T [U . V] A with
+// U = G g G^T and V = B^T d B (conv2d_winograd_avx2.cpp); transposing those linear maps gives
+//   dL/dg = G^T [ sum over tiles of (A dy A^T) . (B^T d B) ] G,
+// so the 9 x 4 multiply-adds per tile, input and output channel of the direct weight gradient
+// become 16 products summed over every tile of the batch: for each transform point xi a GEMM
+// M[xi][c][k] += sum_t V[xi][t][c] Y[xi][t][k] with a long reduction (the tiles) and a small
+// output (C x K). The products run on the direct convolution's micro-tiles: the input channels
+// play the rows, read from the transformed inputs, and the transformed gradients Y are the
+// 16-wide packed panels. The transforms only add, subtract and halve, so the result differs from
+// the direct weight gradient by rounding alone (the op harness compares both with the reference).
+//
+// The tiles are split into a fixed number of chunks (set by the thread count), each summing
+// into its own M; the chunks' sums are added in chunk order, so the bits do not depend on which
+// thread ran a chunk. Within a chunk, passes of `slots` tiles are transformed into scratch that
+// stays in L2 while the 16 products consume it.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "duet/kernels/conv2d_direct_parts.h"
+#include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/conv2d_winograd_parts.h"
+#include "duet/tensor/parallel.h"
+
+namespace duet::kernels::detail {
+namespace {
+
+using direct::active_tile;
+using direct::Buf;
+using direct::kNR;
+using direct::round_up;
+using winograd::block_rows;
+using winograd::kPoints;
+using winograd::transform_tile_row;
+
+// Transformed inputs and gradients of one pass: 2 MiB. Longer passes mean fewer trips of each
+// product's sums between cache and registers, shorter ones keep V and Y nearer; on a Zen 4
+// (1 MiB L2) 2 MiB was best of 0.25-8 MiB for ResNet-20's and unet-s's layers (0.25 MiB: up to
+// 1.6x slower for unet-s's 128- and 256-channel layers; 8 MiB: up to 1.7x slower at 16 channels).
+constexpr int64_t kPassFloats = int64_t{1} << 19;
+// Per-thread scratch and per-chunk sums beyond these (very wide images or layers) leave the
+// shape to the direct kernel.
+constexpr int64_t kMaxScratch = int64_t{1} << 24;
+constexpr int64_t kMaxSums = int64_t{1} << 22;
+
+struct Geometry {
+  int64_t C, K, Cb, Cr, Kp, panels, H, W, P, Q, TP, TQ;  // TP x TQ tiles cover the P x Q output
+  int64_t rows_per_pass, slots;                          // tile rows and tiles of one pass
+  int64_t seg_rows;                                      // most tile rows of one image in a pass
+  // V is tile-major, [tile][xi][Cb * 16] as the input transform writes it (one cache line more
+  // per tile keeps the micro-tile's rows apart in L1); Y is [xi][panel][tile][16], the packed
+  // panel layout of the micro-tiles; M (the sums) is [xi][Cr][Kp].
+  int64_t v_tile() const { return kPoints * Cb * kNR + kNR; }
+  int64_t y_size() const { return kPoints * Kp * slots; }
+  int64_t sums() const { return kPoints * Cr * Kp; }
+  int64_t x_rows() const { return std::min(H, 2 * seg_rows + 2); }
+  int64_t dy_rows() const { return std::min(P, 2 * seg_rows); }
+  double scratch() const {
+    return double(slots) * double(v_tile()) + double(y_size()) +
+           double(Cb * kNR) * double(x_rows() * W) + double(Kp) * double(dy_rows() * Q);
+  }
+};
+
+Geometry geometry(const Conv2dShape& s, int64_t mr) {
+  Geometry g{};
+  g.C = s.in_channels;
+  g.K = s.out_channels;
+  g.Cb = (g.C + kNR - 1) / kNR;
+  g.Cr = round_up(g.C, mr);
+  g.Kp = round_up(g.K, kNR);
+  g.panels = g.Kp / kNR;
+  g.H = s.in_h;
+  g.W = s.in_w;
+  g.P = s.out_h();
+  g.Q = s.out_w();
+  g.TP = (g.P + 1) / 2;
+  g.TQ = (g.Q + 1) / 2;
+  const int64_t per_row = (g.v_tile() + kPoints * g.Kp) * g.TQ;
+  g.rows_per_pass = std::clamp<int64_t>(kPassFloats / per_row, 1, s.batch * g.TP);
+  g.slots = g.rows_per_pass * g.TQ;
+  g.seg_rows = std::min(g.TP, g.rows_per_pass);
+  return g;
+}
+
+// The transformed output gradients Y = A dy A^T (A^T = [1 1 1 0; 0 1 -1 -1]) of the tiles of one
+// tile row, 8 lanes of one channel block: plane is the block's [rows][Q][16] gradient (offset to
+// the lanes), the tiles' top row is h0, and tile tx (columns 2 tx and 2 tx + 1) writes point xi
+// to y[tx * ld_tile + xi * ld_xi]. Outputs past the plane (an odd size's last tile) are zero.
+void transform_gradient_tile_row(const float* plane, int64_t rows, int64_t Q, int64_t h0,
+                                 int64_t tiles, float* y, int64_t ld_tile, int64_t ld_xi) {
+  const bool lower = h0 + 1 < rows;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t tx = 0; tx < tiles; ++tx, y += ld_tile) {
+    const int64_t w = 2 * tx;
+    const bool right = w + 1 < Q;
+    const float* top = plane + (h0 * Q + w) * kNR;
+    const float* bottom = top + Q * kNR;
+    const __m256 d00 = _mm256_loadu_ps(top), d01 = right ? _mm256_loadu_ps(top + kNR) : zero;
+    const __m256 d10 = lower ? _mm256_loadu_ps(bottom) : zero;
+    const __m256 d11 = lower && right ? _mm256_loadu_ps(bottom + kNR) : zero;
+    // Rows: A (4 x 2) times the tile's two rows; then the same on each row's two columns.
+    const __m256 r[4][2] = {{d00, d01},
+                            {_mm256_add_ps(d00, d10), _mm256_add_ps(d01, d11)},
+                            {_mm256_sub_ps(d00, d10), _mm256_sub_ps(d01, d11)},
+                            {_mm256_sub_ps(zero, d10), _mm256_sub_ps(zero, d11)}};
+    for (int i = 0; i < 4; ++i) {
+      _mm256_storeu_ps(y + (4 * i) * ld_xi, r[i][0]);
+      _mm256_storeu_ps(y + (4 * i + 1) * ld_xi, _mm256_add_ps(r[i][0], r[i][1]));
+      _mm256_storeu_ps(y + (4 * i + 2) * ld_xi, _mm256_sub_ps(r[i][0], r[i][1]));
+      _mm256_storeu_ps(y + (4 * i + 3) * ld_xi, _mm256_sub_ps(zero, r[i][1]));
+    }
+  }
+}
+
+// One thread's scratch for the passes of its chunks.
+struct PassScratch {
+  Buf v, y, x_rows, dy_rows;
+  std::vector<const float*> base;
+  std::vector<int32_t> off;
+  explicit PassScratch(const Geometry& g)
+      : v(g.slots * g.v_tile()),
+        y(g.y_size()),
+        x_rows(g.Cb * kNR * g.x_rows() * g.W),
+        dy_rows(g.Kp * g.dy_rows() * g.Q),
+        base(size_t(g.Cr)),
+        off(size_t(g.slots)) {
+    for (int64_t t = 0; t < g.slots; ++t) off[size_t(t)] = int32_t(t * g.v_tile());
+  }
+};
+
+// Transforms tile rows [r0, r1) of image n into the pass's tiles t0 and on; adds the image's
+// gradient sums per output channel to bias (when not null).
+void transform_segment(const Geometry& g, const Conv2dShape& s, const float* x, const float* dy,
+                       int64_t n, int64_t r0, int64_t r1, int64_t t0, PassScratch& sc,
+                       double* bias) {
+  // The input rows the tiles' windows reach, inside the image, and the gradient rows they cover.
+  const int64_t in0 = std::max<int64_t>(0, 2 * r0 - s.pad_h);
+  const int64_t in1 = std::min(g.H, 2 * r1 - s.pad_h + 2);
+  const int64_t d0 = 2 * r0, d1 = std::min(g.P, 2 * r1);
+  block_rows(x + n * g.C * g.H * g.W, g.C, g.H, g.W, in0, in1 - in0, sc.x_rows.get());
+  block_rows(dy + n * g.K * g.P * g.Q, g.K, g.P, g.Q, d0, d1 - d0, sc.dy_rows.get());
+  for (int64_t ty = r0; ty < r1; ++ty) {
+    const int64_t t = t0 + (ty - r0) * g.TQ;
+    for (int64_t cb = 0; cb < g.Cb; ++cb)
+      for (int64_t half = 0; half < kNR; half += 8)
+        transform_tile_row(sc.x_rows.get() + cb * (in1 - in0) * g.W * kNR + half, in1 - in0, g.W,
+                           2 * ty - s.pad_h - in0, -s.pad_w, g.TQ,
+                           sc.v.get() + t * g.v_tile() + cb * kNR + half, g.v_tile(), g.Cb * kNR);
+    for (int64_t p = 0; p < g.panels; ++p)
+      for (int64_t half = 0; half < kNR; half += 8)
+        transform_gradient_tile_row(
+            sc.dy_rows.get() + p * (d1 - d0) * g.Q * kNR + half, d1 - d0, g.Q, 2 * ty - d0, g.TQ,
+            sc.y.get() + (p * g.slots + t) * kNR + half, kNR, g.panels * g.slots * kNR);
+  }
+  if (!bias) return;
+  const int64_t pixels = (d1 - d0) * g.Q;
+  for (int64_t p = 0; p < g.panels; ++p) {
+    const float* rows = sc.dy_rows.get() + p * pixels * kNR;
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    for (int64_t i = 0; i < pixels; ++i) {
+      lo = _mm256_add_ps(lo, _mm256_loadu_ps(rows + i * kNR));
+      hi = _mm256_add_ps(hi, _mm256_loadu_ps(rows + i * kNR + 8));
+    }
+    alignas(32) float sum[kNR];
+    _mm256_store_ps(sum, lo);
+    _mm256_store_ps(sum + 8, hi);
+    for (int64_t j = 0; j < kNR && p * kNR + j < g.K; ++j) bias[p * kNR + j] += sum[j];
+  }
+}
+
+// sums[xi][c][k] += sum over the pass's tiles of V[xi][t][c] Y[xi][t][k].
+void products(const Geometry& g, const DirectTile& mt, int64_t tiles, PassScratch& sc,
+              float* sums) {
+  for (int64_t xi = 0; xi < kPoints; ++xi) {
+    // Rows past the last channel repeat it (their sums are never read).
+    for (int64_t i = 0; i < g.Cr; ++i)
+      sc.base[size_t(i)] = sc.v.get() + xi * g.Cb * kNR + std::min(i, g.C - 1);
+    direct::run_tiles(mt, g.Cr, g.panels, tiles, sc.base.data(), sc.off.data(),
+                      sc.y.get() + xi * g.panels * g.slots * kNR, g.slots * kNR,
+                      sums + xi * g.Cr * g.Kp, g.Kp, true);
+  }
+}
+
+// dw[k][c] = G^T m G for the 4 x 4 sums m (G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]),
+// in double, rounded once.
+void output_transform(const double m[kPoints], float* dw) {
+  double t[3][4];  // G^T m
+  for (int j = 0; j < 4; ++j) {
+    t[0][j] = m[j] + 0.5 * (m[4 + j] + m[8 + j]);
+    t[1][j] = 0.5 * (m[4 + j] - m[8 + j]);
+    t[2][j] = 0.5 * (m[4 + j] + m[8 + j]) + m[12 + j];
+  }
+  for (int i = 0; i < 3; ++i) {
+    dw[3 * i] = float(t[i][0] + 0.5 * (t[i][1] + t[i][2]));
+    dw[3 * i + 1] = float(0.5 * (t[i][1] - t[i][2]));
+    dw[3 * i + 2] = float(0.5 * (t[i][1] + t[i][2]) + t[i][3]);
+  }
+}
+
+}  // namespace
+
+bool winograd_weight_gradient_fits(const Conv2dShape& s) {
+  if (s.groups != 1 || s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 1 || s.stride_w != 1 ||
+      s.dilation_h != 1 || s.dilation_w != 1 || s.pad_h > 2 || s.pad_w > 2 || s.out_h() < 1 ||
+      s.out_w() < 1 || std::min(s.in_channels, s.out_channels) < kWinogradWeightMinChannels)
+    return false;
+  const Geometry g = geometry(s, active_tile().rows);
+  return g.scratch() <= double(kMaxScratch) && double(g.sums()) <= double(kMaxSums);
+}
+
+bool winograd_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                                   float* dbias) {
+  if (!winograd_weight_gradient_fits(s)) return false;
+  const DirectTile mt = active_tile();
+  const Geometry g = geometry(s, mt.rows);
+  const int64_t tile_rows = s.batch * g.TP;  // of the whole batch, image after image
+  const double macs_per_row = double(kPoints * g.TQ) * double(g.C * g.Kp);
+  const int64_t chunks = std::max<int64_t>(
+      1,
+      std::min<int64_t>(4 * int64_t(num_threads()), tile_rows / direct::grain_for(macs_per_row)));
+  Buf sums(chunks * g.sums());
+  std::vector<double> bias(dbias ? size_t(chunks * g.K) : 0, 0.0);
+  direct::run_jobs(chunks, 1, [&](auto&& take) {
+    PassScratch sc(g);
+    for (int64_t chunk = take(); chunk < chunks; chunk = take()) {
+      float* m = sums.get() + chunk * g.sums();
+      std::memset(m, 0, size_t(g.sums()) * sizeof(float));
+      double* chunk_bias = dbias ? bias.data() + chunk * g.K : nullptr;
+      const int64_t end = tile_rows * (chunk + 1) / chunks;
+      for (int64_t row = tile_rows * chunk / chunks; row < end;) {
+        // One pass: up to rows_per_pass tile rows, split where one image ends.
+        const int64_t pass_end = std::min(end, row + g.rows_per_pass);
+        int64_t tiles = 0;
+        while (row < pass_end) {
+          const int64_t n = row / g.TP, r0 = row % g.TP;
+          const int64_t r1 = std::min(g.TP, r0 + pass_end - row);
+          transform_segment(g, s, x, dy, n, r0, r1, tiles, sc, chunk_bias);
+          tiles += (r1 - r0) * g.TQ;
+          row += r1 - r0;
+        }
+        products(g, mt, tiles, sc, m);
+      }
+    }
+  });
+  // The chunks' sums in chunk order, then the output transform, one input channel a task.
+  parallel_for(g.C, 1, [&](int64_t c_begin, int64_t c_end) {
+    std::vector<float> m(size_t(kPoints * g.K));  // [xi][k]
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      for (int64_t xi = 0; xi < kPoints; ++xi) {
+        float* mk = m.data() + xi * g.K;
+        const float* first = sums.get() + (xi * g.Cr + c) * g.Kp;
+        std::memcpy(mk, first, size_t(g.K) * sizeof(float));
+        for (int64_t chunk = 1; chunk < chunks; ++chunk)
+          for (int64_t k = 0; k < g.K; ++k) mk[k] += first[chunk * g.sums() + k];
+      }
+      for (int64_t k = 0; k < g.K; ++k) {
+        double mk[kPoints];
+        for (int64_t xi = 0; xi < kPoints; ++xi) mk[xi] = m[size_t(xi * g.K + k)];
+        output_transform(mk, dw + (k * g.C + c) * 9);
+      }
+    }
+  });
+  if (dbias)
+    for (int64_t k = 0; k < g.K; ++k) {
+      double v = 0;
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) v += bias[size_t(chunk * g.K + k)];
+      dbias[k] = float(v);
+    }
+  return true;
+}
+
+}  // namespace duet::kernels::detail
