@@ -58,6 +58,8 @@ TEST(CliDistribution, TinyJsonRunReportsEveryMetricAndACopiedReferenceAgrees) {
   ASSERT_EQ(a.code, 0) << a.err;
   const auto d = nlohmann::json::parse(a.out).at("distribution");
   EXPECT_EQ(d["reference"]["sha256"].get<std::string>().size(), 64u);
+  // The shipped ResNet-20 is reference v1: its bytes must not change between releases.
+  EXPECT_EQ(d["reference"]["version"], "v1");
   EXPECT_TRUE(d["reference"]["is_judge"].get<bool>());
   EXPECT_EQ(d["reference"]["feature_dim"], 64);
   EXPECT_EQ(d["floor_source"], "fashion-mnist train");

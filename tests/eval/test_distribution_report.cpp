@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "duet/eval/distribution_report.h"
+#include "duet/eval/reference_version.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/rng.h"
 
@@ -153,4 +154,10 @@ TEST(DistributionReport, ReferenceTakingOtherImagesIsAUsageError) {
   } catch (const Error& e) {
     EXPECT_EQ(e.exit_code(), 2);
   }
+}
+
+TEST(DistributionReport, OnlyAReleasedReferenceHasAVersion) {
+  EXPECT_EQ(duet::eval::reference_version(duet::eval::kReferenceV1Sha256), "v1");
+  EXPECT_EQ(duet::eval::reference_version(std::string(64, '0')), "");
+  EXPECT_EQ(duet::eval::reference_version(""), "");
 }

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "duet/eval/reference_version.h"
 #include "duet/tensor/error.h"
 #include "duet/train/distill_digest.h"
 
@@ -90,12 +91,15 @@ eval::DistributionReport distribution_for(ReferenceSetup& setup, const eval::Jud
 void print_distribution(const eval::DistributionReport& r, const std::vector<std::string>& names,
                         const std::string& real_label, double seconds) {
   const auto& first = r.classes.empty() ? r.overall : r.classes.front();
+  const std::string version = eval::reference_version(r.reference_sha256);
   std::printf(
       "\ndistribution metrics (%.1f s) in the %lld-dim penultimate features of the reference"
-      " network\n%s (sha256 %.12s)%s; reference v1 = the shipped ResNet-20 until a separate"
-      " reference network ships\n",
+      " network\n%s (sha256 %.12s): %s%s\n",
       seconds, static_cast<long long>(r.feature_dim), fs::path(r.reference_path).filename().c_str(),
-      r.reference_sha256.c_str(), r.reference_is_judge ? ", the judge itself" : "");
+      r.reference_sha256.c_str(),
+      version.empty() ? "not a versioned reference (compare only with runs of this same file)"
+                      : ("reference " + version).c_str(),
+      r.reference_is_judge ? "; also the judge" : "");
   std::printf("real: %s; floor: the same counts of %s images vs the same real images\n",
               real_label.c_str(), r.floor_source.c_str());
   std::printf(

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "duet/autograd/autograd.h"
+#include "duet/eval/reference_version.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/rng.h"
 #include "duet/train/trainer.h"
@@ -169,6 +170,9 @@ nlohmann::json DistributionReport::to_json(const std::vector<std::string>& names
   return {{"reference",
            {{"path", reference_path},
             {"sha256", reference_sha256},
+            {"version", reference_version(reference_sha256).empty()
+                            ? nlohmann::json()
+                            : nlohmann::json(reference_version(reference_sha256))},
             {"is_judge", reference_is_judge},
             {"feature_dim", feature_dim}}},
           {"floor_source", floor_source},

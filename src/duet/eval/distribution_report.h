@@ -36,7 +36,8 @@ struct DistributionReport {
   std::vector<DistributionMetrics> classes, floor_classes;
   DistributionMetrics overall, floor;
 
-  // {"reference": {"path", "sha256", "is_judge", "feature_dim"}, "floor_source",
+  // {"reference": {"path", "sha256", "version" (eval/reference_version.h, null for an unversioned
+  //  network), "is_judge", "feature_dim"}, "floor_source",
   //  "overall", "floor", "classes": [{"class", "name", "generated", "floor"}]}
   nlohmann::json to_json(const std::vector<std::string>& class_names) const;
 };

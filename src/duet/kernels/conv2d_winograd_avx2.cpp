@@ -80,6 +80,22 @@ void transform_tile_row(const float* plane, int64_t H, int64_t W, int64_t h0, in
   }
 }
 
+TileGrid tile_grid(const Conv2dShape& s) {
+  TileGrid g;
+  g.C = s.in_channels;
+  g.K = s.out_channels;
+  g.Cb = channel_blocks(g.C);
+  g.Kp = round_up(g.K, kNR);
+  g.panels = g.Kp / kNR;
+  g.H = s.in_h;
+  g.W = s.in_w;
+  g.P = s.out_h();
+  g.Q = s.out_w();
+  g.TP = (g.P + 1) / 2;
+  g.TQ = (g.Q + 1) / 2;
+  return g;
+}
+
 // 8 channels x 8 pixels at a time through a transpose.
 void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
                 float* dst) {
@@ -118,9 +134,8 @@ using winograd::transform_tile_row;
 // thousands of pixels wide) the shape goes through the channel-major convolution instead.
 constexpr int64_t kMaxScratch = int64_t{1} << 24;
 
-struct Geometry {
-  int64_t C, K, Cb, Kp, panels, H, W, P, Q, TP, TQ;  // TP x TQ tiles cover the P x Q output
-  int64_t rows_per_chunk, chunks_per_image, slots;   // slots: tiles a chunk's scratch holds
+struct Geometry : winograd::TileGrid {
+  int64_t rows_per_chunk, chunks_per_image, slots;  // slots: tiles a chunk's scratch holds
   // V (transformed inputs) and M (products) are tile-major, [tile][xi][channels], so that the
   // transforms stream through them; one cache line more than the 16 points per tile keeps the
   // micro-tile's rows (tiles) out of each other's L1 sets.
@@ -130,17 +145,7 @@ struct Geometry {
 
 Geometry geometry(const Conv2dShape& s, int64_t mr) {
   Geometry g{};
-  g.C = s.in_channels;
-  g.K = s.out_channels;
-  g.Cb = channel_blocks(g.C);
-  g.Kp = round_up(g.K, kNR);
-  g.panels = g.Kp / kNR;
-  g.H = s.in_h;
-  g.W = s.in_w;
-  g.P = s.out_h();
-  g.Q = s.out_w();
-  g.TP = (g.P + 1) / 2;
-  g.TQ = (g.Q + 1) / 2;
+  static_cast<winograd::TileGrid&>(g) = winograd::tile_grid(s);
   // A chunk of whole tile rows whose V and M (16 x C and 16 x Kp floats a tile) stay near
   // 128 KiB each, in L2 between the transforms and the products.
   const int64_t per_chunk = std::max<int64_t>(1, 2048 / std::max(g.Cb * kNR, g.Kp));

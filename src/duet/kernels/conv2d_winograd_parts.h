@@ -6,9 +6,18 @@
 
 #include <cstdint>
 
+#include "duet/kernels/conv2d.h"
+
 namespace duet::kernels::detail::winograd {
 
 inline constexpr int64_t kPoints = 16;  // transform points per tile: 4 x 4, xi = 4 row + column
+
+// The channels and the 2x2 output tiles of a shape: TP x TQ tiles cover the P x Q output; Cb
+// 16-channel blocks hold the C input channels, `panels` 16-wide panels the K outputs (Kp lanes).
+struct TileGrid {
+  int64_t C, K, Cb, Kp, panels, H, W, P, Q, TP, TQ;
+};
+TileGrid tile_grid(const Conv2dShape& s);
 
 // The transformed inputs V = B^T d B of the tiles of one tile row, 8 lanes of one channel block:
 // plane is the block's [H][W][16] image (offset to the lanes), the windows start at input row

@@ -47,10 +47,10 @@ constexpr int64_t kPassFloats = int64_t{1} << 19;
 constexpr int64_t kMaxScratch = int64_t{1} << 24;
 constexpr int64_t kMaxSums = int64_t{1} << 22;
 
-struct Geometry {
-  int64_t C, K, Cb, Cr, Kp, panels, H, W, P, Q, TP, TQ;  // TP x TQ tiles cover the P x Q output
-  int64_t rows_per_pass, slots;                          // tile rows and tiles of one pass
-  int64_t seg_rows;                                      // most tile rows of one image in a pass
+struct Geometry : winograd::TileGrid {
+  int64_t Cr;                    // C rounded up to the micro-tile's rows
+  int64_t rows_per_pass, slots;  // tile rows and tiles of one pass
+  int64_t seg_rows;              // most tile rows of one image in a pass
   // V is tile-major, [tile][xi][Cb * 16] as the input transform writes it (one cache line more
   // per tile keeps the micro-tile's rows apart in L1); Y is [xi][panel][tile][16], the packed
   // panel layout of the micro-tiles; M (the sums) is [xi][Cr][Kp].
@@ -67,18 +67,8 @@ struct Geometry {
 
 Geometry geometry(const Conv2dShape& s, int64_t mr) {
   Geometry g{};
-  g.C = s.in_channels;
-  g.K = s.out_channels;
-  g.Cb = (g.C + kNR - 1) / kNR;
+  static_cast<winograd::TileGrid&>(g) = winograd::tile_grid(s);
   g.Cr = round_up(g.C, mr);
-  g.Kp = round_up(g.K, kNR);
-  g.panels = g.Kp / kNR;
-  g.H = s.in_h;
-  g.W = s.in_w;
-  g.P = s.out_h();
-  g.Q = s.out_w();
-  g.TP = (g.P + 1) / 2;
-  g.TQ = (g.Q + 1) / 2;
   const int64_t per_row = (g.v_tile() + kPoints * g.Kp) * g.TQ;
   g.rows_per_pass = std::clamp<int64_t>(kPassFloats / per_row, 1, s.batch * g.TP);
   g.slots = g.rows_per_pass * g.TQ;
