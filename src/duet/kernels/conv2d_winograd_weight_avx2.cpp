@@ -12,8 +12,8 @@
 //
 // The tiles are split into a fixed number of chunks (set by the thread count), each summing
 // into its own M; the chunks' sums are added in chunk order, so the bits do not depend on which
-// thread ran a chunk. Within a chunk, passes of `slots` tiles are transformed into scratch that
-// stays in L2 while the 16 products consume it.
+// thread ran a chunk. Within a chunk, passes of `slots` tiles are transformed into scratch, which
+// the 16 products then consume.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -46,6 +46,9 @@ constexpr int64_t kPassFloats = int64_t{1} << 19;
 // shape to the direct kernel.
 constexpr int64_t kMaxScratch = int64_t{1} << 24;
 constexpr int64_t kMaxSums = int64_t{1} << 22;
+// All chunks' sums together stay under this (32 MiB) unless one chunk per thread needs more:
+// wide layers (512 x 512 channels: 16 MiB a chunk) run fewer, longer chunks.
+constexpr int64_t kMaxAllSums = int64_t{1} << 23;
 
 struct Geometry : winograd::TileGrid {
   int64_t Cr;                    // C rounded up to the micro-tile's rows
@@ -209,9 +212,10 @@ bool winograd_backward_weight_avx2(const Conv2dShape& s, const float* x, const f
   const Geometry g = geometry(s, mt.rows);
   const int64_t tile_rows = s.batch * g.TP;  // of the whole batch, image after image
   const double macs_per_row = double(kPoints * g.TQ) * double(g.C * g.Kp);
-  const int64_t chunks = std::max<int64_t>(
-      1,
-      std::min<int64_t>(4 * int64_t(num_threads()), tile_rows / direct::grain_for(macs_per_row)));
+  const int64_t threads = num_threads();
+  const int64_t most = std::max(threads, kMaxAllSums / g.sums());
+  const int64_t chunks = std::clamp<int64_t>(
+      std::min(4 * threads, tile_rows / direct::grain_for(macs_per_row)), 1, most);
   Buf sums(chunks * g.sums());
   std::vector<double> bias(dbias ? size_t(chunks * g.K) : 0, 0.0);
   direct::run_jobs(chunks, 1, [&](auto&& take) {
