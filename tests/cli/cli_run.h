@@ -17,6 +17,9 @@ inline const std::string kDuet = std::string(DUET_BINARY_DIR) + "/duet";
 inline const std::string kGen = std::string(DUET_SOURCE_DIR) + "/models/unet-xs-fmnist.safetensors";
 inline const std::string kClf =
     std::string(DUET_SOURCE_DIR) + "/models/resnet20-fmnist.safetensors";
+// The independent judge: another architecture and seed than kClf (reference v1).
+inline const std::string kJudge =
+    std::string(DUET_SOURCE_DIR) + "/models/resnet32-fmnist.safetensors";
 
 struct Result {
   int code;

@@ -2,7 +2,8 @@
 // models: a --reference that is not a classifier, or --reference without a generator, is a
 // one-line usage error; a tiny --json run reports them per class, pooled and for the floor with
 // the reference's sha256; naming a copy of the judge as --reference recomputes the generated
-// images' features and gives the same numbers as reusing the judge's. Skipped when the binary,
+// images' features and gives the same numbers as reusing the judge's; the shipped independent
+// judge with reference v1 runs as docs/gap.md says. Skipped when the binary,
 // the shipped models or Fashion-MNIST are missing.
 #include <sys/wait.h>
 
@@ -23,6 +24,7 @@ namespace {
 using duet::cli_test::kClf;
 using duet::cli_test::kDuet;
 using duet::cli_test::kGen;
+using duet::cli_test::kJudge;
 using duet::cli_test::Result;
 
 Result run(const std::string& args) {
@@ -33,7 +35,8 @@ bool ready() {
   const char* env = std::getenv("DUET_DATA");
   const std::string data = env ? env : "/usr/share/datasets/fashion-mnist";
   return std::filesystem::exists(kDuet) && std::filesystem::exists(kGen) &&
-         std::filesystem::exists(kClf) && std::filesystem::is_directory(data);
+         std::filesystem::exists(kClf) && std::filesystem::exists(kJudge) &&
+         std::filesystem::is_directory(data);
 }
 
 }  // namespace
@@ -85,4 +88,22 @@ TEST(CliDistribution, TinyJsonRunReportsEveryMetricAndACopiedReferenceAgrees) {
   EXPECT_EQ(e["overall"].dump(), d["overall"].dump());
   EXPECT_EQ(e["floor"].dump(), d["floor"].dump());
   EXPECT_EQ(e["classes"].dump(), d["classes"].dump());
+}
+
+TEST(CliDistribution, ShippedJudgeIsIndependentOfReferenceV1) {
+  if (!ready()) GTEST_SKIP() << "duet, the shipped models or Fashion-MNIST are missing";
+  const Result a = run("-t 2 eval -m " + kGen + " --classifier " + kJudge + " --reference " + kClf +
+                       " --per-class 5 --steps 1 -s 3 --json");
+  ASSERT_EQ(a.code, 0) << a.err;
+  const auto out = nlohmann::json::parse(a.out);
+  EXPECT_EQ(out["classifier"], kJudge);
+  const auto& reference = out.at("distribution").at("reference");
+  EXPECT_EQ(reference["version"], "v1");
+  EXPECT_FALSE(reference["is_judge"].get<bool>());
+  // Another architecture (the seeds, 2 against 1, are in models/README.md).
+  const Result judge = run("info -m " + kJudge), ref = run("info -m " + kClf);
+  ASSERT_EQ(judge.code, 0) << judge.err;
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  EXPECT_NE(judge.out.find("\"arch\":\"resnet32\""), std::string::npos) << judge.out;
+  EXPECT_NE(ref.out.find("\"arch\":\"resnet20\""), std::string::npos) << ref.out;
 }
