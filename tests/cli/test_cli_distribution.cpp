@@ -35,8 +35,7 @@ bool ready() {
   const char* env = std::getenv("DUET_DATA");
   const std::string data = env ? env : "/usr/share/datasets/fashion-mnist";
   return std::filesystem::exists(kDuet) && std::filesystem::exists(kGen) &&
-         std::filesystem::exists(kClf) && std::filesystem::exists(kJudge) &&
-         std::filesystem::is_directory(data);
+         std::filesystem::exists(kClf) && std::filesystem::is_directory(data);
 }
 
 }  // namespace
@@ -91,7 +90,8 @@ TEST(CliDistribution, TinyJsonRunReportsEveryMetricAndACopiedReferenceAgrees) {
 }
 
 TEST(CliDistribution, ShippedJudgeIsIndependentOfReferenceV1) {
-  if (!ready()) GTEST_SKIP() << "duet, the shipped models or Fashion-MNIST are missing";
+  if (!ready() || !std::filesystem::exists(kJudge))
+    GTEST_SKIP() << "duet, the shipped models or Fashion-MNIST are missing";
   const Result a = run("-t 2 eval -m " + kGen + " --classifier " + kJudge + " --reference " + kClf +
                        " --per-class 5 --steps 1 -s 3 --json");
   ASSERT_EQ(a.code, 0) << a.err;

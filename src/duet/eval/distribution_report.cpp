@@ -167,12 +167,11 @@ nlohmann::json DistributionReport::to_json(const std::vector<std::string>& names
                    {"name", i < names.size() ? names[i] : std::to_string(i)},
                    {"generated", classes[i].to_json()},
                    {"floor", floor_classes[i].to_json()}});
+  const std::string version = reference_version(reference_sha256);
   return {{"reference",
            {{"path", reference_path},
             {"sha256", reference_sha256},
-            {"version", reference_version(reference_sha256).empty()
-                            ? nlohmann::json()
-                            : nlohmann::json(reference_version(reference_sha256))},
+            {"version", version.empty() ? nlohmann::json() : nlohmann::json(version)},
             {"is_judge", reference_is_judge},
             {"feature_dim", feature_dim}}},
           {"floor_source", floor_source},
