@@ -70,6 +70,12 @@ void conv2d_int8_forward_blocked(const Conv2dShape& s, bool x_blocked, const flo
                                  const Epilogue& epilogue = {});
 
 namespace detail {
+// Sets the bytes of a padded NHWC image [H + 2 pad_h, W + 2 pad_w, channels4] that the
+// quantisers below do not write to the zero point: the padding ring, and when c < channels4 the
+// whole image (its spare channels; the interior is then overwritten). Filling only the ring keeps
+// a batch-1 layer from writing its image twice.
+void fill_padding(uint8_t* out, int64_t c, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
+                  int64_t channels4, int32_t zero_point);
 // x [C, H, W] float -> [H + 2 pad_h, W + 2 pad_w, channels4] u8, padding and extra channels set
 // to the zero point. The AVX2 twin must give identical bytes.
 void quantize_to_padded_nhwc(const float* x, int64_t c, int64_t h, int64_t w, int64_t pad_h,
