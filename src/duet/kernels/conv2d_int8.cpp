@@ -107,16 +107,31 @@ void int8_block_generic(const uint8_t* image, const int64_t* base, int64_t count
     }
 }
 
-void quantize_blocked_to_padded_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph,
-                                     int64_t pw, int64_t C4, const ActivationQuant& q,
-                                     uint8_t* out) {
+void quantize_blocked_channels(const float* x, int64_t c_begin, int64_t C, int64_t H, int64_t W,
+                               int64_t ph, int64_t pw, int64_t C4, const ActivationQuant& q,
+                               uint8_t* out) {
   const int64_t Wp = W + 2 * pw;
-  fill_padding(out, C, H, W, ph, pw, C4, q.zero_point);
-  for (int64_t c = 0; c < C; ++c)
+  for (int64_t c = c_begin; c < C; ++c)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t v = 0; v < W; ++v)
         out[((h + ph) * Wp + v + pw) * C4 + c] =
             quantize_activation(x[((c / 16 * H + h) * W + v) * 16 + c % 16], q);
+}
+
+void quantize_blocked_to_padded_nhwc(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph,
+                                     int64_t pw, int64_t C4, const ActivationQuant& q,
+                                     uint8_t* out) {
+  fill_padding(out, C, H, W, ph, pw, C4, q.zero_point);
+  quantize_blocked_channels(x, 0, C, H, W, ph, pw, C4, q, out);
+}
+
+void quantize_blocked_to_padded_nhwc_avx512(const float* x, int64_t C, int64_t H, int64_t W,
+                                            int64_t ph, int64_t pw, int64_t C4,
+                                            const ActivationQuant& q, uint8_t* out) {
+  fill_padding(out, C, H, W, ph, pw, C4, q.zero_point);
+  const int64_t whole = C / 16;
+  quantize_blocked_interior_avx512(x, whole, H, W, ph, pw, C4, q.inv_scale, q.zero_point, out);
+  quantize_blocked_channels(x, whole * 16, C, H, W, ph, pw, C4, q, out);
 }
 
 void int8_store_blocked_generic(const int32_t* acc, int64_t count, int64_t kn,
@@ -210,8 +225,12 @@ void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const I
   for (int64_t k = 0; k < kn; ++k) zero_point_sums[k] = zero_point * w.weight_sums[size_t(k0 + k)];
   if (y_blocked) {  // block kb of image n holds these 16 channels for every pixel
     const int64_t at = ((n * p.kblocks + kb) * p.PQ + p0) * kInt8BlockK;
+    const float* residual = e.residual ? e.residual + at : nullptr;
+    if (avx2 && isa_at_least(Isa::avx512) &&
+        detail::int8_store_blocked_avx512(acc, count, kn, zero_point_sums, e, k0, residual, y + at))
+      return;
     (avx2 ? detail::int8_store_blocked_avx2 : detail::int8_store_blocked_generic)(
-        acc, count, kn, zero_point_sums, e, k0, e.residual ? e.residual + at : nullptr, y + at);
+        acc, count, kn, zero_point_sums, e, k0, residual, y + at);
     return;
   }
   Epilogue en = e;  // the image's [K, P*Q] block, as conv2d_forward's GEMM store sees it
@@ -239,8 +258,11 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
   const int64_t in_image =
       (io.x_blocked ? channel_blocks(s.in_channels) * kChannelBlock : s.in_channels) * s.in_h *
       s.in_w;
-  const auto quantize_image = io.x_blocked ? (avx2 ? detail::quantize_blocked_to_padded_nhwc_avx2
-                                                   : detail::quantize_blocked_to_padded_nhwc)
+  const auto quantize_blocked = !avx2 ? detail::quantize_blocked_to_padded_nhwc
+                                : isa_at_least(Isa::avx512)
+                                    ? detail::quantize_blocked_to_padded_nhwc_avx512
+                                    : detail::quantize_blocked_to_padded_nhwc_avx2;
+  const auto quantize_image = io.x_blocked ? quantize_blocked
                                            : (avx2 ? detail::quantize_to_padded_nhwc_avx2
                                                    : detail::quantize_to_padded_nhwc);
   auto quantize = [&](int64_t n, uint8_t* dst) {

@@ -84,16 +84,21 @@ void quantize_to_padded_nhwc(const float* x, int64_t c, int64_t h, int64_t w, in
 void quantize_to_padded_nhwc_avx2(const float* x, int64_t c, int64_t h, int64_t w, int64_t pad_h,
                                   int64_t pad_w, int64_t channels4, const ActivationQuant& q,
                                   uint8_t* out);
-// The store: yb[k * ld + j] = epilogue(float(acc[j * 16 + k] - zero_point_sums[k])) for k < kn,
-// j < count. The epilogue sees element (k0 + k, p0 + j) of the image's [K, P*Q] block (its
-// residual pointer already at the image, ld_residual its row length). zero_point_sums: 16 entries.
-// The same from a channel-blocked image [ceil(C / 16), H, W, 16].
+// The same from a channel-blocked image [ceil(C / 16), H, W, 16]; bytes identical on every path.
 void quantize_blocked_to_padded_nhwc(const float* x, int64_t c, int64_t h, int64_t w, int64_t pad_h,
                                      int64_t pad_w, int64_t channels4, const ActivationQuant& q,
                                      uint8_t* out);
 void quantize_blocked_to_padded_nhwc_avx2(const float* x, int64_t c, int64_t h, int64_t w,
                                           int64_t pad_h, int64_t pad_w, int64_t channels4,
                                           const ActivationQuant& q, uint8_t* out);
+void quantize_blocked_to_padded_nhwc_avx512(const float* x, int64_t c, int64_t h, int64_t w,
+                                            int64_t pad_h, int64_t pad_w, int64_t channels4,
+                                            const ActivationQuant& q, uint8_t* out);
+// Channels [c_begin, c) of a channel-blocked image into a padded NHWC one (scalar; the vector
+// quantisers use it for a partial last block).
+void quantize_blocked_channels(const float* x, int64_t c_begin, int64_t c, int64_t h, int64_t w,
+                               int64_t pad_h, int64_t pad_w, int64_t channels4,
+                               const ActivationQuant& q, uint8_t* out);
 // The blocked store: yb[16 j + k] = epilogue(float(acc[16 j + k] - zero_point_sums[k])) for
 // k < kn (the epilogue's per-channel arrays at channel k0 + k, its residual laid out like yb),
 // and 0 for kn <= k < 16, for pixels j < count.
@@ -103,6 +108,9 @@ void int8_store_blocked_avx2(const int32_t* acc, int64_t count, int64_t kn,
 void int8_store_blocked_generic(const int32_t* acc, int64_t count, int64_t kn,
                                 const int32_t* zero_point_sums, const Epilogue& e, int64_t k0,
                                 const float* residual, float* yb);
+// The store: yb[k * ld + j] = epilogue(float(acc[j * 16 + k] - zero_point_sums[k])) for k < kn,
+// j < count. The epilogue sees element (k0 + k, p0 + j) of the image's [K, P*Q] block (its
+// residual pointer already at the image, ld_residual its row length). zero_point_sums: 16 entries.
 void int8_store_avx2(const int32_t* acc, int64_t count, int64_t kn, const int32_t* zero_point_sums,
                      const Epilogue& e, int64_t k0, int64_t p0, float* yb, int64_t ld);
 void int8_store_generic(const int32_t* acc, int64_t count, int64_t kn,

@@ -158,11 +158,7 @@ void quantize_blocked_to_padded_nhwc_avx2(const float* x, int64_t C, int64_t H, 
         _mm_storeu_si128(reinterpret_cast<__m128i*>(row + v * C4), bytes);
       }
     }
-  for (int64_t c = whole * 16; c < C; ++c)  // the last, partial block
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t v = 0; v < W; ++v)
-        out[((h + ph) * Wp + v + pw) * C4 + c] =
-            quantize_activation(x[((c / 16 * H + h) * W + v) * 16 + c % 16], q);
+  quantize_blocked_channels(x, whole * 16, C, H, W, ph, pw, C4, q, out);  // a partial block
 }
 
 void quantize_to_padded_nhwc_avx2(const float* x, int64_t C, int64_t H, int64_t W, int64_t ph,

@@ -4,6 +4,10 @@
 
 #include <cstdint>
 
+namespace duet::kernels {
+struct Epilogue;
+}
+
 namespace duet::kernels::detail {
 
 // acc[j * 16 + k] (int32) for `count` output pixels whose tap-(0, 0) bytes start at
@@ -22,4 +26,16 @@ void int8_block_avx512vnni(const uint8_t* image, const int64_t* base, int64_t co
 void int8_block_generic(const uint8_t* image, const int64_t* base, int64_t count,
                         const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
                         int32_t* acc);
+
+// AVX-512 (conv2d_int8_avx512.cpp), channel-blocked activations, only when
+// isa_at_least(Isa::avx512). The interior of quantize_blocked_to_padded_nhwc for `blocks` whole
+// 16-channel blocks (the caller fills the padding and quantises a partial last block).
+void quantize_blocked_interior_avx512(const float* x, int64_t blocks, int64_t h, int64_t w,
+                                      int64_t pad_h, int64_t pad_w, int64_t channels4,
+                                      float inv_scale, int32_t zero_point, uint8_t* out);
+// int8_store_blocked_avx2's contract; false (nothing written) for activations other than none
+// and relu, which the AVX2 store then handles.
+bool int8_store_blocked_avx512(const int32_t* acc, int64_t count, int64_t kn,
+                               const int32_t* zero_point_sums, const Epilogue& e, int64_t k0,
+                               const float* residual, float* yb);
 }  // namespace duet::kernels::detail
