@@ -1,8 +1,8 @@
 // The generative classifier (eval/generative_classifier.h) on a tiny random UNet against a plain
 // twin loop that computes every class's loss one (image, class, time) at a time with batch 1:
-// same losses, probabilities and argmax without pruning, for flow and DDPM; with pruning the
-// surviving classes keep their exact losses, passes are counted, and the prediction is a
-// survivor. Also the documented time order and batch-size independence.
+// same (signal-weighted) losses, probabilities and argmax without pruning, for flow and DDPM;
+// with pruning the surviving classes keep their exact losses, passes are counted, and the
+// prediction is a survivor. Also the documented time order and batch-size independence.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -53,6 +53,7 @@ std::vector<double> twin_losses(models::UNet& unet, gen::Objective obj, const Te
   unet.eval();
   const int64_t n = x0.dim(0), per = kSize * kSize;
   std::vector<double> loss(size_t(n * kClasses), 0.0);
+  double weight_sum = 0.0;
   const auto xv = x0.to_vector();
   for (int m = 0; m < o.times; ++m) {
     const double t = o.t_min + (o.t_max - o.t_min) * (m + 0.5) / o.times;
@@ -62,6 +63,8 @@ std::vector<double> twin_losses(models::UNet& unet, gen::Objective obj, const Te
     g.normal(eps.data(), per);
     const auto k = gen::noise_level(obj, t);
     const float a = float(k.a), b = float(k.b);
+    const double weight = std::pow(k.a, o.signal_power);
+    weight_sum += weight;
     for (int64_t i = 0; i < n; ++i)
       for (int32_t c = 0; c < kClasses; ++c) {
         std::vector<float> xt(static_cast<size_t>(per));
@@ -79,9 +82,10 @@ std::vector<double> twin_losses(models::UNet& unet, gen::Objective obj, const Te
                                                                   : double(a * ep - b * x);
           se += (p[size_t(e)] - target) * (p[size_t(e)] - target);
         }
-        loss[size_t(i * kClasses + c)] += se / per / o.times;
+        loss[size_t(i * kClasses + c)] += weight * se / per;
       }
   }
+  for (double& l : loss) l /= weight_sum;
   return loss;
 }
 
@@ -96,6 +100,7 @@ TEST(GenerativeClassifier, EqualsATwinLoopWithoutPruning) {
     o.seed = 17;
     o.prune_margin = std::numeric_limits<double>::infinity();
     o.batch = 7;  // batches cut across images
+    o.signal_power = obj == gen::Objective::ddpm_v ? 0.0 : 1.5;  // weighted and plain means
     const auto r = eval::classify_generative(fx.unet, obj, fx.images, o);
     const auto twin = twin_losses(fx.unet, obj, fx.images, o);
     EXPECT_EQ(r.passes, kImages * kClasses * 6);
@@ -179,7 +184,7 @@ TEST(GenerativeClassifier, TimeOrderAndBatchIndependence) {
   ASSERT_EQ(m.size(), want.size());
   for (size_t i = 0; i < m.size(); ++i)
     EXPECT_NEAR(eval::generative_time(unit, m[i]), want[i], 1e-12);
-  EXPECT_NEAR(eval::generative_time(eval::GenerativeOptions{}, 0), 0.23, 1e-12);  // [0.2, 0.8]
+  EXPECT_NEAR(eval::generative_time(eval::GenerativeOptions{}, 0), 0.14, 1e-12);  // [0.1, 0.9]
   Fixture fx;
   eval::GenerativeOptions o;
   o.times = 4;
@@ -190,5 +195,8 @@ TEST(GenerativeClassifier, TimeOrderAndBatchIndependence) {
   for (size_t j = 0; j < a.loss.size(); ++j) EXPECT_NEAR(a.loss[j], b.loss[j], 1e-6 * b.loss[j]);
   EXPECT_TRUE(fx.unet.is_training());  // the mode comes back
   o.times = 0;
+  EXPECT_THROW(eval::classify_generative(fx.unet, gen::Objective::flow, fx.images, o), Error);
+  o.times = 4;
+  o.signal_power = -1.0;
   EXPECT_THROW(eval::classify_generative(fx.unet, gen::Objective::flow, fx.images, o), Error);
 }

@@ -31,6 +31,11 @@ void add_generative_flags(CLI::App& sub, GenerativeFlags& g) {
   sub.add_option("--gen-t-max", o.t_max, "generative: end of the t range")
       ->capture_default_str()
       ->needs(generative);
+  sub.add_option("--gen-signal-power", o.signal_power,
+                 "generative: weight each time's loss by a_t^P (a_t: the signal coefficient, 1 - t "
+                 "for flow); 0: the plain mean")
+      ->capture_default_str()
+      ->needs(generative);
   sub.add_option("--prune-after", o.prune_after,
                  "generative: times evaluated before hopeless classes are dropped")
       ->capture_default_str()
@@ -86,10 +91,10 @@ std::string generative_summary(const GenerativeRun& r, int64_t images,
   const double saved = r.full_passes ? 1.0 - double(r.passes) / double(r.full_passes) : 0.0;
   std::snprintf(
       line, sizeof line,
-      "generative classifier: %d times in [%g, %g], prune after %d at margin %g, scale %g, seed "
-      "%llu; %lld of %lld network passes (pruning saved %.1f %%); %.1f s, %.1f ms per "
-      "image",
-      o.times, o.t_min, o.t_max, o.prune_after, o.prune_margin, o.scale,
+      "generative classifier: %d times in [%g, %g] weighted by a_t^%g, prune after %d at margin "
+      "%g, scale %g, seed %llu; %lld of %lld network passes (pruning saved %.1f %%); %.1f s, "
+      "%.1f ms per image",
+      o.times, o.t_min, o.t_max, o.signal_power, o.prune_after, o.prune_margin, o.scale,
       static_cast<unsigned long long>(o.seed), static_cast<long long>(r.passes),
       static_cast<long long>(r.full_passes), 100.0 * saved, r.seconds,
       images ? 1e3 * r.seconds / double(images) : 0.0);

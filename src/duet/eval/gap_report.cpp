@@ -207,6 +207,7 @@ GapReport gap_report(GapInputs& in, const GapOptions& o) {
        {{"times", gopt.times},
         {"t_min", gopt.t_min},
         {"t_max", gopt.t_max},
+        {"signal_power", gopt.signal_power},
         {"prune_after", gopt.prune_after},
         {"prune_margin", std::isfinite(gopt.prune_margin) ? nlohmann::json(gopt.prune_margin)
                                                           : nlohmann::json("inf")},

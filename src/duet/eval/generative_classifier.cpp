@@ -51,6 +51,8 @@ void validate_generative(const GenerativeOptions& o) {
   if (!(o.t_min >= 0 && o.t_max <= 1 && o.t_min < o.t_max))
     fail_usage("generative classifier: the t range must satisfy 0 <= t_min < t_max <= 1, got [",
                o.t_min, ", ", o.t_max, "]");
+  if (!(o.signal_power >= 0 && o.signal_power <= 16))
+    fail_usage("--gen-signal-power must be in [0, 16], got ", o.signal_power);
   if (o.prune_after < 1) fail_usage("--prune-after must be >= 1, got ", o.prune_after);
   if (!(o.prune_margin >= 0))
     fail_usage("--prune-margin must be >= 0 (inf: off), got ", o.prune_margin);
@@ -86,7 +88,9 @@ GenerativeResult classify_generative(models::UNet& model, gen::Objective objecti
   r.loss.assign(static_cast<size_t>(n * k), 0.0);
   r.times_used.assign(static_cast<size_t>(n * k), 0);
   r.full_passes = n * k * o.times;
-  std::vector<double> sum(static_cast<size_t>(n * k), 0.0);
+  // Weighted sums of the per-element losses and of the weights, per (image, class).
+  std::vector<double> sum(static_cast<size_t>(n * k), 0.0), weights(sum.size(), 0.0);
+  const auto running_mean = [&](size_t j) { return sum[j] / weights[j]; };
   std::vector<char> live(static_cast<size_t>(n * k), 1);
 
   const bool was_training = model.is_training();
@@ -99,6 +103,9 @@ GenerativeResult classify_generative(models::UNet& model, gen::Objective objecti
       const std::vector<float> eps = grid_noise(o.seed, m, one).to_vector();
       const gen::NoiseLevel nl = gen::noise_level(objective, t);
       const float a = static_cast<float>(nl.a), b = static_cast<float>(nl.b);
+      const double weight = std::pow(nl.a, o.signal_power);
+      DUET_CHECK(weight > 0, "generative classifier: the signal weight at t = ", t,
+                 " is not positive (signal ", nl.a, ")");
       // Every live (image, class) pair, in image-major order, run in batches of o.batch rows.
       std::vector<int64_t> rows;
       for (int64_t j = 0; j < n * k; ++j)
@@ -129,7 +136,8 @@ GenerativeResult classify_generative(models::UNet& model, gen::Objective objecti
                 gen::regression_target(objective, a, b, src[e], eps[static_cast<size_t>(e)]);
             se += d * d;
           }
-          sum[static_cast<size_t>(j)] += se / static_cast<double>(per);
+          sum[static_cast<size_t>(j)] += weight * se / static_cast<double>(per);
+          weights[static_cast<size_t>(j)] += weight;
           ++r.times_used[static_cast<size_t>(j)];
         }
         r.passes += nb;
@@ -140,10 +148,10 @@ GenerativeResult classify_generative(models::UNet& model, gen::Objective objecti
           double best = INFINITY;
           for (int64_t c = 0; c < k; ++c)
             if (live[static_cast<size_t>(i * k + c)])
-              best = std::min(best, sum[static_cast<size_t>(i * k + c)] / (step + 1));
+              best = std::min(best, running_mean(static_cast<size_t>(i * k + c)));
           for (int64_t c = 0; c < k; ++c) {
             const size_t j = static_cast<size_t>(i * k + c);
-            if (live[j] && sum[j] / (step + 1) > best + o.prune_margin) live[j] = 0;
+            if (live[j] && running_mean(j) > best + o.prune_margin) live[j] = 0;
           }
         }
       }
@@ -159,7 +167,7 @@ GenerativeResult classify_generative(models::UNet& model, gen::Objective objecti
     double lmin = INFINITY;
     for (int64_t c = 0; c < k; ++c) {
       const size_t j = static_cast<size_t>(i * k + c);
-      r.loss[j] = sum[j] / std::max(1, r.times_used[j]);
+      r.loss[j] = running_mean(j);
       if (live[j]) lmin = std::min(lmin, r.loss[j]);
     }
     // A pruned class was more than the margin behind when dropped; keep it behind the final best
