@@ -67,6 +67,21 @@ TEST(Cli, TrainUsageErrorsExitWith2) {
   EXPECT_FALSE(std::filesystem::exists("/tmp/duet_cli_never"));
 }
 
+TEST(Cli, ParserErrorsAreOneLine) {
+  REQUIRE_DUET();
+  for (const std::string args :
+       {"", "train --bogus-flag 1 -o /tmp/duet_cli_never", "eval", "train --lr abc",
+        "sample -m x.safetensors --steps"}) {
+    const auto [code, err] = run_duet_stderr(args);
+    EXPECT_EQ(code, 2) << args << ": " << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << args << ": " << err;
+    EXPECT_NE(err.find("--help"), std::string::npos) << err;
+  }
+  EXPECT_EQ(run_duet("--help"), 0);
+  EXPECT_EQ(run_duet("eval --help"), 0);
+  EXPECT_FALSE(std::filesystem::exists("/tmp/duet_cli_never"));
+}
+
 TEST(Cli, MissingFilesExitWith1) {
   REQUIRE_DUET();
   EXPECT_EQ(run_duet("eval -m /nonexistent/model.safetensors"), 1);

@@ -52,6 +52,8 @@ TEST(CliGap, BadFlagsAreOneLineUsageErrors) {
            "eval -m " + kClf + " --corrupt noise",
            "eval -m " + kGen + " --generative --gen-times 0",
            "eval -m " + kGen + " --generative --gen-t-min 0.9 --gen-t-max 0.1",
+           "eval -m " + kGen + " --generative --gen-signal-power -1",
+           "eval -m " + kGen + " --gen-signal-power 2",  // needs --generative
            "classify -m " + kClf + " --generative " + png,
        }) {
     if (args.starts_with("classify")) {  // needs an image to get past reading it

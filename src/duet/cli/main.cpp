@@ -53,7 +53,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // One line, like every other usage error (CLI11's own message adds a second).
+    std::fprintf(stderr, "duet: usage: %s (see --help)\n", e.what());
+    return 2;
   }
 
   try {
