@@ -69,9 +69,8 @@ TEST(Cli, TrainUsageErrorsExitWith2) {
 
 TEST(Cli, ParserErrorsAreOneLine) {
   REQUIRE_DUET();
-  for (const std::string args :
-       {"", "train --bogus-flag 1 -o /tmp/duet_cli_never", "eval", "train --lr abc",
-        "sample -m x.safetensors --steps"}) {
+  for (const std::string args : {"", "train --bogus-flag 1 -o /tmp/duet_cli_never", "eval",
+                                 "train --lr abc", "sample -m x.safetensors --steps"}) {
     const auto [code, err] = run_duet_stderr(args);
     EXPECT_EQ(code, 2) << args << ": " << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << args << ": " << err;

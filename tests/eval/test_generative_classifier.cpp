@@ -99,7 +99,7 @@ TEST(GenerativeClassifier, EqualsATwinLoopWithoutPruning) {
     o.times = 6;
     o.seed = 17;
     o.prune_margin = std::numeric_limits<double>::infinity();
-    o.batch = 7;  // batches cut across images
+    o.batch = 7;                                                 // batches cut across images
     o.signal_power = obj == gen::Objective::ddpm_v ? 0.0 : 1.5;  // weighted and plain means
     const auto r = eval::classify_generative(fx.unet, obj, fx.images, o);
     const auto twin = twin_losses(fx.unet, obj, fx.images, o);
