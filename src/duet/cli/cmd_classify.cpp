@@ -65,7 +65,7 @@ void run_classify(const ClassifyFlags& f) {
   }
   std::vector<float> probs;
   if (f.generative.on) {
-    const GenerativeRun r = run_generative(loaded, f.model, d, f.generative);
+    const GenerativeRun r = run_generative(loaded, f.model, d, f.generative, /*labelled=*/false);
     probs = r.probs;
     if (!f.json) std::printf("%s\n", generative_summary(r, n, f.generative.options).c_str());
   } else {

@@ -316,7 +316,7 @@ void run_eval(const EvalFlags& f) {
   std::vector<float> probs;
   std::string generative_line;
   if (f.generative.on) {
-    const GenerativeRun r = run_generative(loaded, f.model, d, f.generative);
+    const GenerativeRun r = run_generative(loaded, f.model, d, f.generative, /*labelled=*/true);
     probs = r.probs;
     generative_line = generative_summary(r, d.size(), f.generative.options);
   } else {

@@ -54,7 +54,7 @@ void add_generative_flags(CLI::App& sub, GenerativeFlags& g) {
 }
 
 GenerativeRun run_generative(models::LoadedModel& generator, const std::string& path,
-                             const data::Dataset& d, const GenerativeFlags& g) {
+                             const data::Dataset& d, const GenerativeFlags& g, bool labelled) {
   auto* unet = models::generator_network(*generator.model);
   if (!unet)
     fail_usage("--generative: -m ", path, " is not a generator (family '",
@@ -68,7 +68,9 @@ GenerativeRun run_generative(models::LoadedModel& generator, const std::string& 
   r.probs.reserve(static_cast<size_t>(n * k));
   const bool bar = ::isatty(2);
   const auto t0 = std::chrono::steady_clock::now();
-  constexpr int64_t kChunk = 100;  // images per call: every live (image, class) pair of a chunk
+  constexpr int64_t kChunk = 100;      // images per call: every live (image, class) pair of a chunk
+  constexpr int64_t kLogEvery = 1000;  // images between progress lines when not on a terminal
+  int64_t right = 0;
   for (int64_t b0 = 0; b0 < n; b0 += kChunk) {
     const int64_t b1 = std::min(n, b0 + kChunk);
     const Tensor x = eval::u8_to_generator_input(d.image(b0), b1 - b0, d.channels, d.height,
@@ -76,9 +78,20 @@ GenerativeRun run_generative(models::LoadedModel& generator, const std::string& 
     const eval::GenerativeResult res = eval::classify_generative(*unet, objective, x, o);
     r.probs.insert(r.probs.end(), res.probs.begin(), res.probs.end());
     r.passes += res.passes, r.full_passes += res.full_passes;
-    if (bar)
-      std::fprintf(stderr, "\rgenerative %lld/%lld ", static_cast<long long>(b1),
-                   static_cast<long long>(n));
+    if (labelled)
+      for (int64_t i = b0; i < b1; ++i) right += res.predicted(i - b0) == d.label(i);
+    // Long runs (minutes to an hour) report as they go: a bar on a terminal, else a line per
+    // kLogEvery images; with labels, the accuracy so far.
+    if (!bar && b1 % kLogEvery != 0) continue;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char so_far[64] = "";
+    if (labelled)
+      std::snprintf(so_far, sizeof so_far, ", %.2f %% right so far",
+                    100.0 * double(right) / double(b1));
+    std::fprintf(stderr, "%sgenerative %lld/%lld images%s, %.0f s%s", bar ? "\r" : "",
+                 static_cast<long long>(b1), static_cast<long long>(n), so_far, seconds,
+                 bar ? " " : "\n");
   }
   if (bar) std::fprintf(stderr, "\r\033[K");
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -32,10 +32,10 @@ struct GenerativeRun {
 };
 
 // The generative classifier over every image of `d` (already at the generator's channels and
-// size), in chunks of 100 images with progress on a terminal. Usage Error when -m is not a
-// generator.
+// size), in chunks of 100 images, with progress on stderr: a bar on a terminal, else a line per
+// 1,000 images; `labelled` adds the accuracy so far. Usage Error when -m is not a generator.
 GenerativeRun run_generative(models::LoadedModel& generator, const std::string& path,
-                             const data::Dataset& d, const GenerativeFlags& g);
+                             const data::Dataset& d, const GenerativeFlags& g, bool labelled);
 
 // One line: images, times, passes run of full, compute saved by pruning, ms per image.
 std::string generative_summary(const GenerativeRun& r, int64_t images,
