@@ -67,47 +67,47 @@ void int8_store_avx2(const int32_t* acc, int64_t count, int64_t kn, const int32_
 
 namespace {
 
+// A 16-channel block's epilogue constants, two halves of 8 lanes. Absent scale, shift and bias
+// terms are identities: x * 1 and x + (-0) are exact for every float x, -0 included, so the
+// result is bit for bit the scalar twin's, which skips them.
+struct BlockConstants {
+  __m256i zero_point_sums[2];
+  __m256 mul[2], shift[2], bias[2], live[2];
+};
+
 // The blocked store's loop for one residual choice and activation (compile-time, so the loop body
-// is branch-free). Absent scale, shift and bias terms are identities: x * 1 and x + (-0) are exact
-// for every float x, -0 included, so the result is bit for bit the scalar twin's, which skips them.
+// is branch-free).
 template <bool kResidual, Activation kAct>
-void store_blocked_rows(const int32_t* acc, int64_t count, const __m256i (&zps)[2],
-                        const __m256 (&mul)[2], const __m256 (&shift)[2], const __m256 (&bias)[2],
-                        const __m256 (&live)[2], const float* residual, float* yb) {
+void store_blocked_rows(const int32_t* acc, int64_t count, const BlockConstants& k,
+                        const float* residual, float* yb) {
   for (int64_t j = 0; j < count; ++j)
     for (int h = 0; h < 2; ++h) {
       const int64_t at = j * 16 + 8 * h;
-      __m256 v = _mm256_cvtepi32_ps(
-          _mm256_sub_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc + at)), zps[h]));
+      __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(acc + at)), k.zero_point_sums[h]));
       // The epilogue in gemm.h's order, as the scalar twin applies it.
-      v = _mm256_mul_ps(v, mul[h]);
+      v = _mm256_mul_ps(v, k.mul[h]);
       // Round the product here like the twin does: without the barrier the compiler fuses the
       // multiply and the add into one FMA (one rounding), which the twin never does.
       asm("" : "+x"(v));
-      v = _mm256_add_ps(_mm256_add_ps(v, shift[h]), bias[h]);
+      v = _mm256_add_ps(_mm256_add_ps(v, k.shift[h]), k.bias[h]);
       if constexpr (kResidual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual + at));
-      _mm256_storeu_ps(yb + at, _mm256_and_ps(gemm_detail::activate_ps(kAct, v), live[h]));
+      _mm256_storeu_ps(yb + at, _mm256_and_ps(gemm_detail::activate_ps(kAct, v), k.live[h]));
     }
 }
 
 template <bool kResidual>
 void store_blocked_for_act(Activation act, const int32_t* acc, int64_t count,
-                           const __m256i (&zps)[2], const __m256 (&mul)[2],
-                           const __m256 (&shift)[2], const __m256 (&bias)[2],
-                           const __m256 (&live)[2], const float* residual, float* yb) {
+                           const BlockConstants& k, const float* residual, float* yb) {
   switch (act) {
     case Activation::none:
-      return store_blocked_rows<kResidual, Activation::none>(acc, count, zps, mul, shift, bias,
-                                                             live, residual, yb);
+      return store_blocked_rows<kResidual, Activation::none>(acc, count, k, residual, yb);
     case Activation::relu:
-      return store_blocked_rows<kResidual, Activation::relu>(acc, count, zps, mul, shift, bias,
-                                                             live, residual, yb);
+      return store_blocked_rows<kResidual, Activation::relu>(acc, count, k, residual, yb);
     case Activation::silu:
-      return store_blocked_rows<kResidual, Activation::silu>(acc, count, zps, mul, shift, bias,
-                                                             live, residual, yb);
+      return store_blocked_rows<kResidual, Activation::silu>(acc, count, k, residual, yb);
     case Activation::gelu:
-      return store_blocked_rows<kResidual, Activation::gelu>(acc, count, zps, mul, shift, bias,
-                                                             live, residual, yb);
+      return store_blocked_rows<kResidual, Activation::gelu>(acc, count, k, residual, yb);
   }
 }
 
@@ -118,21 +118,21 @@ void int8_store_blocked_avx2(const int32_t* acc, int64_t count, int64_t kn,
                              const float* residual, float* yb) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256 one = _mm256_set1_ps(1.0f), minus_zero = _mm256_set1_ps(-0.0f);
-  __m256i zps[2];
-  __m256 live[2], mul[2], shift[2], bias[2];
+  BlockConstants k;
   for (int h = 0; h < 2; ++h) {  // per-channel values, read only for live lanes
     const __m256i on = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(kn - 8 * h)), lane);
-    live[h] = _mm256_castsi256_ps(on);
-    zps[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zero_point_sums + 8 * h));
+    k.live[h] = _mm256_castsi256_ps(on);
+    k.zero_point_sums[h] =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zero_point_sums + 8 * h));
     const int64_t at = k0 + 8 * h;
-    mul[h] = e.scale ? _mm256_maskload_ps(e.scale + at, on) : one;
-    shift[h] = e.shift ? _mm256_maskload_ps(e.shift + at, on) : minus_zero;
-    bias[h] = e.bias ? _mm256_maskload_ps(e.bias + at, on) : minus_zero;
+    k.mul[h] = e.scale ? _mm256_maskload_ps(e.scale + at, on) : one;
+    k.shift[h] = e.shift ? _mm256_maskload_ps(e.shift + at, on) : minus_zero;
+    k.bias[h] = e.bias ? _mm256_maskload_ps(e.bias + at, on) : minus_zero;
   }
   if (residual)
-    store_blocked_for_act<true>(e.act, acc, count, zps, mul, shift, bias, live, residual, yb);
+    store_blocked_for_act<true>(e.act, acc, count, k, residual, yb);
   else
-    store_blocked_for_act<false>(e.act, acc, count, zps, mul, shift, bias, live, nullptr, yb);
+    store_blocked_for_act<false>(e.act, acc, count, k, nullptr, yb);
 }
 
 void quantize_blocked_to_padded_nhwc_avx2(const float* x, int64_t C, int64_t H, int64_t W,
