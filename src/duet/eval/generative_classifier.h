@@ -45,11 +45,11 @@ struct GenerativeOptions {
 
 struct GenerativeResult {
   int64_t num_images = 0, num_classes = 0;
-  std::vector<float> probs;            // [N, K] row-major
-  std::vector<double> loss;            // [N, K] weighted mean per-element loss over the times evaluated
-  std::vector<int> times_used;         // [N, K] how many times each class was evaluated at
-  int64_t passes = 0;                  // (image, class, time) UNet rows actually run
-  int64_t full_passes = 0;             // ... without pruning: N * K * times
+  std::vector<float> probs;     // [N, K] row-major
+  std::vector<double> loss;     // [N, K] weighted mean per-element loss over the times evaluated
+  std::vector<int> times_used;  // [N, K] how many times each class was evaluated at
+  int64_t passes = 0;           // (image, class, time) UNet rows actually run
+  int64_t full_passes = 0;      // ... without pruning: N * K * times
   int32_t predicted(int64_t i) const;  // argmin loss (first of equals); never a pruned class
 };
 
