@@ -5,12 +5,14 @@
 //   bench_gen_times -m GENERATOR [--split train|test] [--start 0] [--images 1500] [--times 32]
 //                   [--seed 1000] [-t THREADS]
 // docs/gap.md has the run that chose the defaults and its command.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "duet/data/dataset.h"

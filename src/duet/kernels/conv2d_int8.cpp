@@ -205,18 +205,30 @@ struct IoLayout {
   bool x_blocked = false, y_blocked = false;
 };
 
+// Which kernels a call runs, resolved once per call rather than per work item.
+struct Paths {
+  bool avx2, avx512;
+  decltype(&detail::int8_block_generic) block;
+};
+
+Paths resolve_paths() {
+  const bool avx2 = isa_at_least(Isa::avx2);
+  return {avx2, avx2 && isa_at_least(Isa::avx512),
+          !avx2               ? detail::int8_block_generic
+          : use_avx512_vnni() ? detail::int8_block_avx512vnni
+          : use_avx_vnni()    ? detail::int8_block_vnni
+                              : detail::int8_block_avx2};
+}
+
 // One work item: output pixels [chunk * 64, +64) of image n, channels [kb * 16, +16).
 void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const Int8ConvWeights& w,
               int32_t zero_point, int64_t n, int64_t chunk, int64_t kb, float* y, const Epilogue& e,
-              bool avx2, bool y_blocked) {
+              const Paths& paths, bool y_blocked) {
   alignas(64) int32_t acc[kPixelChunk * kInt8BlockK];
   const int64_t p0 = chunk * kPixelChunk, count = std::min(kPixelChunk, p.PQ - p0);
   const int8_t* wblock = w.packed.data() + kb * p.G4 * kInt8BlockK * 4;
-  const auto block = !avx2               ? detail::int8_block_generic
-                     : use_avx512_vnni() ? detail::int8_block_avx512vnni
-                     : use_avx_vnni()    ? detail::int8_block_vnni
-                                         : detail::int8_block_avx2;
-  block(image, p.base.data() + p0, count, p.tap_offsets.data(), p.G4, wblock, acc);
+  paths.block(image, p.base.data() + p0, count, p.tap_offsets.data(), p.G4, wblock, acc);
+  const bool avx2 = paths.avx2;
   const int64_t k0 = kb * kInt8BlockK, kn = std::min(kInt8BlockK, s.out_channels - k0);
   float* yb = y + (n * s.out_channels + k0) * p.PQ + p0;
   // Padding and activations carry the zero point; subtracting zero_point x sum(w) once per
@@ -226,7 +238,7 @@ void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const I
   if (y_blocked) {  // block kb of image n holds these 16 channels for every pixel
     const int64_t at = ((n * p.kblocks + kb) * p.PQ + p0) * kInt8BlockK;
     const float* residual = e.residual ? e.residual + at : nullptr;
-    if (avx2 && isa_at_least(Isa::avx512) &&
+    if (paths.avx512 &&
         detail::int8_store_blocked_avx512(acc, count, kn, zero_point_sums, e, k0, residual, y + at))
       return;
     (avx2 ? detail::int8_store_blocked_avx2 : detail::int8_store_blocked_generic)(
@@ -253,15 +265,15 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
   DUET_CHECK(x && y, "conv2d_int8: null buffer");
   DUET_CHECK(e.axis == ChannelAxis::row, "conv2d_int8: the epilogue's channel axis must be rows");
   if (s.batch == 0) return;
-  const bool avx2 = isa_at_least(Isa::avx2);
+  const Paths paths = resolve_paths();
+  const bool avx2 = paths.avx2;
   const Plan p = make_plan(s, w);
   const int64_t in_image =
       (io.x_blocked ? channel_blocks(s.in_channels) * kChannelBlock : s.in_channels) * s.in_h *
       s.in_w;
-  const auto quantize_blocked = !avx2 ? detail::quantize_blocked_to_padded_nhwc
-                                : isa_at_least(Isa::avx512)
-                                    ? detail::quantize_blocked_to_padded_nhwc_avx512
-                                    : detail::quantize_blocked_to_padded_nhwc_avx2;
+  const auto quantize_blocked = !avx2          ? detail::quantize_blocked_to_padded_nhwc
+                                : paths.avx512 ? detail::quantize_blocked_to_padded_nhwc_avx512
+                                               : detail::quantize_blocked_to_padded_nhwc_avx2;
   const auto quantize_image = io.x_blocked ? quantize_blocked
                                            : (avx2 ? detail::quantize_to_padded_nhwc_avx2
                                                    : detail::quantize_to_padded_nhwc);
@@ -282,7 +294,7 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
         quantize(n, image.get());
         for (int64_t item = 0; item < items_per_image; ++item)
           run_item(s, p, image.get(), w, xq.zero_point, n, item / p.kblocks, item % p.kblocks, y, e,
-                   avx2, io.y_blocked);
+                   paths, io.y_blocked);
       }
     });
     return;
@@ -304,7 +316,7 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
     for (int64_t i = b; i < end; ++i) {
       const int64_t n = i / items_per_image, item = i % items_per_image;
       run_item(s, p, images.get() + n * p.image_bytes, w, xq.zero_point, n, item / p.kblocks,
-               item % p.kblocks, y, e, avx2, io.y_blocked);
+               item % p.kblocks, y, e, paths, io.y_blocked);
     }
   });
 }
