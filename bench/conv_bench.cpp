@@ -126,7 +126,7 @@ std::vector<BenchRow> bench_conv(int threads, bool quick, double peak_gflops) {
         else
           kernels::conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data());
       };
-      // Passes that run Winograd F(2x2, 3x3) are also timed with it off, in the same rounds, so
+      // Passes that run Winograd are also timed with it off, in the same rounds, so
       // the table shows what it buys.
       const kernels::ConvPass cp = p == "fwd"        ? kernels::ConvPass::forward
                                    : p == "bwd_data" ? kernels::ConvPass::input_gradient

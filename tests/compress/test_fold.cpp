@@ -358,7 +358,8 @@ TEST(FoldForInference, PackedWeightsFollowTheAlgorithm) {
       s.in_h = s.in_w = size;
       s.kernel_h = s.kernel_w = 3;
       s.pad_h = s.pad_w = 1;
-      winograd_calls += kernels::blocked_algo(s) == kernels::BlockedAlgo::winograd;
+      winograd_calls += kernels::blocked_algo(s) == kernels::BlockedAlgo::winograd ||
+                        kernels::blocked_algo(s) == kernels::BlockedAlgo::winograd4;
       const Tensor blocked = conv.forward_blocked(x);
       const Tensor want = conv.forward(x);
       Tensor got = Tensor::empty(want.shape());

@@ -68,6 +68,44 @@ struct EpilogueInputs {
   }
 };
 
+// How a case runs the fast kernel's 3x3 stride-1 convolutions: Winograd off (the direct
+// kernel), on with the variant duet picks, or on with one variant forced (tile 2 or 4).
+struct WinogradMode {
+  bool on;
+  int64_t tile;  // 0: duet's choice
+  std::string suffix() const {
+    return !on         ? "_direct"
+           : tile == 0 ? ""
+                       : "_f" + std::to_string(tile) + "x" + std::to_string(tile);
+  }
+  // Runs f with this mode, restoring the defaults after.
+  template <class Fn>
+  void run(Fn&& f) const {
+    duet::kernels::set_winograd(on);
+    duet::kernels::detail::set_winograd_tile(tile);
+    f();
+    duet::kernels::detail::set_winograd_tile(0);
+    duet::kernels::set_winograd(true);
+  }
+};
+
+// The modes a shape runs in: duet's choice always; where Winograd takes the shape in `layout`,
+// also the other variant and the direct kernel, so that each keeps its coverage.
+std::vector<WinogradMode> winograd_modes(int64_t chosen_tile) {
+  std::vector<WinogradMode> modes{{true, 0}};
+  if (chosen_tile != 0) {
+    modes.push_back({true, chosen_tile == 4 ? 2 : 4});
+    modes.push_back({false, 0});
+  }
+  return modes;
+}
+
+// F(4x4, 3x3)'s transforms (coefficients up to 5 and 8) leave about 5x the rounding error of
+// F(2x2, 3x3) and the direct kernel (worst seen on these shapes: 5e-6 x sqrt(reduction)).
+double winograd_atol(double atol, double reduction, int64_t tile) {
+  return tile == 4 ? 1e-5 * std::sqrt(reduction) + 1e-6 : atol;
+}
+
 // The channel-blocked forward (inference chains): input blocked, or channel-major as a network's
 // first layer, with and without the full epilogue; the output is compared whole, padding lanes
 // included (both sides must leave them zero).
@@ -81,17 +119,20 @@ void add_blocked_cases(const Row& row, const Conv2dShape& s, uint64_t seed, doub
   const size_t nyb = size_t(s.batch * channel_blocks(s.out_channels) * pq * kChannelBlock);
   const size_t nw = size_t(s.out_channels * s.in_channels * s.kernel_h * s.kernel_w);
   const size_t nk = size_t(s.out_channels);
-  // Shapes that take Winograd by default also run with it switched off, so the direct blocked
-  // kernel keeps its coverage of 3x3 stride-1 convolutions.
-  std::vector<bool> winograd_modes{true};
-  if (duet::kernels::detail::winograd_packed_size(s) > 0) winograd_modes.push_back(false);
-  for (bool winograd : winograd_modes)
+  // Shapes that take Winograd by default also run with the other variant and with it switched
+  // off, so the direct blocked kernel keeps its coverage of 3x3 stride-1 convolutions.
+  using duet::kernels::detail::WinogradLayout;
+  const int64_t chosen = duet::kernels::detail::winograd_tile(s, WinogradLayout::blocked);
+  const double reduction = double(s.in_channels * s.kernel_h * s.kernel_w);
+  for (const WinogradMode& mode : winograd_modes(chosen))
     for (bool x_blocked : {false, true})
       for (bool epi : {false, true}) {
-        std::string name = std::string("conv2d/fwd_blocked") + (winograd ? "" : "_direct") +
+        const int64_t tile = !mode.on ? 0 : mode.tile != 0 ? mode.tile : chosen;
+        const double tol = winograd_atol(atol, reduction, tile);
+        std::string name = std::string("conv2d/fwd_blocked") + mode.suffix() +
                            (x_blocked ? "_in" : "") + (epi ? "_epi/" : "/") + label(row);
         duet::test::add_kernel_case(
-            {name, s.flops(), atol, 1e-4, [=] {
+            {name, s.flops(), tol, 1e-4, [=] {
                auto x = duet::test::random_vector(nx, seed + 11);
                auto w = duet::test::random_vector(nw, seed + 12);
                const EpilogueInputs ep(nk, ny, seed + 13);
@@ -101,24 +142,24 @@ void add_blocked_cases(const Row& row, const Conv2dShape& s, uint64_t seed, doub
                                                  resb.data());
                // Blocked inputs run on weights packed once, as a network's layers do (and as
                // perf mode should time them); plain inputs let the kernel pack its own.
-               duet::kernels::set_winograd(winograd);
                std::shared_ptr<duet::memory::FloatScratch> packed;
-               if (x_blocked && duet::kernels::blocked_packed_size(s) > 0) {
-                 packed = std::make_shared<duet::memory::FloatScratch>(
-                     duet::kernels::blocked_packed_size(s));
-                 duet::kernels::pack_blocked_weights(s, w.data(), packed->get());
-               }
-               duet::kernels::set_winograd(true);
+               mode.run([&] {
+                 if (x_blocked && duet::kernels::blocked_packed_size(s) > 0) {
+                   packed = std::make_shared<duet::memory::FloatScratch>(
+                       duet::kernels::blocked_packed_size(s));
+                   duet::kernels::pack_blocked_weights(s, w.data(), packed->get());
+                 }
+               });
                return [=](bool fast, std::vector<float>& out) {
                  const Epilogue e = epi ? ep.full(resb.data(), Activation::silu) : Epilogue{};
                  out.assign(nyb, NAN);
                  const float* in = x_blocked ? xb.data() : x.data();
-                 if (fast) {
-                   duet::kernels::set_winograd(winograd);
-                   duet::kernels::conv2d_forward_blocked(s, x_blocked, in, w.data(), out.data(), e,
-                                                         packed ? packed->get() : nullptr);
-                   duet::kernels::set_winograd(true);
-                 } else
+                 if (fast)
+                   mode.run([&] {
+                     duet::kernels::conv2d_forward_blocked(s, x_blocked, in, w.data(), out.data(),
+                                                           e, packed ? packed->get() : nullptr);
+                   });
+                 else
                    duet::kernels::ref::conv2d_forward_blocked(s, x_blocked, in, w.data(),
                                                               out.data(), e);
                };
@@ -138,27 +179,24 @@ void add_cases(const Row& row) {
   const double atol_fwd = 2e-6 * std::sqrt(red_fwd) + 1e-6;
   const double atol_w = 2e-6 * std::sqrt(red_w * red_fwd) + 1e-5;
 
-  // Shapes that take the channel-major Winograd (in any pass) also run with it switched off, so
-  // the direct kernel keeps its coverage of all three passes.
+  // Shapes that take the channel-major Winograd (in any pass) also run with the other variant
+  // and with it switched off, so the direct kernel keeps its coverage of all three passes.
   using duet::kernels::ConvPass;
-  std::vector<bool> winograd_modes{true};
+  using duet::kernels::detail::WinogradLayout;
+  bool takes_winograd = false;
   for (ConvPass pass : {ConvPass::forward, ConvPass::input_gradient, ConvPass::weight_gradient})
-    if (duet::kernels::conv2d_takes_winograd(s, pass)) {
-      winograd_modes.push_back(false);
-      break;
-    }
-  for (bool winograd : winograd_modes) {
-    const std::string direct = winograd ? "" : "_direct";
-    // Runs the fast kernel with Winograd as this case wants it, restoring the default after.
-    auto with_winograd = [winograd](auto&& fast) {
-      duet::kernels::set_winograd(winograd);
-      fast();
-      duet::kernels::set_winograd(true);
-    };
+    takes_winograd = takes_winograd || duet::kernels::conv2d_takes_winograd(s, pass);
+  // The forward pass and the input gradient (its transposed twin) take the same variant.
+  const int64_t chosen =
+      takes_winograd ? duet::kernels::detail::winograd_tile(s, WinogradLayout::channel_major) : 0;
+  for (const WinogradMode& mode : winograd_modes(chosen)) {
+    const std::string direct = mode.suffix();
+    const int64_t tile = !mode.on ? 0 : mode.tile != 0 ? mode.tile : chosen;
+    auto with_winograd = [mode](auto&& fast) { mode.run(fast); };
     for (bool epi : {false, true}) {
       duet::test::add_kernel_case(
-          {"conv2d/fwd" + direct + (epi ? "_epi/" : "/") + label(row), s.flops(), atol_fwd, 1e-4,
-           [=] {
+          {"conv2d/fwd" + direct + (epi ? "_epi/" : "/") + label(row), s.flops(),
+           winograd_atol(atol_fwd, red_fwd, tile), 1e-4, [=] {
              auto x = duet::test::random_vector(nx, seed + 1);
              auto w = duet::test::random_vector(nw, seed + 2);
              const EpilogueInputs ep(nk, ny, seed + 3);
@@ -175,7 +213,7 @@ void add_cases(const Row& row) {
     }
     duet::test::add_kernel_case(
         {"conv2d/bwd_data" + direct + "/" + label(row), s.flops(),
-         2e-6 * std::sqrt(double(nw)) + 1e-6, 1e-4, [=] {
+         winograd_atol(2e-6 * std::sqrt(double(nw)) + 1e-6, double(nw), tile), 1e-4, [=] {
            auto dy = duet::test::random_vector(ny, seed + 7);
            auto w = duet::test::random_vector(nw, seed + 8);
            return [=](bool fast, std::vector<float>& out) {
@@ -249,6 +287,7 @@ const duet::test::Register reg([] {
       {2, 32, 48, 10, 9, 3, 3, 1, 0, 0, 1, 1},   // no padding, so bwd_data pads by 2
       {1, 40, 36, 5, 7, 3, 3, 1, 2, 2, 1, 1},    // padding 2, channels past a block
       {1, 33, 35, 31, 29, 3, 3, 1, 1, 1, 1, 1},  // odd sizes, chunks of tile rows, 8x8 tails
+      {5, 32, 40, 7, 7, 3, 3, 1, 1, 1, 1, 1},    // 4 tiles of 4x4 an image: chunks span images
   };
   for (const Row& r : rows)
     if (r.c % r.groups == 0 && r.k % r.groups == 0) add_cases(r);

@@ -9,6 +9,7 @@
 
 #include "duet/kernels/conv2d.h"
 #include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/isa.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -149,6 +150,38 @@ TEST(Conv2d, WhichPassesTakeWinograd) {
   EXPECT_FALSE(conv2d_takes_winograd(shape(32, 32, 14, 1, 1), ConvPass::forward));
   EXPECT_FALSE(conv2d_takes_winograd(shape(32, 32, 14, 1, 1), ConvPass::weight_gradient));
   duet::kernels::set_winograd(true);
+}
+
+TEST(Conv2d, WhichWinogradVariant) {
+  using duet::kernels::detail::set_winograd_tile;
+  using duet::kernels::detail::winograd_tile;
+  using duet::kernels::detail::WinogradLayout;
+  auto shape = [](int64_t c, int64_t hw) {
+    Conv2dShape s;
+    s.batch = 1;
+    s.in_channels = s.out_channels = c;
+    s.in_h = s.in_w = hw;
+    s.kernel_h = s.kernel_w = 3;
+    s.pad_h = s.pad_w = 1;
+    return s;
+  };
+  for (int64_t hw : {7, 14, 28}) {
+    // Channel-major layers (training, the UNet) take F(4x4, 3x3) from 7x7 maps (four 4x4
+    // tiles) up; channel-blocked ones (folded classifiers) F(2x2, 3x3).
+    EXPECT_EQ(winograd_tile(shape(64, hw), WinogradLayout::channel_major), 4) << hw;
+    EXPECT_EQ(winograd_tile(shape(64, hw), WinogradLayout::blocked), 2) << hw;
+  }
+  // Under 16 tiles of 2x2 (6x6 maps): no Winograd, whichever variant is asked for.
+  EXPECT_EQ(winograd_tile(shape(64, 6), WinogradLayout::channel_major), 0);
+  set_winograd_tile(4);
+  EXPECT_EQ(winograd_tile(shape(64, 6), WinogradLayout::channel_major), 0);
+  EXPECT_EQ(winograd_tile(shape(16, 28), WinogradLayout::blocked), 4);
+  // F(4x4)'s 36 transformed filters past the 16 MiB packing bound fall back to F(2x2)'s 16.
+  EXPECT_EQ(winograd_tile(shape(352, 14), WinogradLayout::channel_major), 2);
+  set_winograd_tile(2);
+  EXPECT_EQ(winograd_tile(shape(64, 28), WinogradLayout::channel_major), 2);
+  set_winograd_tile(0);
+  EXPECT_THROW(set_winograd_tile(3), duet::Error);
 }
 
 }  // namespace

@@ -57,8 +57,7 @@ Action add_bench_infer_command(CLI::App& bench) {
                 "keep folded classifiers' activations channel-major (NCHW) between convs instead "
                 "of channel-blocked");
   sub->add_flag("--no-winograd", o->no_winograd,
-                "run 3x3 stride-1 float convs with the direct kernel instead of Winograd "
-                "F(2x2, 3x3)");
+                "run 3x3 stride-1 float convs with the direct kernel instead of Winograd");
   sub->add_flag("--json", o->json, "one JSON object per row (the common bench format)");
   return [o, sub] {
     if (!sub->parsed()) return;

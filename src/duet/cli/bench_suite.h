@@ -46,7 +46,7 @@ inline void run_bench_suite(
 inline void add_no_winograd_flag(CLI::App* sub, bool& no_winograd) {
   sub->add_flag("--no-winograd", no_winograd,
                 "run 3x3 stride-1 convs (all three passes) with the direct kernel "
-                "instead of Winograd F(2x2, 3x3)");
+                "instead of Winograd");
 }
 inline void apply_no_winograd(bool no_winograd, bool json) {
   if (!no_winograd) return;

@@ -71,7 +71,8 @@ class FusedConv : public nn::Module {
   kernels::Epilogue epilogue(const Tensor& residual) const;
   // kernels::pack_blocked_weights of weight for shape s, made on first use (under the mutex: the
   // chunks of a batch call forward_blocked from several threads) and again when
-  // kernels::blocked_algo(s) changes (kernels::set_winograd); undefined where there is none.
+  // kernels::blocked_algo(s) changes (kernels::set_winograd, a forced Winograd tile); undefined
+  // where there is none.
   Tensor packed_blocked(const kernels::Conv2dShape& s) const;
   mutable std::mutex packed_mutex_;
   mutable Tensor packed_;

@@ -45,8 +45,8 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
 // and conv2d_backward_weight.
 enum class ConvPass { forward, input_gradient, weight_gradient };
 
-// Whether `pass` of s runs as Winograd F(2x2, 3x3) on this CPU, with use_winograd() as it is
-// now (for benches and tests).
+// Whether `pass` of s runs as Winograd (F(2x2, 3x3) or F(4x4, 3x3), conv2d_impl.h's
+// winograd_tile) on this CPU, with use_winograd() as it is now (for benches and tests).
 bool conv2d_takes_winograd(const Conv2dShape& s, ConvPass pass);
 
 namespace ref {

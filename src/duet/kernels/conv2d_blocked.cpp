@@ -1,4 +1,4 @@
-// The channel-blocked convolution: Winograd F(2x2, 3x3) (conv2d_winograd_avx2.cpp) or the direct
+// The channel-blocked convolution: Winograd (conv2d_winograd_avx2.cpp) or the direct
 // AVX2/AVX-512 kernel (conv2d_direct_avx2.cpp) where they apply, otherwise a round trip through
 // the channel-major convolution.
 #include "duet/kernels/conv2d_blocked.h"
@@ -83,7 +83,9 @@ void set_winograd(bool on) {
 
 BlockedAlgo blocked_algo(const Conv2dShape& s) {
   if (!isa_at_least(Isa::avx2)) return BlockedAlgo::channel_major;
-  if (use_winograd() && detail::winograd_packed_size(s) > 0) return BlockedAlgo::winograd;
+  if (use_winograd() && detail::winograd_packed_size(s) > 0)
+    return detail::winograd_tile(s, detail::WinogradLayout::blocked) == 4 ? BlockedAlgo::winograd4
+                                                                          : BlockedAlgo::winograd;
   if (detail::direct_blocked_packed_size(s) > 0) return BlockedAlgo::direct;
   return BlockedAlgo::channel_major;
 }
@@ -94,6 +96,7 @@ void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x
   if (s.batch == 0) return;
   switch (blocked_algo(s)) {
     case BlockedAlgo::winograd:
+    case BlockedAlgo::winograd4:
       if (detail::winograd_forward_blocked_avx2(s, x_blocked, x, w, packed, y, e)) return;
       break;
     case BlockedAlgo::direct:
@@ -108,6 +111,7 @@ void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x
 int64_t blocked_packed_size(const Conv2dShape& s) {
   switch (blocked_algo(s)) {
     case BlockedAlgo::winograd:
+    case BlockedAlgo::winograd4:
       return detail::winograd_packed_size(s);
     case BlockedAlgo::direct:
       return detail::direct_blocked_packed_size(s);
@@ -121,7 +125,7 @@ void pack_blocked_weights(const Conv2dShape& s, const float* w, float* packed) {
   const BlockedAlgo algo = blocked_algo(s);
   DUET_CHECK(algo != BlockedAlgo::channel_major,
              "pack_blocked_weights: no packed form for this shape");
-  if (algo == BlockedAlgo::winograd)
+  if (algo == BlockedAlgo::winograd || algo == BlockedAlgo::winograd4)
     detail::winograd_pack_avx2(s, w, packed);
   else
     detail::direct_pack_blocked_avx2(s, w, packed);

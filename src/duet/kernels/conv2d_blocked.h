@@ -25,10 +25,11 @@ void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, flo
 // How conv2d_forward_blocked computes a shape on this CPU: Winograd F(2x2, 3x3) for 3x3
 // stride-1 convolutions with >= 16 input channels and >= 16 tiles of 2x2 output pixels per image
 // (7x7 pixels or more; 2.25x fewer multiply-adds, and the result differs from the direct
-// convolution by rounding only), the direct implicit GEMM for the other shapes, both with AVX2;
+// convolution by rounding only; winograd4: F(4x4, 3x3), only where forced, see
+// detail::set_winograd_tile), the direct implicit GEMM for the other shapes, both with AVX2;
 // otherwise a round trip through the channel-major convolution. Depends on everything in s but
-// the batch, on the active ISA and on use_winograd().
-enum class BlockedAlgo { channel_major, direct, winograd };
+// the batch, on the active ISA, on use_winograd() and on a forced Winograd tile.
+enum class BlockedAlgo { channel_major, direct, winograd, winograd4 };
 BlockedAlgo blocked_algo(const Conv2dShape& s);
 
 // Winograd on (the default) or off, for the whole process, blocked and channel-major

@@ -47,14 +47,27 @@ void direct_pack_blocked_avx2(const Conv2dShape& s, const float* w, float* packe
 bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,
                                  const float* w, const float* packed, float* y, const Epilogue& e);
 
-// Winograd F(2x2, 3x3) on channel-blocked activations (conv2d_winograd_avx2.cpp): 3x3 kernels,
-// stride and dilation 1, groups 1, padding <= 2, at least kWinogradMinChannels input channels
-// (fewer leave the transforms too little product to pay for) and kWinogradMinTiles 2x2 output
-// tiles per image. Its packed weights are the 16 transformed 3x3 filters,
+// Winograd convolution (conv2d_winograd_avx2.cpp) of 3x3 kernels, stride and dilation 1,
+// groups 1, padding <= 2, at least kWinogradMinChannels input channels (fewer leave the
+// transforms too little product to pay for) and kWinogradMinTiles 2x2 output tiles per image.
+// winograd_tile picks the variant for a layout: 0 where Winograd does not run, else the output
+// tile's edge, 4 for F(4x4, 3x3) (4x fewer multiply-adds than direct, rounding error about 5x
+// F(2x2)'s) or 2 for F(2x2, 3x3) (2.25x fewer). Channel-major convolutions (training, the UNet)
+// take F(4x4) on maps with at least kWinogradMinTiles4 4x4 tiles; channel-blocked ones (folded
+// classifiers, mostly 16-channel layers whose products are too short for its heavier
+// transforms, and batch 1, where its larger tiles leave micro-tiles empty) take F(2x2).
+// set_winograd_tile(2 or 4) forces one variant wherever Winograd runs, 0 goes back to the
+// choice above ($DUET_WINOGRAD_TILE sets it at start-up, for benchmarks); weights packed before
+// a change must be packed again.
+// On channel-blocked activations the packed weights are the transformed 3x3 filters,
 // winograd_packed_size floats (0: the shape does not run here).
 // Call the AVX2 functions only when isa_at_least(Isa::avx2); false: not handled here.
 inline constexpr int64_t kWinogradMinChannels = 16;
 inline constexpr int64_t kWinogradMinTiles = 16;
+inline constexpr int64_t kWinogradMinTiles4 = 4;
+enum class WinogradLayout { blocked, channel_major };
+int64_t winograd_tile(const Conv2dShape& s, WinogradLayout layout);
+void set_winograd_tile(int64_t m);
 int64_t winograd_packed_size(const Conv2dShape& s);
 void winograd_pack_avx2(const Conv2dShape& s, const float* w, float* packed);
 bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,

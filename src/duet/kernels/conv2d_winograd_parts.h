@@ -1,6 +1,6 @@
-// The pieces of the channel-major Winograd F(2x2, 3x3) convolution (conv2d_winograd_avx2.cpp)
-// that its weight gradient (conv2d_winograd_weight_avx2.cpp) shares: the input transform of a
-// row of tiles and the blocking of channel-major rows. Both work on 16-channel blocks
+// The pieces of the channel-major Winograd convolution (conv2d_winograd_avx2.cpp) that the
+// weight gradient (conv2d_winograd_weight_avx2.cpp, F(2x2, 3x3)) shares: the tile grid, the
+// F(2x2, 3x3) input transform of a row of tiles and the blocking of channel-major rows. Both work on 16-channel blocks
 // (kDirectLanes), 8 lanes at a time. Call only when isa_at_least(avx2).
 #pragma once
 
@@ -10,16 +10,17 @@
 
 namespace duet::kernels::detail::winograd {
 
-inline constexpr int64_t kPoints = 16;  // transform points per tile: 4 x 4, xi = 4 row + column
+inline constexpr int64_t kPoints = 16;  // F(2x2, 3x3): 4 x 4 points per tile, xi = 4 row + column
 
-// The channels and the 2x2 output tiles of a shape: TP x TQ tiles cover the P x Q output; Cb
+// The channels and the m x m output tiles of a shape: TP x TQ tiles cover the P x Q output; Cb
 // 16-channel blocks hold the C input channels, `panels` 16-wide panels the K outputs (Kp lanes).
 struct TileGrid {
   int64_t C, K, Cb, Kp, panels, H, W, P, Q, TP, TQ;
 };
-TileGrid tile_grid(const Conv2dShape& s);
+TileGrid tile_grid(const Conv2dShape& s, int64_t m);
 
-// The transformed inputs V = B^T d B of the tiles of one tile row, 8 lanes of one channel block:
+// F(2x2, 3x3)'s transformed inputs V = B^T d B of the tiles of one tile row (the F(4x4, 3x3)
+// one is conv2d_winograd_variants.h's transform_tile_row_of<F4x4>), 8 lanes of one channel block:
 // plane is the block's [H][W][16] image (offset to the lanes), the windows start at input row
 // h0 and columns w0 + 2 tx, and tile tx's point xi goes to v[tx * ld_tile + xi * ld_xi].
 // Pixels outside the plane read as zero, and no address outside it is formed.

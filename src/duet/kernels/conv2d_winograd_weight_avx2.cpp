@@ -70,7 +70,7 @@ struct Geometry : winograd::TileGrid {
 
 Geometry geometry(const Conv2dShape& s, int64_t mr) {
   Geometry g{};
-  static_cast<winograd::TileGrid&>(g) = winograd::tile_grid(s);
+  static_cast<winograd::TileGrid&>(g) = winograd::tile_grid(s, 2);
   g.Cr = round_up(g.C, mr);
   const int64_t per_row = (g.v_tile() + kPoints * g.Kp) * g.TQ;
   g.rows_per_pass = std::clamp<int64_t>(kPassFloats / per_row, 1, s.batch * g.TP);
