@@ -156,9 +156,9 @@ TEST(Conv2d, WhichWinogradVariant) {
   using duet::kernels::detail::set_winograd_tile;
   using duet::kernels::detail::winograd_tile;
   using duet::kernels::detail::WinogradLayout;
-  auto shape = [](int64_t c, int64_t hw) {
+  auto shape = [](int64_t c, int64_t hw, int64_t batch = 8) {
     Conv2dShape s;
-    s.batch = 1;
+    s.batch = batch;
     s.in_channels = s.out_channels = c;
     s.in_h = s.in_w = hw;
     s.kernel_h = s.kernel_w = 3;
@@ -166,10 +166,12 @@ TEST(Conv2d, WhichWinogradVariant) {
     return s;
   };
   for (int64_t hw : {7, 14, 28}) {
-    // Channel-major layers (training, the UNet) take F(4x4, 3x3) from 7x7 maps (four 4x4
-    // tiles) up; channel-blocked ones (folded classifiers) F(2x2, 3x3).
+    // Channel-major layers (training, the UNet) take F(4x4, 3x3) for 32 4x4 tiles a batch or
+    // more (8 images of 7x7: four tiles each); channel-blocked ones (folded classifiers)
+    // F(2x2, 3x3).
     EXPECT_EQ(winograd_tile(shape(64, hw), WinogradLayout::channel_major), 4) << hw;
     EXPECT_EQ(winograd_tile(shape(64, hw), WinogradLayout::blocked), 2) << hw;
+    EXPECT_EQ(winograd_tile(shape(64, hw, 1), WinogradLayout::channel_major), hw == 28 ? 4 : 2);
   }
   // Under 16 tiles of 2x2 (6x6 maps): no Winograd, whichever variant is asked for.
   EXPECT_EQ(winograd_tile(shape(64, 6), WinogradLayout::channel_major), 0);

@@ -53,9 +53,10 @@ bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const flo
 // winograd_tile picks the variant for a layout: 0 where Winograd does not run, else the output
 // tile's edge, 4 for F(4x4, 3x3) (4x fewer multiply-adds than direct, rounding error about 5x
 // F(2x2)'s) or 2 for F(2x2, 3x3) (2.25x fewer). Channel-major convolutions (training, the UNet)
-// take F(4x4) on maps with at least kWinogradMinTiles4 4x4 tiles; channel-blocked ones (folded
-// classifiers, mostly 16-channel layers whose products are too short for its heavier
-// transforms, and batch 1, where its larger tiles leave micro-tiles empty) take F(2x2).
+// take F(4x4) when the batch has at least kWinogradMinTiles4 4x4 tiles (fewer leave the
+// threads' micro-tiles half empty: the UNet's 7x7 maps at batch 1); channel-blocked ones
+// (folded classifiers, mostly 16-channel layers whose products are too short for its heavier
+// transforms, and batch 1) take F(2x2).
 // set_winograd_tile(2 or 4) forces one variant wherever Winograd runs, 0 goes back to the
 // choice above ($DUET_WINOGRAD_TILE sets it at start-up, for benchmarks); weights packed before
 // a change must be packed again.
@@ -64,7 +65,7 @@ bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const flo
 // Call the AVX2 functions only when isa_at_least(Isa::avx2); false: not handled here.
 inline constexpr int64_t kWinogradMinChannels = 16;
 inline constexpr int64_t kWinogradMinTiles = 16;
-inline constexpr int64_t kWinogradMinTiles4 = 4;
+inline constexpr int64_t kWinogradMinTiles4 = 32;
 enum class WinogradLayout { blocked, channel_major };
 int64_t winograd_tile(const Conv2dShape& s, WinogradLayout layout);
 void set_winograd_tile(int64_t m);

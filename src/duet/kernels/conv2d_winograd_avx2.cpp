@@ -316,7 +316,7 @@ int64_t winograd_tile(const Conv2dShape& s, WinogradLayout layout) {
   const int64_t forced = forced_tile().load(std::memory_order_relaxed);
   const bool f4 = forced != 0 ? forced == 4
                               : layout == WinogradLayout::channel_major &&
-                                    tiles_per_image(s, 4) >= kWinogradMinTiles4;
+                                    s.batch * tiles_per_image(s, 4) >= kWinogradMinTiles4;
   return f4 && packed_floats(s, 4) <= kMaxPacked ? 4 : 2;
 }
 
