@@ -10,6 +10,7 @@
 #include "../harness/op_harness.h"
 #include "duet/kernels/conv2d.h"
 #include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/conv2d_fused.h"
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/tensor/allocator.h"
 
@@ -211,6 +212,33 @@ void add_cases(const Row& row) {
              };
            }});
     }
+    // The fused forward (a GroupNorm + SiLU in front, an embedding added after): its prologue's
+    // outputs reach about 2.5 in magnitude, so the products' rounding does too.
+    if (s.groups == 1)
+      duet::test::add_kernel_case(
+          {"conv2d/fwd_fused" + direct + "/" + label(row), s.flops(),
+           3 * winograd_atol(atol_fwd, red_fwd, tile), 1e-4, [=] {
+             auto x = duet::test::random_vector(nx, seed + 4);
+             auto w = duet::test::random_vector(nw, seed + 5);
+             const EpilogueInputs ep(nk, ny, seed + 6);
+             const size_t planes = size_t(s.batch * s.in_channels);
+             auto scale = duet::test::random_vector(planes, seed + 14, 0.5f, 1.5f);
+             auto shift = duet::test::random_vector(planes, seed + 15);
+             auto image_bias = duet::test::random_vector(size_t(s.batch) * nk, seed + 16);
+             return [=](bool fast, std::vector<float>& out) {
+               const duet::kernels::Prologue p{scale.data(), shift.data(), Activation::silu};
+               const Epilogue e = ep.full(ep.residual.data(), Activation::none);
+               out.assign(ny, NAN);
+               if (fast)
+                 with_winograd([&] {
+                   duet::kernels::conv2d_forward_fused(s, x.data(), w.data(), out.data(), p,
+                                                       image_bias.data(), e);
+                 });
+               else
+                 duet::kernels::ref::conv2d_forward_fused(s, x.data(), w.data(), out.data(), p,
+                                                          image_bias.data(), e);
+             };
+           }});
     duet::test::add_kernel_case(
         {"conv2d/bwd_data" + direct + "/" + label(row), s.flops(),
          winograd_atol(2e-6 * std::sqrt(double(nw)) + 1e-6, double(nw), tile), 1e-4, [=] {

@@ -97,6 +97,22 @@ void add_gn(int64_t n, int64_t c, int64_t hw, int64_t groups, bool affine) {
                                    append(out, sr);
                                  };
                                }});
+  // The statistics alone against those the reference forward saves.
+  if (affine)
+    duet::test::add_kernel_case(
+        {"group_norm/stats/" + tag, double(sz), 1e-5, 1e-4, [=] {
+           auto x = random_vector(sz, 150 + sz, -1.0f, 3.0f);
+           return [=](bool fast, std::vector<float>& out) {
+             std::vector<float> y(sz), sm(st, kNaN), sr(st, kNaN);
+             if (fast)
+               k::group_norm_stats(n, c, hw, groups, x.data(), 1e-5f, sm.data(), sr.data());
+             else
+               k::ref::group_norm_forward(n, c, hw, groups, x.data(), nullptr, nullptr, 1e-5f,
+                                          y.data(), sm.data(), sr.data());
+             out = sm;
+             append(out, sr);
+           };
+         }});
   duet::test::add_kernel_case(
       {"group_norm/bwd/" + tag, double(sz), 1e-5, 1e-3, [=] {
          auto x = random_vector(sz, 140 + sz, -1.0f, 3.0f);

@@ -65,6 +65,28 @@ TEST(UNet, MatchesPyTorchForwardAndBackward) {
   EXPECT_GT(checked, 40);
 }
 
+// Without gradients (sampling) each residual block runs as two fused ops (ops/conv_fused.h):
+// the same output, against PyTorch and against the layer-by-layer forward.
+TEST(UNet, FusedSamplingForwardMatchesPyTorch) {
+  auto g = io::load_tensors(kGolden);
+  const auto meta = io::SafetensorsFile::load(kGolden).metadata();
+  const auto config = models::UNetConfig::from_json(nlohmann::json::parse(meta.at("config")));
+  Generator gen(1);
+  models::UNet model(gen, config);
+  std::map<std::string, Tensor> state;
+  for (auto& [key, value] : model.state_dict()) state[key] = g.at(key);
+  model.load_state_dict(state);
+  std::vector<int32_t> labels;
+  for (int64_t v : std::span(g.at("y").data<int64_t>(), 3)) labels.push_back(int32_t(v));
+  const Tensor y = Tensor::from_vector(labels, Shape{3});
+  const Tensor layered = model.forward(g.at("input"), g.at("t"), y);
+  autograd::NoGradGuard no_grad;
+  const Tensor fused = model.forward(g.at("input"), g.at("t"), y);
+  EXPECT_LE(max_abs_diff(fused, g.at("output")), 1e-4);
+  EXPECT_LE(max_abs_diff(fused, layered), 1e-5);
+  EXPECT_GT(max_abs_diff(fused, Tensor::zeros(fused.shape())), 0.1);  // not a zero output
+}
+
 TEST(UNet, PresetParameterCountsMatchThePyTorchTwin) {
   // Counted by bench/peers/torch_unet.py for the same configs.
   Generator gen(0);

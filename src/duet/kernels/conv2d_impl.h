@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "duet/kernels/conv2d.h"
+#include "duet/kernels/conv2d_fused.h"
 
 namespace duet::kernels::detail {
 
@@ -84,8 +85,11 @@ inline constexpr int64_t kWinogradChannelMajorMinChannels = 32;
 bool winograd_channel_major_fits(const Conv2dShape& s);
 // The transposed convolution t that computes the input gradient of s, when Winograd takes it.
 bool winograd_input_gradient_shape(const Conv2dShape& s, Conv2dShape& t);
+// With a prologue (conv2d_fused.h), applied as the input rows are blocked, and an image bias
+// (image n: image_bias + n * K), added to the epilogue's bias in the store.
 bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
-                           const Epilogue& e);
+                           const Epilogue& e, const Prologue* prologue = nullptr,
+                           const float* image_bias = nullptr);
 // conv2d_backward_data of a shape whose transposed convolution runs there (stride 1).
 bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 

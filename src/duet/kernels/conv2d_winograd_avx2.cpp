@@ -60,24 +60,50 @@ TileGrid tile_grid(const Conv2dShape& s, int64_t m) {
 }
 
 // 8 channels x 8 pixels at a time through a transpose.
-void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
-                float* dst) {
+namespace {
+
+template <bool kPrologue>
+void block_rows_impl(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
+                     float* dst, const Prologue& p) {
   const int64_t n = rows * W, n8 = n / 8 * 8;
   for (int64_t c0 = 0; c0 < round_up(C, kNR); c0 += 8) {
     float* d = dst + c0 / kNR * n * kNR + c0 % kNR;
     const int64_t live = std::clamp<int64_t>(C - c0, 0, 8);
     const float* src[8];
-    for (int64_t j = 0; j < 8; ++j) src[j] = x + (std::min(c0 + j, C - 1) * H + row0) * W;
+    float a[8], b[8];  // the prologue's map of each of the 8 channels
+    for (int64_t j = 0; j < 8; ++j) {
+      const int64_t c = std::min(c0 + j, C - 1);
+      src[j] = x + (c * H + row0) * W;
+      a[j] = kPrologue && p.scale ? p.scale[c] : 1.0f;
+      b[j] = kPrologue && p.shift ? p.shift[c] : 0.0f;
+    }
     for (int64_t i = 0; i < n8; i += 8) {
       __m256 r[8];
-      for (int64_t j = 0; j < 8; ++j)
+      for (int64_t j = 0; j < 8; ++j) {
         r[j] = j < live ? _mm256_loadu_ps(src[j] + i) : _mm256_setzero_ps();
+        if (kPrologue && j < live)
+          r[j] = gemm_detail::activate_ps(
+              p.act, _mm256_fmadd_ps(r[j], _mm256_set1_ps(a[j]), _mm256_set1_ps(b[j])));
+      }
       simd::transpose8(r);
       for (int64_t j = 0; j < 8; ++j) _mm256_storeu_ps(d + (i + j) * kNR, r[j]);
     }
     for (int64_t i = n8; i < n; ++i)
-      for (int64_t j = 0; j < 8; ++j) d[i * kNR + j] = j < live ? src[j][i] : 0.0f;
+      for (int64_t j = 0; j < 8; ++j)
+        d[i * kNR + j] = j >= live   ? 0.0f
+                         : kPrologue ? apply_activation(p.act, src[j][i] * a[j] + b[j])
+                                     : src[j][i];
   }
+}
+
+}  // namespace
+
+void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
+                float* dst, const Prologue* prologue) {
+  if (prologue)
+    block_rows_impl<true>(x, C, H, W, row0, rows, dst, *prologue);
+  else
+    block_rows_impl<false>(x, C, H, W, row0, rows, dst, Prologue{});
 }
 
 }  // namespace winograd
@@ -435,7 +461,7 @@ bool winograd_input_gradient_shape(const Conv2dShape& s, Conv2dShape& t) {
 }
 
 bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
-                           const Epilogue& e) {
+                           const Epilogue& e, const Prologue* prologue, const float* image_bias) {
   if (!winograd_channel_major_fits(s)) return false;
   with_variant(winograd_tile(s, WinogradLayout::channel_major), [&](auto variant) {
     using F = decltype(variant);
@@ -453,6 +479,7 @@ bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w,
     direct::run_jobs(g.jobs, direct::grain_for(macs_per_job), [&](auto&& take) {
       Buf v(g.slots * g.v_tile()), m(g.slots * g.m_tile());
       Buf xr(g.Cb * in_rows * g.W * kNR), yr(M * g.rows_per_chunk * g.Q * g.Kp);
+      Buf bias(image_bias ? g.K : 0);  // the epilogue's bias plus the image's
       ChunkScratch sc{v.get(), m.get(), std::vector<const float*>(size_t(g.slots))};
       std::vector<Segment> segments;
       for (int64_t job = take(); job < g.jobs; job = take()) {
@@ -465,7 +492,14 @@ bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w,
               // The input rows these tile rows' windows reach, inside the image.
               const int64_t in0 = std::max<int64_t>(0, M * r0 - s.pad_h);
               const int64_t in1 = std::min(g.H, M * r1 - s.pad_h + 2);
-              block_rows(x + n * g.C * HW, g.C, g.H, g.W, in0, in1 - in0, xr.get() + x_at);
+              Prologue image_prologue;
+              if (prologue) {
+                image_prologue = *prologue;
+                if (prologue->scale) image_prologue.scale += n * g.C;
+                if (prologue->shift) image_prologue.shift += n * g.C;
+              }
+              block_rows(x + n * g.C * HW, g.C, g.H, g.W, in0, in1 - in0, xr.get() + x_at,
+                         prologue ? &image_prologue : nullptr);
               const int64_t p0 = M * r0 * g.Q;
               segments.push_back({n, r0, r1, InputRows{xr.get() + x_at, in1 - in0, in0},
                                   OutputPixels{yr.get() + y_at, nullptr, kNR, g.Kp, p0}});
@@ -478,7 +512,13 @@ bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w,
         for (const Segment& seg : segments) {
           const int64_t p0 = seg.out.p0, p1 = std::min(g.P, M * seg.r1) * g.Q;
           const int64_t at = seg.n * g.K * PQ + p0;
-          direct::store_transposed(seg.out.y, g.Kp, p1 - p0, g.K, y + at, PQ, e, 0,
+          Epilogue image_e = e;
+          if (image_bias) {
+            for (int64_t k = 0; k < g.K; ++k)
+              bias.get()[k] = (e.bias ? e.bias[k] : 0.0f) + image_bias[seg.n * g.K + k];
+            image_e.bias = bias.get();
+          }
+          direct::store_transposed(seg.out.y, g.Kp, p1 - p0, g.K, y + at, PQ, image_e, 0,
                                    e.residual ? e.residual + at : nullptr);
         }
       }

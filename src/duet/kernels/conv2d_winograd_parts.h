@@ -1,12 +1,13 @@
 // The pieces of the channel-major Winograd convolution (conv2d_winograd_avx2.cpp) that the
 // weight gradient (conv2d_winograd_weight_avx2.cpp, F(2x2, 3x3)) shares: the tile grid, the
-// F(2x2, 3x3) input transform of a row of tiles and the blocking of channel-major rows. Both work on 16-channel blocks
-// (kDirectLanes), 8 lanes at a time. Call only when isa_at_least(avx2).
+// F(2x2, 3x3) input transform of a row of tiles and the blocking of channel-major rows. Both work
+// on 16-channel blocks (kDirectLanes), 8 lanes at a time. Call only when isa_at_least(avx2).
 #pragma once
 
 #include <cstdint>
 
 #include "duet/kernels/conv2d.h"
+#include "duet/kernels/conv2d_fused.h"
 
 namespace duet::kernels::detail::winograd {
 
@@ -28,8 +29,9 @@ void transform_tile_row(const float* plane, int64_t H, int64_t W, int64_t h0, in
                         int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi);
 
 // Rows [row0, row0 + rows) of channel-major image x (C planes of H x W) into channel blocks
-// [ceil(C / 16)][rows][W][16], the lanes past C zero.
+// [ceil(C / 16)][rows][W][16], the lanes past C zero; with a prologue, channel c's values
+// become act(v * scale[c] + shift[c]) on the way (the pointers already at this image).
 void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
-                float* dst);
+                float* dst, const Prologue* prologue = nullptr);
 
 }  // namespace duet::kernels::detail::winograd

@@ -121,25 +121,56 @@ void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, con
   });
 }
 
+namespace {
+
+// Mean and 1 / sqrt(variance + eps) of the cg planes of hw values at xg (one group, contiguous).
+void group_stats(const detail::NnVec& v, int64_t cg, int64_t hw, const float* xg, float eps,
+                 double* mean, double* rstd) {
+  const double d = double(cg * hw);
+  double s = 0;
+  for (int64_t j = 0; j < cg; ++j) s += v.sum(hw, xg + j * hw);
+  *mean = s / d;
+  double q = 0;
+  for (int64_t j = 0; j < cg; ++j) q += v.sum_sq_dev(hw, xg + j * hw, float(*mean));
+  *rstd = 1.0 / std::sqrt(q / d + eps);
+}
+
+void check_groups(const char* name, int64_t c, int64_t groups) {
+  DUET_CHECK(groups >= 1 && c % groups == 0, name, ": channels ", c, " not divisible by groups ",
+             groups);
+}
+
+}  // namespace
+
+void group_norm_stats(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x, float eps,
+                      float* mean, float* rstd) {
+  check_nchw("group_norm_stats", n, c, hw);
+  check_groups("group_norm_stats", c, groups);
+  const auto& v = detail::nn_vec();
+  const int64_t cg = c / groups;
+  parallel_for(n * groups, grain_for(cg * hw), [&](int64_t b0, int64_t b1) {
+    for (int64_t ng = b0; ng < b1; ++ng) {
+      double m, r;
+      group_stats(v, cg, hw, x + ng * cg * hw, eps, &m, &r);
+      mean[ng] = static_cast<float>(m);
+      rstd[ng] = static_cast<float>(r);
+    }
+  });
+}
+
 void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                         const float* gamma, const float* beta, float eps, float* y,
                         float* save_mean, float* save_rstd) {
   check_nchw("group_norm_forward", n, c, hw);
-  DUET_CHECK(groups >= 1 && c % groups == 0, "group_norm_forward: channels ", c,
-             " not divisible by groups ", groups);
+  check_groups("group_norm_forward", c, groups);
   const auto& v = detail::nn_vec();
   const int64_t cg = c / groups;
-  const double d = double(cg * hw);
   parallel_for(n * groups, grain_for(cg * hw), [&](int64_t b0, int64_t b1) {
     for (int64_t ng = b0; ng < b1; ++ng) {
       const int64_t c0 = (ng % groups) * cg;
       const float* xg = x + ng * cg * hw;  // a group is one contiguous block of cg planes
-      double s = 0;
-      for (int64_t j = 0; j < cg; ++j) s += v.sum(hw, xg + j * hw);
-      const double mean = s / d;
-      double q = 0;
-      for (int64_t j = 0; j < cg; ++j) q += v.sum_sq_dev(hw, xg + j * hw, float(mean));
-      const double rstd = 1.0 / std::sqrt(q / d + eps);
+      double mean, rstd;
+      group_stats(v, cg, hw, xg, eps, &mean, &rstd);
       if (save_mean) save_mean[ng] = static_cast<float>(mean);
       if (save_rstd) save_rstd[ng] = static_cast<float>(rstd);
       for (int64_t j = 0; j < cg; ++j) {

@@ -35,6 +35,10 @@ void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const 
 void group_norm_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                          const float* dy, const float* gamma, const float* save_mean,
                          const float* save_rstd, float* dx, float* dgamma, float* dbeta);
+// The statistics of group_norm_forward alone, as it saves them, for a consumer that applies the
+// normalisation itself (conv2d_forward_fused's prologue). Overwrites mean and rstd.
+void group_norm_stats(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x, float eps,
+                      float* mean, float* rstd);
 
 // --- layer_norm over the last dimension d of [rows, d]; gamma/beta are [d]; save_* are [rows].
 void layer_norm_forward(int64_t rows, int64_t d, const float* x, const float* gamma,

@@ -2,10 +2,12 @@
 
 #include <cmath>
 
+#include "duet/autograd/autograd.h"
 #include "duet/models/config_fields.h"
 #include "duet/nn/profile.h"
 #include "duet/ops/activation.h"
 #include "duet/ops/attention.h"
+#include "duet/ops/conv_fused.h"
 #include "duet/ops/eltwise.h"
 #include "duet/ops/pool.h"
 #include "duet/ops/shape_ops.h"
@@ -123,7 +125,33 @@ ResBlock::ResBlock(Generator& gen, int64_t in_channels, int64_t out_channels, in
     skip = register_module("skip", std::make_shared<nn::Conv2d>(gen, in_channels, out_channels, 1));
 }
 
+namespace {
+
+// norm -> SiLU -> conv (+ image bias, + residual) as one fused op (ops/conv_fused.h).
+Tensor norm_silu_conv(const nn::GroupNorm& norm, const nn::Conv2d& conv, const Tensor& x,
+                      const Tensor& image_bias, const Tensor& residual) {
+  const ops::GroupNormAct gn{norm.groups, norm.weight, norm.bias, norm.eps,
+                             kernels::Activation::silu};
+  return ops::group_norm_act_conv2d(x, gn, conv.weight, conv.bias ? *conv.bias : Tensor(),
+                                    conv.options(), image_bias, residual);
+}
+
+// A conv whose forward does more than convolve (an int8 stand-in, a calibration hook).
+bool replaced(const nn::Conv2d& conv) {
+  return conv.inference != nullptr || static_cast<bool>(conv.on_input);
+}
+
+}  // namespace
+
 Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
+  // Sampling: each half of the block as one fused op, so that the normalised input, the
+  // embedding sum and the residual sum never exist as tensors. Training, `duet info`'s per-layer
+  // profile and int8 or calibrating convs take the layers one by one.
+  if (!autograd::grad_enabled() && !nn::profiling() && !replaced(*conv1) && !replaced(*conv2)) {
+    const Tensor e = emb_proj->forward(ops::silu(emb));
+    const Tensor h = norm_silu_conv(*norm1, *conv1, x, e, Tensor());
+    return norm_silu_conv(*norm2, *conv2, h, Tensor(), skip ? skip->forward(x) : x);
+  }
   Tensor h = conv1->forward(ops::silu(norm1->forward(x)));
   const Tensor e = emb_proj->forward(ops::silu(emb));  // [N, C] -> broadcast over H, W
   h = ops::add(h, ops::reshape(e, {e.dim(0), e.dim(1), 1, 1}));

@@ -12,6 +12,10 @@ ProfileScope::~ProfileScope() {
   g_active = previous_;
 }
 
+bool profiling() {
+  return g_active != nullptr;
+}
+
 void record_layer(const Module* module, const Tensor& output, double macs) {
   if (g_active) record_layer(module, output.shape(), macs);
 }

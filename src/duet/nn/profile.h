@@ -30,6 +30,10 @@ class ProfileScope {
   ProfileScope* previous_;
 };
 
+// Whether a ProfileScope is alive on this thread (fused forwards that skip their leaf layers'
+// forward step aside then, so that every layer is recorded).
+bool profiling();
+
 // Called by leaf layers at the end of forward; free when no scope is active.
 void record_layer(const Module* module, const Tensor& output, double macs);
 // The same for layers whose output tensor has another layout (channel-blocked): its logical shape.

@@ -22,8 +22,8 @@ kernels::Conv2dShape conv2d_shape(const Shape& x, const Shape& w, const Conv2dOp
   return s;
 }
 
-Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
-              const Conv2dOptions& o) {
+kernels::Conv2dShape checked_conv2d_shape(const Tensor& x_in, const Tensor& weight_in,
+                                          const Tensor& bias, const Conv2dOptions& o) {
   detail::check_f32(x_in, "conv2d", "input");
   detail::check_f32(weight_in, "conv2d", "weight");
   detail::check_shapes(x_in.rank() == 4 && weight_in.rank() == 4, "conv2d",
@@ -42,7 +42,12 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
   if (bias.defined())
     detail::check_shapes(bias.rank() == 1 && bias.dim(0) == s.out_channels, "conv2d",
                          "bias must be [out_channels]", bias, weight_in);
+  return s;
+}
 
+Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
+              const Conv2dOptions& o) {
+  const kernels::Conv2dShape s = checked_conv2d_shape(x_in, weight_in, bias, o);
   const Tensor x = contiguous(x_in), w = contiguous(weight_in);
   Tensor y = Tensor::empty({s.batch, s.out_channels, s.out_h(), s.out_w()});
   kernels::Epilogue ep;

@@ -15,6 +15,11 @@ struct Conv2dOptions {
 kernels::Conv2dShape conv2d_shape(const Shape& x, const Shape& weight,
                                   const Conv2dOptions& options);
 
+// The same after checking x, weight and bias (undefined or [K]) for conv2d: an Error naming the
+// op and both shapes otherwise.
+kernels::Conv2dShape checked_conv2d_shape(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                          const Conv2dOptions& options);
+
 // x: [N, C, H, W], weight: [K, C / groups, R, S], bias: [K] or undefined.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
               const Conv2dOptions& options = {});
