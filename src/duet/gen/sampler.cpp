@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "duet/kernels/packed_weights.h"
 #include "duet/tensor/error.h"
 
 namespace duet::gen {
@@ -79,6 +80,8 @@ int evaluations(const SampleOptions& o) {
 Tensor sample(const Predictor& predict, Objective objective, const Tensor& x1,
               const SampleOptions& o, Generator& gen) {
   validate(o, objective);
+  // Every step runs the same weights: each layer's packed filters are made once.
+  kernels::PackedWeightsScope packed_weights;
   Tensor x = x1.clone();
   for (int i = 0; i < o.steps; ++i) {
     const double t = grid(i, o.steps), s = grid(i + 1, o.steps), dt = s - t;

@@ -198,7 +198,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float*
   if (s.batch == 0) return;
   check_pointers("forward", x, w, y);
   if (is_depthwise(s)) return detail::depthwise_forward(s, x, w, y, e);
-  if (isa_at_least(Isa::avx2) && use_winograd() && detail::winograd_forward_avx2(s, x, w, y, e))
+  if (isa_at_least(Isa::avx2) && use_winograd() &&
+      detail::winograd_forward_avx2(s, x, w, y, e, detail::WinogradExtras{nullptr, nullptr, true}))
     return;
   if (isa_at_least(Isa::avx2) && detail::direct_forward_avx2(s, x, w, y, e)) return;
   const Geo g = geometry(s);

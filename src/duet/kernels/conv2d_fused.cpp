@@ -66,7 +66,8 @@ void conv2d_forward_fused(const Conv2dShape& s, const float* x, const float* w, 
   detail::check_fused(s, x, w, y);
   if (s.batch == 0) return;
   if (isa_at_least(Isa::avx2) && use_winograd() &&
-      detail::winograd_forward_avx2(s, x, w, y, epilogue, &prologue, image_bias))
+      detail::winograd_forward_avx2(s, x, w, y, epilogue,
+                                    detail::WinogradExtras{&prologue, image_bias, true}))
     return;
   detail::conv2d_fused_by_parts(conv2d_forward, s, x, w, y, prologue, image_bias, epilogue);
 }

@@ -86,10 +86,16 @@ bool winograd_channel_major_fits(const Conv2dShape& s);
 // The transposed convolution t that computes the input gradient of s, when Winograd takes it.
 bool winograd_input_gradient_shape(const Conv2dShape& s, Conv2dShape& t);
 // With a prologue (conv2d_fused.h), applied as the input rows are blocked, and an image bias
-// (image n: image_bias + n * K), added to the epilogue's bias in the store.
+// (image n: image_bias + n * K), added to the epilogue's bias in the store. cache_weights: w
+// are a layer's weights, whose packing a PackedWeightsScope may keep (packed_weights.h);
+// false for weights made for this call (the input gradient's flipped filters).
+struct WinogradExtras {
+  const Prologue* prologue = nullptr;
+  const float* image_bias = nullptr;
+  bool cache_weights = false;
+};
 bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
-                           const Epilogue& e, const Prologue* prologue = nullptr,
-                           const float* image_bias = nullptr);
+                           const Epilogue& e, const WinogradExtras& extras = {});
 // conv2d_backward_data of a shape whose transposed convolution runs there (stride 1).
 bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 

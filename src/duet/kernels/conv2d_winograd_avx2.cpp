@@ -27,6 +27,7 @@
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/conv2d_winograd_parts.h"
 #include "duet/kernels/conv2d_winograd_variants.h"
+#include "duet/kernels/packed_weights.h"
 #include "duet/kernels/transpose_avx2.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -461,15 +462,25 @@ bool winograd_input_gradient_shape(const Conv2dShape& s, Conv2dShape& t) {
 }
 
 bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,
-                           const Epilogue& e, const Prologue* prologue, const float* image_bias) {
+                           const Epilogue& e, const WinogradExtras& extras) {
+  const Prologue* prologue = extras.prologue;
+  const float* image_bias = extras.image_bias;
   if (!winograd_channel_major_fits(s)) return false;
   with_variant(winograd_tile(s, WinogradLayout::channel_major), [&](auto variant) {
     using F = decltype(variant);
     constexpr int64_t M = F::m;
     const DirectTile mt = active_tile();
     const Geometry<F> g = geometry<F>(s, mt.rows);
-    Buf packed(packed_floats(s, M));
-    pack_filters<F>(s, w, packed.get());
+    const int64_t packed_size = packed_floats(s, M);
+    auto pack = [&](float* dst) { pack_filters<F>(s, w, dst); };
+    const float* u = extras.cache_weights ? kernels::detail::cached_packed_weights(
+                                                w, g.K * g.C * 9, M, packed_size, pack)
+                                          : nullptr;
+    Buf own(u ? 0 : packed_size);
+    if (!u) {
+      pack(own.get());
+      u = own.get();
+    }
     const std::vector<int32_t> off = channel_offsets(g.C);
     const std::vector<LaneEpilogue> identity = lane_epilogues(Epilogue{}, g.Kp, g.K);
     const int64_t HW = g.H * g.W, PQ = g.P * g.Q;
@@ -506,7 +517,7 @@ bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w,
               x_at += g.Cb * (in1 - in0) * g.W * kNR;
               y_at += (std::min(g.P, M * r1) * g.Q - p0) * g.Kp;
             });
-        run_chunk(g, s, mt, off, segments, packed.get(), Activation::none, identity, sc);
+        run_chunk(g, s, mt, off, segments, u, Activation::none, identity, sc);
         // The products leave in pixel-major scratch without the epilogue, which
         // store_transposed applies on the way into channel-major y.
         for (const Segment& seg : segments) {
