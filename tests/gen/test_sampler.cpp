@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "duet/autograd/autograd.h"
 #include "duet/gen/guidance.h"
 #include "duet/gen/objective.h"
 #include "duet/gen/sampler.h"
@@ -171,6 +172,8 @@ TEST(Guidance, ScaleOneIsConditionalAndZeroIsUnconditional) {
   const std::vector<int32_t> labels = {0, 2};
   const double t = 0.4;
   const auto run = [&](double scale) { return guided_predictor(*model, labels, scale)(x, t); };
+  // Sampling's forward (no gradients: the fused residual blocks) on both sides.
+  autograd::NoGradGuard no_grad;
   const Tensor cond = model->forward(x, Tensor::full(Shape{2}, 0.4f),
                                      Tensor::from_vector(std::vector<int32_t>{0, 2}, Shape{2}));
   const Tensor uncond = model->forward(x, Tensor::full(Shape{2}, 0.4f),
