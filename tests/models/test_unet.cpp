@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <memory>
 
 #include "../harness/tensor_compare.h"
 #include "duet/autograd/autograd.h"
@@ -31,20 +33,27 @@ std::string error_of(const nlohmann::json& config) {
   return "";
 }
 
+// The golden file's UNet (its config and weights); a weight the file lacks fails the test.
+std::unique_ptr<models::UNet> golden_unet(const std::map<std::string, Tensor>& g) {
+  const auto meta = io::SafetensorsFile::load(kGolden).metadata();
+  const auto config = models::UNetConfig::from_json(nlohmann::json::parse(meta.at("config")));
+  Generator gen(1);
+  auto model = std::make_unique<models::UNet>(gen, config);
+  std::map<std::string, Tensor> state;
+  for (auto& [key, value] : model->state_dict()) {
+    if (!g.count(key)) ADD_FAILURE() << "golden file lacks " << key;
+    state[key] = g.count(key) ? g.at(key) : value;
+  }
+  model->load_state_dict(state);
+  return model;
+}
+
 }  // namespace
 
 TEST(UNet, MatchesPyTorchForwardAndBackward) {
   auto g = io::load_tensors(kGolden);
-  const auto meta = io::SafetensorsFile::load(kGolden).metadata();
-  const auto config = models::UNetConfig::from_json(nlohmann::json::parse(meta.at("config")));
-  Generator gen(1);
-  models::UNet model(gen, config);
-  std::map<std::string, Tensor> state;
-  for (auto& [key, value] : model.state_dict()) {
-    ASSERT_TRUE(g.count(key)) << "golden file lacks " << key;
-    state[key] = g.at(key);
-  }
-  model.load_state_dict(state);
+  auto built = golden_unet(g);
+  models::UNet& model = *built;
 
   Tensor x = g.at("input").clone();
   autograd::set_requires_grad(x);
@@ -69,13 +78,8 @@ TEST(UNet, MatchesPyTorchForwardAndBackward) {
 // the same output, against PyTorch and against the layer-by-layer forward.
 TEST(UNet, FusedSamplingForwardMatchesPyTorch) {
   auto g = io::load_tensors(kGolden);
-  const auto meta = io::SafetensorsFile::load(kGolden).metadata();
-  const auto config = models::UNetConfig::from_json(nlohmann::json::parse(meta.at("config")));
-  Generator gen(1);
-  models::UNet model(gen, config);
-  std::map<std::string, Tensor> state;
-  for (auto& [key, value] : model.state_dict()) state[key] = g.at(key);
-  model.load_state_dict(state);
+  auto built = golden_unet(g);
+  models::UNet& model = *built;
   std::vector<int32_t> labels;
   for (int64_t v : std::span(g.at("y").data<int64_t>(), 3)) labels.push_back(int32_t(v));
   const Tensor y = Tensor::from_vector(labels, Shape{3});
