@@ -473,8 +473,10 @@ bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w,
     const Geometry<F> g = geometry<F>(s, mt.rows);
     const int64_t packed_size = packed_floats(s, M);
     auto pack = [&](float* dst) { pack_filters<F>(s, w, dst); };
+    // The packing depends on the variant and on how the weights split into K x C filters.
+    const int64_t packing = g.C * 8 + M;
     const float* u = extras.cache_weights ? kernels::detail::cached_packed_weights(
-                                                w, g.K * g.C * 9, M, packed_size, pack)
+                                                w, g.K * g.C * 9, packing, packed_size, pack)
                                           : nullptr;
     Buf own(u ? 0 : packed_size);
     if (!u) {
