@@ -132,10 +132,14 @@ TEST(Conv2d, WhichPassesTakeWinograd) {
     EXPECT_TRUE(conv2d_takes_winograd(shape(256, 128, 7, 1, 1), pass));  // unet-s skip concat
     EXPECT_TRUE(conv2d_takes_winograd(shape(32, 48, 10, 1, 0), pass));   // grad: padding 2
     EXPECT_FALSE(conv2d_takes_winograd(shape(32, 64, 14, 2, 1), pass));  // stride 2
-    // 16 channels: too narrow for the forward pass and input gradient, where the channels are
-    // the products' reduction; the weight gradient reduces over the tiles.
-    EXPECT_EQ(conv2d_takes_winograd(shape(16, 16, 28, 1, 1), pass), weight);  // ResNet-20 stage 1
-    EXPECT_EQ(conv2d_takes_winograd(shape(32, 16, 28, 1, 1), pass), weight);
+    // 16 channels: wide enough for F(4x4, 3x3) (8 images of 49 4x4 tiles), not for F(2x2) in
+    // the forward pass and input gradient, where the channels are the products' reduction (one
+    // image of 7x7: 4 tiles of 4x4, so F(2x2)); the weight gradient reduces over the tiles.
+    EXPECT_TRUE(conv2d_takes_winograd(shape(16, 16, 28, 1, 1), pass));  // ResNet-20 stage 1
+    EXPECT_TRUE(conv2d_takes_winograd(shape(32, 16, 28, 1, 1), pass));
+    Conv2dShape one_small = shape(16, 16, 7, 1, 1);
+    one_small.batch = 1;
+    EXPECT_EQ(conv2d_takes_winograd(one_small, pass), weight);
     EXPECT_FALSE(conv2d_takes_winograd(shape(8, 16, 28, 1, 1), pass));
     // 9 tiles an image: too few for the forward products; the weight gradient spans images.
     EXPECT_EQ(conv2d_takes_winograd(shape(64, 64, 5, 1, 1), pass), weight);

@@ -78,10 +78,13 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
 // The same for channel-major x and y (conv2d_forward, training): each chunk of tile rows blocks
 // the input rows it reads into scratch and transposes its products into y with the epilogue;
 // the weights are packed on every call (they change every training step). Only with at least
-// kWinogradChannelMajorMinChannels input and output channels: at 16, the two conversions cost
-// more than the 16-deep products save (ResNet-20's 16 -> 16 at 28 x 28, batch 128: 3.9 ms
-// against 3.3 ms direct; 32 -> 32 at 14 x 14: 2.7 against 3.0 ms).
+// kWinogradChannelMajorMinChannels input and output channels for F(2x2, 3x3): at 16, its two
+// conversions cost more than the 16-deep products save (ResNet-20's 16 -> 16 at 28 x 28, batch
+// 128: 3.9 ms against 3.3 ms direct; 32 -> 32 at 14 x 14: 2.7 against 3.0 ms); F(4x4, 3x3),
+// with 4x fewer products, pays from kWinogradChannelMajorMinChannels4 (the same 16 -> 16:
+// 2.4-2.6 ms forward and 2.5-2.6 ms input gradient against 3.2-3.5 ms direct).
 inline constexpr int64_t kWinogradChannelMajorMinChannels = 32;
+inline constexpr int64_t kWinogradChannelMajorMinChannels4 = 16;
 bool winograd_channel_major_fits(const Conv2dShape& s);
 // The transposed convolution t that computes the input gradient of s, when Winograd takes it.
 bool winograd_input_gradient_shape(const Conv2dShape& s, Conv2dShape& t);

@@ -438,8 +438,9 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
 
 bool winograd_channel_major_fits(const Conv2dShape& s) {
   const int64_t m = winograd_tile(s, WinogradLayout::channel_major);
-  if (m == 0 || std::min(s.in_channels, s.out_channels) < kWinogradChannelMajorMinChannels)
-    return false;
+  const int64_t min_channels =
+      m == 4 ? kWinogradChannelMajorMinChannels4 : kWinogradChannelMajorMinChannels;
+  if (m == 0 || std::min(s.in_channels, s.out_channels) < min_channels) return false;
   return with_variant(m, [&](auto variant) {
     return scratch_fits(geometry<decltype(variant)>(s, active_tile().rows));
   });
