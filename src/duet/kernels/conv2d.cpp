@@ -3,9 +3,10 @@
 // weights through sgemm (serial inside our parallel_for), with the epilogue fused into the store.
 // 1x1 stride-1 unpadded convolutions skip the packing (the image already is the im2col matrix),
 // depthwise convolutions run direct loops (conv2d_depthwise.cpp). With AVX2, 3x3 stride-1
-// convolutions first try Winograd: the forward pass and the input gradient from 32 channels,
-// F(4x4, 3x3) on maps of 7x7 and more (conv2d_winograd_avx2.cpp), the weight gradient
-// F(2x2, 3x3) from 16 (conv2d_winograd_weight_avx2.cpp); then all three passes try
+// convolutions first try Winograd: the forward pass and the input gradient by F(4x4, 3x3) from
+// 16 channels where the batch has 32 tiles of 4x4, else by F(2x2, 3x3) from 32
+// (conv2d_winograd_avx2.cpp), the weight gradient by F(2x2, 3x3) from 16
+// (conv2d_winograd_weight_avx2.cpp); then all three passes try
 // conv2d_direct_avx2.cpp (implicit GEMM read straight from a padded image copy); the tiled
 // sgemm path below is the portable one and the fallback for shapes they decline.
 #include <algorithm>
