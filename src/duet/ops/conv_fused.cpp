@@ -19,10 +19,8 @@ Tensor group_norm_act_conv2d(const Tensor& x_in, const GroupNormAct& norm, const
   const int64_t n = s.batch, c = s.in_channels, k = s.out_channels, hw = s.in_h * s.in_w;
   DUET_CHECK(norm.groups > 0 && c % norm.groups == 0, op, ": ", c, " channels of input ",
              x_in.shape().str(), " are not divisible into ", norm.groups, " groups");
-  for (const Tensor* t : {&norm.weight, &norm.bias})
-    if (t->defined())
-      detail::check_shapes(t->rank() == 1 && t->dim(0) == c && t->dtype() == DType::f32, op,
-                           "norm weight and bias must be F32 [channels]", *t, x_in);
+  detail::check_affine(norm.weight, c, op, "norm weight", x_in);
+  detail::check_affine(norm.bias, c, op, "norm bias", x_in);
   const Shape out_shape{n, k, s.out_h(), s.out_w()};
   if (image_bias_in.defined())
     detail::check_shapes(

@@ -13,13 +13,6 @@ const float* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data<float>() : nullptr;
 }
 
-void check_affine(const Tensor& t, int64_t c, const char* op, const char* name, const Tensor& x) {
-  if (!t.defined()) return;
-  detail::check_f32(t, op, name);
-  detail::check_shapes(t.rank() == 1 && t.dim(0) == c, op,
-                       str(name, " must have one entry per normalised channel (", c, ")"), t, x);
-}
-
 // dgamma/dbeta are only returned for affine parameters that exist.
 std::vector<Tensor> affine_grads(Tensor dx, Tensor dgamma, Tensor dbeta, bool has_w, bool has_b) {
   return {std::move(dx), has_w ? std::move(dgamma) : Tensor(), has_b ? std::move(dbeta) : Tensor()};
@@ -33,10 +26,10 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
   detail::check_f32(x_in, "batch_norm", "input");
   DUET_CHECK(x_in.rank() >= 2, "batch_norm: expected input [N, C, ...], got ", x_in.shape().str());
   const int64_t n = x_in.dim(0), c = x_in.dim(1), hw = x_in.numel() / std::max<int64_t>(n * c, 1);
-  check_affine(weight, c, "batch_norm", "weight", x_in);
-  check_affine(bias, c, "batch_norm", "bias", x_in);
-  check_affine(running_mean, c, "batch_norm", "running_mean", x_in);
-  check_affine(running_var, c, "batch_norm", "running_var", x_in);
+  detail::check_affine(weight, c, "batch_norm", "weight", x_in);
+  detail::check_affine(bias, c, "batch_norm", "bias", x_in);
+  detail::check_affine(running_mean, c, "batch_norm", "running_mean", x_in);
+  detail::check_affine(running_var, c, "batch_norm", "running_var", x_in);
   const Tensor x = contiguous(x_in);
   Tensor y = Tensor::empty(x.shape());
   if (!training) {
@@ -118,8 +111,8 @@ Tensor group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight, cons
   const int64_t n = x_in.dim(0), c = x_in.dim(1), hw = x_in.numel() / std::max<int64_t>(n * c, 1);
   DUET_CHECK(groups > 0 && c % groups == 0, "group_norm: ", c, " channels of input ",
              x_in.shape().str(), " are not divisible into ", groups, " groups");
-  check_affine(weight, c, "group_norm", "weight", x_in);
-  check_affine(bias, c, "group_norm", "bias", x_in);
+  detail::check_affine(weight, c, "group_norm", "weight", x_in);
+  detail::check_affine(bias, c, "group_norm", "bias", x_in);
   const Tensor x = contiguous(x_in);
   Tensor y = Tensor::empty(x.shape());
   Tensor save_mean = Tensor::empty({n, groups}), save_rstd = Tensor::empty({n, groups});
@@ -146,8 +139,8 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
   detail::check_f32(x_in, "layer_norm", "input");
   DUET_CHECK(x_in.rank() >= 1, "layer_norm: input must have at least one dimension");
   const int64_t d = x_in.dim(-1), rows = x_in.numel() / std::max<int64_t>(d, 1);
-  check_affine(weight, d, "layer_norm", "weight", x_in);
-  check_affine(bias, d, "layer_norm", "bias", x_in);
+  detail::check_affine(weight, d, "layer_norm", "weight", x_in);
+  detail::check_affine(bias, d, "layer_norm", "bias", x_in);
   const Tensor x = contiguous(x_in);
   Tensor y = Tensor::empty(x.shape());
   Tensor save_mean = Tensor::empty({rows}), save_rstd = Tensor::empty({rows});

@@ -21,4 +21,13 @@ inline void check_f32(const Tensor& t, const char* op, const char* name) {
   if (t.dtype() != DType::f32) fail(op, ": ", name, " must be F32, got ", dtype_name(t.dtype()));
 }
 
+// A normalisation's optional per-channel tensor t (undefined, or F32 [c]) against input x.
+inline void check_affine(const Tensor& t, int64_t c, const char* op, const char* name,
+                         const Tensor& x) {
+  if (!t.defined()) return;
+  check_f32(t, op, name);
+  check_shapes(t.rank() == 1 && t.dim(0) == c, op,
+               str(name, " must have one entry per normalised channel (", c, ")"), t, x);
+}
+
 }  // namespace duet::ops::detail
