@@ -27,36 +27,45 @@ void add_bn(int64_t n, int64_t c, int64_t hw, bool affine) {
                           (affine ? "/affine" : "/plain");
   const size_t sz = size_t(n * c * hw), cs = size_t(c);
   const double elems = double(sz);
-  duet::test::add_kernel_case(
-      {"batch_norm/train/" + tag, elems, 1e-5, 1e-4, [=] {
-         // An offset mean checks the two-pass variance.
-         auto x = random_vector(sz, 100 + sz, 1.0f, 4.0f);
-         auto g = random_vector(cs, 101, 0.5f, 1.5f), b = random_vector(cs, 102);
-         auto rm = random_vector(cs, 103), rv = random_vector(cs, 104, 0.5f, 2.0f);
-         return [=](bool fast, std::vector<float>& out) {
-           std::vector<float> y(sz, kNaN), sm(cs, kNaN), si(cs, kNaN), m = rm, v = rv;
-           (fast ? k::batch_norm2d_forward_train : k::ref::batch_norm2d_forward_train)(
-               n, c, hw, x.data(), opt(g, affine), opt(b, affine), 1e-5f, 0.1f, m.data(), v.data(),
-               y.data(), sm.data(), si.data());
-           out = y;
-           append(out, sm);
-           append(out, si);
-           append(out, m);
-           append(out, v);
-         };
-       }});
-  duet::test::add_kernel_case(
-      {"batch_norm/eval/" + tag, elems, 1e-5, 1e-4, [=] {
-         auto x = random_vector(sz, 110 + sz, -2.0f, 2.0f);
-         auto g = random_vector(cs, 111, 0.5f, 1.5f), b = random_vector(cs, 112);
-         auto rm = random_vector(cs, 113), rv = random_vector(cs, 114, 0.5f, 2.0f);
-         return [=](bool fast, std::vector<float>& out) {
-           out.assign(sz, kNaN);
-           (fast ? k::batch_norm2d_forward_eval : k::ref::batch_norm2d_forward_eval)(
-               n, c, hw, x.data(), opt(g, affine), opt(b, affine), rm.data(), rv.data(), 1e-5f,
-               out.data());
-         };
-       }});
+  // Plain, and with the fused tail (a residual added, then the ReLU; about half the outputs
+  // clip to zero).
+  for (bool fused : {false, true}) {
+    const std::string name = tag + (fused ? "/tail" : "");
+    duet::test::add_kernel_case(
+        {"batch_norm/train/" + name, elems, 1e-5, 1e-4, [=] {
+           // An offset mean checks the two-pass variance.
+           auto x = random_vector(sz, 100 + sz, 1.0f, 4.0f);
+           auto g = random_vector(cs, 101, 0.5f, 1.5f), b = random_vector(cs, 102);
+           auto rm = random_vector(cs, 103), rv = random_vector(cs, 104, 0.5f, 2.0f);
+           auto res = random_vector(sz, 105 + sz);
+           return [=](bool fast, std::vector<float>& out) {
+             std::vector<float> y(sz, kNaN), sm(cs, kNaN), si(cs, kNaN), m = rm, v = rv;
+             const k::NormTail tail{fused ? res.data() : nullptr, fused};
+             (fast ? k::batch_norm2d_forward_train : k::ref::batch_norm2d_forward_train)(
+                 n, c, hw, x.data(), opt(g, affine), opt(b, affine), 1e-5f, 0.1f, m.data(),
+                 v.data(), y.data(), sm.data(), si.data(), tail);
+             out = y;
+             append(out, sm);
+             append(out, si);
+             append(out, m);
+             append(out, v);
+           };
+         }});
+    duet::test::add_kernel_case(
+        {"batch_norm/eval/" + name, elems, 1e-5, 1e-4, [=] {
+           auto x = random_vector(sz, 110 + sz, -2.0f, 2.0f);
+           auto g = random_vector(cs, 111, 0.5f, 1.5f), b = random_vector(cs, 112);
+           auto rm = random_vector(cs, 113), rv = random_vector(cs, 114, 0.5f, 2.0f);
+           auto res = random_vector(sz, 115 + sz);
+           return [=](bool fast, std::vector<float>& out) {
+             out.assign(sz, kNaN);
+             const k::NormTail tail{fused ? res.data() : nullptr, fused};
+             (fast ? k::batch_norm2d_forward_eval : k::ref::batch_norm2d_forward_eval)(
+                 n, c, hw, x.data(), opt(g, affine), opt(b, affine), rm.data(), rv.data(), 1e-5f,
+                 out.data(), tail);
+           };
+         }});
+  }
   duet::test::add_kernel_case(
       {"batch_norm/bwd/" + tag, elems, 1e-5, 1e-3, [=] {
          auto x = random_vector(sz, 120 + sz, 1.0f, 4.0f);

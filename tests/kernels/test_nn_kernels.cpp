@@ -210,7 +210,7 @@ TEST_P(NnKernels, BatchNormTrainNormalisesAndUpdatesRunningStats) {
   const std::vector<float> x = {1, 2, 10, 10, 3, 4, 10, 14};
   std::vector<float> y(8), sm(2), si(2), rm = {0.0f, 1.0f}, rv = {1.0f, 1.0f};
   fwd(n, c, hw, x.data(), nullptr, nullptr, 1e-5f, 0.1f, rm.data(), rv.data(), y.data(), sm.data(),
-      si.data());
+      si.data(), {});
   EXPECT_NEAR(sm[0], 2.5f, 1e-6);
   EXPECT_NEAR(si[0], 1.0 / std::sqrt(1.25 + 1e-5), 1e-6);
   EXPECT_NEAR(rm[0], 0.25f, 1e-6);
@@ -223,7 +223,7 @@ TEST_P(NnKernels, BatchNormTrainNormalisesAndUpdatesRunningStats) {
   const auto x2 = rnd(n2 * c2 * hw2, 6, 2.0f, 5.0f);
   std::vector<float> y2(x2.size()), m2(c2), s2(c2);
   fwd(n2, c2, hw2, x2.data(), nullptr, nullptr, 0.0f, 0.1f, nullptr, nullptr, y2.data(), m2.data(),
-      s2.data());
+      s2.data(), {});
   for (int64_t ch = 0; ch < c2; ++ch) {
     double s = 0, q = 0;
     for (int64_t i = 0; i < n2; ++i)
@@ -243,7 +243,7 @@ TEST_P(NnKernels, BatchNormRejectsSingleValuePerChannel) {
   std::vector<float> y(2), sm(2), si(2);
   EXPECT_THROW((fast ? k::batch_norm2d_forward_train : k::ref::batch_norm2d_forward_train)(
                    1, 2, 1, x.data(), nullptr, nullptr, 1e-5f, 0.1f, nullptr, nullptr, y.data(),
-                   sm.data(), si.data()),
+                   sm.data(), si.data(), {}),
                duet::Error);
 }
 

@@ -21,6 +21,30 @@ Register reg([] {
     Tensor rm = Tensor::full({3}, 0.2f), rv = Tensor::full({3}, 0.5f);
     return ops::batch_norm(x[0], x[1], x[2], rm, rv, false);
   });
+  // The fused tail: relu(bn(x) + residual); gradients reach x, the affine and the residual.
+  GradCheckOptions relu_kink;
+  relu_kink.eps = 1e-3;
+  add_grad_case_random(
+      "batch_norm/train/add_relu", {{4, 3, 3, 2}, {3}, {3}, {4, 3, 3, 2}},
+      [](In x) {
+        Tensor rm = Tensor::zeros({3}), rv = Tensor::ones({3});
+        return ops::batch_norm(x[0], x[1], x[2], rm, rv, true, 0.1f, 1e-5f, {x[3], true});
+      },
+      relu_kink);
+  add_grad_case_random(
+      "batch_norm/train/relu", {{4, 3, 3, 2}, {3}, {3}},
+      [](In x) {
+        Tensor rm = Tensor::zeros({3}), rv = Tensor::ones({3});
+        return ops::batch_norm(x[0], x[1], x[2], rm, rv, true, 0.1f, 1e-5f, {Tensor(), true});
+      },
+      relu_kink);
+  add_grad_case_random(
+      "batch_norm/eval/add_relu", {{2, 3, 2, 2}, {3}, {3}, {2, 3, 2, 2}},
+      [](In x) {
+        Tensor rm = Tensor::full({3}, 0.2f), rv = Tensor::full({3}, 0.5f);
+        return ops::batch_norm(x[0], x[1], x[2], rm, rv, false, 0.1f, 1e-5f, {x[3], true});
+      },
+      relu_kink);
   add_grad_case_random("group_norm", {{2, 6, 3, 3}, {6}, {6}},
                        [](In x) { return ops::group_norm(x[0], 3, x[1], x[2]); });
   add_grad_case_random("layer_norm", {{3, 4, 10}, {10}, {10}},

@@ -141,12 +141,20 @@ void vlog_softmax_bwd(int64_t n, const float* y, const float* dy, float s, float
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] - std::exp(y[i]) * s;
 }
 
+void vaffine_tail(int64_t n, const float* x, float a, float b, const float* r, bool relu,
+                  float* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] * a + b + (r ? r[i] : 0.0f);
+    y[i] = relu && !(v > 0.0f) && v == v ? 0.0f : v;  // a NaN passes, as in act_forward
+  }
+}
+
 }  // namespace
 
 const NnVec& nn_vec_generic() {
-  static const NnVec v{act_forward,     act_backward, vmax,        vsum,     vdot,     vsum_sq_dev,
-                       vexp_sum,        vaffine,      vsum_dy_dyx, vmul_add, vaffine2, vsoftmax_bwd,
-                       vlog_softmax_bwd};
+  static const NnVec v{
+      act_forward, act_backward, vmax,     vsum,     vdot,         vsum_sq_dev,      vexp_sum,
+      vaffine,     vsum_dy_dyx,  vmul_add, vaffine2, vsoftmax_bwd, vlog_softmax_bwd, vaffine_tail};
   return v;
 }
 

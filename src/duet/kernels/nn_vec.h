@@ -34,6 +34,9 @@ struct NnVec {
   void (*softmax_bwd)(int64_t n, const float* y, const float* dy, float s, float* dx);
   // dx = dy - exp(y) * s   (log-softmax backward).
   void (*log_softmax_bwd)(int64_t n, const float* y, const float* dy, float s, float* dx);
+  // y = a * x + b + r (r null: no r), then max(0, .) when relu (a fused norm's tail).
+  void (*affine_tail)(int64_t n, const float* x, float a, float b, const float* r, bool relu,
+                      float* y);
 };
 
 const NnVec& nn_vec();  // the set for active_isa()

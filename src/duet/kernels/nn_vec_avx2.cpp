@@ -325,12 +325,24 @@ void vlog_softmax_bwd(int64_t n, const float* y, const float* dy, float s, float
   map2(n, y, dy, dx, [&](__m256 ly, __m256 g) { return _mm256_fnmadd_ps(sv::exp(ly), vs, g); });
 }
 
+void vaffine_tail(int64_t n, const float* x, float a, float b, const float* r, bool relu,
+                  float* y) {
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), zero = _mm256_setzero_ps();
+  // max(0, v) keeps a NaN v (maxps returns its second operand on NaN), as the ReLU does.
+  auto tail = [&](__m256 v) { return relu ? _mm256_max_ps(zero, v) : v; };
+  if (r)
+    map2(n, x, r, y,
+         [&](__m256 v, __m256 w) { return tail(_mm256_add_ps(_mm256_fmadd_ps(v, va, vb), w)); });
+  else
+    map1(n, x, y, [&](__m256 v) { return tail(_mm256_fmadd_ps(v, va, vb)); });
+}
+
 }  // namespace
 
 const NnVec& nn_vec_avx2() {
-  static const NnVec v{act_forward,     act_backward, vmax,        vsum,     vdot,     vsum_sq_dev,
-                       vexp_sum,        vaffine,      vsum_dy_dyx, vmul_add, vaffine2, vsoftmax_bwd,
-                       vlog_softmax_bwd};
+  static const NnVec v{
+      act_forward, act_backward, vmax,     vsum,     vdot,         vsum_sq_dev,      vexp_sum,
+      vaffine,     vsum_dy_dyx,  vmul_add, vaffine2, vsoftmax_bwd, vlog_softmax_bwd, vaffine_tail};
   return v;
 }
 

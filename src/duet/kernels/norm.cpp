@@ -45,7 +45,7 @@ void channel_stats(const NnVec& v, int64_t n, int64_t c, int64_t hw, const float
 void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
                                 const float* gamma, const float* beta, float eps, float momentum,
                                 float* running_mean, float* running_var, float* y, float* save_mean,
-                                float* save_invstd) {
+                                float* save_invstd, const NormTail& tail) {
   check_nchw("batch_norm2d_forward_train", n, c, hw);
   const int64_t m = n * hw;
   DUET_CHECK(m > 1, "batch_norm2d_forward_train: expected more than 1 value per channel, got ", m);
@@ -67,7 +67,8 @@ void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x
       const double b = (beta ? beta[ch] : 0.0f) - mean * a;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t o = (i * c + ch) * hw;
-        v.affine(hw, x + o, float(a), float(b), y + o);
+        v.affine_tail(hw, x + o, float(a), float(b), tail.residual ? tail.residual + o : nullptr,
+                      tail.relu, y + o);
       }
     }
   });
@@ -75,7 +76,8 @@ void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x
 
 void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma,
                                const float* beta, const float* running_mean,
-                               const float* running_var, float eps, float* y) {
+                               const float* running_var, float eps, float* y,
+                               const NormTail& tail) {
   check_nchw("batch_norm2d_forward_eval", n, c, hw);
   const auto& v = detail::nn_vec();
   parallel_for(n * c, grain_for(hw), [&](int64_t pb, int64_t pe) {
@@ -83,7 +85,8 @@ void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
       const int64_t ch = p % c;
       const double a = (gamma ? gamma[ch] : 1.0f) / std::sqrt(double(running_var[ch]) + eps);
       const double b = (beta ? beta[ch] : 0.0f) - running_mean[ch] * a;
-      v.affine(hw, x + p * hw, float(a), float(b), y + p * hw);
+      v.affine_tail(hw, x + p * hw, float(a), float(b),
+                    tail.residual ? tail.residual + p * hw : nullptr, tail.relu, y + p * hw);
     }
   });
 }

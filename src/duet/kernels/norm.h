@@ -9,18 +9,28 @@ namespace duet::kernels {
 
 // --- batch_norm2d: x is [n, c, hw] (hw = H*W, 1 for [N, C] inputs); statistics per channel.
 
+// What a fused batch norm does after normalising, in the same pass: y = bn(x) + residual
+// (residual laid out like x; null: none), then max(0, y) when relu (a NaN passes through). A
+// residual block's `relu(bn(conv(x)) + shortcut)` is then one pass instead of three.
+struct NormTail {
+  const float* residual = nullptr;
+  bool relu = false;
+};
+
 // Normalises with the batch mean and biased variance; writes save_mean[c] and
 // save_invstd[c] = 1/sqrt(var + eps). When running_mean/running_var are not null, updates them
 // as running = (1 - momentum) * running + momentum * batch, using the UNBIASED variance (as
-// PyTorch does; n*hw must then be > 1). gamma/beta may be null (no affine). Overwrites y.
+// PyTorch does; n*hw must then be > 1). gamma/beta may be null (no affine). The tail follows.
+// Overwrites y.
 void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
                                 const float* gamma, const float* beta, float eps, float momentum,
                                 float* running_mean, float* running_var, float* y, float* save_mean,
-                                float* save_invstd);
-// y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta. Overwrites y.
+                                float* save_invstd, const NormTail& tail = {});
+// y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta, then the tail. Overwrites y.
 void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma,
                                const float* beta, const float* running_mean,
-                               const float* running_var, float eps, float* y);
+                               const float* running_var, float eps, float* y,
+                               const NormTail& tail = {});
 // Backward of the training forward. Overwrites dx, and dgamma/dbeta when not null.
 void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
                            const float* gamma, const float* save_mean, const float* save_invstd,
@@ -52,10 +62,11 @@ namespace ref {
 void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
                                 const float* gamma, const float* beta, float eps, float momentum,
                                 float* running_mean, float* running_var, float* y, float* save_mean,
-                                float* save_invstd);
+                                float* save_invstd, const NormTail& tail = {});
 void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma,
                                const float* beta, const float* running_mean,
-                               const float* running_var, float eps, float* y);
+                               const float* running_var, float eps, float* y,
+                               const NormTail& tail = {});
 void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
                            const float* gamma, const float* save_mean, const float* save_invstd,
                            float* dx, float* dgamma, float* dbeta);

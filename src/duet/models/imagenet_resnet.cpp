@@ -68,9 +68,10 @@ ImageNetBasicBlock::ImageNetBasicBlock(Generator& gen, int64_t in_channels, int6
 }
 
 Tensor ImageNetBasicBlock::forward(const Tensor& x) {
-  Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
-  y = bn2->forward(conv2->forward(y));
-  return ops::relu(ops::add(y, downsample ? downsample->forward(x) : x));
+  // The norms' tails fused as in the CIFAR BasicBlock (resnet.cpp).
+  const Tensor y = conv2->forward(bn1->forward(conv1->forward(x), {Tensor(), true}));
+  const Tensor identity = downsample ? downsample->forward(x) : x;
+  return bn2->forward(y, {identity, true});
 }
 
 ImageNetResNet::ImageNetResNet(Generator& gen, const ImageNetResNetConfig& config)
@@ -101,7 +102,7 @@ ImageNetResNet::ImageNetResNet(Generator& gen, const ImageNetResNetConfig& confi
 }
 
 Tensor ImageNetResNet::features(const Tensor& x) {
-  Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
+  Tensor y = bn1->forward(conv1->forward(x), {Tensor(), true});
   if (config_.stem == "imagenet") y = stem_max_pool(y);
   y = layer4->forward(layer3->forward(layer2->forward(layer1->forward(y))));
   return ops::global_avg_pool2d(y);

@@ -54,9 +54,12 @@ BasicBlock::BasicBlock(Generator& gen, int64_t in_channels, int64_t out_channels
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
-  y = bn2->forward(conv2->forward(y));
-  return ops::relu(ops::add(y, shortcut ? shortcut->forward(x) : x));
+  // Each norm takes what follows it into the same op (ops::BatchNormTail): the ReLU, and in
+  // the second the shortcut's sum and the ReLU, so neither the normalised values nor the sum
+  // are ever tensors.
+  const Tensor y = conv2->forward(bn1->forward(conv1->forward(x), {Tensor(), true}));
+  const Tensor identity = shortcut ? shortcut->forward(x) : x;
+  return bn2->forward(y, {identity, true});
 }
 
 CifarResNet::CifarResNet(Generator& gen, const ResNetConfig& config)
@@ -84,7 +87,7 @@ CifarResNet::CifarResNet(Generator& gen, const ResNetConfig& config)
 }
 
 Tensor CifarResNet::features(const Tensor& x) {
-  Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
+  Tensor y = bn1->forward(conv1->forward(x), {Tensor(), true});
   y = layer3->forward(layer2->forward(layer1->forward(y)));
   return ops::global_avg_pool2d(y);
 }

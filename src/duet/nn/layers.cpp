@@ -89,9 +89,13 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_)
       momentum(momentum_) {}
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
+  return forward(x, ops::BatchNormTail{});
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x, const ops::BatchNormTail& tail) {
   if (is_training()) ++*num_batches_tracked.data<int64_t>();
-  Tensor y =
-      ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+  Tensor y = ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum,
+                             eps, tail);
   record_layer(this, y, 0);
   return y;
 }

@@ -9,6 +9,7 @@
 
 #include "duet/nn/module.h"
 #include "duet/ops/conv.h"
+#include "duet/ops/norm.h"
 #include "duet/tensor/rng.h"
 
 namespace duet::nn {
@@ -52,6 +53,8 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
   Tensor forward(const Tensor& x) override;
+  // relu?(bn(x) + residual) as one op (ops::BatchNormTail): a residual block's tail.
+  Tensor forward(const Tensor& x, const ops::BatchNormTail& tail);
   Tensor& weight;
   Tensor& bias;
   Tensor& running_mean;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "duet/autograd/autograd.h"
+#include "duet/kernels/activation.h"
 #include "duet/kernels/norm.h"
 #include "duet/ops/op_util.h"
 
@@ -18,11 +19,41 @@ std::vector<Tensor> affine_grads(Tensor dx, Tensor dgamma, Tensor dbeta, bool ha
   return {std::move(dx), has_w ? std::move(dgamma) : Tensor(), has_b ? std::move(dbeta) : Tensor()};
 }
 
+// The backward of eval-mode batch norm (y = (x - mean) * invstd * gamma + beta with the running
+// statistics): dx = dy * gamma * invstd; dbeta = sum dy, dgamma = sum dy * xhat when needed.
+void eval_backward(int64_t n, int64_t c, int64_t hw, const Tensor& x, const Tensor& g,
+                   const Tensor& w, const Tensor& mean, const Tensor& invstd, bool need_params,
+                   Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+  const float* gp = g.data<float>();
+  float* dp = dx.data<float>();
+  const float* is = invstd.data<float>();
+  const float* wp = w.defined() ? w.data<float>() : nullptr;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float k = is[ch] * (wp ? wp[ch] : 1.0f);
+      for (int64_t i = 0; i < hw; ++i) dp[(b * c + ch) * hw + i] = gp[(b * c + ch) * hw + i] * k;
+    }
+  if (!need_params) return;
+  dgamma.fill(0.0f);
+  dbeta.fill(0.0f);
+  float* dg = dgamma.data<float>();
+  float* db = dbeta.data<float>();
+  const float* xp = x.data<float>();
+  const float* mp = mean.data<float>();
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t i = 0; i < hw; ++i) {
+        const int64_t e = (b * c + ch) * hw + i;
+        db[ch] += gp[e];
+        dg[ch] += gp[e] * (xp[e] - mp[ch]) * is[ch];
+      }
+}
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
                   Tensor& running_mean, Tensor& running_var, bool training, float momentum,
-                  float eps) {
+                  float eps, const BatchNormTail& tail) {
   detail::check_f32(x_in, "batch_norm", "input");
   DUET_CHECK(x_in.rank() >= 2, "batch_norm: expected input [N, C, ...], got ", x_in.shape().str());
   const int64_t n = x_in.dim(0), c = x_in.dim(1), hw = x_in.numel() / std::max<int64_t>(n * c, 1);
@@ -30,77 +61,72 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
   detail::check_affine(bias, c, "batch_norm", "bias", x_in);
   detail::check_affine(running_mean, c, "batch_norm", "running_mean", x_in);
   detail::check_affine(running_var, c, "batch_norm", "running_var", x_in);
+  if (tail.residual.defined()) {
+    detail::check_f32(tail.residual, "batch_norm", "residual");
+    detail::check_shapes(tail.residual.shape() == x_in.shape(), "batch_norm",
+                         "residual must have the input's shape", tail.residual, x_in);
+  }
   const Tensor x = contiguous(x_in);
+  const Tensor residual = tail.residual.defined() ? contiguous(tail.residual) : Tensor();
+  const kernels::NormTail kernel_tail{ptr_or_null(residual), tail.relu};
   Tensor y = Tensor::empty(x.shape());
-  if (!training) {
+  // The saved statistics: the batch's (training) or the running ones (eval, whose backward
+  // reuses the training kernel's form with them as "saved").
+  Tensor mean, invstd;
+  if (training) {
+    DUET_CHECK(n * hw > 1, "batch_norm: training needs more than one value per channel, got input ",
+               x_in.shape().str());
+    mean = Tensor::empty({c});
+    invstd = Tensor::empty({c});
+    kernels::batch_norm2d_forward_train(
+        n, c, hw, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias), eps, momentum,
+        running_mean.defined() ? running_mean.data<float>() : nullptr,
+        running_var.defined() ? running_var.data<float>() : nullptr, y.data<float>(),
+        mean.data<float>(), invstd.data<float>(), kernel_tail);
+  } else {
     DUET_CHECK(running_mean.defined() && running_var.defined(),
                "batch_norm: eval mode needs running statistics");
-    kernels::batch_norm2d_forward_eval(n, c, hw, x.data<float>(), ptr_or_null(weight),
-                                       ptr_or_null(bias), running_mean.data<float>(),
-                                       running_var.data<float>(), eps, y.data<float>());
-    // Eval mode is affine in x: dx = dy * gamma / sqrt(var + eps). Rarely differentiated
-    // (e.g. input attributions), so it reuses the train kernel with running stats as "saved".
-    Tensor mean = running_mean.clone(), invstd = Tensor::empty({c});
+    kernels::batch_norm2d_forward_eval(
+        n, c, hw, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias),
+        running_mean.data<float>(), running_var.data<float>(), eps, y.data<float>(), kernel_tail);
+    mean = running_mean.clone();
+    invstd = Tensor::empty({c});
     for (int64_t i = 0; i < c; ++i)
       invstd.data<float>()[i] = 1.0f / std::sqrt(running_var.data<float>()[i] + eps);
-    autograd::record(
-        y, "batch_norm", {x_in, weight, bias},
-        [x = autograd::detached(x), w = autograd::detached(weight), mean, invstd, n, c, hw,
-         // Frozen parameters (an input gradient through a fixed network, e.g. classifier
-         // guidance) need only dx.
-         need_params =
-             autograd::requires_grad(weight) || autograd::requires_grad(bias)](const Tensor& g_in) {
-          const Tensor g = contiguous(g_in);
-          Tensor dx = Tensor::empty(x.shape());
-          const float* gp = g.data<float>();
-          float* dp = dx.data<float>();
-          const float* is = invstd.data<float>();
-          const float* wp = w.defined() ? w.data<float>() : nullptr;
-          for (int64_t b = 0; b < n; ++b)
-            for (int64_t ch = 0; ch < c; ++ch) {
-              const float k = is[ch] * (wp ? wp[ch] : 1.0f);
-              for (int64_t i = 0; i < hw; ++i)
-                dp[(b * c + ch) * hw + i] = gp[(b * c + ch) * hw + i] * k;
-            }
-          if (!need_params) return std::vector<Tensor>{dx, Tensor(), Tensor()};
-          // Parameter gradients in eval mode: dbeta = sum dy, dgamma = sum dy*xhat.
-          Tensor dgamma = Tensor::zeros({c}), dbeta = Tensor::zeros({c});
-          float* dg = dgamma.data<float>();
-          float* db = dbeta.data<float>();
-          const float* xp = x.data<float>();
-          const float* mp = mean.data<float>();
-          for (int64_t b = 0; b < n; ++b)
-            for (int64_t ch = 0; ch < c; ++ch)
-              for (int64_t i = 0; i < hw; ++i) {
-                const int64_t e = (b * c + ch) * hw + i;
-                db[ch] += gp[e];
-                dg[ch] += gp[e] * (xp[e] - mp[ch]) * is[ch];
-              }
-          return std::vector<Tensor>{dx, dgamma, dbeta};
-        });
-    return y;
   }
-  DUET_CHECK(n * hw > 1, "batch_norm: training needs more than one value per channel, got input ",
-             x_in.shape().str());
-  Tensor save_mean = Tensor::empty({c}), save_invstd = Tensor::empty({c});
-  kernels::batch_norm2d_forward_train(
-      n, c, hw, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias), eps, momentum,
-      running_mean.defined() ? running_mean.data<float>() : nullptr,
-      running_var.defined() ? running_var.data<float>() : nullptr, y.data<float>(),
-      save_mean.data<float>(), save_invstd.data<float>());
-  const bool has_w = weight.defined(), has_b = bias.defined();
-  autograd::record(y, "batch_norm", {x_in, weight, bias},
-                   [x = autograd::detached(x), w = autograd::detached(weight), save_mean,
-                    save_invstd, n, c, hw, has_w, has_b](const Tensor& g_in) {
-                     const Tensor g = contiguous(g_in);
-                     Tensor dx = Tensor::empty(x.shape());
-                     Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
-                     kernels::batch_norm2d_backward(n, c, hw, x.data<float>(), g.data<float>(),
-                                                    ptr_or_null(w), save_mean.data<float>(),
-                                                    save_invstd.data<float>(), dx.data<float>(),
-                                                    dgamma.data<float>(), dbeta.data<float>());
-                     return affine_grads(dx, dgamma, dbeta, has_w, has_b);
-                   });
+  const bool has_w = weight.defined(), has_b = bias.defined(), relu = tail.relu;
+  // Frozen parameters (an input gradient through a fixed network, e.g. classifier guidance)
+  // need only dx.
+  const bool need_params = autograd::requires_grad(weight) || autograd::requires_grad(bias);
+  autograd::record(
+      y, "batch_norm", {x_in, weight, bias, tail.residual},
+      [x = autograd::detached(x), w = autograd::detached(weight), mean, invstd, n, c, hw, training,
+       has_w, has_b, need_params, relu,
+       y_out = relu ? autograd::detached(y) : Tensor()](const Tensor& g_in) {
+        Tensor g = contiguous(g_in);
+        if (relu) {  // the ReLU's gradient mask, from the output (y > 0 where it passed)
+          Tensor masked = Tensor::empty(g.shape());
+          kernels::activation_backward(kernels::ActFn::relu, g.numel(), y_out.data<float>(),
+                                       nullptr, g.data<float>(), masked.data<float>());
+          g = std::move(masked);
+        }
+        Tensor dx = Tensor::empty(x.shape());
+        Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
+        if (training) {
+          kernels::batch_norm2d_backward(n, c, hw, x.data<float>(), g.data<float>(), ptr_or_null(w),
+                                         mean.data<float>(), invstd.data<float>(), dx.data<float>(),
+                                         dgamma.data<float>(), dbeta.data<float>());
+        } else {
+          // Eval mode is affine in x: dx = dy * gamma / sqrt(var + eps). Rarely differentiated
+          // (e.g. input attributions).
+          eval_backward(n, c, hw, x, g, w, mean, invstd, need_params, dx, dgamma, dbeta);
+        }
+        const bool params = training || need_params;
+        std::vector<Tensor> grads =
+            affine_grads(dx, dgamma, dbeta, has_w && params, has_b && params);
+        grads.push_back(g);  // the residual's gradient: the (masked) output gradient itself
+        return grads;
+      });
   return y;
 }
 

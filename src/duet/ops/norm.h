@@ -5,11 +5,22 @@
 
 namespace duet::ops {
 
+// What batch_norm does after normalising, in the same pass (kernels::NormTail): adds `residual`
+// (x's shape; undefined: nothing), then applies a ReLU when `relu`. A residual block's
+// relu(bn(conv(x)) + shortcut) is then one op: the normalised values and their sum are never
+// tensors (nor kept for the backward, which needs only x and the output: y > 0 marks where the
+// ReLU passed the gradient).
+struct BatchNormTail {
+  Tensor residual;
+  bool relu = false;
+};
+
 // x: [N, C, H, W] (or [N, C]). Training: normalises with batch statistics and updates
 // running_mean / running_var in place (momentum, unbiased variance), as torch does. Eval: uses the
-// running statistics. weight/bias: [C] or undefined (no affine).
+// running statistics. weight/bias: [C] or undefined (no affine). Then the tail.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
-                  Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f);
+                  Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f,
+                  const BatchNormTail& tail = {});
 // x: [N, C, ...], C divisible by groups; weight/bias: [C] or undefined.
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
                   float eps = 1e-5f);

@@ -60,12 +60,21 @@ void backward_set(int64_t count, Idx idx, Ch ch, const float* x, const float* dy
   }
 }
 
+// The fused tail as its own pass over the normalised y: the residual, then the ReLU.
+void apply_tail(int64_t count, const NormTail& tail, float* y) {
+  for (int64_t i = 0; i < count; ++i) {
+    float v = y[i];
+    if (tail.residual) v += tail.residual[i];
+    y[i] = tail.relu && v <= 0.0f ? 0.0f : v;  // a NaN passes (v <= 0 is false)
+  }
+}
+
 }  // namespace
 
 void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
                                 const float* gamma, const float* beta, float eps, float momentum,
                                 float* running_mean, float* running_var, float* y, float* save_mean,
-                                float* save_invstd) {
+                                float* save_invstd, const NormTail& tail) {
   check_nchw("batch_norm2d_forward_train", n, c, hw);
   const int64_t m = n * hw;
   DUET_CHECK(m > 1, "batch_norm2d_forward_train: expected more than 1 value per channel, got ", m);
@@ -85,11 +94,13 @@ void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x
       running_var[ch] = static_cast<float>((1 - momentum) * double(running_var[ch]) +
                                            momentum * var * m / (m - 1));
   }
+  apply_tail(n * c * hw, tail, y);
 }
 
 void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma,
                                const float* beta, const float* running_mean,
-                               const float* running_var, float eps, float* y) {
+                               const float* running_var, float eps, float* y,
+                               const NormTail& tail) {
   check_nchw("batch_norm2d_forward_eval", n, c, hw);
   for (int64_t ch = 0; ch < c; ++ch) {
     const double rstd = 1.0 / std::sqrt(double(running_var[ch]) + eps);
@@ -97,6 +108,7 @@ void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
         n * hw, [&](int64_t k) { return ((k / hw) * c + ch) * hw + k % hw; },
         [&](int64_t) { return ch; }, x, running_mean[ch], rstd, gamma, beta, y);
   }
+  apply_tail(n * c * hw, tail, y);
 }
 
 void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
