@@ -27,10 +27,11 @@ void add_bn(int64_t n, int64_t c, int64_t hw, bool affine) {
                           (affine ? "/affine" : "/plain");
   const size_t sz = size_t(n * c * hw), cs = size_t(c);
   const double elems = double(sz);
-  // Plain, and with the fused tail (a residual added, then the ReLU; about half the outputs
-  // clip to zero).
-  for (bool fused : {false, true}) {
-    const std::string name = tag + (fused ? "/tail" : "");
+  // Plain, and with each fused tail: the ReLU alone (about half the outputs clip to zero), a
+  // residual alone, both.
+  for (int mode = 0; mode < 4; ++mode) {
+    const bool with_residual = mode & 1, relu = mode & 2;
+    const std::string name = tag + (with_residual ? "/residual" : "") + (relu ? "/relu" : "");
     duet::test::add_kernel_case(
         {"batch_norm/train/" + name, elems, 1e-5, 1e-4, [=] {
            // An offset mean checks the two-pass variance.
@@ -40,7 +41,7 @@ void add_bn(int64_t n, int64_t c, int64_t hw, bool affine) {
            auto res = random_vector(sz, 105 + sz);
            return [=](bool fast, std::vector<float>& out) {
              std::vector<float> y(sz, kNaN), sm(cs, kNaN), si(cs, kNaN), m = rm, v = rv;
-             const k::NormTail tail{fused ? res.data() : nullptr, fused};
+             const k::NormTail tail{with_residual ? res.data() : nullptr, relu, k::ActFn::relu};
              (fast ? k::batch_norm2d_forward_train : k::ref::batch_norm2d_forward_train)(
                  n, c, hw, x.data(), opt(g, affine), opt(b, affine), 1e-5f, 0.1f, m.data(),
                  v.data(), y.data(), sm.data(), si.data(), tail);
@@ -59,7 +60,7 @@ void add_bn(int64_t n, int64_t c, int64_t hw, bool affine) {
            auto res = random_vector(sz, 115 + sz);
            return [=](bool fast, std::vector<float>& out) {
              out.assign(sz, kNaN);
-             const k::NormTail tail{fused ? res.data() : nullptr, fused};
+             const k::NormTail tail{with_residual ? res.data() : nullptr, relu, k::ActFn::relu};
              (fast ? k::batch_norm2d_forward_eval : k::ref::batch_norm2d_forward_eval)(
                  n, c, hw, x.data(), opt(g, affine), opt(b, affine), rm.data(), rv.data(), 1e-5f,
                  out.data(), tail);
@@ -92,20 +93,48 @@ void add_gn(int64_t n, int64_t c, int64_t hw, int64_t groups, bool affine) {
   const std::string tag = std::to_string(n) + "x" + std::to_string(c) + "x" + std::to_string(hw) +
                           "/g" + std::to_string(groups) + (affine ? "/affine" : "/plain");
   const size_t sz = size_t(n * c * hw), cs = size_t(c), st = size_t(n * groups);
-  duet::test::add_kernel_case({"group_norm/fwd/" + tag, double(sz), 1e-5, 1e-4, [=] {
-                                 auto x = random_vector(sz, 130 + sz, -1.0f, 3.0f);
-                                 auto g = random_vector(cs, 131, 0.5f, 1.5f),
-                                      b = random_vector(cs, 132);
-                                 return [=](bool fast, std::vector<float>& out) {
-                                   std::vector<float> y(sz, kNaN), sm(st, kNaN), sr(st, kNaN);
-                                   (fast ? k::group_norm_forward : k::ref::group_norm_forward)(
-                                       n, c, hw, groups, x.data(), opt(g, affine), opt(b, affine),
-                                       1e-5f, y.data(), sm.data(), sr.data());
-                                   out = y;
-                                   append(out, sm);
-                                   append(out, sr);
-                                 };
-                               }});
+  // Plain, and with the fused SiLU tail (ops::group_norm's act).
+  for (bool silu : {false, true}) {
+    const std::string name = tag + (silu ? "/silu" : "");
+    const k::NormTail tail{nullptr, silu, k::ActFn::silu};
+    duet::test::add_kernel_case({"group_norm/fwd/" + name, double(sz), 1e-5, 1e-4, [=] {
+                                   auto x = random_vector(sz, 130 + sz, -1.0f, 3.0f);
+                                   auto g = random_vector(cs, 131, 0.5f, 1.5f),
+                                        b = random_vector(cs, 132);
+                                   return [=](bool fast, std::vector<float>& out) {
+                                     std::vector<float> y(sz, kNaN), sm(st, kNaN), sr(st, kNaN);
+                                     (fast ? k::group_norm_forward : k::ref::group_norm_forward)(
+                                         n, c, hw, groups, x.data(), opt(g, affine), opt(b, affine),
+                                         1e-5f, y.data(), sm.data(), sr.data(), tail);
+                                     out = y;
+                                     append(out, sm);
+                                     append(out, sr);
+                                   };
+                                 }});
+    // dy is the gradient of silu(z): the kernel recomputes z from x, the statistics, gamma and
+    // beta.
+    duet::test::add_kernel_case(
+        {"group_norm/bwd/" + name, double(sz), 1e-5, 1e-3, [=] {
+           auto x = random_vector(sz, 140 + sz, -1.0f, 3.0f);
+           auto dy = random_vector(sz, 141 + sz);
+           auto g = random_vector(cs, 142, 0.5f, 1.5f), b = random_vector(cs, 143);
+           std::vector<float> y(sz), sm(st), sr(st);
+           k::ref::group_norm_forward(n, c, hw, groups, x.data(), nullptr, nullptr, 1e-5f, y.data(),
+                                      sm.data(), sr.data());
+           return [=](bool fast, std::vector<float>& out) {
+             std::vector<float> dx(sz, kNaN), dg(cs, kNaN), db(cs, kNaN);
+             (fast ? k::group_norm_backward : k::ref::group_norm_backward)(
+                 n, c, hw, groups, x.data(), dy.data(), opt(g, affine), sm.data(), sr.data(),
+                 dx.data(), affine ? dg.data() : nullptr, affine ? db.data() : nullptr, tail,
+                 opt(b, affine));
+             out = dx;
+             if (affine) {
+               append(out, dg);
+               append(out, db);
+             }
+           };
+         }});
+  }
   // The statistics alone against those the reference forward saves.
   if (affine)
     duet::test::add_kernel_case(
@@ -122,26 +151,6 @@ void add_gn(int64_t n, int64_t c, int64_t hw, int64_t groups, bool affine) {
              append(out, sr);
            };
          }});
-  duet::test::add_kernel_case(
-      {"group_norm/bwd/" + tag, double(sz), 1e-5, 1e-3, [=] {
-         auto x = random_vector(sz, 140 + sz, -1.0f, 3.0f);
-         auto dy = random_vector(sz, 141 + sz);
-         auto g = random_vector(cs, 142, 0.5f, 1.5f);
-         std::vector<float> y(sz), sm(st), sr(st);
-         k::ref::group_norm_forward(n, c, hw, groups, x.data(), nullptr, nullptr, 1e-5f, y.data(),
-                                    sm.data(), sr.data());
-         return [=](bool fast, std::vector<float>& out) {
-           std::vector<float> dx(sz, kNaN), dg(cs, kNaN), db(cs, kNaN);
-           (fast ? k::group_norm_backward : k::ref::group_norm_backward)(
-               n, c, hw, groups, x.data(), dy.data(), opt(g, affine), sm.data(), sr.data(),
-               dx.data(), affine ? dg.data() : nullptr, affine ? db.data() : nullptr);
-           out = dx;
-           if (affine) {
-             append(out, dg);
-             append(out, db);
-           }
-         };
-       }});
 }
 
 void add_ln(int64_t rows, int64_t d, bool affine) {

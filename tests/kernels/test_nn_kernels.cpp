@@ -294,7 +294,7 @@ TEST_P(NnKernels, NormBackwardsMatchFiniteDifferences) {
     f(x, &m, &s);
     (fast ? k::group_norm_backward : k::ref::group_norm_backward)(
         n, c, hw, groups, x.data(), w.data(), gamma.data(), m.data(), s.data(), dx.data(),
-        dg.data(), db.data());
+        dg.data(), db.data(), {}, nullptr);
     expect_fd([&](const std::vector<float>& v) { return f(v, nullptr, nullptr); }, x, dx, h, tol);
   }
   {  // layer norm over the last dim (rows = n * c, d = hw)

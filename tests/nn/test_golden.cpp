@@ -1,6 +1,7 @@
-// PyTorch golden values (tests/golden/make_golden.py, torch 1.13): a ResNet basic block and a
-// GroupNorm -> SiLU -> conv block must match forward outputs, input gradients, every parameter
-// gradient and the BatchNorm running statistics after a train-mode step.
+// PyTorch golden values (tests/golden/make_golden.py, torch 1.13): a ResNet basic block (its
+// norms with their fused ReLU and shortcut tails) and a GroupNorm -> SiLU -> conv block (the
+// SiLU apart and fused) must match forward outputs, input gradients, every parameter gradient
+// and the BatchNorm running statistics after a train-mode step.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -52,16 +53,23 @@ void check_block(nn::Module& block, std::map<std::string, Tensor> g, double tol)
   }
 }
 
+// The norm and the SiLU as two ops, or as one (GroupNorm::forward's act, as the UNet trains).
 class GnSiluConv : public nn::Module {
  public:
-  explicit GnSiluConv(Generator& gen) : Module("GnSiluConv") {
+  GnSiluConv(Generator& gen, bool fused) : Module("GnSiluConv"), fused_(fused) {
     norm = register_module("norm", std::make_shared<nn::GroupNorm>(4, 16));
     conv = register_module(
         "conv", std::make_shared<nn::Conv2d>(gen, 16, 8, 3, ops::Conv2dOptions{1, 1, 1, 1}));
   }
-  Tensor forward(const Tensor& x) override { return conv->forward(ops::silu(norm->forward(x))); }
+  Tensor forward(const Tensor& x) override {
+    return conv->forward(fused_ ? norm->forward(x, ops::NormActivation::silu)
+                                : ops::silu(norm->forward(x)));
+  }
   std::shared_ptr<nn::GroupNorm> norm;
   std::shared_ptr<nn::Conv2d> conv;
+
+ private:
+  bool fused_;
 };
 
 }  // namespace
@@ -77,7 +85,10 @@ TEST(GoldenPyTorch, ResNetBasicBlockTrainStep) {
 }
 
 TEST(GoldenPyTorch, GroupNormSiluConvBlock) {
-  Generator gen(2);
-  GnSiluConv block(gen);
-  check_block(block, golden("gn_silu_conv_block.safetensors"), 1e-4);
+  for (bool fused : {false, true}) {
+    SCOPED_TRACE(fused ? "fused norm + SiLU" : "norm, then SiLU");
+    Generator gen(2);
+    GnSiluConv block(gen, fused);
+    check_block(block, golden("gn_silu_conv_block.safetensors"), 1e-4);
+  }
 }

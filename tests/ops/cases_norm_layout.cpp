@@ -47,6 +47,9 @@ Register reg([] {
       relu_kink);
   add_grad_case_random("group_norm", {{2, 6, 3, 3}, {6}, {6}},
                        [](In x) { return ops::group_norm(x[0], 3, x[1], x[2]); });
+  add_grad_case_random("group_norm/silu", {{2, 6, 3, 3}, {6}, {6}}, [](In x) {
+    return ops::group_norm(x[0], 3, x[1], x[2], 1e-5f, ops::NormActivation::silu);
+  });
   add_grad_case_random("layer_norm", {{3, 4, 10}, {10}, {10}},
                        [](In x) { return ops::layer_norm(x[0], x[1], x[2]); });
 

@@ -145,7 +145,7 @@ void vaffine_tail(int64_t n, const float* x, float a, float b, const float* r, b
                   float* y) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i] * a + b + (r ? r[i] : 0.0f);
-    y[i] = relu && !(v > 0.0f) && v == v ? 0.0f : v;  // a NaN passes, as in act_forward
+    y[i] = relu && v <= 0.0f ? 0.0f : v;  // a NaN passes (v <= 0 is false), as in act_forward
   }
 }
 

@@ -28,6 +28,11 @@ void check_nchw(const char* what, int64_t n, int64_t c, int64_t hw) {
              hw);
 }
 
+// The residual is read plane by plane as y is written: y itself would be read after its writes.
+void check_tail(const char* what, const NormTail& tail, const float* y) {
+  DUET_CHECK(tail.residual != y, what, ": the residual must not be the output buffer");
+}
+
 // Channel ch's mean and biased variance over n planes of hw elements (two passes).
 void channel_stats(const NnVec& v, int64_t n, int64_t c, int64_t hw, const float* x, int64_t ch,
                    double* mean, double* var) {
@@ -40,6 +45,16 @@ void channel_stats(const NnVec& v, int64_t n, int64_t c, int64_t hw, const float
   *var = q / double(n * hw);
 }
 
+// y = tail(a x + b) over one plane of hw values at `offset`: the residual and a ReLU in the
+// affine's pass, another activation over the plane just written (still in L1).
+void normalise_plane(const NnVec& v, int64_t hw, int64_t offset, const float* x, double a, double b,
+                     const NormTail& tail, float* y) {
+  const bool relu = tail.activate && tail.act == ActFn::relu;
+  v.affine_tail(hw, x + offset, float(a), float(b),
+                tail.residual ? tail.residual + offset : nullptr, relu, y + offset);
+  if (tail.activate && !relu) v.act_forward(tail.act, hw, y + offset, y + offset);
+}
+
 }  // namespace
 
 void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
@@ -47,6 +62,7 @@ void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x
                                 float* running_mean, float* running_var, float* y, float* save_mean,
                                 float* save_invstd, const NormTail& tail) {
   check_nchw("batch_norm2d_forward_train", n, c, hw);
+  check_tail("batch_norm2d_forward_train", tail, y);
   const int64_t m = n * hw;
   DUET_CHECK(m > 1, "batch_norm2d_forward_train: expected more than 1 value per channel, got ", m);
   const auto& v = detail::nn_vec();
@@ -65,11 +81,7 @@ void batch_norm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float* x
                                              momentum * var * double(m) / double(m - 1));
       const double a = invstd * (gamma ? gamma[ch] : 1.0f);
       const double b = (beta ? beta[ch] : 0.0f) - mean * a;
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t o = (i * c + ch) * hw;
-        v.affine_tail(hw, x + o, float(a), float(b), tail.residual ? tail.residual + o : nullptr,
-                      tail.relu, y + o);
-      }
+      for (int64_t i = 0; i < n; ++i) normalise_plane(v, hw, (i * c + ch) * hw, x, a, b, tail, y);
     }
   });
 }
@@ -79,14 +91,14 @@ void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
                                const float* running_var, float eps, float* y,
                                const NormTail& tail) {
   check_nchw("batch_norm2d_forward_eval", n, c, hw);
+  check_tail("batch_norm2d_forward_eval", tail, y);
   const auto& v = detail::nn_vec();
   parallel_for(n * c, grain_for(hw), [&](int64_t pb, int64_t pe) {
     for (int64_t p = pb; p < pe; ++p) {
       const int64_t ch = p % c;
       const double a = (gamma ? gamma[ch] : 1.0f) / std::sqrt(double(running_var[ch]) + eps);
       const double b = (beta ? beta[ch] : 0.0f) - running_mean[ch] * a;
-      v.affine_tail(hw, x + p * hw, float(a), float(b),
-                    tail.residual ? tail.residual + p * hw : nullptr, tail.relu, y + p * hw);
+      normalise_plane(v, hw, p * hw, x, a, b, tail, y);
     }
   });
 }
@@ -163,8 +175,9 @@ void group_norm_stats(int64_t n, int64_t c, int64_t hw, int64_t groups, const fl
 
 void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                         const float* gamma, const float* beta, float eps, float* y,
-                        float* save_mean, float* save_rstd) {
+                        float* save_mean, float* save_rstd, const NormTail& tail) {
   check_nchw("group_norm_forward", n, c, hw);
+  check_tail("group_norm_forward", tail, y);
   check_groups("group_norm_forward", c, groups);
   const auto& v = detail::nn_vec();
   const int64_t cg = c / groups;
@@ -179,7 +192,7 @@ void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const 
       for (int64_t j = 0; j < cg; ++j) {
         const double a = rstd * (gamma ? gamma[c0 + j] : 1.0f);
         const double b = (beta ? beta[c0 + j] : 0.0f) - mean * a;
-        v.affine(hw, xg + j * hw, float(a), float(b), y + ng * cg * hw + j * hw);
+        normalise_plane(v, hw, (ng * cg + j) * hw, x, a, b, tail, y);
       }
     }
   });
@@ -187,10 +200,12 @@ void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const 
 
 void group_norm_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                          const float* dy, const float* gamma, const float* save_mean,
-                         const float* save_rstd, float* dx, float* dgamma, float* dbeta) {
+                         const float* save_rstd, float* dx, float* dgamma, float* dbeta,
+                         const NormTail& act_tail, const float* beta) {
   check_nchw("group_norm_backward", n, c, hw);
   DUET_CHECK(groups >= 1 && c % groups == 0, "group_norm_backward: channels ", c,
              " not divisible by groups ", groups);
+  DUET_CHECK(!act_tail.residual, "group_norm_backward: a residual tail has no backward here");
   const auto& v = detail::nn_vec();
   const int64_t cg = c / groups;
   const double d = double(cg * hw);
@@ -198,15 +213,28 @@ void group_norm_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const
   // a fixed order; [n, c] is tiny next to the activations.
   std::vector<float> s_dy(n * c), s_dyx(n * c);
   parallel_for(n * groups, grain_for(cg * hw), [&](int64_t b0, int64_t b1) {
+    // With an activation: the group's gradient through it, dz = dy * act'(z), z recomputed.
+    std::vector<float> dz(act_tail.activate ? size_t(cg * hw) : 0);
     for (int64_t ng = b0; ng < b1; ++ng) {
       const int64_t c0 = (ng % groups) * cg;
       const int64_t base = ng * cg * hw;
       const float mean = save_mean[ng];
       const double rstd = save_rstd[ng];
+      const float* dy_group = dy + base;
+      if (act_tail.activate) {
+        for (int64_t j = 0; j < cg; ++j) {
+          const double a = rstd * (gamma ? gamma[c0 + j] : 1.0f);
+          const double b = (beta ? beta[c0 + j] : 0.0f) - mean * a;
+          float* plane = dz.data() + j * hw;
+          v.affine(hw, x + base + j * hw, float(a), float(b), plane);  // z
+          v.act_backward(act_tail.act, hw, plane, nullptr, dy_group + j * hw, plane);
+        }
+        dy_group = dz.data();
+      }
       double sum_g = 0, sum_gx = 0;  // sum(dxhat) and sum(dxhat * (x - mean)), dxhat = dy*gamma
       for (int64_t j = 0; j < cg; ++j) {
         const int64_t p = ng * cg + j;  // == i * c + c0 + j
-        v.sum_dy_dyx(hw, dy + base + j * hw, x + base + j * hw, mean, &s_dy[p], &s_dyx[p]);
+        v.sum_dy_dyx(hw, dy_group + j * hw, x + base + j * hw, mean, &s_dy[p], &s_dyx[p]);
         const double g = gamma ? gamma[c0 + j] : 1.0f;
         sum_g += g * s_dy[p];
         sum_gx += g * s_dyx[p];
@@ -216,7 +244,7 @@ void group_norm_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const
       const double cc = -rstd * sum_g / d - b * mean;
       for (int64_t j = 0; j < cg; ++j) {
         const double a = rstd * (gamma ? gamma[c0 + j] : 1.0f);
-        v.affine2(hw, dy + base + j * hw, x + base + j * hw, float(a), float(b), float(cc),
+        v.affine2(hw, dy_group + j * hw, x + base + j * hw, float(a), float(b), float(cc),
                   dx + base + j * hw);
       }
     }

@@ -5,17 +5,22 @@
 
 #include <cstdint>
 
+#include "duet/kernels/activation.h"
+
 namespace duet::kernels {
 
-// --- batch_norm2d: x is [n, c, hw] (hw = H*W, 1 for [N, C] inputs); statistics per channel.
-
-// What a fused batch norm does after normalising, in the same pass: y = bn(x) + residual
-// (residual laid out like x; null: none), then max(0, y) when relu (a NaN passes through). A
-// residual block's `relu(bn(conv(x)) + shortcut)` is then one pass instead of three.
+// What a fused norm does after normalising, in the same pass over each plane: y = norm(x) +
+// residual (laid out like x, not y itself; null: none), then act when `activate` (a ReLU lets a
+// NaN through).
+// A residual block's `relu(bn(conv(x)) + shortcut)` is then one pass instead of three, and a
+// UNet block's `silu(group_norm(x))` one instead of two.
 struct NormTail {
   const float* residual = nullptr;
-  bool relu = false;
+  bool activate = false;
+  ActFn act = ActFn::relu;
 };
+
+// --- batch_norm2d: x is [n, c, hw] (hw = H*W, 1 for [N, C] inputs); statistics per channel.
 
 // Normalises with the batch mean and biased variance; writes save_mean[c] and
 // save_invstd[c] = 1/sqrt(var + eps). When running_mean/running_var are not null, updates them
@@ -37,14 +42,17 @@ void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, con
                            float* dx, float* dgamma, float* dbeta);
 
 // --- group_norm: x is [n, c, hw], c divisible by groups; statistics per (sample, group);
-// gamma/beta per channel. save_mean/save_rstd are [n, groups].
+// gamma/beta per channel. save_mean/save_rstd are [n, groups]. The tail follows.
 void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                         const float* gamma, const float* beta, float eps, float* y,
-                        float* save_mean, float* save_rstd);
-// Overwrites dx, and dgamma/dbeta when not null.
+                        float* save_mean, float* save_rstd, const NormTail& tail = {});
+// Overwrites dx, and dgamma/dbeta when not null. With an activation (act_tail.activate; no
+// residual), dy is the gradient of act(z), z = the normalised x: act'(z) is taken from z
+// recomputed from x, the saved statistics, gamma and beta, so z never has to be stored.
 void group_norm_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                          const float* dy, const float* gamma, const float* save_mean,
-                         const float* save_rstd, float* dx, float* dgamma, float* dbeta);
+                         const float* save_rstd, float* dx, float* dgamma, float* dbeta,
+                         const NormTail& act_tail = {}, const float* beta = nullptr);
 // The statistics of group_norm_forward alone, as it saves them, for a consumer that applies the
 // normalisation itself (conv2d_forward_fused's prologue). Overwrites mean and rstd.
 void group_norm_stats(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x, float eps,
@@ -72,10 +80,11 @@ void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, con
                            float* dx, float* dgamma, float* dbeta);
 void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                         const float* gamma, const float* beta, float eps, float* y,
-                        float* save_mean, float* save_rstd);
+                        float* save_mean, float* save_rstd, const NormTail& tail = {});
 void group_norm_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                          const float* dy, const float* gamma, const float* save_mean,
-                         const float* save_rstd, float* dx, float* dgamma, float* dbeta);
+                         const float* save_rstd, float* dx, float* dgamma, float* dbeta,
+                         const NormTail& act_tail = {}, const float* beta = nullptr);
 void layer_norm_forward(int64_t rows, int64_t d, const float* x, const float* gamma,
                         const float* beta, float eps, float* y, float* save_mean, float* save_rstd);
 void layer_norm_backward(int64_t rows, int64_t d, const float* x, const float* dy,

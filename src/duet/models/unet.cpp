@@ -152,10 +152,10 @@ Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
     const Tensor h = norm_silu_conv(*norm1, *conv1, x, e, Tensor());
     return norm_silu_conv(*norm2, *conv2, h, Tensor(), skip ? skip->forward(x) : x);
   }
-  Tensor h = conv1->forward(ops::silu(norm1->forward(x)));
+  Tensor h = conv1->forward(norm1->forward(x, ops::NormActivation::silu));
   const Tensor e = emb_proj->forward(ops::silu(emb));  // [N, C] -> broadcast over H, W
   h = ops::add(h, ops::reshape(e, {e.dim(0), e.dim(1), 1, 1}));
-  h = conv2->forward(ops::silu(norm2->forward(h)));
+  h = conv2->forward(norm2->forward(h, ops::NormActivation::silu));
   return ops::add(skip ? skip->forward(x) : x, h);
 }
 
@@ -302,7 +302,7 @@ Tensor UNet::decode(Encoding e) {
     }
     if (level->resample) h = level->resample->forward(ops::upsample_nearest2d(h, 2));
   }
-  return conv_out->forward(ops::silu(norm_out->forward(h)));
+  return conv_out->forward(norm_out->forward(h, ops::NormActivation::silu));
 }
 
 Tensor UNet::forward(const Tensor& x, const Tensor& t, const Tensor& y) {

@@ -22,7 +22,7 @@ Tensor UnifiedNet::features(const Tensor& x) {
   UNet::Encoding e =
       unet_->encode(x, Tensor::zeros(Shape{n}),
                     Tensor::from_vector(std::vector<int32_t>(n, c.null_class()), Shape{n}));
-  return ops::global_avg_pool2d(ops::silu(head_norm_->forward(e.middle)));
+  return ops::global_avg_pool2d(head_norm_->forward(e.middle, ops::NormActivation::silu));
 }
 
 Tensor UnifiedNet::logits(const Tensor& features) {

@@ -111,7 +111,11 @@ GroupNorm::GroupNorm(int64_t groups_, int64_t channels, float eps_)
 }
 
 Tensor GroupNorm::forward(const Tensor& x) {
-  Tensor y = ops::group_norm(x, groups, weight, bias, eps);
+  return forward(x, ops::NormActivation::none);
+}
+
+Tensor GroupNorm::forward(const Tensor& x, ops::NormActivation act) {
+  Tensor y = ops::group_norm(x, groups, weight, bias, eps, act);
   record_layer(this, y, 0);
   return y;
 }

@@ -67,6 +67,8 @@ class GroupNorm : public Module {
  public:
   GroupNorm(int64_t groups, int64_t channels, float eps = 1e-5f);
   Tensor forward(const Tensor& x) override;
+  // act(group_norm(x)) as one op (ops::group_norm's act): a UNet block's norm + SiLU.
+  Tensor forward(const Tensor& x, ops::NormActivation act);
   Tensor& weight;
   Tensor& bias;
   int64_t groups;

@@ -49,6 +49,19 @@ void eval_backward(int64_t n, int64_t c, int64_t hw, const Tensor& x, const Tens
       }
 }
 
+kernels::ActFn act_fn(NormActivation act) {
+  switch (act) {
+    case NormActivation::silu:
+      return kernels::ActFn::silu;
+    case NormActivation::gelu:
+      return kernels::ActFn::gelu;
+    case NormActivation::none:
+    case NormActivation::relu:
+      break;
+  }
+  return kernels::ActFn::relu;  // none: unused (the tail does not activate)
+}
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
@@ -68,10 +81,9 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
   }
   const Tensor x = contiguous(x_in);
   const Tensor residual = tail.residual.defined() ? contiguous(tail.residual) : Tensor();
-  const kernels::NormTail kernel_tail{ptr_or_null(residual), tail.relu};
+  const kernels::NormTail kernel_tail{ptr_or_null(residual), tail.relu, kernels::ActFn::relu};
   Tensor y = Tensor::empty(x.shape());
-  // The saved statistics: the batch's (training) or the running ones (eval, whose backward
-  // reuses the training kernel's form with them as "saved").
+  // The statistics the backward uses: the batch's (training) or the running ones (eval).
   Tensor mean, invstd;
   if (training) {
     DUET_CHECK(n * hw > 1, "batch_norm: training needs more than one value per channel, got input ",
@@ -115,15 +127,15 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
         if (training) {
           kernels::batch_norm2d_backward(n, c, hw, x.data<float>(), g.data<float>(), ptr_or_null(w),
                                          mean.data<float>(), invstd.data<float>(), dx.data<float>(),
-                                         dgamma.data<float>(), dbeta.data<float>());
+                                         need_params ? dgamma.data<float>() : nullptr,
+                                         need_params ? dbeta.data<float>() : nullptr);
         } else {
           // Eval mode is affine in x: dx = dy * gamma / sqrt(var + eps). Rarely differentiated
           // (e.g. input attributions).
           eval_backward(n, c, hw, x, g, w, mean, invstd, need_params, dx, dgamma, dbeta);
         }
-        const bool params = training || need_params;
         std::vector<Tensor> grads =
-            affine_grads(dx, dgamma, dbeta, has_w && params, has_b && params);
+            affine_grads(dx, dgamma, dbeta, has_w && need_params, has_b && need_params);
         grads.push_back(g);  // the residual's gradient: the (masked) output gradient itself
         return grads;
       });
@@ -131,7 +143,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
 }
 
 Tensor group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight, const Tensor& bias,
-                  float eps) {
+                  float eps, NormActivation act) {
   detail::check_f32(x_in, "group_norm", "input");
   DUET_CHECK(x_in.rank() >= 2, "group_norm: expected input [N, C, ...], got ", x_in.shape().str());
   const int64_t n = x_in.dim(0), c = x_in.dim(1), hw = x_in.numel() / std::max<int64_t>(n * c, 1);
@@ -142,22 +154,24 @@ Tensor group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight, cons
   const Tensor x = contiguous(x_in);
   Tensor y = Tensor::empty(x.shape());
   Tensor save_mean = Tensor::empty({n, groups}), save_rstd = Tensor::empty({n, groups});
+  const kernels::NormTail tail{nullptr, act != NormActivation::none, act_fn(act)};
   kernels::group_norm_forward(n, c, hw, groups, x.data<float>(), ptr_or_null(weight),
                               ptr_or_null(bias), eps, y.data<float>(), save_mean.data<float>(),
-                              save_rstd.data<float>());
+                              save_rstd.data<float>(), tail);
   const bool has_w = weight.defined(), has_b = bias.defined();
-  autograd::record(y, "group_norm", {x_in, weight, bias},
-                   [x = autograd::detached(x), w = autograd::detached(weight), save_mean, save_rstd,
-                    n, c, hw, groups, has_w, has_b](const Tensor& g_in) {
-                     const Tensor g = contiguous(g_in);
-                     Tensor dx = Tensor::empty(x.shape());
-                     Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
-                     kernels::group_norm_backward(
-                         n, c, hw, groups, x.data<float>(), g.data<float>(), ptr_or_null(w),
-                         save_mean.data<float>(), save_rstd.data<float>(), dx.data<float>(),
-                         dgamma.data<float>(), dbeta.data<float>());
-                     return affine_grads(dx, dgamma, dbeta, has_w, has_b);
-                   });
+  autograd::record(
+      y, "group_norm", {x_in, weight, bias},
+      [x = autograd::detached(x), w = autograd::detached(weight), b = autograd::detached(bias),
+       save_mean, save_rstd, n, c, hw, groups, has_w, has_b, tail](const Tensor& g_in) {
+        const Tensor g = contiguous(g_in);
+        Tensor dx = Tensor::empty(x.shape());
+        Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
+        kernels::group_norm_backward(
+            n, c, hw, groups, x.data<float>(), g.data<float>(), ptr_or_null(w),
+            save_mean.data<float>(), save_rstd.data<float>(), dx.data<float>(),
+            dgamma.data<float>(), dbeta.data<float>(), tail, ptr_or_null(b));
+        return affine_grads(dx, dgamma, dbeta, has_w, has_b);
+      });
   return y;
 }
 

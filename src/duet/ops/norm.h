@@ -21,9 +21,14 @@ struct BatchNormTail {
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                   Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f,
                   const BatchNormTail& tail = {});
-// x: [N, C, ...], C divisible by groups; weight/bias: [C] or undefined.
+// An activation a norm op applies to its output in the same pass (none: the plain norm).
+enum class NormActivation { none, relu, silu, gelu };
+
+// x: [N, C, ...], C divisible by groups; weight/bias: [C] or undefined. Then act: a UNet block's
+// silu(group_norm(x)) as one op, whose normalised values are never stored (the backward
+// recomputes them from x for the activation's derivative).
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
-                  float eps = 1e-5f);
+                  float eps = 1e-5f, NormActivation act = NormActivation::none);
 // Normalises over the last dimension D; weight/bias: [D] or undefined.
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
 

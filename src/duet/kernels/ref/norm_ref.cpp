@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "duet/kernels/activation.h"
 #include "duet/kernels/norm.h"
 #include "duet/tensor/error.h"
 
@@ -60,13 +61,11 @@ void backward_set(int64_t count, Idx idx, Ch ch, const float* x, const float* dy
   }
 }
 
-// The fused tail as its own pass over the normalised y: the residual, then the ReLU.
+// The fused tail as its own passes over the normalised y: the residual, then the activation.
 void apply_tail(int64_t count, const NormTail& tail, float* y) {
-  for (int64_t i = 0; i < count; ++i) {
-    float v = y[i];
-    if (tail.residual) v += tail.residual[i];
-    y[i] = tail.relu && v <= 0.0f ? 0.0f : v;  // a NaN passes (v <= 0 is false)
-  }
+  if (tail.residual)
+    for (int64_t i = 0; i < count; ++i) y[i] += tail.residual[i];
+  if (tail.activate) ref::activation_forward(tail.act, count, y, y);
 }
 
 }  // namespace
@@ -131,7 +130,7 @@ void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, con
 
 void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                         const float* gamma, const float* beta, float eps, float* y,
-                        float* save_mean, float* save_rstd) {
+                        float* save_mean, float* save_rstd, const NormTail& tail) {
   check_nchw("group_norm_forward", n, c, hw);
   DUET_CHECK(groups >= 1 && c % groups == 0, "group_norm_forward: channels ", c,
              " not divisible by groups ", groups);
@@ -148,15 +147,33 @@ void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const 
       if (save_mean) save_mean[i * groups + g] = static_cast<float>(mean);
       if (save_rstd) save_rstd[i * groups + g] = static_cast<float>(rstd);
     }
+  apply_tail(n * c * hw, tail, y);
 }
 
 void group_norm_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                          const float* dy, const float* gamma, const float* save_mean,
-                         const float* save_rstd, float* dx, float* dgamma, float* dbeta) {
+                         const float* save_rstd, float* dx, float* dgamma, float* dbeta,
+                         const NormTail& act_tail, const float* beta) {
   check_nchw("group_norm_backward", n, c, hw);
   DUET_CHECK(groups >= 1 && c % groups == 0, "group_norm_backward: channels ", c,
              " not divisible by groups ", groups);
+  DUET_CHECK(!act_tail.residual, "group_norm_backward: a residual tail has no backward here");
   const int64_t cg = c / groups, count = cg * hw;
+  // With an activation, the gradient through it first: dz = dy * act'(z), z recomputed.
+  std::vector<float> dz;
+  if (act_tail.activate) {
+    std::vector<float> z(size_t(n * c * hw));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t base = (i * c + g * cg) * hw;
+        normalise(
+            count, [&](int64_t k) { return base + k; }, [&](int64_t k) { return g * cg + k / hw; },
+            x, save_mean[i * groups + g], save_rstd[i * groups + g], gamma, beta, z.data());
+      }
+    dz.resize(z.size());
+    ref::activation_backward(act_tail.act, int64_t(z.size()), z.data(), nullptr, dy, dz.data());
+    dy = dz.data();
+  }
   std::vector<double> sg(c, 0.0), sb(c, 0.0);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t g = 0; g < groups; ++g) {
