@@ -4,7 +4,6 @@
 
 #include "duet/models/config_fields.h"
 #include "duet/models/imagenet_stem.h"
-#include "duet/ops/activation.h"
 #include "duet/ops/eltwise.h"
 #include "duet/ops/pool.h"
 

@@ -1,7 +1,6 @@
 #include "duet/models/resnet.h"
 
 #include "duet/models/config_fields.h"
-#include "duet/ops/activation.h"
 #include "duet/ops/eltwise.h"
 #include "duet/ops/pool.h"
 

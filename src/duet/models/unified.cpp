@@ -2,7 +2,6 @@
 
 #include <vector>
 
-#include "duet/ops/activation.h"
 #include "duet/ops/pool.h"
 
 namespace duet::models {
