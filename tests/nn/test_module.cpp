@@ -1,5 +1,5 @@
 // Module bookkeeping: PyTorch state_dict names, strict loading errors, train/eval propagation,
-// and layers' parameter shapes and default initialisation bounds.
+// layers' parameter shapes and default initialisation bounds, and the norm tails' input checks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -62,4 +62,18 @@ TEST(Module, TrainEvalPropagatesAndInitBoundsFollowFanIn) {
   EXPECT_GT(max_abs, 0.8f * bound);
   EXPECT_TRUE(autograd::requires_grad(conv->weight));
   EXPECT_EQ(seq.named_parameters()[0].first, "0.weight");
+}
+
+TEST(Module, BatchNormTailRejectsAResidualOfAnotherShape) {
+  nn::BatchNorm2d bn(3);
+  const Tensor x = Tensor::ones({2, 3, 4, 4});
+  try {
+    bn.forward(x, {Tensor::ones({2, 3, 4, 5}), true});
+    FAIL() << "a residual of another shape was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("residual must have the input's shape"), std::string::npos)
+        << e.what();
+  }
+  // A refused call changes nothing: the step counter did not move.
+  EXPECT_EQ(*bn.num_batches_tracked.data<int64_t>(), 0);
 }

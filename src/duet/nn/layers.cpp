@@ -93,9 +93,10 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x, const ops::BatchNormTail& tail) {
-  if (is_training()) ++*num_batches_tracked.data<int64_t>();
   Tensor y = ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum,
                              eps, tail);
+  // Counted once the step ran: a call the op refuses (bad input) changes nothing.
+  if (is_training()) ++*num_batches_tracked.data<int64_t>();
   record_layer(this, y, 0);
   return y;
 }
