@@ -49,17 +49,18 @@ void eval_backward(int64_t n, int64_t c, int64_t hw, const Tensor& x, const Tens
       }
 }
 
+// The kernel's activation for act; for none any value serves (the tail does not activate).
 kernels::ActFn act_fn(NormActivation act) {
   switch (act) {
     case NormActivation::silu:
       return kernels::ActFn::silu;
     case NormActivation::gelu:
       return kernels::ActFn::gelu;
-    case NormActivation::none:
     case NormActivation::relu:
-      break;
+    case NormActivation::none:
+      return kernels::ActFn::relu;
   }
-  return kernels::ActFn::relu;  // none: unused (the tail does not activate)
+  return kernels::ActFn::relu;
 }
 
 }  // namespace
