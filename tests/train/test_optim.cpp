@@ -196,8 +196,10 @@ class TwoParams : public nn::Module {
   TwoParams()
       : nn::Module("TwoParams"),
         w(register_parameter("w", Tensor::from_vector(std::vector<float>{1, 2}, {2}))),
+        stat(register_buffer("stat", Tensor::from_vector(std::vector<float>{8}, {1}))),
         count(register_buffer("count", Tensor::zeros(Shape{}, DType::i64))) {}
   Tensor& w;
+  Tensor& stat;  // a float buffer, as BatchNorm's running statistics
   Tensor& count;
 };
 
@@ -207,10 +209,12 @@ TEST(Ema, FormulaByHandAndSwap) {
   TwoParams model;
   Ema ema(model, 0.5);
   model.w.copy_from(Tensor::from_vector(std::vector<float>{3, 6}, {2}));
+  model.stat.copy_from(Tensor::from_vector(std::vector<float>{2}, {1}));
   *model.count.data<int64_t>() = 7;
   ema.update(model);  // 0.5 * [1, 2] + 0.5 * [3, 6]
   EXPECT_EQ(ema.at("w").to_vector(), (std::vector<float>{2, 4}));
-  EXPECT_EQ(*ema.at("count").data<int64_t>(), 7);  // buffers are copied, not averaged
+  EXPECT_EQ(ema.at("stat").to_vector(), (std::vector<float>{5}));  // float buffers: averaged
+  EXPECT_EQ(*ema.at("count").data<int64_t>(), 7);                   // integer buffers: copied
   model.w.copy_from(Tensor::from_vector(std::vector<float>{5, 10}, {2}));
   ema.update(model);  // 0.5 * [2, 4] + 0.5 * [5, 10]
   EXPECT_EQ(ema.at("w").to_vector(), (std::vector<float>{3.5f, 7}));

@@ -158,6 +158,14 @@ TEST(Recipe, JsonRoundTripAndUsageErrors) {
   EXPECT_TRUE(usage_error(bad));
   bad = r, bad.augment = "crop,rotate";
   EXPECT_TRUE(usage_error(bad));
+  for (const char* pad : {"crop:", "crop:0", "crop:65", "crop:2x", "crop:-1", "crop:999"}) {
+    bad = r, bad.augment = pad;
+    EXPECT_TRUE(usage_error(bad)) << pad;
+  }
+  EXPECT_EQ(parse_augment("crop").crop_padding, 4);
+  EXPECT_EQ(parse_augment("flip,crop:2").crop_padding, 2);
+  EXPECT_TRUE(parse_augment("flip,crop:2").hflip);
+  EXPECT_EQ(parse_augment("crop:64").crop_padding, 64);
   bad = r, bad.lr = -1;
   EXPECT_TRUE(usage_error(bad));
   bad = r, bad.warmup_epochs = 3;

@@ -18,7 +18,7 @@ Ema::Ema(nn::Module& model, double decay, bool warmup) : decay_(decay), warmup_(
     entries_.push_back({name, autograd::detached(*t).clone(), true});
   }
   for (auto& [name, t] : model.named_buffers())
-    entries_.push_back({name, autograd::detached(*t).clone(), false});
+    entries_.push_back({name, autograd::detached(*t).clone(), t->dtype() == DType::f32});
 }
 
 double Ema::decay_for(int64_t n) const {

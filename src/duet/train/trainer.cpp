@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -177,6 +178,23 @@ void ClassifyRecipe::validate() const {
   }
 }
 
+namespace {
+
+// "crop:P" -> P, the padding in pixels (1..64).
+int64_t parse_crop_padding(const std::string& item) {
+  const std::string digits = item.substr(5);
+  const bool all_digits = !digits.empty() && digits.size() <= 2 &&
+                          std::all_of(digits.begin(), digits.end(), [](char ch) {
+                            return ch >= '0' && ch <= '9';
+                          });
+  const int64_t pad = all_digits ? std::stoll(digits) : 0;
+  if (pad < 1 || pad > 64)
+    fail_usage("--augment: '", item, "' must give the crop padding in pixels, 1 to 64 (e.g. crop:2)");
+  return pad;
+}
+
+}  // namespace
+
 data::AugmentConfig parse_augment(const std::string& list) {
   data::AugmentConfig cfg;
   std::stringstream in(list);
@@ -184,12 +202,14 @@ data::AugmentConfig parse_augment(const std::string& list) {
   while (std::getline(in, item, ',')) {
     if (item == "crop")
       cfg.crop_padding = 4;
+    else if (item.rfind("crop:", 0) == 0)
+      cfg.crop_padding = parse_crop_padding(item);
     else if (item == "flip")
       cfg.hflip = true;
     else if (item == "erase")
       cfg.erase_prob = 0.5f;
     else if (item != "none" && !item.empty())
-      fail_usage("--augment: unknown augmentation '", item, "' (expected crop, flip, erase)");
+      fail_usage("--augment: unknown augmentation '", item, "' (expected crop, crop:P, flip, erase)");
   }
   return cfg;
 }

@@ -80,7 +80,8 @@ struct ClassifyRecipe {
   void validate() const;
 };
 
-// "crop,flip,erase" -> the loader's augmentation (crop pads by 4 pixels, erase has p = 0.5).
+// "crop,flip,erase" -> the loader's augmentation (crop pads by 4 pixels, crop:P by P, erase has
+// p = 0.5).
 data::AugmentConfig parse_augment(const std::string& list);
 
 struct TrainRunOptions {
