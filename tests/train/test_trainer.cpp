@@ -249,6 +249,25 @@ TEST(Trainer, ResumeIsBitIdentical) {
       60u);
   // The training checkpoints (weights, momentum, EMA) agree as well.
   expect_same_tensors(straight.file("last.safetensors"), resumed.file("last.safetensors"));
+
+  // A run checkpoint loads as a model with its live weights; the EMA's are model.safetensors.
+  const auto live = models::load_model(straight.file("last.safetensors"));
+  const auto last = io::SafetensorsFile::load(straight.file("last.safetensors"));
+  const auto shipped = io::SafetensorsFile::load(straight.file("model.safetensors"));
+  auto same_bytes = [](const io::SafetensorsFile& f, const std::string& name, const Tensor& t) {
+    const auto* e = f.find(name);
+    if (e == nullptr) return false;
+    const auto bytes = f.bytes(*e);
+    return bytes.size() == static_cast<size_t>(t.nbytes()) &&
+           std::memcmp(bytes.data(), t.raw_data(), bytes.size()) == 0;
+  };
+  int from_last = 0, from_ema = 0;
+  for (auto& [name, t] : live.model->named_parameters()) {
+    from_last += same_bytes(last, name, *t);
+    from_ema += same_bytes(shipped, name, *t);
+  }
+  EXPECT_EQ(from_last, static_cast<int>(live.model->named_parameters().size()));
+  EXPECT_LT(from_ema, from_last);
   std::ifstream log(resumed.file("train_log.jsonl"));
   int lines = 0;
   for (std::string line; std::getline(log, line);) lines += !line.empty();

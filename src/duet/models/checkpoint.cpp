@@ -1,5 +1,7 @@
 #include "duet/models/checkpoint.h"
 
+#include <map>
+
 #include "duet/io/tensor_io.h"
 #include "duet/models/registry.h"
 #include "duet/tensor/error.h"
@@ -38,7 +40,12 @@ LoadedModel load_model(const std::string& path) {
   Generator gen(0);  // weights are overwritten by the file
   try {
     out.model = build_model(out.config, gen);
-    out.model->load_state_dict(io::tensors_from_file(file, {.floats_to_f32 = true}));
+    std::map<std::string, Tensor> state = io::tensors_from_file(file, {.floats_to_f32 = true});
+    if (file.metadata().count(kRunStateKey))
+      std::erase_if(state, [](const auto& entry) {
+        return entry.first.rfind("optim.", 0) == 0 || entry.first.rfind("ema.", 0) == 0;
+      });
+    out.model->load_state_dict(state);
   } catch (const Error& e) {
     fail(path, ": ", e.what());
   }

@@ -13,6 +13,10 @@
 namespace duet::models {
 
 inline constexpr const char* kFormatVersion = "1";
+// The __metadata__ key that marks a training run's checkpoint (a run's last.safetensors): it holds
+// the run's state (epoch, step, recipe), and the file holds "optim." and "ema." tensors besides
+// the model's.
+inline constexpr const char* kRunStateKey = "duet.train";
 
 void save_model(const std::string& path, nn::Module& model, const nlohmann::json& config);
 
@@ -24,7 +28,9 @@ struct LoadedModel {
 // Builds the model from the stored config and loads every tensor (strict: names and shapes must
 // match). Errors name the file and the field. An int8 checkpoint (a "quantization" section, made
 // by `duet quantize`) holds the folded inference form: Error pointing to
-// compress::load_inference_model, which inference commands use.
+// compress::load_inference_model, which inference commands use. A run checkpoint (kRunStateKey)
+// loads its live weights, the ones training resumes from; its optimizer and EMA entries are
+// skipped (with --ema the averaged weights are the run's model.safetensors).
 LoadedModel load_model(const std::string& path);
 
 // The model config stored in a checkpoint's __metadata__ ("duet.config"); Error naming the file

@@ -10,12 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "duet/models/checkpoint.h"
 #include "duet/nn/module.h"
 
 namespace duet::train {
 
 // The metadata key of training checkpoints (last.safetensors): recipe, epoch, step, seed.
-inline constexpr const char* kTrainMetaKey = "duet.train";
+inline constexpr const char* kTrainMetaKey = models::kRunStateKey;
 
 // The bar (only when stderr is a terminal), epoch lines on stdout, notes on stderr.
 class Progress {
