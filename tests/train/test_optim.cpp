@@ -214,7 +214,7 @@ TEST(Ema, FormulaByHandAndSwap) {
   ema.update(model);  // 0.5 * [1, 2] + 0.5 * [3, 6]
   EXPECT_EQ(ema.at("w").to_vector(), (std::vector<float>{2, 4}));
   EXPECT_EQ(ema.at("stat").to_vector(), (std::vector<float>{5}));  // float buffers: averaged
-  EXPECT_EQ(*ema.at("count").data<int64_t>(), 7);                   // integer buffers: copied
+  EXPECT_EQ(*ema.at("count").data<int64_t>(), 7);                  // integer buffers: copied
   model.w.copy_from(Tensor::from_vector(std::vector<float>{5, 10}, {2}));
   ema.update(model);  // 0.5 * [2, 4] + 0.5 * [5, 10]
   EXPECT_EQ(ema.at("w").to_vector(), (std::vector<float>{3.5f, 7}));

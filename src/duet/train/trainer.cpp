@@ -183,13 +183,13 @@ namespace {
 // "crop:P" -> P, the padding in pixels (1..64).
 int64_t parse_crop_padding(const std::string& item) {
   const std::string digits = item.substr(5);
-  const bool all_digits = !digits.empty() && digits.size() <= 2 &&
-                          std::all_of(digits.begin(), digits.end(), [](char ch) {
-                            return ch >= '0' && ch <= '9';
-                          });
+  const bool all_digits =
+      !digits.empty() && digits.size() <= 2 &&
+      std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
   const int64_t pad = all_digits ? std::stoll(digits) : 0;
   if (pad < 1 || pad > 64)
-    fail_usage("--augment: '", item, "' must give the crop padding in pixels, 1 to 64 (e.g. crop:2)");
+    fail_usage("--augment: '", item,
+               "' must give the crop padding in pixels, 1 to 64 (e.g. crop:2)");
   return pad;
 }
 
@@ -209,7 +209,8 @@ data::AugmentConfig parse_augment(const std::string& list) {
     else if (item == "erase")
       cfg.erase_prob = 0.5f;
     else if (item != "none" && !item.empty())
-      fail_usage("--augment: unknown augmentation '", item, "' (expected crop, crop:P, flip, erase)");
+      fail_usage("--augment: unknown augmentation '", item,
+                 "' (expected crop, crop:P, flip, erase)");
   }
   return cfg;
 }
