@@ -258,8 +258,7 @@ TEST(Trainer, ResumeIsBitIdentical) {
     const auto* e = f.find(name);
     if (e == nullptr) return false;
     const auto bytes = f.bytes(*e);
-    return bytes.size() == static_cast<size_t>(t.nbytes()) &&
-           std::memcmp(bytes.data(), t.raw_data(), bytes.size()) == 0;
+    return bytes.size() == t.nbytes() && std::memcmp(bytes.data(), t.raw_data(), bytes.size()) == 0;
   };
   int from_last = 0, from_ema = 0;
   for (auto& [name, t] : live.model->named_parameters()) {

@@ -42,9 +42,7 @@ LoadedModel load_model(const std::string& path) {
     out.model = build_model(out.config, gen);
     std::map<std::string, Tensor> state = io::tensors_from_file(file, {.floats_to_f32 = true});
     if (file.metadata().count(kRunStateKey))
-      std::erase_if(state, [](const auto& entry) {
-        return entry.first.rfind("optim.", 0) == 0 || entry.first.rfind("ema.", 0) == 0;
-      });
+      std::erase_if(state, [](const auto& entry) { return is_run_state_tensor(entry.first); });
     out.model->load_state_dict(state);
   } catch (const Error& e) {
     fail(path, ": ", e.what());

@@ -17,6 +17,10 @@ inline constexpr const char* kFormatVersion = "1";
 // the run's state (epoch, step, recipe), and the file holds "optim." and "ema." tensors besides
 // the model's.
 inline constexpr const char* kRunStateKey = "duet.train";
+// Whether a run checkpoint's tensor belongs to the training state (optimizer, EMA), not the model.
+inline bool is_run_state_tensor(const std::string& name) {
+  return name.rfind("optim.", 0) == 0 || name.rfind("ema.", 0) == 0;
+}
 
 void save_model(const std::string& path, nn::Module& model, const nlohmann::json& config);
 

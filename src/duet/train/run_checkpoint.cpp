@@ -67,7 +67,7 @@ std::pair<int64_t, int64_t> restore_run(const ResumePoint& from, const fs::path&
                                         int64_t batches_per_epoch) {
   std::map<std::string, Tensor> weights;
   for (const auto& [k, t] : from.state)
-    if (k.rfind("optim.", 0) != 0 && k.rfind("ema.", 0) != 0) weights.emplace(k, t);
+    if (!models::is_run_state_tensor(k)) weights.emplace(k, t);
   try {
     model.load_state_dict(weights);
     optim.load_state_dict(from.state);
