@@ -114,7 +114,8 @@ TEST(Cli, GenerateTrainSampleAndTheirErrors) {
   for (const std::string& args :
        {"sample -m " + model + " --class purse -o " + grid,
         "sample -m " + model + " --sampler ddim -o " + grid,
-        "sample -m " + model + " --steps 0 -o " + grid, "sample -m " + model, "eval -m " + model,
+        "sample -m " + model + " --steps 0 -o " + grid, "sample -m " + model + " -n 0 -o " + grid,
+        "sample -m " + model, "eval -m " + model,
         "eval -m " + model + " --tta flip --classifier " + model,
         "train --task generate --arch resnet20 -o " + run + "2",
         "train --task generate --objective gan -o " + run + "2",

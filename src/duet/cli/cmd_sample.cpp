@@ -80,7 +80,9 @@ int32_t resolve_class(const std::string& name, const std::vector<std::string>& n
 void run_sample(const SampleFlags& f) {
   if (f.out.empty() == f.out_dir.empty()) fail_usage("sample: give exactly one of -o or --out-dir");
   if (f.grid < 1 || f.grid > 1024) fail_usage("--grid must be in [1, 1024], got ", f.grid);
-  if (f.count < 0 || f.count > 100000) fail_usage("-n must be in [0, 100000], got ", f.count);
+  // count 0 stands for "not given" (one grid row); given, it must ask for at least one image.
+  if (f.app->count("-n") > 0 && (f.count < 1 || f.count > 100000))
+    fail_usage("-n must be in [1, 100000], got ", f.count);
   // An int8 generator (duet quantize) samples through its int8 kernels.
   auto loaded = compress::load_inference_model(f.model);
   auto* unet = models::generator_network(*loaded.model);
