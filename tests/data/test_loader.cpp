@@ -90,6 +90,30 @@ TEST(Loader, ResumeEqualsUninterruptedRun) {
   EXPECT_TRUE(same(b, all[2]));
 }
 
+TEST(Loader, EpochsPastUntilArePlain) {
+  const Dataset d = synthetic(40, 3, 8, 8);
+  LoaderConfig until = augmented(3);
+  until.augment.epochs = 2;  // epochs 0 and 1 augmented, 2 and later plain
+  LoaderConfig always = augmented(3);
+  LoaderConfig never = augmented(3);
+  never.augment = AugmentConfig{};
+  Loader a(d, until), b(d, always), c(d, never);
+  for (int64_t epoch : {0, 1}) {
+    EXPECT_TRUE(same(a.make_batch(epoch, 1), b.make_batch(epoch, 1))) << epoch;
+    EXPECT_FALSE(same(a.make_batch(epoch, 1), c.make_batch(epoch, 1))) << epoch;
+  }
+  for (int64_t epoch : {2, 5}) {
+    EXPECT_TRUE(same(a.make_batch(epoch, 1), c.make_batch(epoch, 1))) << epoch;
+    EXPECT_FALSE(same(a.make_batch(epoch, 1), b.make_batch(epoch, 1))) << epoch;
+  }
+  // The unified head's second view follows the same rule.
+  const Batch plain_batch = c.make_batch(2, 0);
+  EXPECT_EQ(augment_normalised(plain_batch.images, until.augment, until.norm, 9, 2, 0).to_vector(),
+            plain_batch.images.to_vector());
+  EXPECT_NE(augment_normalised(plain_batch.images, until.augment, until.norm, 9, 1, 0).to_vector(),
+            plain_batch.images.to_vector());
+}
+
 TEST(Loader, EpochIsAPermutationAndDropLast) {
   const Dataset d = synthetic(37, 1, 2, 2, 37);
   LoaderConfig cfg;

@@ -166,6 +166,16 @@ TEST(Recipe, JsonRoundTripAndUsageErrors) {
   EXPECT_EQ(parse_augment("flip,crop:2").crop_padding, 2);
   EXPECT_TRUE(parse_augment("flip,crop:2").hflip);
   EXPECT_EQ(parse_augment("crop:64").crop_padding, 64);
+  EXPECT_EQ(parse_augment("crop,until:2").epochs, 2);
+  EXPECT_EQ(parse_augment("crop").epochs, 0);
+  for (const char* until : {"until:", "until:0", "until:x", "until:2.5", "until:-1"}) {
+    bad = r, bad.augment = std::string("crop,") + until;
+    EXPECT_TRUE(usage_error(bad)) << until;
+  }
+  bad = r, bad.augment = "crop,until:" + std::to_string(r.epochs);  // nothing left plain
+  EXPECT_TRUE(usage_error(bad));
+  bad = r, bad.augment = "crop,until:" + std::to_string(r.epochs - 1);
+  EXPECT_FALSE(usage_error(bad));
   bad = r, bad.lr = -1;
   EXPECT_TRUE(usage_error(bad));
   bad = r, bad.warmup_epochs = 3;

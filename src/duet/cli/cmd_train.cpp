@@ -207,7 +207,8 @@ void add_classify_flags(CLI::App* sub, TrainFlags* f) {
   sub->add_option("--warmup", r.warmup_epochs, "linear warm-up, in epochs")->capture_default_str();
   sub->add_option("--label-smoothing", r.label_smoothing, "label smoothing")->capture_default_str();
   sub->add_option("--augment", r.augment,
-                  "comma list of crop (pad 4, then crop at random; crop:P pads P), flip, erase");
+                  "comma list of crop (pad 4, then crop at random; crop:P pads P), flip, erase; "
+                  "until:E augments the first E epochs only (the rest see plain images)");
   sub->add_option("--ema", r.ema_decay, "keep an EMA of the weights with this decay (0: off)");
   sub->add_option("--val", r.val, "hold out N training images for validation");
   sub->add_option("--limit", r.limit, "train on the first N images only");

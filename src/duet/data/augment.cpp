@@ -154,6 +154,7 @@ Tensor augment_normalised(const Tensor& images, const AugmentConfig& cfg, const 
   DUET_CHECK(images.rank() == 4 && images.dtype() == DType::f32 && images.is_contiguous(),
              "augment_normalised: expected contiguous f32 [N, C, H, W], got ",
              images.shape().str());
+  if (!cfg.active(static_cast<int64_t>(epoch))) return images.clone();  // past until:E
   const int64_t n = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3);
   const int64_t hw = h * w, size = c * hw;
   DUET_CHECK(stats.mean.empty() || (static_cast<int64_t>(stats.mean.size()) == c &&

@@ -24,8 +24,13 @@ struct AugmentConfig {
   float erase_prob = 0.0f;   // random erasing (Zhong et al.) with this probability
   float erase_area_min = 0.02f, erase_area_max = 0.33f;  // fraction of the image area
   float erase_ratio_min = 0.3f, erase_ratio_max = 3.3f;  // aspect ratio h / w (log-uniform)
+  // > 0: only epochs 0 .. epochs - 1 are augmented; the later ones see the plain images, so a
+  // short run ends on the distribution it is tested on. 0: every epoch.
+  int64_t epochs = 0;
 
   bool any() const { return crop_padding > 0 || hflip || erase_prob > 0.0f; }
+  // Whether the samples of (0-based) `epoch` are augmented.
+  bool active(int64_t epoch) const { return any() && (epochs <= 0 || epoch < epochs); }
 };
 
 // The random choices for one sample.
@@ -57,7 +62,8 @@ void make_sample(const uint8_t* src, float* dst, float* scratch, int64_t c, int6
 // A second view of a finished batch: `images` [N, C, H, W] are already normalised with `stats`
 // (empty = pixels / 255); each is mapped back to pixel / 255, augmented like make_sample (black
 // padding, flip, then erase to 0) and normalised again, into a new tensor. Image i draws with
-// (seed, epoch, first_index + i), so the view is a pure function of the batch's position.
+// (seed, epoch, first_index + i), so the view is a pure function of the batch's position. An
+// epoch past cfg.epochs gets a plain copy.
 Tensor augment_normalised(const Tensor& images, const AugmentConfig& cfg, const NormStats& stats,
                           uint64_t seed, uint64_t epoch, uint64_t first_index);
 

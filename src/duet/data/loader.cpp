@@ -67,16 +67,17 @@ Batch Loader::build(const std::vector<int64_t>& order, int64_t epoch, int64_t in
   int32_t* lab = out.labels.data<int32_t>();
   // Each sample depends only on (seed, epoch, its dataset index), so any split of the batch over
   // threads gives the same bytes.
+  const AugmentConfig plain;
+  const AugmentConfig& aug = cfg_.augment.active(epoch) ? cfg_.augment : plain;
   auto fill = [&](int64_t j0, int64_t j1) {
     std::vector<float> scratch(static_cast<size_t>(chw));
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t i = order[static_cast<size_t>(begin + j)];
       const AugmentDraw draw =
-          cfg_.augment.any() ? draw_augment(cfg_.augment, h, w, cfg_.seed,
-                                            static_cast<uint64_t>(epoch), static_cast<uint64_t>(i))
-                             : AugmentDraw{};
-      make_sample(data_.image(i), img + j * chw, scratch.data(), c, h, w, cfg_.augment, cfg_.norm,
-                  draw);
+          aug.any() ? draw_augment(aug, h, w, cfg_.seed, static_cast<uint64_t>(epoch),
+                                   static_cast<uint64_t>(i))
+                    : AugmentDraw{};
+      make_sample(data_.image(i), img + j * chw, scratch.data(), c, h, w, aug, cfg_.norm, draw);
       lab[j] = data_.label(i);
     }
   };

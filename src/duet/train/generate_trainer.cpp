@@ -122,7 +122,7 @@ void GenerateRecipe::validate() const {
   (void)gen::parse_objective(objective);
   (void)gen::parse_time_sampling(time_sampling);
   (void)schedule_kind_from_string(schedule);
-  (void)parse_augment(augment);
+  (void)parse_augment("--augment", augment, epochs);
   if (!sample_sampler.empty())
     (void)gen::sample_options(gen::parse_objective(objective), sample_sampler,
                               static_cast<int>(sample_steps));
@@ -141,7 +141,7 @@ void GenerateRecipe::validate() const {
       if (!(w >= 0) || !std::isfinite(w)) fail_usage(flag, " must be >= 0, got ", w);
     if (generate_weight == 0 && classify_weight == 0)
       fail_usage("--generate-weight and --classify-weight are both 0: nothing to learn");
-    (void)parse_augment(classify_augment);
+    (void)parse_augment("--classify-augment", classify_augment, epochs);
     if (!reflow_pairs.empty())
       fail_usage("--reflow-pairs trains a generator alone; it does not go with --task unified");
   }

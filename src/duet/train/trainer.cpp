@@ -152,7 +152,7 @@ void ClassifyRecipe::validate() const {
     fail_usage("--warmup must be in [0, epochs), got ", warmup_epochs);
   if (!(label_smoothing >= 0.0 && label_smoothing < 1.0))
     fail_usage("--label-smoothing must be in [0, 1), got ", label_smoothing);
-  parse_augment(augment);
+  parse_augment("--augment", augment, epochs);
   if (!(ema_decay >= 0.0 && ema_decay < 1.0))
     fail_usage("--ema must be in [0, 1), got ", ema_decay);
   if (val < 0) fail_usage("--val must be >= 0, got ", val);
@@ -180,17 +180,18 @@ void ClassifyRecipe::validate() const {
 
 namespace {
 
-// "crop:P" -> P, the padding in pixels (1..64).
-int64_t parse_crop_padding(const std::string& item) {
-  const std::string digits = item.substr(5);
+// The number after "name:" in an --augment item such as "crop:2" or "until:12", when it is one
+// in [1, max]; otherwise a usage Error saying what `meaning` the number has.
+int64_t item_number(const std::string& item, int64_t max, const char* meaning) {
+  const std::string digits = item.substr(item.find(':') + 1);
   const bool all_digits =
-      !digits.empty() && digits.size() <= 2 &&
+      !digits.empty() && digits.size() <= 7 &&
       std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-  const int64_t pad = all_digits ? std::stoll(digits) : 0;
-  if (pad < 1 || pad > 64)
-    fail_usage("--augment: '", item,
-               "' must give the crop padding in pixels, 1 to 64 (e.g. crop:2)");
-  return pad;
+  const int64_t v = all_digits ? std::stoll(digits) : 0;
+  if (v < 1 || v > max)
+    fail_usage("--augment: '", item, "' must give ", meaning, ", 1 to ", max, " (e.g. ",
+               item.substr(0, item.find(':')), ":2)");
+  return v;
 }
 
 }  // namespace
@@ -203,15 +204,26 @@ data::AugmentConfig parse_augment(const std::string& list) {
     if (item == "crop")
       cfg.crop_padding = 4;
     else if (item.rfind("crop:", 0) == 0)
-      cfg.crop_padding = parse_crop_padding(item);
+      cfg.crop_padding = item_number(item, 64, "the crop padding in pixels");
     else if (item == "flip")
       cfg.hflip = true;
     else if (item == "erase")
       cfg.erase_prob = 0.5f;
+    else if (item.rfind("until:", 0) == 0)
+      cfg.epochs = item_number(item, 1'000'000, "the number of augmented epochs");
     else if (item != "none" && !item.empty())
       fail_usage("--augment: unknown augmentation '", item,
-                 "' (expected crop, crop:P, flip, erase)");
+                 "' (expected crop, crop:P, flip, erase, until:E)");
   }
+  return cfg;
+}
+
+data::AugmentConfig parse_augment(const std::string& flag, const std::string& list,
+                                  int64_t epochs) {
+  const data::AugmentConfig cfg = parse_augment(list);
+  if (cfg.epochs >= epochs)
+    fail_usage(flag, ": until:", cfg.epochs, " leaves none of the ", epochs,
+               " epochs plain; give a number below --epochs");
   return cfg;
 }
 

@@ -81,8 +81,11 @@ struct ClassifyRecipe {
 };
 
 // "crop,flip,erase" -> the loader's augmentation (crop pads by 4 pixels, crop:P by P, erase has
-// p = 0.5).
+// p = 0.5; until:E augments the first E epochs only).
 data::AugmentConfig parse_augment(const std::string& list);
+// parse_augment(list), and a usage Error naming `flag` when its until:E leaves none of a run's
+// `epochs` plain (E >= epochs would silently change nothing).
+data::AugmentConfig parse_augment(const std::string& flag, const std::string& list, int64_t epochs);
 
 struct TrainRunOptions {
   std::string out_dir;     // created when missing
