@@ -23,6 +23,7 @@ import gzip
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -107,6 +108,8 @@ class Batches:
         self.crop = 4 if "crop" in augment else 0
         self.flip = "flip" in augment
         self.erase = 0.5 if "erase" in augment else 0.0
+        # until:E as in duet: epochs 0..E-1 (0-based) augmented, the later ones plain.
+        self.until = next((int(a[6:]) for a in augment if a.startswith("until:")), 0)
         c = images.shape[1]
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1)
         self.inv_std = 1.0 / torch.tensor(std, dtype=torch.float32).clamp_min(1e-6).view(1, c, 1, 1)
@@ -115,13 +118,16 @@ class Batches:
     def epoch(self, e):
         rng = np.random.default_rng([self.seed, e])
         order = rng.permutation(len(self.labels))
+        plain = self.until > 0 and e >= self.until
         for i in range(self.per_epoch):
-            yield self.make(order[i * self.batch:(i + 1) * self.batch], rng)
+            yield self.make(order[i * self.batch:(i + 1) * self.batch], rng, plain)
 
-    def make(self, idx, rng):
+    def make(self, idx, rng, plain=False):
         x = torch.from_numpy(self.images[idx]).float().mul_(1.0 / 255.0)
         y = torch.from_numpy(self.labels[idx])
         b, c, h, w = x.shape
+        if plain:
+            return ((x - self.mean) * self.inv_std).contiguous(), y
         if self.crop:
             p = self.crop
             padded = F.pad(x, (p, p, p, p))
@@ -430,7 +436,7 @@ def main():
                    choices=("onecycle", "one_cycle", "one-cycle", "cosine", "constant"))
     p.add_argument("--warmup", type=float, default=0.0, help="linear warm-up, in epochs")
     p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--augment", default="", help="comma list of crop, flip, erase")
+    p.add_argument("--augment", default="", help="comma list of crop, flip, erase, until:E")
     p.add_argument("--ema", type=float, default=0.0)
     p.add_argument("--val", type=int, default=0)
     p.add_argument("--limit", type=int, default=0)
@@ -442,7 +448,8 @@ def main():
     args = p.parse_args()
     args.schedule = "onecycle" if args.schedule.startswith("one") else args.schedule
     args.augment = [a for a in args.augment.split(",") if a and a != "none"]
-    bad = [a for a in args.augment if a not in ("crop", "flip", "erase")]
+    bad = [a for a in args.augment
+           if a not in ("crop", "flip", "erase") and not re.fullmatch(r"until:[1-9][0-9]*", a)]
     if bad:
         raise SystemExit(f"torch_train: --augment: unknown augmentation {bad[0]!r}")
     if args.epochs < 1 or args.batch < 1 or args.threads < 1:
