@@ -67,26 +67,34 @@ void add_bn(int64_t n, int64_t c, int64_t hw, bool affine) {
            };
          }});
   }
-  duet::test::add_kernel_case(
-      {"batch_norm/bwd/" + tag, elems, 1e-5, 1e-3, [=] {
-         auto x = random_vector(sz, 120 + sz, 1.0f, 4.0f);
-         auto dy = random_vector(sz, 121 + sz);
-         auto g = random_vector(cs, 122, 0.5f, 1.5f);
-         std::vector<float> y(sz), sm(cs), si(cs);
-         k::ref::batch_norm2d_forward_train(n, c, hw, x.data(), nullptr, nullptr, 1e-5f, 0.1f,
-                                            nullptr, nullptr, y.data(), sm.data(), si.data());
-         return [=](bool fast, std::vector<float>& out) {
-           std::vector<float> dx(sz, kNaN), dg(cs, kNaN), db(cs, kNaN);
-           (fast ? k::batch_norm2d_backward : k::ref::batch_norm2d_backward)(
-               n, c, hw, x.data(), dy.data(), opt(g, affine), sm.data(), si.data(), dx.data(),
-               affine ? dg.data() : nullptr, affine ? db.data() : nullptr);
-           out = dx;
-           if (affine) {
-             append(out, dg);
-             append(out, db);
-           }
-         };
-       }});
+  // Plain, and with the fused tail's ReLU mask (dy is the gradient of relu(bn(x) + residual);
+  // its output, about half of it clipped to exactly zero, decides where the gradient passes).
+  for (bool relu : {false, true})
+    duet::test::add_kernel_case(
+        {"batch_norm/bwd/" + tag + (relu ? "/relu" : ""), elems, 1e-5, 1e-3, [=] {
+           auto x = random_vector(sz, 120 + sz, 1.0f, 4.0f);
+           auto dy = random_vector(sz, 121 + sz);
+           auto g = random_vector(cs, 122, 0.5f, 1.5f);
+           auto relu_out = random_vector(sz, 123 + sz);
+           for (float& v : relu_out) v = v > 0.0f ? v : 0.0f;
+           std::vector<float> y(sz), sm(cs), si(cs);
+           k::ref::batch_norm2d_forward_train(n, c, hw, x.data(), nullptr, nullptr, 1e-5f, 0.1f,
+                                              nullptr, nullptr, y.data(), sm.data(), si.data());
+           return [=](bool fast, std::vector<float>& out) {
+             std::vector<float> dx(sz, kNaN), dg(cs, kNaN), db(cs, kNaN), masked(sz, kNaN);
+             const k::ReluGradMask mask{relu ? relu_out.data() : nullptr,
+                                        relu ? masked.data() : nullptr};
+             (fast ? k::batch_norm2d_backward : k::ref::batch_norm2d_backward)(
+                 n, c, hw, x.data(), dy.data(), opt(g, affine), sm.data(), si.data(), dx.data(),
+                 affine ? dg.data() : nullptr, affine ? db.data() : nullptr, mask);
+             out = dx;
+             if (relu) append(out, masked);
+             if (affine) {
+               append(out, dg);
+               append(out, db);
+             }
+           };
+         }});
 }
 
 void add_gn(int64_t n, int64_t c, int64_t hw, int64_t groups, bool affine) {

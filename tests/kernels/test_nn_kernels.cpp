@@ -267,7 +267,7 @@ TEST_P(NnKernels, NormBackwardsMatchFiniteDifferences) {
     f(x, &m, &s);
     (fast ? k::batch_norm2d_backward : k::ref::batch_norm2d_backward)(
         n, c, hw, x.data(), w.data(), gamma.data(), m.data(), s.data(), dx.data(), dg.data(),
-        db.data());
+        db.data(), k::ReluGradMask{});
     expect_fd([&](const std::vector<float>& v) { return f(v, nullptr, nullptr); }, x, dx, h, tol);
     // dgamma/dbeta: dL/dgamma_c = sum(w * xhat) over the channel, dbeta_c = sum(w).
     for (int64_t ch = 0; ch < c; ++ch) {

@@ -105,19 +105,24 @@ void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
 
 void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
                            const float* gamma, const float* save_mean, const float* save_invstd,
-                           float* dx, float* dgamma, float* dbeta) {
+                           float* dx, float* dgamma, float* dbeta, const ReluGradMask& relu) {
   check_nchw("batch_norm2d_backward", n, c, hw);
+  DUET_CHECK(!relu.y || relu.masked_dy, "batch_norm2d_backward: a ReLU mask needs masked_dy");
   const auto& v = detail::nn_vec();
   const double m = double(n * hw);
+  // With a ReLU the batch norm's output gradient is the masked one, written here once.
+  const float* g = relu.y ? relu.masked_dy : dy;
   parallel_for(c, grain_for(n * hw), [&](int64_t cb, int64_t ce) {
     for (int64_t ch = cb; ch < ce; ++ch) {
       const float mean = save_mean[ch];
       const double invstd = save_invstd[ch];
-      double s_dy = 0, s_dyx = 0;  // sum(dy), sum(dy * (x - mean))
+      double s_dy = 0, s_dyx = 0;  // sum(g), sum(g * (x - mean))
       for (int64_t i = 0; i < n; ++i) {
         const int64_t o = (i * c + ch) * hw;
+        if (relu.y)
+          v.act_backward(ActFn::relu, hw, relu.y + o, nullptr, dy + o, relu.masked_dy + o);
         float a, b;
-        v.sum_dy_dyx(hw, dy + o, x + o, mean, &a, &b);
+        v.sum_dy_dyx(hw, g + o, x + o, mean, &a, &b);
         s_dy += a;
         s_dyx += b;
       }
@@ -130,7 +135,7 @@ void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, con
       const double c0 = -k * s_dy / m - b * mean;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t o = (i * c + ch) * hw;
-        v.affine2(hw, dy + o, x + o, float(k), float(b), float(c0), dx + o);
+        v.affine2(hw, g + o, x + o, float(k), float(b), float(c0), dx + o);
       }
     }
   });

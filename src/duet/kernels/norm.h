@@ -36,10 +36,20 @@ void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
                                const float* beta, const float* running_mean,
                                const float* running_var, float eps, float* y,
                                const NormTail& tail = {});
-// Backward of the training forward. Overwrites dx, and dgamma/dbeta when not null.
+// The ReLU of a fused batch-norm tail, seen from its backward pass: y is the forward's output
+// (relu(bn(x) + residual)), so the ReLU passed where y > 0. The kernel writes the masked output
+// gradient, dy * (y > 0), to masked_dy (the residual's gradient too) and differentiates the batch
+// norm with it, plane by plane while the plane is in L1, instead of in a separate pass.
+struct ReluGradMask {
+  const float* y = nullptr;    // null: no ReLU, dy is the batch norm's own output gradient
+  float* masked_dy = nullptr;  // [n, c, hw], written when y is set
+};
+
+// Backward of the training forward. Overwrites dx, and dgamma/dbeta when not null (and
+// relu.masked_dy when relu.y is set).
 void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
                            const float* gamma, const float* save_mean, const float* save_invstd,
-                           float* dx, float* dgamma, float* dbeta);
+                           float* dx, float* dgamma, float* dbeta, const ReluGradMask& relu = {});
 
 // --- group_norm: x is [n, c, hw], c divisible by groups; statistics per (sample, group);
 // gamma/beta per channel. save_mean/save_rstd are [n, groups]. The tail follows.
@@ -77,7 +87,7 @@ void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
                                const NormTail& tail = {});
 void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
                            const float* gamma, const float* save_mean, const float* save_invstd,
-                           float* dx, float* dgamma, float* dbeta);
+                           float* dx, float* dgamma, float* dbeta, const ReluGradMask& relu = {});
 void group_norm_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                         const float* gamma, const float* beta, float eps, float* y,
                         float* save_mean, float* save_rstd, const NormTail& tail = {});

@@ -117,20 +117,25 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
        has_w, has_b, need_params, relu,
        y_out = relu ? autograd::detached(y) : Tensor()](const Tensor& g_in) {
         Tensor g = contiguous(g_in);
-        if (relu) {  // the ReLU's gradient mask, from the output (y > 0 where it passed)
-          Tensor masked = Tensor::empty(g.shape());
-          kernels::activation_backward(kernels::ActFn::relu, g.numel(), y_out.data<float>(),
-                                       nullptr, g.data<float>(), masked.data<float>());
-          g = std::move(masked);
-        }
         Tensor dx = Tensor::empty(x.shape());
         Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
         if (training) {
-          kernels::batch_norm2d_backward(n, c, hw, x.data<float>(), g.data<float>(), ptr_or_null(w),
-                                         mean.data<float>(), invstd.data<float>(), dx.data<float>(),
-                                         need_params ? dgamma.data<float>() : nullptr,
-                                         need_params ? dbeta.data<float>() : nullptr);
+          // The ReLU's gradient mask comes from the output (y > 0 where it passed); the kernel
+          // applies it plane by plane and hands back the masked gradient for the residual.
+          Tensor masked = relu ? Tensor::empty(g.shape()) : Tensor();
+          kernels::batch_norm2d_backward(
+              n, c, hw, x.data<float>(), g.data<float>(), ptr_or_null(w), mean.data<float>(),
+              invstd.data<float>(), dx.data<float>(), need_params ? dgamma.data<float>() : nullptr,
+              need_params ? dbeta.data<float>() : nullptr,
+              kernels::ReluGradMask{ptr_or_null(y_out), relu ? masked.data<float>() : nullptr});
+          if (relu) g = std::move(masked);
         } else {
+          if (relu) {  // the ReLU's gradient mask, from the output (y > 0 where it passed)
+            Tensor masked = Tensor::empty(g.shape());
+            kernels::activation_backward(kernels::ActFn::relu, g.numel(), y_out.data<float>(),
+                                         nullptr, g.data<float>(), masked.data<float>());
+            g = std::move(masked);
+          }
           // Eval mode is affine in x: dx = dy * gamma / sqrt(var + eps). Rarely differentiated
           // (e.g. input attributions).
           eval_backward(n, c, hw, x, g, w, mean, invstd, need_params, dx, dgamma, dbeta);

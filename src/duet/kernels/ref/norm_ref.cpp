@@ -112,8 +112,13 @@ void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
 
 void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
                            const float* gamma, const float* save_mean, const float* save_invstd,
-                           float* dx, float* dgamma, float* dbeta) {
+                           float* dx, float* dgamma, float* dbeta, const ReluGradMask& relu) {
   check_nchw("batch_norm2d_backward", n, c, hw);
+  DUET_CHECK(!relu.y || relu.masked_dy, "batch_norm2d_backward: a ReLU mask needs masked_dy");
+  if (relu.y) {  // the ReLU's backward first, as its own pass
+    for (int64_t k = 0; k < n * c * hw; ++k) relu.masked_dy[k] = relu.y[k] > 0.0f ? dy[k] : 0.0f;
+    dy = relu.masked_dy;
+  }
   for (int64_t ch = 0; ch < c; ++ch) {
     auto idx = [&](int64_t k) { return ((k / hw) * c + ch) * hw + k % hw; };
     auto chan = [&](int64_t) { return ch; };
