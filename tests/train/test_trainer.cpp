@@ -176,6 +176,8 @@ TEST(Recipe, JsonRoundTripAndUsageErrors) {
   EXPECT_TRUE(usage_error(bad));
   bad = r, bad.augment = "crop,until:" + std::to_string(r.epochs - 1);
   EXPECT_FALSE(usage_error(bad));
+  bad = r, bad.augment = "until:" + std::to_string(r.epochs - 1);  // nothing to stop
+  EXPECT_TRUE(usage_error(bad));
   bad = r, bad.lr = -1;
   EXPECT_TRUE(usage_error(bad));
   bad = r, bad.warmup_epochs = 3;

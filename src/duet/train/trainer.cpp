@@ -221,6 +221,9 @@ data::AugmentConfig parse_augment(const std::string& list) {
 data::AugmentConfig parse_augment(const std::string& flag, const std::string& list,
                                   int64_t epochs) {
   const data::AugmentConfig cfg = parse_augment(list);
+  if (cfg.epochs > 0 && !cfg.any())
+    fail_usage(flag, ": until:", cfg.epochs,
+               " stops augmenting, but the list names no augmentation (crop, flip, erase)");
   if (cfg.epochs >= epochs)
     fail_usage(flag, ": until:", cfg.epochs, " leaves none of the ", epochs,
                " epochs plain; give a number below --epochs");

@@ -84,7 +84,7 @@ struct ClassifyRecipe {
 // p = 0.5; until:E augments the first E epochs only).
 data::AugmentConfig parse_augment(const std::string& list);
 // parse_augment(list), and a usage Error naming `flag` when its until:E leaves none of a run's
-// `epochs` plain (E >= epochs would silently change nothing).
+// `epochs` plain (E >= epochs would silently change nothing) or comes with no augmentation.
 data::AugmentConfig parse_augment(const std::string& flag, const std::string& list, int64_t epochs);
 
 struct TrainRunOptions {
