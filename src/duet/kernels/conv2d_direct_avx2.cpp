@@ -20,6 +20,7 @@
 #include "duet/kernels/conv2d_direct_parts.h"
 #include "duet/kernels/conv2d_direct_tile.h"
 #include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/conv2d_layout_avx512.h"
 #include "duet/kernels/gemm_epilogue.h"
 #include "duet/kernels/isa.h"
 #include "duet/kernels/transpose_avx2.h"
@@ -74,6 +75,8 @@ LaneEpilogue lane_epilogue(const Epilogue& e, int64_t at, int64_t channels) {
 
 void store_transposed(const float* ct, int64_t ldct, int64_t len, int64_t nk, float* y, int64_t ldy,
                       const Epilogue& e, int64_t ch0, const float* res) {
+  if (isa_at_least(Isa::avx512))
+    return store_transposed_avx512(ct, ldct, len, nk, y, ldy, e, ch0, res);
   auto scalar = [&](int64_t k, int64_t i) {
     const int64_t ch = ch0 + k;
     float v = ct[i * ldct + k];

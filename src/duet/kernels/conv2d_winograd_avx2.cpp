@@ -25,8 +25,10 @@
 #include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/conv2d_direct_parts.h"
 #include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/conv2d_layout_avx512.h"
 #include "duet/kernels/conv2d_winograd_parts.h"
 #include "duet/kernels/conv2d_winograd_variants.h"
+#include "duet/kernels/isa.h"
 #include "duet/kernels/packed_weights.h"
 #include "duet/kernels/transpose_avx2.h"
 #include "duet/tensor/error.h"
@@ -101,6 +103,7 @@ void block_rows_impl(const float* x, int64_t C, int64_t H, int64_t W, int64_t ro
 
 void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t row0, int64_t rows,
                 float* dst, const Prologue* prologue) {
+  if (isa_at_least(Isa::avx512)) return block_rows_avx512(x, C, H, W, row0, rows, dst, prologue);
   if (prologue)
     block_rows_impl<true>(x, C, H, W, row0, rows, dst, *prologue);
   else
