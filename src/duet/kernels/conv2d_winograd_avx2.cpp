@@ -4,7 +4,8 @@
 // n^2 independent GEMMs (one per transform point xi): M[xi][tile][k] = sum_c V[xi][tile][c]
 // U[xi][c][k], which run on the direct convolution's micro-tiles (conv2d_direct_tile.h), the
 // transformed tiles playing the pixels and the transformed weights the packed panels. The
-// transforms work on whole 16-channel blocks (two 8-lane halves).
+// transforms work on whole 16-channel blocks: two 8-lane halves here, one zmm in the AVX-512
+// twins (conv2d_winograd_avx512.cpp), which the drivers below call where the CPU has AVX-512.
 // - Channel-blocked activations (inference) need no reshuffling, and the output transform
 //   applies the epilogue (scale, bias, residual, activation) on its way into the blocked output.
 // - Channel-major activations (training's forward pass and input gradient, unfolded networks)
@@ -26,10 +27,12 @@
 #include "duet/kernels/conv2d_direct_parts.h"
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/conv2d_layout_avx512.h"
+#include "duet/kernels/conv2d_winograd_avx512.h"
 #include "duet/kernels/conv2d_winograd_parts.h"
 #include "duet/kernels/conv2d_winograd_variants.h"
 #include "duet/kernels/isa.h"
 #include "duet/kernels/packed_weights.h"
+#include "duet/kernels/simd_lanes_avx2.h"
 #include "duet/kernels/transpose_avx2.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -41,9 +44,18 @@ namespace winograd {
 using direct::kNR;
 using direct::round_up;
 
-void transform_tile_row(const float* plane, int64_t H, int64_t W, int64_t h0, int64_t w0,
-                        int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi) {
-  transform_tile_row_of<F2x2>(plane, H, W, h0, w0, tiles, v, ld_tile, ld_xi);
+void transform_block_tile_row(int64_t m, const float* plane, int64_t H, int64_t W, int64_t h0,
+                              int64_t w0, int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi) {
+  if (isa_at_least(Isa::avx512))
+    return winograd_input_row_avx512(m, plane, H, W, h0, w0, tiles, v, ld_tile, ld_xi);
+  for (int64_t half = 0; half < kNR; half += 8) {
+    if (m == 4)
+      transform_tile_row_of<F4x4, simd::Lanes8>(plane + half, H, W, h0, w0, tiles, v + half,
+                                                ld_tile, ld_xi);
+    else
+      transform_tile_row_of<F2x2, simd::Lanes8>(plane + half, H, W, h0, w0, tiles, v + half,
+                                                ld_tile, ld_xi);
+  }
 }
 
 TileGrid tile_grid(const Conv2dShape& s, int64_t m) {
@@ -221,7 +233,7 @@ void store_tiles(const Geometry<F>& g, const ChunkScratch& sc, const std::vector
       const int64_t p = (m * ty) * g.Q + m * tx - out.p0;  // the tile's top-left pixel
       for (int64_t lane = 0; lane < g.Kp; lane += 8) {
         __m256 y[m][m];
-        winograd::transform_output_of<F>(m0 + lane, g.Kp, y);
+        winograd::transform_output_of<F, simd::Lanes8>(m0 + lane, g.Kp, y);
         const LaneEpilogue& ep = le[size_t(lane / 8)];
         const int64_t lane_at = lane / kNR * out.ld_block + lane % kNR;
         for (int64_t a = 0; a < out_rows; ++a)
@@ -240,17 +252,16 @@ void store_tiles(const Geometry<F>& g, const ChunkScratch& sc, const std::vector
 template <class F>
 void run_chunk(const Geometry<F>& g, const Conv2dShape& s, const DirectTile& mt,
                const std::vector<int32_t>& off, const std::vector<Segment>& segments,
-               const float* u, Activation act, const std::vector<LaneEpilogue>& le,
+               const float* u, const Epilogue& e, const std::vector<LaneEpilogue>& le,
                ChunkScratch& sc) {
   int64_t tiles = 0;
   for (const Segment& seg : segments)
     for (int64_t ty = seg.r0; ty < seg.r1; ++ty, tiles += g.TQ)
       for (int64_t cb = 0; cb < g.Cb; ++cb)
-        for (int64_t half = 0; half < kNR; half += 8)
-          winograd::transform_tile_row_of<F>(
-              seg.in.x + cb * seg.in.rows * g.W * kNR + half, seg.in.rows, g.W,
-              F::m * ty - s.pad_h - seg.in.row0, -s.pad_w, g.TQ,
-              sc.v + tiles * g.v_tile() + cb * kNR + half, g.v_tile(), g.Cb * kNR);
+        winograd::transform_block_tile_row(F::m, seg.in.x + cb * seg.in.rows * g.W * kNR,
+                                           seg.in.rows, g.W, F::m * ty - s.pad_h - seg.in.row0,
+                                           -s.pad_w, g.TQ, sc.v + tiles * g.v_tile() + cb * kNR,
+                                           g.v_tile(), g.Cb * kNR);
   const int64_t rows = round_up(tiles, mt.rows);
   for (int64_t xi = 0; xi < F::points; ++xi) {
     // Rows past the last tile repeat it (their products are never read).
@@ -262,7 +273,15 @@ void run_chunk(const Geometry<F>& g, const Conv2dShape& s, const DirectTile& mt,
   }
   int64_t slot0 = 0;
   for (const Segment& seg : segments) {
-    switch (act) {
+    if (isa_at_least(Isa::avx512)) {
+      const OutputPixels& out = seg.out;
+      winograd_store_tiles_avx512({F::m, sc.m + slot0 * g.m_tile(), g.m_tile(), g.Kp, g.K, g.TQ,
+                                   g.P, g.Q, seg.r0, seg.r1, out.y, out.res, out.ld_block,
+                                   out.ld_pixel, out.p0, &e});
+      slot0 += (seg.r1 - seg.r0) * g.TQ;
+      continue;
+    }
+    switch (e.act) {
       case Activation::none:
         store_tiles<F, Activation::none>(g, sc, le, seg, slot0);
         break;
@@ -432,7 +451,7 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
                                   OutputPixels{y + y_at, e.residual ? e.residual + y_at : nullptr,
                                                PQ * kNR, kNR, 0}});
             });
-        run_chunk(g, s, mt, off, segments, packed, e.act, le, sc);
+        run_chunk(g, s, mt, off, segments, packed, e, le, sc);
       }
     });
     return true;
@@ -523,7 +542,7 @@ bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w,
               x_at += g.Cb * (in1 - in0) * g.W * kNR;
               y_at += (std::min(g.P, M * r1) * g.Q - p0) * g.Kp;
             });
-        run_chunk(g, s, mt, off, segments, u, Activation::none, identity, sc);
+        run_chunk(g, s, mt, off, segments, u, Epilogue{}, identity, sc);
         // The products leave in pixel-major scratch without the epilogue, which
         // store_transposed applies on the way into channel-major y.
         for (const Segment& seg : segments) {

@@ -1,7 +1,7 @@
 // The pieces of the channel-major Winograd convolution (conv2d_winograd_avx2.cpp) that the
 // weight gradient (conv2d_winograd_weight_avx2.cpp, F(2x2, 3x3)) shares: the tile grid, the
-// F(2x2, 3x3) input transform of a row of tiles and the blocking of channel-major rows. Both work
-// on 16-channel blocks (kDirectLanes), 8 lanes at a time. Call only when isa_at_least(avx2).
+// input transform of a row of tiles and the blocking of channel-major rows. Both work on
+// 16-channel blocks (kDirectLanes). Call only when isa_at_least(avx2).
 #pragma once
 
 #include <cstdint>
@@ -20,13 +20,14 @@ struct TileGrid {
 };
 TileGrid tile_grid(const Conv2dShape& s, int64_t m);
 
-// F(2x2, 3x3)'s transformed inputs V = B^T d B of the tiles of one tile row (the F(4x4, 3x3)
-// one is conv2d_winograd_variants.h's transform_tile_row_of<F4x4>), 8 lanes of one channel block:
-// plane is the block's [H][W][16] image (offset to the lanes), the windows start at input row
-// h0 and columns w0 + 2 tx, and tile tx's point xi goes to v[tx * ld_tile + xi * ld_xi].
-// Pixels outside the plane read as zero, and no address outside it is formed.
-void transform_tile_row(const float* plane, int64_t H, int64_t W, int64_t h0, int64_t w0,
-                        int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi);
+// The transformed inputs V = B^T d B of F(m x m, 3x3) (m = 2 or 4) of the tiles of one tile
+// row, all 16 lanes of one channel block (conv2d_winograd_variants.h's transform_tile_row_of, on
+// zmm where the CPU has AVX-512): plane is the block's [H][W][16] image, the windows start at
+// input row h0 and columns w0 + m tx, and tile tx's point xi goes to
+// v[tx * ld_tile + xi * ld_xi]. Pixels outside the plane read as zero, and no address outside
+// it is formed.
+void transform_block_tile_row(int64_t m, const float* plane, int64_t H, int64_t W, int64_t h0,
+                              int64_t w0, int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi);
 
 // Rows [row0, row0 + rows) of channel-major image x (C planes of H x W) into channel blocks
 // [ceil(C / 16)][rows][W][16], the lanes past C zero; with a prologue, channel c's values

@@ -8,12 +8,12 @@
 // - F4x4: F(4x4, 3x3), 36 products for 144 (4x fewer), with transforms whose coefficients reach
 //   5 (B), 1/24 (G) and 8 (A): the rounding error grows by about an order of magnitude, which
 //   inference can afford and the op harness bounds (cases_conv2d.cpp).
-// Each struct holds B^T and A^T applied to n values (8 lanes each) and G as numbers; the drivers
-// apply the 1-D transforms along both axes.
-// Include only from *_avx2.cpp files: the inline code here is compiled for AVX2 + FMA.
+// Each struct holds B^T and A^T applied to n vectors of lanes and G as numbers; the drivers
+// apply the 1-D transforms along both axes. Everything here is generic over the lane type L
+// (simd_lanes_avx2.h's Lanes8, simd_lanes_avx512.h's Lanes16: a vector type V and its
+// arithmetic), so the AVX2 and AVX-512 files instantiate the same code with their own types and
+// share no instantiation.
 #pragma once
-
-#include <immintrin.h>
 
 #include <cstdint>
 
@@ -22,16 +22,18 @@ namespace duet::kernels::detail::winograd {
 struct F2x2 {
   static constexpr int64_t m = 2, n = 4, points = n * n;
   // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-  static void input(const __m256 d[n], __m256 t[n]) {
-    t[0] = _mm256_sub_ps(d[0], d[2]);
-    t[1] = _mm256_add_ps(d[1], d[2]);
-    t[2] = _mm256_sub_ps(d[2], d[1]);
-    t[3] = _mm256_sub_ps(d[1], d[3]);
+  template <class L>
+  static void input(const typename L::V d[n], typename L::V t[n]) {
+    t[0] = L::sub(d[0], d[2]);
+    t[1] = L::add(d[1], d[2]);
+    t[2] = L::sub(d[2], d[1]);
+    t[3] = L::sub(d[1], d[3]);
   }
   // A^T = [1 1 1 0; 0 1 -1 -1]
-  static void output(const __m256 s[n], __m256 y[m]) {
-    y[0] = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), s[2]);
-    y[1] = _mm256_sub_ps(_mm256_sub_ps(s[1], s[2]), s[3]);
+  template <class L>
+  static void output(const typename L::V s[n], typename L::V y[m]) {
+    y[0] = L::add(L::add(s[0], s[1]), s[2]);
+    y[1] = L::sub(L::sub(s[1], s[2]), s[3]);
   }
   static constexpr double G[n][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 };
@@ -40,28 +42,31 @@ struct F4x4 {
   static constexpr int64_t m = 4, n = 6, points = n * n;
   // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
   //        0 4 0 -5 0 1], rows 1-4 from shared sums.
-  static void input(const __m256 d[n], __m256 t[n]) {
-    const __m256 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f),
-                 two = _mm256_set1_ps(2.0f);
-    const __m256 a = _mm256_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
-    const __m256 b = _mm256_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
-    const __m256 c = _mm256_sub_ps(d[4], d[2]);
-    const __m256 e = _mm256_mul_ps(two, _mm256_sub_ps(d[3], d[1]));
-    t[0] = _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4]));
-    t[1] = _mm256_add_ps(a, b);
-    t[2] = _mm256_sub_ps(a, b);
-    t[3] = _mm256_add_ps(c, e);
-    t[4] = _mm256_sub_ps(c, e);
-    t[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
+  template <class L>
+  static void input(const typename L::V d[n], typename L::V t[n]) {
+    using V = typename L::V;
+    const V four = L::set1(4.0f), five = L::set1(5.0f), two = L::set1(2.0f);
+    const V a = L::fnmadd(four, d[2], d[4]);  // d4 - 4 d2
+    const V b = L::fnmadd(four, d[1], d[3]);  // d3 - 4 d1
+    const V c = L::sub(d[4], d[2]);
+    const V e = L::mul(two, L::sub(d[3], d[1]));
+    t[0] = L::fmadd(four, d[0], L::fnmadd(five, d[2], d[4]));
+    t[1] = L::add(a, b);
+    t[2] = L::sub(a, b);
+    t[3] = L::add(c, e);
+    t[4] = L::sub(c, e);
+    t[5] = L::fmadd(four, d[1], L::fnmadd(five, d[3], d[5]));
   }
   // A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
-  static void output(const __m256 s[n], __m256 y[m]) {
-    const __m256 s12 = _mm256_add_ps(s[1], s[2]), d12 = _mm256_sub_ps(s[1], s[2]);
-    const __m256 s34 = _mm256_add_ps(s[3], s[4]), d34 = _mm256_sub_ps(s[3], s[4]);
-    y[0] = _mm256_add_ps(_mm256_add_ps(s[0], s12), s34);
-    y[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), d34, d12);
-    y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), s34, s12);
-    y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d34, d12), s[5]);
+  template <class L>
+  static void output(const typename L::V s[n], typename L::V y[m]) {
+    using V = typename L::V;
+    const V s12 = L::add(s[1], s[2]), d12 = L::sub(s[1], s[2]);
+    const V s34 = L::add(s[3], s[4]), d34 = L::sub(s[3], s[4]);
+    y[0] = L::add(L::add(s[0], s12), s34);
+    y[1] = L::fmadd(L::set1(2.0f), d34, d12);
+    y[2] = L::fmadd(L::set1(4.0f), s34, s12);
+    y[3] = L::add(L::fmadd(L::set1(8.0f), d34, d12), s[5]);
   }
   static constexpr double G[n][3] = {{1.0 / 4, 0, 0},
                                      {-1.0 / 6, -1.0 / 6, -1.0 / 6},
@@ -71,51 +76,88 @@ struct F4x4 {
                                      {0, 0, 1}};
 };
 
-// The transformed inputs V = B^T d B of the tiles of one tile row, 8 lanes of one channel block:
-// plane is the block's [H][W][16] image (offset to the lanes), the windows start at input row
-// h0 and columns w0 + m tx, and tile tx's point xi goes to v[tx * ld_tile + xi * ld_xi].
-// Neighbouring windows share n - m columns, so the vertical pass (B^T d) runs once per column
-// and slides along; pixels outside the plane read as zero, and no address outside it is formed.
-template <class F>
+// The transformed inputs V = B^T d B of the tiles of one tile row, L::width lanes of one
+// channel block: plane is the block's [H][W][16] image (offset to the lanes), the windows start
+// at input row h0 and columns w0 + m tx, and tile tx's point xi goes to
+// v[tx * ld_tile + xi * ld_xi]. Neighbouring windows share n - m columns, so the vertical pass
+// (B^T d) runs once per column and slides along; pixels outside the plane read as zero, and no
+// address outside it is formed.
+template <class F, class L>
 void transform_tile_row_of(const float* plane, int64_t H, int64_t W, int64_t h0, int64_t w0,
                            int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi) {
+  using V = typename L::V;
   constexpr int64_t n = F::n, m = F::m, kLanes = 16;
   bool row_in[n];
   for (int64_t i = 0; i < n; ++i) row_in[i] = h0 + i >= 0 && h0 + i < H;
-  auto column = [&](int64_t w, __m256 t[n]) {
-    __m256 d[n];
+  auto column = [&](int64_t w, V t[n]) {
+    V d[n];
     for (int64_t i = 0; i < n; ++i)
-      d[i] = row_in[i] && w >= 0 && w < W ? _mm256_loadu_ps(plane + ((h0 + i) * W + w) * kLanes)
-                                          : _mm256_setzero_ps();
-    F::input(d, t);
+      d[i] =
+          row_in[i] && w >= 0 && w < W ? L::load(plane + ((h0 + i) * W + w) * kLanes) : L::zero();
+    F::template input<L>(d, t);
   };
-  __m256 col[n][n];  // B^T d of the window's columns
+  V col[n][n];  // B^T d of the window's columns
   for (int64_t j = 0; j < n - m; ++j) column(w0 + j, col[j]);
   for (int64_t tx = 0; tx < tiles; ++tx, v += ld_tile) {
     for (int64_t j = n - m; j < n; ++j) column(w0 + m * tx + j, col[j]);
     for (int64_t i = 0; i < n; ++i) {
-      __m256 row[n], out[n];
+      V row[n], out[n];
       for (int64_t j = 0; j < n; ++j) row[j] = col[j][i];
-      F::input(row, out);
-      for (int64_t j = 0; j < n; ++j) _mm256_storeu_ps(v + (n * i + j) * ld_xi, out[j]);
+      F::template input<L>(row, out);
+      for (int64_t j = 0; j < n; ++j) L::store(v + (n * i + j) * ld_xi, out[j]);
     }
     for (int64_t j = 0; j < n - m; ++j)
       for (int64_t i = 0; i < n; ++i) col[j][i] = col[j + m][i];
   }
 }
 
-// The m x m outputs of one tile, 8 lanes: Y = A^T M A with M[i][j] = m0[(n i + j) * ld_xi].
-template <class F>
-void transform_output_of(const float* m0, int64_t ld_xi, __m256 y[F::m][F::m]) {
+// The m x m outputs of one tile, L::width lanes: Y = A^T M A with M[i][j] = m0[(n i + j) ld_xi].
+template <class F, class L>
+void transform_output_of(const float* m0, int64_t ld_xi, typename L::V y[F::m][F::m]) {
+  using V = typename L::V;
   constexpr int64_t n = F::n, m = F::m;
-  __m256 s[m][n];  // A^T M
+  V s[m][n];  // A^T M
   for (int64_t j = 0; j < n; ++j) {
-    __m256 c[n], o[m];
-    for (int64_t i = 0; i < n; ++i) c[i] = _mm256_loadu_ps(m0 + (n * i + j) * ld_xi);
-    F::output(c, o);
+    V c[n], o[m];
+    for (int64_t i = 0; i < n; ++i) c[i] = L::load(m0 + (n * i + j) * ld_xi);
+    F::template output<L>(c, o);
     for (int64_t i = 0; i < m; ++i) s[i][j] = o[i];
   }
-  for (int64_t i = 0; i < m; ++i) F::output(s[i], y[i]);
+  for (int64_t i = 0; i < m; ++i) F::template output<L>(s[i], y[i]);
+}
+
+// The weight gradient's transformed output gradients Y = A dy A^T of F(2x2, 3x3)
+// (A^T = [1 1 1 0; 0 1 -1 -1]) of the tiles of one tile row, L::width lanes of one channel
+// block: plane is the block's [rows][Q][16] gradient (offset to the lanes), the tiles' top row
+// is h0, and tile tx (columns 2 tx and 2 tx + 1) writes point xi to y[tx * ld_tile + xi * ld_xi].
+// Outputs past the plane (an odd size's last tile) are zero.
+template <class L>
+void transform_gradient_tile_row_of(const float* plane, int64_t rows, int64_t Q, int64_t h0,
+                                    int64_t tiles, float* y, int64_t ld_tile, int64_t ld_xi) {
+  using V = typename L::V;
+  constexpr int64_t kLanes = 16;
+  const bool lower = h0 + 1 < rows;
+  const V zero = L::zero();
+  for (int64_t tx = 0; tx < tiles; ++tx, y += ld_tile) {
+    const int64_t w = 2 * tx;
+    const bool right = w + 1 < Q;
+    const float* top = plane + (h0 * Q + w) * kLanes;
+    const float* bottom = top + Q * kLanes;
+    const V d00 = L::load(top), d01 = right ? L::load(top + kLanes) : zero;
+    const V d10 = lower ? L::load(bottom) : zero;
+    const V d11 = lower && right ? L::load(bottom + kLanes) : zero;
+    // Rows: A (4 x 2) times the tile's two rows; then the same on each row's two columns.
+    const V r[4][2] = {{d00, d01},
+                       {L::add(d00, d10), L::add(d01, d11)},
+                       {L::sub(d00, d10), L::sub(d01, d11)},
+                       {L::sub(zero, d10), L::sub(zero, d11)}};
+    for (int i = 0; i < 4; ++i) {
+      L::store(y + (4 * i) * ld_xi, r[i][0]);
+      L::store(y + (4 * i + 1) * ld_xi, L::add(r[i][0], r[i][1]));
+      L::store(y + (4 * i + 2) * ld_xi, L::sub(r[i][0], r[i][1]));
+      L::store(y + (4 * i + 3) * ld_xi, L::sub(zero, r[i][1]));
+    }
+  }
 }
 
 // U = G g G^T of the 16 filters of one output-channel panel for one input channel, lanes side

@@ -23,7 +23,11 @@
 
 #include "duet/kernels/conv2d_direct_parts.h"
 #include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/conv2d_winograd_avx512.h"
 #include "duet/kernels/conv2d_winograd_parts.h"
+#include "duet/kernels/conv2d_winograd_variants.h"
+#include "duet/kernels/isa.h"
+#include "duet/kernels/simd_lanes_avx2.h"
 #include "duet/tensor/parallel.h"
 
 namespace duet::kernels::detail {
@@ -35,7 +39,7 @@ using direct::kNR;
 using direct::round_up;
 using winograd::block_rows;
 using winograd::kPoints;
-using winograd::transform_tile_row;
+using winograd::transform_block_tile_row;
 
 // Transformed inputs and gradients of one pass: 2 MiB. Longer passes mean fewer trips of each
 // product's sums between cache and registers, shorter ones keep V and Y nearer; on a Zen 4
@@ -79,34 +83,16 @@ Geometry geometry(const Conv2dShape& s, int64_t mr) {
   return g;
 }
 
-// The transformed output gradients Y = A dy A^T (A^T = [1 1 1 0; 0 1 -1 -1]) of the tiles of one
-// tile row, 8 lanes of one channel block: plane is the block's [rows][Q][16] gradient (offset to
-// the lanes), the tiles' top row is h0, and tile tx (columns 2 tx and 2 tx + 1) writes point xi
-// to y[tx * ld_tile + xi * ld_xi]. Outputs past the plane (an odd size's last tile) are zero.
-void transform_gradient_tile_row(const float* plane, int64_t rows, int64_t Q, int64_t h0,
-                                 int64_t tiles, float* y, int64_t ld_tile, int64_t ld_xi) {
-  const bool lower = h0 + 1 < rows;
-  const __m256 zero = _mm256_setzero_ps();
-  for (int64_t tx = 0; tx < tiles; ++tx, y += ld_tile) {
-    const int64_t w = 2 * tx;
-    const bool right = w + 1 < Q;
-    const float* top = plane + (h0 * Q + w) * kNR;
-    const float* bottom = top + Q * kNR;
-    const __m256 d00 = _mm256_loadu_ps(top), d01 = right ? _mm256_loadu_ps(top + kNR) : zero;
-    const __m256 d10 = lower ? _mm256_loadu_ps(bottom) : zero;
-    const __m256 d11 = lower && right ? _mm256_loadu_ps(bottom + kNR) : zero;
-    // Rows: A (4 x 2) times the tile's two rows; then the same on each row's two columns.
-    const __m256 r[4][2] = {{d00, d01},
-                            {_mm256_add_ps(d00, d10), _mm256_add_ps(d01, d11)},
-                            {_mm256_sub_ps(d00, d10), _mm256_sub_ps(d01, d11)},
-                            {_mm256_sub_ps(zero, d10), _mm256_sub_ps(zero, d11)}};
-    for (int i = 0; i < 4; ++i) {
-      _mm256_storeu_ps(y + (4 * i) * ld_xi, r[i][0]);
-      _mm256_storeu_ps(y + (4 * i + 1) * ld_xi, _mm256_add_ps(r[i][0], r[i][1]));
-      _mm256_storeu_ps(y + (4 * i + 2) * ld_xi, _mm256_sub_ps(r[i][0], r[i][1]));
-      _mm256_storeu_ps(y + (4 * i + 3) * ld_xi, _mm256_sub_ps(zero, r[i][1]));
-    }
-  }
+// The transformed output gradients Y = A dy A^T of the tiles of one tile row, all 16 lanes of
+// one channel block (conv2d_winograd_variants.h's transform_gradient_tile_row_of, on zmm where
+// the CPU has AVX-512).
+void transform_gradient_block_row(const float* plane, int64_t rows, int64_t Q, int64_t h0,
+                                  int64_t tiles, float* y, int64_t ld_tile, int64_t ld_xi) {
+  if (isa_at_least(Isa::avx512))
+    return winograd_gradient_row_avx512(plane, rows, Q, h0, tiles, y, ld_tile, ld_xi);
+  for (int64_t half = 0; half < kNR; half += 8)
+    winograd::transform_gradient_tile_row_of<simd::Lanes8>(plane + half, rows, Q, h0, tiles,
+                                                           y + half, ld_tile, ld_xi);
 }
 
 // One thread's scratch for the passes of its chunks.
@@ -139,15 +125,13 @@ void transform_segment(const Geometry& g, const Conv2dShape& s, const float* x, 
   for (int64_t ty = r0; ty < r1; ++ty) {
     const int64_t t = t0 + (ty - r0) * g.TQ;
     for (int64_t cb = 0; cb < g.Cb; ++cb)
-      for (int64_t half = 0; half < kNR; half += 8)
-        transform_tile_row(sc.x_rows.get() + cb * (in1 - in0) * g.W * kNR + half, in1 - in0, g.W,
-                           2 * ty - s.pad_h - in0, -s.pad_w, g.TQ,
-                           sc.v.get() + t * g.v_tile() + cb * kNR + half, g.v_tile(), g.Cb * kNR);
+      transform_block_tile_row(2, sc.x_rows.get() + cb * (in1 - in0) * g.W * kNR, in1 - in0, g.W,
+                               2 * ty - s.pad_h - in0, -s.pad_w, g.TQ,
+                               sc.v.get() + t * g.v_tile() + cb * kNR, g.v_tile(), g.Cb * kNR);
     for (int64_t p = 0; p < g.panels; ++p)
-      for (int64_t half = 0; half < kNR; half += 8)
-        transform_gradient_tile_row(
-            sc.dy_rows.get() + p * (d1 - d0) * g.Q * kNR + half, d1 - d0, g.Q, 2 * ty - d0, g.TQ,
-            sc.y.get() + (p * g.slots + t) * kNR + half, kNR, g.panels * g.slots * kNR);
+      transform_gradient_block_row(sc.dy_rows.get() + p * (d1 - d0) * g.Q * kNR, d1 - d0, g.Q,
+                                   2 * ty - d0, g.TQ, sc.y.get() + (p * g.slots + t) * kNR, kNR,
+                                   g.panels * g.slots * kNR);
   }
   if (!bias) return;
   const int64_t pixels = (d1 - d0) * g.Q;

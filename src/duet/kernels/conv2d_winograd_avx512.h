@@ -1,0 +1,41 @@
+// AVX-512 twins of the Winograd convolution's transforms (conv2d_winograd_avx2.cpp and
+// conv2d_winograd_weight_avx2.cpp), one zmm per 16-channel block where the AVX2 code takes two
+// 8-lane halves: the input transform of a tile row, the weight gradient's transform of a row of
+// output-gradient tiles, and the output transform with its epilogue. The drivers stay shared and
+// call these when isa_at_least(avx512). Declarations only: the code lives in
+// conv2d_winograd_avx512.cpp, compiled for AVX-512 alone.
+#pragma once
+
+#include <cstdint>
+
+#include "duet/kernels/gemm.h"
+
+namespace duet::kernels::detail {
+
+// transform_tile_row_of<F(m x m, 3x3)> (conv2d_winograd_variants.h) on all 16 lanes of one
+// channel block; m is 2 or 4.
+void winograd_input_row_avx512(int64_t m, const float* plane, int64_t H, int64_t W, int64_t h0,
+                               int64_t w0, int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi);
+
+// transform_gradient_tile_row_of on all 16 lanes of one channel block.
+void winograd_gradient_row_avx512(const float* plane, int64_t rows, int64_t Q, int64_t h0,
+                                  int64_t tiles, float* y, int64_t ld_tile, int64_t ld_xi);
+
+// The output transform and epilogue of one image's run of tile rows [r0, r1): tile t of the run
+// (row-major, TQ a row) has its product for point xi, channel k at
+// products[t * ld_tile + xi * Kp + k]; output pixel p (from p0 on), channel k goes to
+// y[k / 16 * ld_block + (p - p0) * ld_pixel + k % 16], the residual (if any) laid out alike.
+// Lanes at or past K are stored as zero.
+struct WinogradTileStore {
+  int64_t m;  // tile edge, 2 or 4
+  const float* products;
+  int64_t ld_tile, Kp, K;
+  int64_t TQ, P, Q, r0, r1;
+  float* y;
+  const float* residual;
+  int64_t ld_block, ld_pixel, p0;
+  const Epilogue* epilogue;  // scale, shift, bias and activation (its residual is unused)
+};
+void winograd_store_tiles_avx512(const WinogradTileStore& store);
+
+}  // namespace duet::kernels::detail
