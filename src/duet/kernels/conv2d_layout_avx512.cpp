@@ -34,7 +34,7 @@ __mmask16 first_lanes(int64_t count) {
 // Rows r[0..15] of 16 floats become columns: afterwards r[i][j] holds what r[j][i] held. Four
 // rows at a time are transposed within each 128-bit lane (unpack, shuffle), then the 4 x 4
 // grid of 128-bit lanes of each column group is transposed (two rounds of shuffle_f32x4).
-void transpose16(__m512 (&r)[kLanes]) {
+[[gnu::always_inline]] inline void transpose16(__m512 (&r)[kLanes]) {
   __m512 s[4][4];  // s[g][q], 128-bit lane L: rows 4g..4g+3 at column 4L+q
   for (int g = 0; g < 4; ++g) {
     const __m512 t0 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]);
