@@ -8,7 +8,9 @@
 // (conv2d_winograd_avx2.cpp), the weight gradient by F(2x2, 3x3) from 16
 // (conv2d_winograd_weight_avx2.cpp); then all three passes try
 // conv2d_direct_avx2.cpp (implicit GEMM read straight from a padded image copy); the tiled
-// sgemm path below is the portable one and the fallback for shapes they decline.
+// sgemm path below is the portable one and the fallback for shapes they decline. Where the CPU
+// has AVX-512, the micro-tiles, the Winograd transforms and the channel-major layout moves run
+// on zmm (conv2d_direct_avx512.cpp, conv2d_winograd_avx512.cpp, conv2d_layout_avx512.cpp).
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
