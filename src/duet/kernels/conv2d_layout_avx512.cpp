@@ -4,14 +4,7 @@
 // and the prologue's or epilogue's activation (SiLU's exp in the UNet) runs 16 lanes at a time.
 // Pixel and channel tails go through masked loads and stores instead of scalar loops. Called
 // only when isa_at_least(avx512); includes nothing with shared inline code (see the CMake rule).
-// GCC 12.2 flags -Wuninitialized inside its own AVX-512 intrinsics once they are inlined (they
-// start from _mm512_undefined_ps()); the warning is switched off for the intrinsic headers
-// alone, which therefore come before everything else.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "duet/kernels/simd_lanes_avx512.h"  // first: it brings <immintrin.h>
 
 #include "duet/kernels/conv2d_layout_avx512.h"
 
@@ -19,7 +12,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "duet/kernels/activation_math_avx512.h"
+#include "duet/kernels/activation_math_lanes.h"
 
 namespace duet::kernels::detail {
 namespace {
@@ -84,7 +77,7 @@ void block_rows_impl(const float* x, int64_t C, int64_t H, int64_t W, int64_t ro
         _mm_prefetch(reinterpret_cast<const char*>(src[j] + i + kPrefetchAhead), _MM_HINT_T0);
         r[j] = _mm512_maskz_loadu_ps(pixels, src[j] + i);
         if constexpr (kPrologue)
-          r[j] = act_math512::activate_ps(A, _mm512_fmadd_ps(r[j], a[j], b[j]));
+          r[j] = act_math::activate_of<simd::Lanes16>(A, _mm512_fmadd_ps(r[j], a[j], b[j]));
       }
       transpose16(r);
       for (int64_t j = 0; j < len; ++j) _mm512_storeu_ps(d + (i + j) * kLanes, r[j]);
@@ -114,7 +107,7 @@ void store_transposed_impl(const float* ct, int64_t ldct, int64_t len, int64_t n
         if (e.bias) v = _mm512_add_ps(v, _mm512_set1_ps(e.bias[ch]));
         const int64_t o = (k0 + k) * ldy + i0;
         if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(pixels, res + o));
-        _mm512_mask_storeu_ps(y + o, pixels, act_math512::activate_ps(A, v));
+        _mm512_mask_storeu_ps(y + o, pixels, act_math::activate_of<simd::Lanes16>(A, v));
       }
     }
   }

@@ -2,15 +2,7 @@
 // conv2d_winograd_variants.h instantiated on Lanes16, and the output store with a 16-lane
 // epilogue. Called only when isa_at_least(avx512); includes nothing with shared inline code
 // (see the CMake rule).
-
-// GCC 12.2 flags -Wuninitialized inside its own AVX-512 intrinsics once they are inlined (they
-// start from _mm512_undefined_ps()); the warning is switched off for the intrinsic headers
-// alone, which therefore come before everything else.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "duet/kernels/simd_lanes_avx512.h"  // first: it brings <immintrin.h>
 
 #include "duet/kernels/conv2d_winograd_avx512.h"
 
@@ -18,9 +10,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "duet/kernels/activation_math_avx512.h"
+#include "duet/kernels/activation_math_lanes.h"
 #include "duet/kernels/conv2d_winograd_variants.h"
-#include "duet/kernels/simd_lanes_avx512.h"
 
 namespace duet::kernels::detail {
 namespace {
@@ -72,7 +63,7 @@ void store_tiles(const WinogradTileStore& st, const std::vector<BlockEpilogue>& 
             v = _mm512_add_ps(v, ep.add);
             if (st.residual) v = _mm512_add_ps(v, _mm512_loadu_ps(st.residual + at));
             _mm512_storeu_ps(st.y + at,
-                             _mm512_maskz_mov_ps(ep.keep, act_math512::activate_ps(A, v)));
+                             _mm512_maskz_mov_ps(ep.keep, act_math::activate_of<Lanes16>(A, v)));
           }
       }
     }
