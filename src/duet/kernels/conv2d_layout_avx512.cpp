@@ -74,7 +74,11 @@ void block_rows_impl(const float* x, int64_t C, int64_t H, int64_t W, int64_t ro
           r[j] = _mm512_setzero_ps();  // the block's padding lanes
           continue;
         }
-        _mm_prefetch(reinterpret_cast<const char*>(src[j] + i + kPrefetchAhead), _MM_HINT_T0);
+        // A prefetch never faults, so running past the row's end is harmless; the address is
+        // formed as an integer, not as a pointer outside the array.
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(src[j] + i) +
+                                                   kPrefetchAhead * sizeof(float)),
+                     _MM_HINT_T0);
         r[j] = _mm512_maskz_loadu_ps(pixels, src[j] + i);
         if constexpr (kPrologue)
           r[j] = act_math::activate_of<simd::Lanes16>(A, _mm512_fmadd_ps(r[j], a[j], b[j]));
