@@ -248,7 +248,8 @@ void store_tiles(const Geometry<F>& g, const ChunkScratch& sc, const std::vector
 }
 
 // One chunk: the input transform of its segments' tiles (slot after slot), the products,
-// the output transform and epilogue.
+// the output transform and epilogue e (le: e's 8-lane form for the AVX2 store, built once per
+// convolution by the caller; the AVX-512 store builds its own 16-lane form from e).
 template <class F>
 void run_chunk(const Geometry<F>& g, const Conv2dShape& s, const DirectTile& mt,
                const std::vector<int32_t>& off, const std::vector<Segment>& segments,
