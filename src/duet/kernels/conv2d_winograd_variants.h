@@ -163,7 +163,8 @@ void transform_gradient_tile_row_of(const float* plane, int64_t rows, int64_t Q,
 // U = G g G^T of the 16 filters of one output-channel panel for one input channel, lanes side
 // by side: g[t][lane] is tap t (row-major 3x3) of the panel's filter `lane`, and point xi of
 // filter `lane` goes to u[xi * 16 + lane]. In double (the loops vectorise across the lanes)
-// and rounded once.
+// and rounded once. The one piece here not generic over L: only the AVX2 file's pack_filters
+// may instantiate it, or the linker could hand AVX2 callers an AVX-512 copy.
 template <class F>
 void transform_filters_of(const float g[9][16], float* u) {
   constexpr int64_t n = F::n, kLanes = 16;
