@@ -1,8 +1,9 @@
-// The epilogue activations of activation_math.h as templates over a lane type L (Lanes8 of
-// simd_lanes_avx2.h, Lanes16 of simd_lanes_avx512.h): one definition of each formula for every
-// vector width, accurate to about 1e-6 relative. The AVX2 files reach them through
-// activation_math.h's *_ps wrappers, the AVX-512 files through activation_math_avx512.h. Templates
-// only and no intrinsics, so an instantiation belongs to the one ISA whose lane type it names.
+// The epilogue activations of activation_math.h, and the derivatives the AVX-512 row kernels
+// need, as templates over a lane type L (Lanes8 of simd_lanes_avx2.h, Lanes16 of
+// simd_lanes_avx512.h): one definition of each formula for every vector width, accurate to about
+// 1e-6 relative. The AVX2 files reach them through activation_math.h's *_ps wrappers, the
+// AVX-512 files instantiate them with simd::Lanes16. Templates only and no intrinsics, so an
+// instantiation belongs to the one ISA whose lane type it names.
 #pragma once
 
 #include "duet/kernels/gemm.h"
@@ -74,6 +75,32 @@ typename L::V gelu_of(typename L::V x) {
   const V e = erfc_nonneg_of<L>(L::mul(L::abs(x), L::set1(0.70710678f)));
   const V cdf2 = L::if_sign(x, e, L::sub(L::set1(2.0f), e));  // x's sign bit picks erfc(z)
   return L::mul(L::mul(L::set1(0.5f), x), cdf2);
+}
+
+template <class L>
+typename L::V sigmoid_of(typename L::V x) {
+  const typename L::V one = L::set1(1.0f);
+  return L::div(one, L::add(one, exp_of<L>(L::sub(L::zero(), x))));
+}
+
+// d silu / dx = s (1 + x (1 - s)), s = sigmoid(x).
+template <class L>
+typename L::V silu_grad_of(typename L::V x) {
+  using V = typename L::V;
+  const V one = L::set1(1.0f);
+  const V s = sigmoid_of<L>(x);
+  return L::mul(s, L::fmadd(x, L::sub(one, s), one));
+}
+
+// d gelu / dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+template <class L>
+typename L::V gelu_grad_of(typename L::V x) {
+  using V = typename L::V;
+  const V e = erfc_nonneg_of<L>(L::mul(L::abs(x), L::set1(0.70710678f)));
+  const V cdf = L::mul(L::set1(0.5f), L::if_sign(x, e, L::sub(L::set1(2.0f), e)));
+  const V phi =
+      L::mul(L::set1(0.39894228040143268f), exp_of<L>(L::mul(L::set1(-0.5f), L::mul(x, x))));
+  return L::fmadd(x, phi, cdf);
 }
 
 template <class L>

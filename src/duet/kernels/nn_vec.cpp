@@ -159,6 +159,7 @@ const NnVec& nn_vec_generic() {
 }
 
 const NnVec& nn_vec() {
+  if (isa_at_least(Isa::avx512)) return nn_vec_avx512();
   return isa_at_least(Isa::avx2) ? nn_vec_avx2() : nn_vec_generic();
 }
 

@@ -1,6 +1,7 @@
 // Internal to kernels/: the row-level vector primitives that the softmax, norm, loss and
-// activation kernels are built from, in two sets (portable and AVX2/FMA) behind one table picked
-// by active_isa(). Keeping the ISA split here lets the kernel files hold only the algorithm.
+// activation kernels are built from, in three sets (portable, AVX2/FMA, and AVX-512 for the
+// activations) behind one table picked by active_isa(). Keeping the ISA split here lets the kernel
+// files hold only the algorithm.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +42,7 @@ struct NnVec {
 
 const NnVec& nn_vec();  // the set for active_isa()
 const NnVec& nn_vec_generic();
-const NnVec& nn_vec_avx2();  // only valid to call on a CPU with AVX2+FMA
+const NnVec& nn_vec_avx2();    // only valid to call on a CPU with AVX2+FMA
+const NnVec& nn_vec_avx512();  // only valid to call on a CPU with AVX-512 F/BW/DQ/VL
 
 }  // namespace duet::kernels::detail
