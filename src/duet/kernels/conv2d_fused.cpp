@@ -25,19 +25,20 @@ void conv2d_fused_by_parts(ConvFn conv, const Conv2dShape& s, const float* x, co
                            const Epilogue& e) {
   const int64_t C = s.in_channels, K = s.out_channels, HW = s.in_h * s.in_w;
   const int64_t PQ = s.out_h() * s.out_w();
-  memory::FloatScratch xp(s.batch * C * HW);
-  parallel_for(s.batch * C, 1, [&](int64_t b, int64_t end) {
-    for (int64_t plane = b; plane < end; ++plane) {
-      const float a = p.scale ? p.scale[plane] : 1.0f, c = p.shift ? p.shift[plane] : 0.0f;
-      const float* src = x + plane * HW;
-      float* dst = xp.get() + plane * HW;
-      for (int64_t i = 0; i < HW; ++i) dst[i] = apply_activation(p.act, src[i] * a + c);
-    }
-  });
+  memory::FloatScratch xp(p.identity() ? 0 : s.batch * C * HW);
+  if (!p.identity())
+    parallel_for(s.batch * C, 1, [&](int64_t b, int64_t end) {
+      for (int64_t plane = b; plane < end; ++plane) {
+        const float a = p.scale ? p.scale[plane] : 1.0f, c = p.shift ? p.shift[plane] : 0.0f;
+        const float* src = x + plane * HW;
+        float* dst = xp.get() + plane * HW;
+        for (int64_t i = 0; i < HW; ++i) dst[i] = apply_activation(p.act, src[i] * a + c);
+      }
+    });
   Epilogue affine = e;
   affine.residual = nullptr;
   affine.act = Activation::none;
-  conv(s, xp.get(), w, y, affine);
+  conv(s, p.identity() ? x : xp.get(), w, y, affine);
   if (!image_bias && !e.residual && e.act == Activation::none) return;
   parallel_for(s.batch * K, 1, [&](int64_t b, int64_t end) {
     for (int64_t plane = b; plane < end; ++plane) {
@@ -66,8 +67,9 @@ void conv2d_forward_fused(const Conv2dShape& s, const float* x, const float* w, 
   detail::check_fused(s, x, w, y);
   if (s.batch == 0) return;
   if (isa_at_least(Isa::avx2) && use_winograd() &&
-      detail::winograd_forward_avx2(s, x, w, y, epilogue,
-                                    detail::WinogradExtras{&prologue, image_bias, true}))
+      detail::winograd_forward_avx2(
+          s, x, w, y, epilogue,
+          detail::WinogradExtras{prologue.identity() ? nullptr : &prologue, image_bias, true}))
     return;
   detail::conv2d_fused_by_parts(conv2d_forward, s, x, w, y, prologue, image_bias, epilogue);
 }

@@ -15,10 +15,12 @@ namespace duet::kernels {
 
 // x'[n][c] = act(x[n][c] * scale[n * C + c] + shift[n * C + c]) (null scale: 1, null shift: 0).
 // The convolution pads x' with zeros, as conv2d(act(norm(x))) does.
+// The default Prologue is the identity (a plain convolution with the fused epilogue).
 struct Prologue {
   const float* scale = nullptr;
   const float* shift = nullptr;
   Activation act = Activation::none;
+  bool identity() const { return !scale && !shift && act == Activation::none; }
 };
 
 // y = act(conv(x', w) * scale + shift + bias + image_bias[n * K + k] + residual), the

@@ -136,6 +136,13 @@ Tensor norm_silu_conv(const nn::GroupNorm& norm, const nn::Conv2d& conv, const T
                                     conv.options(), image_bias, residual);
 }
 
+// conv(x) + image_bias[:, :, None, None] + residual, differentiable (ops::conv2d_add).
+Tensor conv_add(const nn::Conv2d& conv, const Tensor& x, const Tensor& image_bias,
+                const Tensor& residual) {
+  return ops::conv2d_add(x, conv.weight, conv.bias ? *conv.bias : Tensor(), conv.options(),
+                         image_bias, residual);
+}
+
 // A conv whose forward does more than convolve (an int8 stand-in, a calibration hook).
 bool replaced(const nn::Conv2d& conv) {
   return conv.inference != nullptr || static_cast<bool>(conv.on_input);
@@ -152,11 +159,17 @@ Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
     const Tensor h = norm_silu_conv(*norm1, *conv1, x, e, Tensor());
     return norm_silu_conv(*norm2, *conv2, h, Tensor(), skip ? skip->forward(x) : x);
   }
-  Tensor h = conv1->forward(norm1->forward(x, ops::NormActivation::silu));
-  const Tensor e = emb_proj->forward(ops::silu(emb));  // [N, C] -> broadcast over H, W
-  h = ops::add(h, ops::reshape(e, {e.dim(0), e.dim(1), 1, 1}));
-  h = conv2->forward(norm2->forward(h, ops::NormActivation::silu));
-  return ops::add(skip ? skip->forward(x) : x, h);
+  const Tensor e = emb_proj->forward(ops::silu(emb));  // [N, C], broadcast over H, W
+  if (nn::profiling() || replaced(*conv1) || replaced(*conv2)) {
+    Tensor h = conv1->forward(norm1->forward(x, ops::NormActivation::silu));
+    h = ops::add(h, ops::reshape(e, {e.dim(0), e.dim(1), 1, 1}));
+    h = conv2->forward(norm2->forward(h, ops::NormActivation::silu));
+    return ops::add(skip ? skip->forward(x) : x, h);
+  }
+  // Training: the embedding and the residual added in the convolutions' output stores.
+  const Tensor h = conv_add(*conv1, norm1->forward(x, ops::NormActivation::silu), e, Tensor());
+  return conv_add(*conv2, norm2->forward(h, ops::NormActivation::silu), Tensor(),
+                  skip ? skip->forward(x) : x);
 }
 
 AttentionBlock::AttentionBlock(Generator& gen, int64_t channels, int64_t heads_, int64_t groups)

@@ -45,6 +45,24 @@ kernels::Conv2dShape checked_conv2d_shape(const Tensor& x_in, const Tensor& weig
   return s;
 }
 
+std::vector<Tensor> conv2d_gradients(const kernels::Conv2dShape& s, const Tensor& x,
+                                     const Tensor& w, bool has_bias, bool need_dx, bool need_dw,
+                                     const Tensor& g) {
+  Tensor dx;
+  if (need_dx) {
+    dx = Tensor::empty(x.shape());
+    kernels::conv2d_backward_data(s, g.data<float>(), w.data<float>(), dx.data<float>());
+  }
+  Tensor dw, db;
+  if (need_dw) {
+    dw = Tensor::empty(w.shape());
+    db = has_bias ? Tensor::empty({s.out_channels}) : Tensor();
+    kernels::conv2d_backward_weight(s, x.data<float>(), g.data<float>(), dw.data<float>(),
+                                    has_bias ? db.data<float>() : nullptr);
+  }
+  return {dx, dw, db};
+}
+
 Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
               const Conv2dOptions& o) {
   const kernels::Conv2dShape s = checked_conv2d_shape(x_in, weight_in, bias, o);
@@ -63,20 +81,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
        // skip the weight-gradient pass, about half of the backward's work.
        need_dw = autograd::requires_grad(weight_in) ||
                  (has_bias && autograd::requires_grad(bias))](const Tensor& g_in) {
-        const Tensor g = contiguous(g_in);
-        Tensor dx;
-        if (need_dx) {
-          dx = Tensor::empty(x.shape());
-          kernels::conv2d_backward_data(s, g.data<float>(), w.data<float>(), dx.data<float>());
-        }
-        Tensor dw, db;
-        if (need_dw) {
-          dw = Tensor::empty(w.shape());
-          db = has_bias ? Tensor::empty({s.out_channels}) : Tensor();
-          kernels::conv2d_backward_weight(s, x.data<float>(), g.data<float>(), dw.data<float>(),
-                                          has_bias ? db.data<float>() : nullptr);
-        }
-        return std::vector<Tensor>{dx, dw, db};
+        return conv2d_gradients(s, x, w, has_bias, need_dx, need_dw, contiguous(g_in));
       });
   return y;
 }

@@ -5,9 +5,29 @@
 #include "duet/autograd/autograd.h"
 #include "duet/kernels/conv2d_fused.h"
 #include "duet/kernels/norm.h"
+#include "duet/kernels/reduce.h"
 #include "duet/ops/op_util.h"
 
 namespace duet::ops {
+namespace {
+
+// The shape a fused convolution writes, after checking its image bias ([N, K]) and residual
+// (that shape), each F32 or undefined.
+Shape checked_output_shape(const kernels::Conv2dShape& s, const char* op, const Tensor& x,
+                           const Tensor& image_bias, const Tensor& residual) {
+  DUET_CHECK(s.groups == 1, op, ": groups must be 1, got ", s.groups);
+  const Shape out_shape{s.batch, s.out_channels, s.out_h(), s.out_w()};
+  if (image_bias.defined())
+    detail::check_shapes(
+        image_bias.shape() == Shape{s.batch, s.out_channels} && image_bias.dtype() == DType::f32,
+        op, "image bias must be F32 [batch, out_channels]", image_bias, x);
+  if (residual.defined())
+    detail::check_shapes(residual.shape() == out_shape && residual.dtype() == DType::f32, op,
+                         "residual must be F32 and shaped like the output", residual, x);
+  return out_shape;
+}
+
+}  // namespace
 
 Tensor group_norm_act_conv2d(const Tensor& x_in, const GroupNormAct& norm, const Tensor& weight_in,
                              const Tensor& bias, const Conv2dOptions& o,
@@ -15,20 +35,12 @@ Tensor group_norm_act_conv2d(const Tensor& x_in, const GroupNormAct& norm, const
   constexpr const char* op = "group_norm_act_conv2d";
   DUET_CHECK(!autograd::grad_enabled(), op, ": inference only, call it with gradients disabled");
   const kernels::Conv2dShape s = checked_conv2d_shape(x_in, weight_in, bias, o);
-  DUET_CHECK(s.groups == 1, op, ": groups must be 1, got ", s.groups);
-  const int64_t n = s.batch, c = s.in_channels, k = s.out_channels, hw = s.in_h * s.in_w;
+  const Shape out_shape = checked_output_shape(s, op, x_in, image_bias_in, residual_in);
+  const int64_t n = s.batch, c = s.in_channels, hw = s.in_h * s.in_w;
   DUET_CHECK(norm.groups > 0 && c % norm.groups == 0, op, ": ", c, " channels of input ",
              x_in.shape().str(), " are not divisible into ", norm.groups, " groups");
   detail::check_affine(norm.weight, c, op, "norm weight", x_in);
   detail::check_affine(norm.bias, c, op, "norm bias", x_in);
-  const Shape out_shape{n, k, s.out_h(), s.out_w()};
-  if (image_bias_in.defined())
-    detail::check_shapes(
-        image_bias_in.shape() == Shape{n, k} && image_bias_in.dtype() == DType::f32, op,
-        "image bias must be F32 [batch, out_channels]", image_bias_in, x_in);
-  if (residual_in.defined())
-    detail::check_shapes(residual_in.shape() == out_shape && residual_in.dtype() == DType::f32, op,
-                         "residual must be F32 and shaped like the output", residual_in, x_in);
 
   const Tensor x = contiguous(x_in), w = contiguous(weight_in);
   // The normalisation as one affine map per (image, channel): act(x * a + b).
@@ -56,6 +68,46 @@ Tensor group_norm_act_conv2d(const Tensor& x_in, const GroupNormAct& norm, const
   kernels::conv2d_forward_fused(s, x.data<float>(), w.data<float>(), y.data<float>(),
                                 kernels::Prologue{scale.data(), shift.data(), norm.act},
                                 image_bias.defined() ? image_bias.data<float>() : nullptr, e);
+  return y;
+}
+
+Tensor conv2d_add(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in,
+                  const Conv2dOptions& o, const Tensor& image_bias_in, const Tensor& residual_in) {
+  const kernels::Conv2dShape s = checked_conv2d_shape(x_in, weight_in, bias_in, o);
+  const Shape out_shape = checked_output_shape(s, "conv2d_add", x_in, image_bias_in, residual_in);
+  const Tensor x = contiguous(x_in), w = contiguous(weight_in);
+  const Tensor bias = bias_in.defined() ? contiguous(bias_in) : Tensor();
+  const Tensor image_bias = image_bias_in.defined() ? contiguous(image_bias_in) : Tensor();
+  const Tensor residual = residual_in.defined() ? contiguous(residual_in) : Tensor();
+  Tensor y = Tensor::empty(out_shape);
+  kernels::Epilogue e;
+  if (bias.defined()) e.bias = bias.data<float>();
+  if (residual.defined()) e.residual = residual.data<float>();
+  kernels::conv2d_forward_fused(s, x.data<float>(), w.data<float>(), y.data<float>(),
+                                kernels::Prologue{},
+                                image_bias.defined() ? image_bias.data<float>() : nullptr, e);
+
+  const bool has_bias = bias.defined();
+  autograd::record(
+      y, "conv2d_add", {x_in, weight_in, bias_in, image_bias_in, residual_in},
+      [x = autograd::detached(x), w = autograd::detached(w), s, has_bias,
+       need_dx = autograd::requires_grad(x_in),
+       need_dw = autograd::requires_grad(weight_in) ||
+                 (has_bias && autograd::requires_grad(bias_in)),
+       need_image_bias = autograd::requires_grad(image_bias_in),
+       need_residual = autograd::requires_grad(residual_in)](const Tensor& g_in) {
+        const Tensor g = contiguous(g_in);
+        std::vector<Tensor> grads = conv2d_gradients(s, x, w, has_bias, need_dx, need_dw, g);
+        Tensor d_image_bias;
+        if (need_image_bias) {  // the sum of each output plane
+          d_image_bias = Tensor::empty({s.batch, s.out_channels});
+          const int64_t planes[2] = {s.batch * s.out_channels, s.out_h() * s.out_w()};
+          kernels::reduce_sum(2, planes, 2u, g.data<float>(), d_image_bias.data<float>());
+        }
+        grads.push_back(d_image_bias);
+        grads.push_back(need_residual ? g : Tensor());
+        return grads;
+      });
   return y;
 }
 
