@@ -73,16 +73,15 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
   kernels::conv2d_forward(s, x.data<float>(), w.data<float>(), y.data<float>(), ep);
 
   const bool has_bias = bias.defined();
-  autograd::record(
-      y, "conv2d", {x_in, weight_in, bias},
-      [x = autograd::detached(x), w = autograd::detached(w), s, has_bias,
-       need_dx = autograd::requires_grad(x_in),
-       // Frozen weights (an input gradient through a fixed network, e.g. classifier guidance)
-       // skip the weight-gradient pass, about half of the backward's work.
-       need_dw = autograd::requires_grad(weight_in) ||
-                 (has_bias && autograd::requires_grad(bias))](const Tensor& g_in) {
-        return conv2d_gradients(s, x, w, has_bias, need_dx, need_dw, contiguous(g_in));
-      });
+  autograd::record(y, "conv2d", {x_in, weight_in, bias},
+                   [x = autograd::detached(x), w = autograd::detached(w), s, has_bias,
+                    need_dx = autograd::requires_grad(x_in),
+                    // Frozen weights (an input gradient through a fixed network, e.g. classifier
+                    // guidance) skip the weight-gradient pass, about half of the backward's work.
+                    need_dw = autograd::requires_grad(weight_in) ||
+                              (has_bias && autograd::requires_grad(bias))](const Tensor& g_in) {
+                     return conv2d_gradients(s, x, w, has_bias, need_dx, need_dw, contiguous(g_in));
+                   });
   return y;
 }
 

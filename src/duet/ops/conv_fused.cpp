@@ -92,8 +92,8 @@ Tensor conv2d_add(const Tensor& x_in, const Tensor& weight_in, const Tensor& bia
       y, "conv2d_add", {x_in, weight_in, bias_in, image_bias_in, residual_in},
       [x = autograd::detached(x), w = autograd::detached(w), s, has_bias,
        need_dx = autograd::requires_grad(x_in),
-       need_dw = autograd::requires_grad(weight_in) ||
-                 (has_bias && autograd::requires_grad(bias_in)),
+       need_dw =
+           autograd::requires_grad(weight_in) || (has_bias && autograd::requires_grad(bias_in)),
        need_image_bias = autograd::requires_grad(image_bias_in),
        need_residual = autograd::requires_grad(residual_in)](const Tensor& g_in) {
         const Tensor g = contiguous(g_in);
