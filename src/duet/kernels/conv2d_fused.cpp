@@ -18,8 +18,9 @@ namespace {
 
 using ConvFn = void (*)(const Conv2dShape&, const float*, const float*, float*, const Epilogue&);
 
-// The fused forward as three steps: x' = prologue(x), y = conv(x') with the epilogue's affine
-// parts, then y = act(y + image_bias + residual).
+// The fused forward as three steps: x' = prologue(x) (skipped for the identity), y = conv(x')
+// with the epilogue's affine parts, then y = act(y + image_bias + residual); without an image
+// bias the convolution's own epilogue adds the residual and applies act.
 void conv2d_fused_by_parts(ConvFn conv, const Conv2dShape& s, const float* x, const float* w,
                            float* y, const Prologue& p, const float* image_bias,
                            const Epilogue& e) {
@@ -35,11 +36,12 @@ void conv2d_fused_by_parts(ConvFn conv, const Conv2dShape& s, const float* x, co
         for (int64_t i = 0; i < HW; ++i) dst[i] = apply_activation(p.act, src[i] * a + c);
       }
     });
+  const float* input = p.identity() ? x : xp.get();
+  if (!image_bias) return conv(s, input, w, y, e);
   Epilogue affine = e;
   affine.residual = nullptr;
   affine.act = Activation::none;
-  conv(s, p.identity() ? x : xp.get(), w, y, affine);
-  if (!image_bias && !e.residual && e.act == Activation::none) return;
+  conv(s, input, w, y, affine);
   parallel_for(s.batch * K, 1, [&](int64_t b, int64_t end) {
     for (int64_t plane = b; plane < end; ++plane) {
       const float add = image_bias ? image_bias[plane] : 0.0f;

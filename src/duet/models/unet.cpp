@@ -190,7 +190,8 @@ Tensor AttentionBlock::forward(const Tensor& x) {
   Tensor a = ops::scaled_dot_product_attention(part(0), part(1), part(2));
   nn::record_layer(this, a, 2.0 * static_cast<double>(n) * heads * hw * hw * d);
   a = ops::reshape(ops::contiguous(ops::permute(a, {0, 1, 3, 2})), {n, c, x.dim(2), x.dim(3)});
-  return ops::add(x, proj->forward(a));
+  if (nn::profiling() || replaced(*proj)) return ops::add(x, proj->forward(a));
+  return conv_add(*proj, a, Tensor(), x);  // the residual added in the projection's store
 }
 
 UNet::UNet(Generator& gen, const UNetConfig& config) : Module("UNet"), config_(config) {
