@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "duet/kernels/activation_math.h"
 #include "duet/kernels/gemm_epilogue.h"
@@ -184,8 +185,19 @@ void micro_kernel_avx2(int64_t kc, const float* pa, const float* pb, int64_t ldp
 
 void pack_a_avx2(Trans trans, const float* a, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
                  int64_t kc, float* dst) {
-  if (trans == Trans::yes) {  // rows of op(A) are contiguous: copy 6 floats per k
-    pack_a_generic(trans, a, lda, i0, p0, mc, kc, dst);
+  if (trans == Trans::yes) {
+    // op(A)'s rows are A's columns, so the kMR values of one k sit side by side in A: one
+    // contiguous copy per k, walking down A's rows (the generic loop strides down each column).
+    for (int64_t ip = 0; ip < mc; ip += kMR, dst += kMR * kc) {
+      const int64_t mr = std::min(kMR, mc - ip);
+      if (mr < kMR) {
+        pack_a_generic(trans, a, lda, i0 + ip, p0, mr, kc, dst);
+        continue;
+      }
+      const float* src = a + p0 * lda + i0 + ip;
+      for (int64_t k = 0; k < kc; ++k, src += lda)
+        std::memcpy(dst + k * kMR, src, kMR * sizeof(float));
+    }
     return;
   }
   for (int64_t ip = 0; ip < mc; ip += kMR, dst += kMR * kc) {
