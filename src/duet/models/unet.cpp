@@ -152,7 +152,8 @@ bool replaced(const nn::Conv2d& conv) {
 
 Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
   // Sampling: each half of the block as one fused op, so that the normalised input, the
-  // embedding sum and the residual sum never exist as tensors. Training, `duet info`'s per-layer
+  // embedding sum and the residual sum never exist as tensors. Training keeps the normalised
+  // input (the weight gradient reads it) and fuses only the sums; `duet info`'s per-layer
   // profile and int8 or calibrating convs take the layers one by one.
   if (!autograd::grad_enabled() && !nn::profiling() && !replaced(*conv1) && !replaced(*conv2)) {
     const Tensor e = emb_proj->forward(ops::silu(emb));
