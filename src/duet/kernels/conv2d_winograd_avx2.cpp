@@ -383,23 +383,24 @@ void pack_filters(const Conv2dShape& s, const float* w, float* packed) {
   const int64_t C = s.in_channels, K = s.out_channels, Kp = round_up(K, kNR);
   const int64_t panels = Kp / kNR;
   // Training packs on every call (256 -> 128 channels: 1.2 ms on one Zen 4 core, next to an
-  // 8.6 ms convolution at batch 64), so the output-channel panels of large layers are shared
-  // out, about 16 K filters per thread at least.
-  const int64_t grain = std::max<int64_t>(1, 16384 / (kNR * C));
-  parallel_for(panels, grain, [&](int64_t panel_begin, int64_t panel_end) {
+  // 8.6 ms convolution at batch 64), so the work is shared out by (panel, input channel) items
+  // of 16 filters each, 1024 filters a thread at least: split by panels alone, unet-s's 64- and
+  // 128-channel layers (4 and 8 panels) packed on one thread while the others waited.
+  constexpr int64_t kGrain = 1024 / kNR;
+  parallel_for(panels * C, kGrain, [&](int64_t begin, int64_t end) {
     alignas(64) float g[9][kNR];
     alignas(64) float u[F::points * kNR];
-    for (int64_t panel = panel_begin; panel < panel_end; ++panel)
-      for (int64_t c = 0; c < C; ++c) {
-        // The panel's 16 filters side by side (zero past K), then the 16-wide transform.
-        for (int64_t l = 0; l < kNR; ++l) {
-          const int64_t k = panel * kNR + l;
-          for (int64_t t = 0; t < 9; ++t) g[t][l] = k < K ? w[(k * C + c) * 9 + t] : 0.0f;
-        }
-        winograd::transform_filters_of<F>(g, u);
-        for (int64_t xi = 0; xi < F::points; ++xi)
-          std::copy_n(u + xi * kNR, kNR, packed + ((xi * panels + panel) * C + c) * kNR);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t panel = item / C, c = item % C;
+      // The panel's 16 filters side by side (zero past K), then the 16-wide transform.
+      for (int64_t l = 0; l < kNR; ++l) {
+        const int64_t k = panel * kNR + l;
+        for (int64_t t = 0; t < 9; ++t) g[t][l] = k < K ? w[(k * C + c) * 9 + t] : 0.0f;
       }
+      winograd::transform_filters_of<F>(g, u);
+      for (int64_t xi = 0; xi < F::points; ++xi)
+        std::copy_n(u + xi * kNR, kNR, packed + ((xi * panels + panel) * C + c) * kNR);
+    }
   });
 }
 
@@ -570,9 +571,11 @@ bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const fl
   if (!winograd_input_gradient_shape(s, t)) return false;
   const int64_t C = s.in_channels, K = s.out_channels;
   Buf wt(C * K * 9);
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t r = 0; r < 9; ++r) wt.get()[(c * K + k) * 9 + r] = w[(k * C + c) * 9 + 8 - r];
+  parallel_for(C, std::max<int64_t>(1, 4096 / K), [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t r = 0; r < 9; ++r) wt.get()[(c * K + k) * 9 + r] = w[(k * C + c) * 9 + 8 - r];
+  });
   return winograd_forward_avx2(t, dy, wt.get(), dx, Epilogue{});
 }
 
