@@ -11,20 +11,36 @@
 namespace duet::ops {
 namespace {
 
-// The shape a fused convolution writes, after checking its image bias ([N, K]) and residual
-// (that shape), each F32 or undefined.
-Shape checked_output_shape(const kernels::Conv2dShape& s, const char* op, const Tensor& x,
-                           const Tensor& image_bias, const Tensor& residual) {
+// Checks a fused convolution's image bias ([N, K]) and residual (shaped like the output), each
+// F32 or undefined.
+void check_addends(const kernels::Conv2dShape& s, const char* op, const Tensor& x,
+                   const Tensor& image_bias, const Tensor& residual) {
   DUET_CHECK(s.groups == 1, op, ": groups must be 1, got ", s.groups);
-  const Shape out_shape{s.batch, s.out_channels, s.out_h(), s.out_w()};
   if (image_bias.defined())
     detail::check_shapes(
         image_bias.shape() == Shape{s.batch, s.out_channels} && image_bias.dtype() == DType::f32,
         op, "image bias must be F32 [batch, out_channels]", image_bias, x);
   if (residual.defined())
-    detail::check_shapes(residual.shape() == out_shape && residual.dtype() == DType::f32, op,
-                         "residual must be F32 and shaped like the output", residual, x);
-  return out_shape;
+    detail::check_shapes(residual.shape() == Shape{s.batch, s.out_channels, s.out_h(), s.out_w()} &&
+                             residual.dtype() == DType::f32,
+                         op, "residual must be F32 and shaped like the output", residual, x);
+}
+
+// act(conv(prologue(x), w) + bias + image_bias + residual) by kernels::conv2d_forward_fused;
+// x and w contiguous, the checked others defined or not.
+Tensor fused_forward(const kernels::Conv2dShape& s, const Tensor& x, const Tensor& w,
+                     const kernels::Prologue& prologue, const Tensor& bias_in,
+                     const Tensor& image_bias_in, const Tensor& residual_in) {
+  const Tensor bias = bias_in.defined() ? contiguous(bias_in) : Tensor();
+  const Tensor image_bias = image_bias_in.defined() ? contiguous(image_bias_in) : Tensor();
+  const Tensor residual = residual_in.defined() ? contiguous(residual_in) : Tensor();
+  Tensor y = Tensor::empty({s.batch, s.out_channels, s.out_h(), s.out_w()});
+  kernels::Epilogue e;
+  if (bias.defined()) e.bias = bias.data<float>();
+  if (residual.defined()) e.residual = residual.data<float>();
+  kernels::conv2d_forward_fused(s, x.data<float>(), w.data<float>(), y.data<float>(), prologue,
+                                image_bias.defined() ? image_bias.data<float>() : nullptr, e);
+  return y;
 }
 
 }  // namespace
@@ -35,7 +51,7 @@ Tensor group_norm_act_conv2d(const Tensor& x_in, const GroupNormAct& norm, const
   constexpr const char* op = "group_norm_act_conv2d";
   DUET_CHECK(!autograd::grad_enabled(), op, ": inference only, call it with gradients disabled");
   const kernels::Conv2dShape s = checked_conv2d_shape(x_in, weight_in, bias, o);
-  const Shape out_shape = checked_output_shape(s, op, x_in, image_bias_in, residual_in);
+  check_addends(s, op, x_in, image_bias_in, residual_in);
   const int64_t n = s.batch, c = s.in_channels, hw = s.in_h * s.in_w;
   DUET_CHECK(norm.groups > 0 && c % norm.groups == 0, op, ": ", c, " channels of input ",
              x_in.shape().str(), " are not divisible into ", norm.groups, " groups");
@@ -57,37 +73,18 @@ Tensor group_norm_act_conv2d(const Tensor& x_in, const GroupNormAct& norm, const
       scale[at] = float(a);
       shift[at] = float((beta.defined() ? beta.data<float>()[ch] : 0.0f) - double(mean[g]) * a);
     }
-
-  const Tensor image_bias = image_bias_in.defined() ? contiguous(image_bias_in) : Tensor();
-  const Tensor residual = residual_in.defined() ? contiguous(residual_in) : Tensor();
-  const Tensor conv_bias = bias.defined() ? contiguous(bias) : Tensor();
-  Tensor y = Tensor::empty(out_shape);
-  kernels::Epilogue e;
-  if (conv_bias.defined()) e.bias = conv_bias.data<float>();
-  if (residual.defined()) e.residual = residual.data<float>();
-  kernels::conv2d_forward_fused(s, x.data<float>(), w.data<float>(), y.data<float>(),
-                                kernels::Prologue{scale.data(), shift.data(), norm.act},
-                                image_bias.defined() ? image_bias.data<float>() : nullptr, e);
-  return y;
+  return fused_forward(s, x, w, kernels::Prologue{scale.data(), shift.data(), norm.act}, bias,
+                       image_bias_in, residual_in);
 }
 
 Tensor conv2d_add(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in,
                   const Conv2dOptions& o, const Tensor& image_bias_in, const Tensor& residual_in) {
   const kernels::Conv2dShape s = checked_conv2d_shape(x_in, weight_in, bias_in, o);
-  const Shape out_shape = checked_output_shape(s, "conv2d_add", x_in, image_bias_in, residual_in);
+  check_addends(s, "conv2d_add", x_in, image_bias_in, residual_in);
   const Tensor x = contiguous(x_in), w = contiguous(weight_in);
-  const Tensor bias = bias_in.defined() ? contiguous(bias_in) : Tensor();
-  const Tensor image_bias = image_bias_in.defined() ? contiguous(image_bias_in) : Tensor();
-  const Tensor residual = residual_in.defined() ? contiguous(residual_in) : Tensor();
-  Tensor y = Tensor::empty(out_shape);
-  kernels::Epilogue e;
-  if (bias.defined()) e.bias = bias.data<float>();
-  if (residual.defined()) e.residual = residual.data<float>();
-  kernels::conv2d_forward_fused(s, x.data<float>(), w.data<float>(), y.data<float>(),
-                                kernels::Prologue{},
-                                image_bias.defined() ? image_bias.data<float>() : nullptr, e);
+  Tensor y = fused_forward(s, x, w, kernels::Prologue{}, bias_in, image_bias_in, residual_in);
 
-  const bool has_bias = bias.defined();
+  const bool has_bias = bias_in.defined();
   autograd::record(
       y, "conv2d_add", {x_in, weight_in, bias_in, image_bias_in, residual_in},
       [x = autograd::detached(x), w = autograd::detached(w), s, has_bias,
