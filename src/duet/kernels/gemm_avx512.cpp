@@ -38,7 +38,11 @@ void micro_kernel_avx512(int64_t kc, const float* pa, const float* pb, int64_t l
       // beta 0: C is not read, so NaN/Inf left in it do not leak.
       if (args.beta != 0.0f) y = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(lanes, cp), y);
     }
-    _mm512_mask_storeu_ps(cp, lanes, y);
+    // A plain store when all 16 columns are live, as in store_transposed_avx512.
+    if (nr >= kNR)
+      _mm512_storeu_ps(cp, y);
+    else
+      _mm512_mask_storeu_ps(cp, lanes, y);
   }
   if (args.epilogue) epilogue_block_avx2(*args.epilogue, c, ldc, mr, nr, row0, col0);
 }
