@@ -5,7 +5,9 @@
 // save / load round trip, and the usage errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -141,6 +143,28 @@ TEST(Quantize, WeightsRoundTripWithinHalfAStep) {
   EXPECT_EQ(q.scale.data<float>()[1], 1.0f);  // all-zero channel: scale 1, codes 0
 }
 
+TEST(Quantize, FewerWeightBitsUseTheirWholeRange) {
+  Generator gen(31);
+  const Tensor w = Tensor::normal(Shape{4, 3, 3, 3}, gen);
+  for (int bits : {7, 4}) {
+    const auto q = compress::quantize_weights_per_channel(w, bits);
+    const int max_code = (1 << (bits - 1)) - 1;
+    for (int64_t k = 0; k < 4; ++k) {
+      const float s = q.scale.data<float>()[k];
+      int largest = 0;
+      for (int64_t i = 0; i < 27; ++i) {
+        const int c = q.codes.data<int8_t>()[k * 27 + i];
+        EXPECT_LE(std::abs(c), max_code);
+        largest = std::max(largest, std::abs(c));
+        EXPECT_LE(std::fabs(float(c) * s - w.data<float>()[k * 27 + i]), 0.5f * s + 1e-7f);
+      }
+      EXPECT_EQ(largest, max_code) << "channel " << k << " at " << bits << " bits";
+    }
+  }
+  EXPECT_THROW(compress::quantize_weights_per_channel(w, 1), Error);
+  EXPECT_THROW(compress::quantize_weights_per_channel(w, 9), Error);
+}
+
 TEST(Quantize, FusedConvInt8MatchesItsKernel) {
   Generator gen(4);
   const Tensor w = Tensor::normal(Shape{20, 8, 3, 3}, gen, 0.0f, 0.2f);
@@ -238,6 +262,43 @@ TEST(Quantize, CheckpointRoundTrip) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("int8 inference checkpoint"), std::string::npos);
   }
+  std::filesystem::remove_all(dir);
+}
+
+// --weight-bits 7: the report and the checkpoint say so, every stored code lies in [-63, 63]
+// (so AVX2 without VNNI pairs taps in int16), and the reloaded model gives the same logits.
+TEST(Quantize, SevenBitWeightsCheckpoint) {
+  auto model = trained_looking("resnet20", 14);
+  auto float_model = compress::fold_for_inference(*model);
+  auto folded = compress::fold_for_inference(*model);
+  compress::QuantizeOptions o;
+  o.weight_bits = 7;
+  o.max_layer_error = 0.0;
+  const auto report = compress::quantize_model(*folded, calibration(15), o);
+  EXPECT_EQ(report.weight_bits, 7);
+  EXPECT_EQ(report.to_json().at("weight_bits"), 7);
+  const auto dir = std::filesystem::temp_directory_path() / "duet_test_quantize7";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "r20-int8-w7.safetensors").string();
+  compress::save_quantized_model(path, *folded, models::preset_config("resnet20"), report);
+  const auto loaded = compress::load_inference_model(path);
+  EXPECT_EQ(loaded.config.at("quantization").at("weight_bits"), 7);
+  int int8_convs = 0;
+  for (auto& [name, m] : loaded.model->named_modules())
+    if (auto* c = dynamic_cast<compress::FusedConv*>(m); c && c->is_int8()) {
+      ++int8_convs;
+      const int8_t* codes = c->weight.data<int8_t>();
+      int largest = 0;
+      for (int64_t i = 0; i < c->weight.numel(); ++i)
+        largest = std::max(largest, std::abs(int(codes[i])));
+      EXPECT_LE(largest, kernels::kPairableWeightMax) << name;
+    }
+  EXPECT_EQ(int8_convs, report.int8_layers());
+  Generator gen(16);
+  const Tensor x = Tensor::normal(Shape{4, 1, 28, 28}, gen);
+  const Tensor got = logits(*loaded.model, x);
+  EXPECT_EQ(got.to_vector(), logits(*folded, x).to_vector());
+  EXPECT_LT(relative_l2(got, logits(*float_model, x)), 0.1);
   std::filesystem::remove_all(dir);
 }
 

@@ -35,12 +35,13 @@ std::vector<float> pattern(size_t n, int seed, float lo, float hi) {
   return v;
 }
 
-std::vector<int8_t> int8_pattern(size_t n, int seed) {
+// Weights in [-max, max], every code reached, so pair sums reach their bound.
+std::vector<int8_t> int8_pattern(size_t n, int seed, int32_t max = kWeightMax) {
   std::vector<int8_t> v(n);
   uint32_t s = 88172645u + uint32_t(seed) * 104729u;
   for (auto& x : v) {
     s ^= s << 13, s ^= s >> 17, s ^= s << 5;
-    x = int8_t(int(s % 255) - 127);  // the full [-127, 127] range, so pair sums reach the bound
+    x = int8_t(int32_t(s % uint32_t(2 * max + 1)) - max);
   }
   return v;
 }
@@ -55,10 +56,13 @@ Conv2dShape shape_of(const Case& c) {
   return s;
 }
 
-void check_case(const Case& c, Activation act, bool with_residual, int seed) {
+// Every path against the reference twin, bit for bit. With weight_max <= kPairableWeightMax
+// the AVX2 path (no VNNI) takes the paired kernel, which must give the same sums.
+void check_case(const Case& c, Activation act, bool with_residual, int seed,
+                int32_t weight_max = kWeightMax) {
   const Conv2dShape s = shape_of(c);
   const auto x = pattern(size_t(c.batch * c.c * c.h * c.w), seed, -1.5f, 2.5f);
-  const auto wq = int8_pattern(size_t(c.k * c.c * c.r * c.r), seed);
+  const auto wq = int8_pattern(size_t(c.k * c.c * c.r * c.r), seed, weight_max);
   const int64_t out_n = c.batch * c.k * s.out_h() * s.out_w();
   const auto scale = pattern(size_t(c.k), seed + 1, 0.001f, 0.01f);
   const auto shift = pattern(size_t(c.k), seed + 2, -0.5f, 0.5f);
@@ -73,6 +77,7 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed) {
   // The range puts the zero point inside, so padding and negative inputs both matter.
   const auto xq = ActivationQuant::from_range(-1.2f, 2.0f);
   const auto packed = pack_int8_conv_weights(wq.data(), c.k, c.c, c.r, c.r);
+  ASSERT_EQ(packed.taps_pair_in_int16(), weight_max <= kPairableWeightMax);
 
   const size_t count = static_cast<size_t>(out_n);
   std::vector<float> want(count), got(count, std::nanf(""));
@@ -137,8 +142,7 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed) {
   }
 }
 
-TEST(Conv2dInt8, MatchesReferenceOnTailShapes) {
-  const Case cases[] = {
+const Case kTailCases[] = {
       // batch, C, K, H, W, R, stride, pad, dilation
       {1, 16, 16, 8, 8, 3, 1, 1, 1},    // ResNet-20 stage shape, batch 1 (few-images path)
       {5, 16, 32, 9, 9, 3, 2, 1, 1},    // stride 2 + K a multiple of 16, many-images path
@@ -152,15 +156,53 @@ TEST(Conv2dInt8, MatchesReferenceOnTailShapes) {
       {1, 256, 17, 4, 5, 3, 1, 1, 1},   // 2304 taps per output: large int32 sums
       {1, 16, 16, 3, 33, 3, 1, 1, 1},   // 33 columns: 64-pixel chunks straddle rows unevenly
       {2, 48, 64, 14, 14, 3, 1, 1, 1},  // a ResNet-20 middle layer, several output blocks
-  };
+};
+
+TEST(Conv2dInt8, MatchesReferenceOnTailShapes) {
   int seed = 0;
-  for (const Case& c : cases) {
+  for (const Case& c : kTailCases) {
     SCOPED_TRACE(::testing::Message() << "case " << seed);
     check_case(c, Activation::relu, true, seed);
     check_case(c, Activation::none, false, seed + 100);
     check_case(c, Activation::silu, false, seed + 200);
     ++seed;
   }
+}
+
+// 7-bit weights: on AVX2 without VNNI two tap groups share one int16 sum (the paired kernel),
+// with odd and even group counts (C = 3: 9 groups; C = 16: 36) and 1, 2 or 3 trailing pixels.
+TEST(Conv2dInt8, SevenBitWeightsPairTapsExactly) {
+  int seed = 300;
+  for (const Case& c : kTailCases) {
+    SCOPED_TRACE(::testing::Message() << "case " << seed);
+    check_case(c, Activation::relu, true, seed, kPairableWeightMax);
+    check_case(c, Activation::none, false, seed + 100, kPairableWeightMax);
+    ++seed;
+  }
+  // All activations at 127 against all weights at +-63: every pair sum at its bound.
+  const Case c{1, 8, 16, 5, 6, 3, 1, 0, 1};
+  const Conv2dShape s = shape_of(c);
+  const std::vector<float> x(size_t(c.c * c.h * c.w), 1.0f);
+  const auto xq = ActivationQuant::from_range(0.0f, 1.0f);  // 1.0 -> code 127, zero point 0
+  if (!cpu_has(Isa::avx2)) GTEST_SKIP() << "no AVX2: the paired kernel does not run here";
+  const Isa saved_isa = active_isa();
+  const bool saved_vnni = vnni_switched_on();
+  set_isa(Isa::avx2);  // AVX2 without VNNI: the paired kernel's path
+  set_avx_vnni(false);
+  for (int8_t sign : {int8_t{1}, int8_t{-1}}) {
+    const std::vector<int8_t> wq(size_t(c.k * c.c * 9), int8_t(sign * kPairableWeightMax));
+    const auto packed = pack_int8_conv_weights(wq.data(), c.k, c.c, 3, 3);
+    std::vector<float> want(size_t(c.k * s.out_h() * s.out_w())), got(want.size());
+    ref::conv2d_int8_forward(s, x.data(), xq, wq.data(), want.data(), {});
+    conv2d_int8_forward(s, x.data(), xq, packed, got.data(), {});
+    const float bound = float(sign) * 72.0f * 127.0f * float(kPairableWeightMax);  // 72 taps
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(want[i], bound);
+      EXPECT_EQ(got[i], want[i]) << "element " << i;
+    }
+  }
+  set_isa(saved_isa);
+  set_avx_vnni(saved_vnni);
 }
 
 TEST(Conv2dInt8, QuantiserRules) {

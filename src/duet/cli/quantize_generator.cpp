@@ -206,8 +206,9 @@ void quantize_generator_command(const GeneratorQuantizeRequest& r, models::Loade
                 ("step, batch " + std::to_string(s["batch"].get<int64_t>())).c_str(),
                 s["float_ms_per_step"].get<double>(), s["int8_ms_per_step"].get<double>(),
                 s["speedup"].get<double>());
-  std::printf("int8 layers: %lld of %zu convs; wrote %s\n",
-              static_cast<long long>(report.int8_layers()), report.layers.size(), r.out.c_str());
+  std::printf("int8 layers: %lld of %zu convs, %d-bit weights; wrote %s\n",
+              static_cast<long long>(report.int8_layers()), report.layers.size(),
+              report.weight_bits, r.out.c_str());
 }
 
 }  // namespace duet::cli

@@ -150,11 +150,11 @@ Tensor FusedConv::forward_blocked(const Tensor& x_in, const Tensor& residual_in)
   return y;
 }
 
-void FusedConv::quantize(const kernels::ActivationQuant& input) {
+void FusedConv::quantize(const kernels::ActivationQuant& input, int weight_bits) {
   DUET_CHECK(!is_int8(), "FusedConv::quantize: already int8");
   DUET_CHECK(options_.groups == 1, "FusedConv::quantize: grouped convolutions (groups ",
              options_.groups, ") stay in float");
-  const QuantizedWeights q = quantize_weights_per_channel(weight);
+  const QuantizedWeights q = quantize_weights_per_channel(weight, weight_bits);
   make_int8_slots();
   store_int8(*this, weight, q, input);
   prepare_int8();
@@ -170,9 +170,10 @@ void FusedConv::prepare_int8() {
   state_changed();  // a float packing made before is of no further use
 }
 
-Int8ConvKernel FusedConv::int8_kernel(const kernels::ActivationQuant& input) const {
+Int8ConvKernel FusedConv::int8_kernel(const kernels::ActivationQuant& input,
+                                      int weight_bits) const {
   DUET_CHECK(!is_int8(), "FusedConv::int8_kernel: the conv is int8 already");
-  const QuantizedWeights q = quantize_weights_per_channel(weight);
+  const QuantizedWeights q = quantize_weights_per_channel(weight, weight_bits);
   return Int8ConvKernel(q.codes, q.scale, bias, input, options_, act_);
 }
 

@@ -45,7 +45,8 @@ class FusedConv : public nn::Module {
   // codes (I8, same shape) and adds the buffers weight_scale [K], input_scale [1] and
   // input_zero_point [1] (I32), so the module saves and loads like any other; from then on
   // forward runs the int8 kernel. Grouped convolutions cannot be quantised (Error).
-  void quantize(const kernels::ActivationQuant& input);
+  // weight_bits: as quantize_weights_per_channel.
+  void quantize(const kernels::ActivationQuant& input, int weight_bits = kMaxWeightBits);
   // For loading an int8 checkpoint: the tensors quantize() would create, zero-filled, for
   // load_state_dict to fill; then prepare_int8() builds the kernel from them.
   void make_int8_slots();
@@ -53,7 +54,8 @@ class FusedConv : public nn::Module {
   bool is_int8() const { return int8_ != nullptr; }
   // The int8 kernel of this conv's current float weights and bias with the given input
   // quantisation, without changing the module (the calibrator's per-layer error check).
-  Int8ConvKernel int8_kernel(const kernels::ActivationQuant& input) const;
+  Int8ConvKernel int8_kernel(const kernels::ActivationQuant& input,
+                             int weight_bits = kMaxWeightBits) const;
 
   // Calibration: when set, called with every input before the convolution runs.
   std::function<void(const Tensor&)> on_input;

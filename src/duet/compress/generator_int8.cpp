@@ -34,8 +34,10 @@ Tensor bias_of(const nn::Conv2d& conv) {
 }
 
 // The int8 kernel the conv's current float weights would make with input quantisation q.
-Int8ConvKernel trial_kernel(const nn::Conv2d& conv, const kernels::ActivationQuant& q) {
-  const QuantizedWeights w = quantize_weights_per_channel(ops::contiguous(conv.weight));
+Int8ConvKernel trial_kernel(const nn::Conv2d& conv, const kernels::ActivationQuant& q,
+                            int weight_bits) {
+  const QuantizedWeights w =
+      quantize_weights_per_channel(ops::contiguous(conv.weight), weight_bits);
   const Tensor bias = conv.bias ? *conv.bias : Tensor::zeros(Shape{conv.weight.dim(0)});
   return Int8ConvKernel(w.codes, w.scale, bias, q, conv.options(), kernels::Activation::none);
 }
@@ -64,11 +66,12 @@ QuantizeReport quantize_generator(nn::Module& model, const std::vector<Generator
       c->on_input = std::move(hook);
     };
     layer.run_float = [c](const Tensor& x) { return c->forward(x); };
-    layer.run_int8 = [c](const Tensor& x, const kernels::ActivationQuant& q) {
-      return trial_kernel(*c, q).forward(ops::contiguous(x), Tensor());
+    layer.run_int8 = [c, bits = o.weight_bits](const Tensor& x,
+                                               const kernels::ActivationQuant& q) {
+      return trial_kernel(*c, q, bits).forward(ops::contiguous(x), Tensor());
     };
-    layer.make_int8 = [c](const kernels::ActivationQuant& q) {
-      const QuantizedWeights w = quantize_weights_per_channel(ops::contiguous(c->weight));
+    layer.make_int8 = [c, bits = o.weight_bits](const kernels::ActivationQuant& q) {
+      const QuantizedWeights w = quantize_weights_per_channel(ops::contiguous(c->weight), bits);
       add_int8_slots(*c, c->weight);
       store_int8(*c, c->weight, w, q);
       attach_int8(*c);
@@ -106,6 +109,7 @@ void save_quantized_generator(const std::string& path, nn::Module& model,
     if (l.int8) names.push_back(l.name);
   c["quantization"] = {{"format", "int8-generator"},
                        {"method", report.method},
+                       {"weight_bits", report.weight_bits},
                        {"calibration_images", report.calibration_images},
                        {"int8_layers", names}};
   models::save_model(path, model, c);

@@ -9,7 +9,11 @@
 
 namespace duet::compress {
 
-QuantizedWeights quantize_weights_per_channel(const Tensor& weight) {
+QuantizedWeights quantize_weights_per_channel(const Tensor& weight, int bits) {
+  DUET_CHECK(bits >= kMinWeightBits && bits <= kMaxWeightBits,
+             "quantize_weights_per_channel: weight bits must be in [", kMinWeightBits, ", ",
+             kMaxWeightBits, "], got ", bits);
+  const float max_code = float((1 << (bits - 1)) - 1);
   DUET_CHECK(weight.defined() && weight.dtype() == DType::f32 && weight.rank() == 4 &&
                  weight.is_contiguous(),
              "quantize_weights_per_channel: expected a contiguous F32 [K, C, R, S] weight");
@@ -26,11 +30,11 @@ QuantizedWeights quantize_weights_per_channel(const Tensor& weight) {
                  " is not finite");
       amax = std::max(amax, std::fabs(v));
     }
-    scale[k] = amax > 0.0f ? amax / float(kernels::kWeightMax) : 1.0f;
+    scale[k] = amax > 0.0f ? amax / max_code : 1.0f;
     const float inv = 1.0f / scale[k];
     for (int64_t i = 0; i < per; ++i) {
       const float c = std::nearbyint(w[k * per + i] * inv);
-      codes[k * per + i] = static_cast<int8_t>(std::clamp(c, -127.0f, 127.0f));
+      codes[k * per + i] = static_cast<int8_t>(std::clamp(c, -max_code, max_code));
     }
   }
   return q;

@@ -16,12 +16,15 @@
 namespace duet::compress {
 
 // w [K, C, R, S] F32 -> int8 codes (I8, same shape) and scales (F32 [K]) with
-// w ~ code * scale[k]: scale[k] = max |w[k]| / 127, so each channel uses the whole range. An
-// all-zero channel gets scale 1 (codes 0), never a division by zero.
+// w ~ code * scale[k]: scale[k] = max |w[k]| / M with M = 2^(bits - 1) - 1 (127 for 8 bits, 63
+// for 7), so each channel uses the whole range [-M, M]. An all-zero channel gets scale 1 (codes
+// 0), never a division by zero. Fewer bits trade precision for speed where a kernel can use
+// them: 7-bit weights pair taps in int16 on AVX2 without VNNI (kernels::kPairableWeightMax).
 struct QuantizedWeights {
   Tensor codes, scale;
 };
-QuantizedWeights quantize_weights_per_channel(const Tensor& weight);
+inline constexpr int kMinWeightBits = 2, kMaxWeightBits = 8;
+QuantizedWeights quantize_weights_per_channel(const Tensor& weight, int bits = kMaxWeightBits);
 
 // y = act(conv_int8(x) + bias [+ residual]) with the int8 weights and input quantisation given.
 class Int8ConvKernel {

@@ -57,6 +57,7 @@ nlohmann::json QuantizeReport::to_json() const {
     ls.push_back(j);
   }
   return {{"method", method},
+          {"weight_bits", weight_bits},
           {"calibration_images", calibration_images},
           {"int8_layers", int8_layers()},
           {"layers", ls}};
@@ -99,6 +100,7 @@ QuantizeReport quantize_layers(std::vector<QuantLayer>& layers, int64_t batches,
 
   QuantizeReport report;
   report.method = calibration_method_name(o.method);
+  report.weight_bits = o.weight_bits;
   report.calibration_images = images;
   std::vector<RangeObserver> observers(layers.size());
   pass(batches, [&](size_t i, const Tensor& x) {
@@ -159,10 +161,12 @@ QuantizeReport quantize_model(nn::Module& folded, const std::vector<Tensor>& bat
         {c.name, &conv->weight, conv->options().groups,
          [conv](std::function<void(const Tensor&)> hook) { conv->on_input = std::move(hook); },
          [conv](const Tensor& x) { return conv->forward(x); },
-         [conv](const Tensor& x, const kernels::ActivationQuant& q) {
-           return conv->int8_kernel(q).forward(x, Tensor());
+         [conv, bits = o.weight_bits](const Tensor& x, const kernels::ActivationQuant& q) {
+           return conv->int8_kernel(q, bits).forward(x, Tensor());
          },
-         [conv](const kernels::ActivationQuant& q) { conv->quantize(q); }});
+         [conv, bits = o.weight_bits](const kernels::ActivationQuant& q) {
+           conv->quantize(q, bits);
+         }});
   }
   int64_t images = 0;
   for (const Tensor& b : batches) images += b.dim(0);
@@ -206,6 +210,7 @@ void save_quantized_model(const std::string& path, nn::Module& folded, const nlo
     if (l.int8) names.push_back(l.name);
   c["quantization"] = {{"format", "int8-folded"},
                        {"method", report.method},
+                       {"weight_bits", report.weight_bits},
                        {"calibration_images", report.calibration_images},
                        {"int8_layers", names}};
   models::save_model(path, folded, c);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "duet/compress/calibration.h"
+#include "duet/compress/int8_conv.h"
 #include "duet/kernels/conv2d_int8.h"
 #include "duet/models/checkpoint.h"
 #include "duet/nn/module.h"
@@ -25,6 +26,9 @@ struct QuantizeOptions {
   // A layer whose int8 output differs from its float output by more than this relative L2
   // error (on the first calibration batch) stays in float; 0 disables the check.
   double max_layer_error = 0.05;
+  // Bits of the weight codes (compress/int8_conv.h): 8, or 7 for CPUs without VNNI, whose int8
+  // kernel then sums two taps in int16 (faster, slightly less precise).
+  int weight_bits = kMaxWeightBits;
 };
 
 struct LayerQuantization {
@@ -39,6 +43,7 @@ struct LayerQuantization {
 
 struct QuantizeReport {
   std::string method;
+  int weight_bits = kMaxWeightBits;
   int64_t calibration_images = 0;
   std::vector<LayerQuantization> layers;
 

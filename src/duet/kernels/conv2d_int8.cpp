@@ -7,6 +7,7 @@
 #include "duet/kernels/conv2d_int8.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -59,6 +60,7 @@ Int8ConvWeights pack_int8_conv_weights(const int8_t* w, int64_t K, int64_t C, in
           const int64_t g = (r * S + s) * (p.channels4 / 4) + c / 4;
           blk[(g * kInt8BlockK + k % kInt8BlockK) * 4 + c % 4] = v;
           p.weight_sums[size_t(k)] += v;
+          p.max_abs_weight = std::max(p.max_abs_weight, std::abs(int32_t{v}));
         }
   }
   return p;
@@ -211,13 +213,14 @@ struct Paths {
   decltype(&detail::int8_block_generic) block;
 };
 
-Paths resolve_paths() {
+Paths resolve_paths(const Int8ConvWeights& w) {
   const bool avx2 = isa_at_least(Isa::avx2);
   return {avx2, avx2 && isa_at_least(Isa::avx512),
-          !avx2               ? detail::int8_block_generic
-          : use_avx512_vnni() ? detail::int8_block_avx512vnni
-          : use_avx_vnni()    ? detail::int8_block_vnni
-                              : detail::int8_block_avx2};
+          !avx2                    ? detail::int8_block_generic
+          : use_avx512_vnni()      ? detail::int8_block_avx512vnni
+          : use_avx_vnni()         ? detail::int8_block_vnni
+          : w.taps_pair_in_int16() ? detail::int8_block_avx2_paired
+                                   : detail::int8_block_avx2};
 }
 
 // One work item: output pixels [chunk * 64, +64) of image n, channels [kb * 16, +16).
@@ -265,7 +268,7 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
   DUET_CHECK(x && y, "conv2d_int8: null buffer");
   DUET_CHECK(e.axis == ChannelAxis::row, "conv2d_int8: the epilogue's channel axis must be rows");
   if (s.batch == 0) return;
-  const Paths paths = resolve_paths();
+  const Paths paths = resolve_paths(w);
   const bool avx2 = paths.avx2;
   const Plan p = make_plan(s, w);
   const int64_t in_image =

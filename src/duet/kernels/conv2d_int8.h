@@ -21,6 +21,10 @@ namespace duet::kernels {
 
 inline constexpr int32_t kActivationLevels = 128;  // activations are 0..127
 inline constexpr int32_t kWeightMax = 127;         // weights are -127..127 (never -128)
+// Weights within -63..63 (7 bits, duet quantize --weight-bits 7) let AVX2 without VNNI add two
+// taps' vpmaddubsw pair sums in int16 before widening: 2 x 2 x 127 x 63 = 32004 < 32767, still
+// exact, with one vpmaddwd where two were needed (the multiply ports are the kernel's limit).
+inline constexpr int32_t kPairableWeightMax = 63;
 
 // Affine activation quantisation: q = clamp(round_half_even(x * inv_scale) + zero_point, 0, 127),
 // x ~ (q - zero_point) * scale. inv_scale is stored (not recomputed) so every path multiplies by
@@ -49,8 +53,10 @@ struct Int8ConvWeights {
   int64_t channels4 = 0;             // in_channels rounded up to a multiple of 4
   std::vector<int8_t> packed;        // [ceil(K/16)][R*S*channels4/4][16][4]
   std::vector<int32_t> weight_sums;  // per output channel: sum of its weights (zero points)
+  int32_t max_abs_weight = 0;        // the largest |weight|
 
   int64_t groups4() const { return kernel_h * kernel_w * channels4 / 4; }
+  bool taps_pair_in_int16() const { return max_abs_weight <= kPairableWeightMax; }
 };
 inline constexpr int64_t kInt8BlockK = 16;
 

@@ -1,6 +1,7 @@
 // AVX2 parts of the int8 convolution: quantising a float NCHW image into padded NHWC bytes, the
 // micro-kernel (conv2d_int8_block.h) with vpmaddubsw (u8 x s8 pairs into int16, exact for 7-bit
-// activations), vpmaddwd by ones into int32 and an add, and the stores with the epilogue fused
+// activations), vpmaddwd by ones into int32 and an add (or, for 7-bit weights, two taps' int16
+// sums added before the vpmaddwd), and the stores with the epilogue fused
 // in: transposing to NCHW, or as they are into channel-blocked outputs (which are also quantised
 // here, 16 channels of a pixel at a time).
 // Called only when isa_at_least(Isa::avx2).
@@ -27,12 +28,76 @@ inline __m256i quantize8(__m256 x, __m256 inv_scale, __m256 zero_point) {
   return _mm256_cvtps_epi32(v);
 }
 
+// int8_block_rows<MaddubsDot> for weights within +-kPairableWeightMax: each pixel's products of
+// two tap groups are added as int16 pair sums (at most 2 x 127 x 63 each, so the sum cannot
+// wrap) and widened by one vpmaddwd, three multiply-port instructions for two groups where the
+// plain kernel needs four. MR = 3 pixels: 6 accumulators, 4 weight vectors and the ones fit in
+// the 16 ymm registers with room for the broadcasts (4 pixels spilled).
+template <int MR>
+[[gnu::always_inline]] inline void paired_rows(const uint8_t* image, const int64_t* base,
+                                               const int32_t* tap_offsets, int64_t groups4,
+                                               const int8_t* wblock, int32_t* acc) {
+  __m256i c0[MR], c1[MR];
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_si256();
+  const uint8_t* px[MR];
+  for (int i = 0; i < MR; ++i) px[i] = image + base[i];
+  const __m256i ones = _mm256_set1_epi16(1);
+  const auto load = [&](int64_t at) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wblock + at));
+  };
+  const auto broadcast = [](const uint8_t* p) {
+    int32_t a;
+    std::memcpy(&a, p, 4);
+    return _mm256_set1_epi32(a);
+  };
+  int64_t g = 0;
+  for (; g + 2 <= groups4; g += 2) {
+    const int64_t off0 = tap_offsets[g], off1 = tap_offsets[g + 1];
+    const __m256i w00 = load(g * 64), w01 = load(g * 64 + 32);
+    const __m256i w10 = load(g * 64 + 64), w11 = load(g * 64 + 96);
+    for (int i = 0; i < MR; ++i) {
+      const __m256i a0 = broadcast(px[i] + off0), a1 = broadcast(px[i] + off1);
+      const __m256i lo =
+          _mm256_add_epi16(_mm256_maddubs_epi16(a0, w00), _mm256_maddubs_epi16(a1, w10));
+      const __m256i hi =
+          _mm256_add_epi16(_mm256_maddubs_epi16(a0, w01), _mm256_maddubs_epi16(a1, w11));
+      c0[i] = _mm256_add_epi32(c0[i], _mm256_madd_epi16(lo, ones));
+      c1[i] = _mm256_add_epi32(c1[i], _mm256_madd_epi16(hi, ones));
+    }
+  }
+  if (g < groups4) {  // an odd group count: the last group alone
+    const int64_t off = tap_offsets[g];
+    const __m256i w0 = load(g * 64), w1 = load(g * 64 + 32);
+    for (int i = 0; i < MR; ++i) {
+      const __m256i a = broadcast(px[i] + off);
+      c0[i] = MaddubsDot::accumulate(c0[i], a, w0);
+      c1[i] = MaddubsDot::accumulate(c1[i], a, w1);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(acc + i * 16), c0[i]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(acc + i * 16 + 8), c1[i]);
+  }
+}
+
 }  // namespace
 
 void int8_block_avx2(const uint8_t* image, const int64_t* base, int64_t count,
                      const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
                      int32_t* acc) {
   int8_block_rows<MaddubsDot>(image, base, count, tap_offsets, groups4, wblock, acc);
+}
+
+void int8_block_avx2_paired(const uint8_t* image, const int64_t* base, int64_t count,
+                            const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
+                            int32_t* acc) {
+  int64_t j = 0;
+  for (; j + 3 <= count; j += 3)
+    paired_rows<3>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
+  if (count - j == 2)
+    paired_rows<2>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
+  else if (count - j == 1)
+    paired_rows<1>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
 }
 
 void int8_store_avx2(const int32_t* acc, int64_t count, int64_t kn, const int32_t* zero_point_sums,

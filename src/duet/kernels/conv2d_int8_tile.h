@@ -16,6 +16,11 @@ namespace duet::kernels::detail {
 void int8_block_avx2(const uint8_t* image, const int64_t* base, int64_t count,
                      const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
                      int32_t* acc);
+// The same with two tap groups summed in int16 before widening: exact only for weights within
+// +-kPairableWeightMax (Int8ConvWeights::taps_pair_in_int16).
+void int8_block_avx2_paired(const uint8_t* image, const int64_t* base, int64_t count,
+                            const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
+                            int32_t* acc);
 void int8_block_vnni(const uint8_t* image, const int64_t* base, int64_t count,
                      const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
                      int32_t* acc);
