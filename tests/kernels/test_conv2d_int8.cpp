@@ -143,19 +143,19 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed,
 }
 
 const Case kTailCases[] = {
-      // batch, C, K, H, W, R, stride, pad, dilation
-      {1, 16, 16, 8, 8, 3, 1, 1, 1},    // ResNet-20 stage shape, batch 1 (few-images path)
-      {5, 16, 32, 9, 9, 3, 2, 1, 1},    // stride 2 + K a multiple of 16, many-images path
-      {3, 3, 5, 7, 6, 3, 1, 1, 1},      // C not a multiple of 4, K < 16, odd sizes
-      {4, 6, 17, 11, 10, 3, 1, 2, 2},   // dilation 2, pad 2, K = 17 (one-channel tail block)
-      {2, 1, 33, 5, 5, 1, 1, 0, 1},     // 1x1, one input channel, K = 33
-      {6, 64, 20, 3, 3, 3, 1, 1, 1},    // 9 pixels: 4 + 4 + 1 micro-kernel tail
-      {1, 8, 16, 17, 13, 5, 2, 2, 1},   // 5x5 stride 2, more than 64 output pixels per image
-      {2, 32, 20, 9, 7, 3, 1, 1, 1},    // odd height and width, K = 20
-      {3, 20, 16, 6, 28, 3, 1, 1, 1},   // C = 20 (not a multiple of 16), 28 wide, many images
-      {1, 256, 17, 4, 5, 3, 1, 1, 1},   // 2304 taps per output: large int32 sums
-      {1, 16, 16, 3, 33, 3, 1, 1, 1},   // 33 columns: 64-pixel chunks straddle rows unevenly
-      {2, 48, 64, 14, 14, 3, 1, 1, 1},  // a ResNet-20 middle layer, several output blocks
+    // batch, C, K, H, W, R, stride, pad, dilation
+    {1, 16, 16, 8, 8, 3, 1, 1, 1},    // ResNet-20 stage shape, batch 1 (few-images path)
+    {5, 16, 32, 9, 9, 3, 2, 1, 1},    // stride 2 + K a multiple of 16, many-images path
+    {3, 3, 5, 7, 6, 3, 1, 1, 1},      // C not a multiple of 4, K < 16, odd sizes
+    {4, 6, 17, 11, 10, 3, 1, 2, 2},   // dilation 2, pad 2, K = 17 (one-channel tail block)
+    {2, 1, 33, 5, 5, 1, 1, 0, 1},     // 1x1, one input channel, K = 33
+    {6, 64, 20, 3, 3, 3, 1, 1, 1},    // 9 pixels: 4 + 4 + 1 micro-kernel tail
+    {1, 8, 16, 17, 13, 5, 2, 2, 1},   // 5x5 stride 2, more than 64 output pixels per image
+    {2, 32, 20, 9, 7, 3, 1, 1, 1},    // odd height and width, K = 20
+    {3, 20, 16, 6, 28, 3, 1, 1, 1},   // C = 20 (not a multiple of 16), 28 wide, many images
+    {1, 256, 17, 4, 5, 3, 1, 1, 1},   // 2304 taps per output: large int32 sums
+    {1, 16, 16, 3, 33, 3, 1, 1, 1},   // 33 columns: 64-pixel chunks straddle rows unevenly
+    {2, 48, 64, 14, 14, 3, 1, 1, 1},  // a ResNet-20 middle layer, several output blocks
 };
 
 TEST(Conv2dInt8, MatchesReferenceOnTailShapes) {

@@ -66,8 +66,7 @@ QuantizeReport quantize_generator(nn::Module& model, const std::vector<Generator
       c->on_input = std::move(hook);
     };
     layer.run_float = [c](const Tensor& x) { return c->forward(x); };
-    layer.run_int8 = [c, bits = o.weight_bits](const Tensor& x,
-                                               const kernels::ActivationQuant& q) {
+    layer.run_int8 = [c, bits = o.weight_bits](const Tensor& x, const kernels::ActivationQuant& q) {
       return trial_kernel(*c, q, bits).forward(ops::contiguous(x), Tensor());
     };
     layer.make_int8 = [c, bits = o.weight_bits](const kernels::ActivationQuant& q) {
