@@ -37,47 +37,28 @@ template <int MR>
 [[gnu::always_inline]] inline void paired_rows(const uint8_t* image, const int64_t* base,
                                                const int32_t* tap_offsets, int64_t groups4,
                                                const int8_t* wblock, int32_t* acc) {
-  __m256i c0[MR], c1[MR];
-  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_si256();
-  const uint8_t* px[MR];
-  for (int i = 0; i < MR; ++i) px[i] = image + base[i];
+  using Sums = PixelSums<MR>;
+  Sums sums(image, base);
   const __m256i ones = _mm256_set1_epi16(1);
-  const auto load = [&](int64_t at) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wblock + at));
-  };
-  const auto broadcast = [](const uint8_t* p) {
-    int32_t a;
-    std::memcpy(&a, p, 4);
-    return _mm256_set1_epi32(a);
-  };
   int64_t g = 0;
   for (; g + 2 <= groups4; g += 2) {
     const int64_t off0 = tap_offsets[g], off1 = tap_offsets[g + 1];
-    const __m256i w00 = load(g * 64), w01 = load(g * 64 + 32);
-    const __m256i w10 = load(g * 64 + 64), w11 = load(g * 64 + 96);
+    const int8_t* w = wblock + g * 64;
+    const __m256i w00 = Sums::load_weights(w), w01 = Sums::load_weights(w + 32);
+    const __m256i w10 = Sums::load_weights(w + 64), w11 = Sums::load_weights(w + 96);
     for (int i = 0; i < MR; ++i) {
-      const __m256i a0 = broadcast(px[i] + off0), a1 = broadcast(px[i] + off1);
+      const __m256i a0 = sums.broadcast(i, off0), a1 = sums.broadcast(i, off1);
       const __m256i lo =
           _mm256_add_epi16(_mm256_maddubs_epi16(a0, w00), _mm256_maddubs_epi16(a1, w10));
       const __m256i hi =
           _mm256_add_epi16(_mm256_maddubs_epi16(a0, w01), _mm256_maddubs_epi16(a1, w11));
-      c0[i] = _mm256_add_epi32(c0[i], _mm256_madd_epi16(lo, ones));
-      c1[i] = _mm256_add_epi32(c1[i], _mm256_madd_epi16(hi, ones));
+      sums.lo[i] = _mm256_add_epi32(sums.lo[i], _mm256_madd_epi16(lo, ones));
+      sums.hi[i] = _mm256_add_epi32(sums.hi[i], _mm256_madd_epi16(hi, ones));
     }
   }
-  if (g < groups4) {  // an odd group count: the last group alone
-    const int64_t off = tap_offsets[g];
-    const __m256i w0 = load(g * 64), w1 = load(g * 64 + 32);
-    for (int i = 0; i < MR; ++i) {
-      const __m256i a = broadcast(px[i] + off);
-      c0[i] = MaddubsDot::accumulate(c0[i], a, w0);
-      c1[i] = MaddubsDot::accumulate(c1[i], a, w1);
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(acc + i * 16), c0[i]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(acc + i * 16 + 8), c1[i]);
-  }
+  if (g < groups4)  // an odd group count: the last group alone
+    sums.template accumulate_group<MaddubsDot>(tap_offsets[g], wblock + g * 64);
+  sums.store(acc);
 }
 
 }  // namespace

@@ -22,30 +22,54 @@ struct MaddubsDot {
   }
 };
 
+// The int32 sums of MR output pixels x 16 channels (two 8-lane halves) and where each pixel's
+// tap-(0, 0) bytes start; shared by the micro-kernels below and the AVX2 file's paired one.
+template <int MR>
+struct PixelSums {
+  __m256i lo[MR], hi[MR];
+  const uint8_t* px[MR];
+
+  [[gnu::always_inline]] PixelSums(const uint8_t* image, const int64_t* base) {
+    for (int i = 0; i < MR; ++i) {
+      lo[i] = hi[i] = _mm256_setzero_si256();
+      px[i] = image + base[i];
+    }
+  }
+  // Pixel i's four activation bytes at byte offset `off`, in every 32-bit lane.
+  [[gnu::always_inline]] __m256i broadcast(int i, int64_t off) const {
+    int32_t a;
+    std::memcpy(&a, px[i] + off, 4);
+    return _mm256_set1_epi32(a);
+  }
+  // One tap group's products, its 16 channels' weights at w (64 bytes), into every pixel's sums.
+  template <class Dot>
+  [[gnu::always_inline]] void accumulate_group(int64_t off, const int8_t* w) {
+    const __m256i w0 = load_weights(w), w1 = load_weights(w + 32);
+    for (int i = 0; i < MR; ++i) {
+      const __m256i b = broadcast(i, off);
+      lo[i] = Dot::accumulate(lo[i], b, w0);
+      hi[i] = Dot::accumulate(hi[i], b, w1);
+    }
+  }
+  [[gnu::always_inline]] void store(int32_t* acc) const {
+    for (int i = 0; i < MR; ++i) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(acc + i * 16), lo[i]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(acc + i * 16 + 8), hi[i]);
+    }
+  }
+  [[gnu::always_inline]] static __m256i load_weights(const int8_t* w) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+  }
+};
+
 template <class Dot, int MR>
 [[gnu::always_inline]] inline void block_rows(const uint8_t* image, const int64_t* base,
                                               const int32_t* tap_offsets, int64_t groups4,
                                               const int8_t* wblock, int32_t* acc) {
-  __m256i c0[MR], c1[MR];
-  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_si256();
-  const uint8_t* px[MR];
-  for (int i = 0; i < MR; ++i) px[i] = image + base[i];
-  for (int64_t g = 0; g < groups4; ++g) {
-    const int64_t off = tap_offsets[g];
-    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wblock + g * 64));
-    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wblock + g * 64 + 32));
-    for (int i = 0; i < MR; ++i) {
-      int32_t a;
-      std::memcpy(&a, px[i] + off, 4);
-      const __m256i b = _mm256_set1_epi32(a);
-      c0[i] = Dot::accumulate(c0[i], b, w0);
-      c1[i] = Dot::accumulate(c1[i], b, w1);
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(acc + i * 16), c0[i]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(acc + i * 16 + 8), c1[i]);
-  }
+  PixelSums<MR> sums(image, base);
+  for (int64_t g = 0; g < groups4; ++g)
+    sums.template accumulate_group<Dot>(tap_offsets[g], wblock + g * 64);
+  sums.store(acc);
 }
 
 template <class Dot>
