@@ -154,9 +154,22 @@ TEST(Cli, QuantizeAndUseTheInt8Model) {
   EXPECT_NE(text.find("\"accuracy\":{\"float\":"), std::string::npos) << text;
   EXPECT_NE(text.find("\"test_images\":300"), std::string::npos) << text;
   EXPECT_NE(text.find("\"int8_layers\":21"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"weight_bits\":8"), std::string::npos) << text;
   EXPECT_LT(std::filesystem::file_size(out), std::filesystem::file_size(shipped) / 3);
 
-  EXPECT_EQ(run_duet("info -m " + out), 0);
+  const std::string info = (dir / "info.txt").string();
+  EXPECT_EQ(run_duet_raw("info -m " + out + " >" + info + " 2>/dev/null"), 0);
+  EXPECT_NE(slurp(info).find("8-bit weights"), std::string::npos) << slurp(info);
+  // 7-bit weights: the report and info say so.
+  const std::string out7 = (dir / "int8-w7.safetensors").string();
+  ASSERT_EQ(run_duet_raw("-t 2 quantize -m " + shipped + " -o " + out7 +
+                         " --calib fashion-mnist:200 --weight-bits 7 --eval-limit 300 "
+                         "--bench none --json >" +
+                         json + " 2>/dev/null"),
+            0);
+  EXPECT_NE(slurp(json).find("\"weight_bits\":7"), std::string::npos) << slurp(json);
+  EXPECT_EQ(run_duet_raw("info -m " + out7 + " >" + info + " 2>/dev/null"), 0);
+  EXPECT_NE(slurp(info).find("7-bit weights"), std::string::npos) << slurp(info);
   EXPECT_EQ(run_duet("eval -m " + out + " --limit 100"), 0);
   EXPECT_EQ(run_duet("eval -m " + out + " --limit 100 --tta flip"), 0);
   EXPECT_EQ(run_duet("eval -m " + out + " --limit 100 --tta five-crop"), 2);
@@ -166,6 +179,7 @@ TEST(Cli, QuantizeAndUseTheInt8Model) {
        {"quantize -m " + shipped + " -o " + out + " --method entropy",
         "quantize -m " + shipped + " -o " + out + " --keep-fp32 body.9",
         "quantize -m " + shipped + " -o " + out + " --calib fashion-mnist:0",
+        "quantize -m " + shipped + " -o " + out + " --weight-bits 9",
         "quantize -m " + out + " -o " + (dir / "again.safetensors").string()}) {
     const auto [c, e] = run_duet_stderr(args + " --bench none --eval-limit 10");
     EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << args << ": " << e;

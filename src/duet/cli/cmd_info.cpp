@@ -123,10 +123,14 @@ void run_info(const InfoOptions& o) {
     size_t stored = 0;
     for (auto& [name, t] : model->named_parameters()) stored += t->nbytes();
     for (auto& [name, t] : model->named_buffers()) stored += t->nbytes();
-    std::printf("int8: %lld of %lld convs int8 (calibration: %s), %.2f MiB of tensors stored\n",
-                static_cast<long long>(int8), static_cast<long long>(convs),
-                config["quantization"].value("method", "?").c_str(),
-                static_cast<double>(stored) / (1 << 20));
+    // Files written before --weight-bits existed hold 8-bit weights.
+    std::printf(
+        "int8: %lld of %lld convs int8 (calibration: %s, %d-bit weights), %.2f MiB of tensors "
+        "stored\n",
+        static_cast<long long>(int8), static_cast<long long>(convs),
+        config["quantization"].value("method", "?").c_str(),
+        config["quantization"].value("weight_bits", compress::kMaxWeightBits),
+        static_cast<double>(stored) / (1 << 20));
   }
   if (config.contains("pruned") && config["pruned"].is_object()) {
     const auto& p = config["pruned"];
