@@ -1,9 +1,9 @@
 // AVX2 parts of the int8 convolution: quantising a float NCHW image into padded NHWC bytes, the
 // micro-kernel (conv2d_int8_block.h) with vpmaddubsw (u8 x s8 pairs into int16, exact for 7-bit
-// activations), vpmaddwd by ones into int32 and an add (or, for 7-bit weights, two taps' int16
-// sums added before the vpmaddwd), and the stores with the epilogue fused
-// in: transposing to NCHW, or as they are into channel-blocked outputs (which are also quantised
-// here, 16 channels of a pixel at a time).
+// activations), vpmaddwd by ones into int32 and an add (or, for 7-bit weights, two tap groups'
+// int16 sums added before the vpmaddwd), and the stores with the epilogue fused in: transposing
+// to NCHW, or as they are into channel-blocked outputs (which are also quantised here, 16
+// channels of a pixel at a time).
 // Called only when isa_at_least(Isa::avx2).
 #include <immintrin.h>
 
