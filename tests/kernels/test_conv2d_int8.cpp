@@ -9,10 +9,12 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/conv2d_int8.h"
+#include "duet/kernels/conv2d_int8_winograd.h"
 #include "duet/kernels/isa.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
@@ -102,13 +104,17 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed,
     if (!cpu_has(path.isa)) continue;
     if (path.vnni && !(path.isa == Isa::avx512 ? cpu_has_avx512_vnni() : cpu_has_avx_vnni()))
       continue;
-    for (int threads : {1, 2}) {
+    // Winograd (3x3 stride 1 on AVX2 without VNNI) and, switched off, the direct kernels.
+    for (const auto& [threads, winograd] :
+         {std::pair{1, true}, std::pair{2, true}, std::pair{1, false}}) {
+      if (!winograd && path.isa != Isa::avx2) continue;
       const Isa saved_isa = active_isa();
       const bool saved_vnni = vnni_switched_on();
       const int saved_threads = duet::num_threads();
       set_isa(path.isa);
       set_avx_vnni(path.vnni);
       duet::set_num_threads(threads);
+      set_winograd(winograd);
       conv2d_int8_forward(s, x.data(), xq, packed, got.data(), e);
       for (bool x_blocked : {false, true}) {
         std::fill(yb.begin(), yb.end(), std::nanf(""));
@@ -124,11 +130,13 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed,
           const float tol = act == Activation::silu ? 1e-5f * (1.0f + std::fabs(b)) : 0.0f;
           ASSERT_LE(std::fabs(a - b), tol)
               << "blocked (input " << (x_blocked ? "blocked" : "NCHW") << ") element " << i
-              << " path " << path.name << " threads " << threads << ": " << a << " vs " << b;
+              << " path " << path.name << " threads " << threads << " winograd " << winograd << ": "
+              << a << " vs " << b;
         }
       }
       set_isa(saved_isa);
       set_avx_vnni(saved_vnni);
+      set_winograd(true);
       duet::set_num_threads(saved_threads);
       for (int64_t i = 0; i < out_n; ++i) {
         if (act == Activation::silu)  // the vector SiLU is accurate to ~1e-6 relative
@@ -136,7 +144,8 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed,
               << "element " << i << " path " << path.name << " threads " << threads;
         else
           ASSERT_EQ(got[size_t(i)], want[size_t(i)])
-              << "element " << i << " path " << path.name << " threads " << threads;
+              << "element " << i << " path " << path.name << " threads " << threads << " winograd "
+              << winograd;
       }
     }
   }
@@ -203,6 +212,82 @@ TEST(Conv2dInt8, SevenBitWeightsPairTapsExactly) {
   }
   set_isa(saved_isa);
   set_avx_vnni(saved_vnni);
+}
+
+// The integer Winograd's int32 sums, from its scalar twin and from AVX2, against the direct
+// generic kernel's, for every pixel and channel block: random codes and weights, and the extremes
+// (codes 0 and 127 in stripes, weights all at +-127) that drive |U| and |V| to their bounds.
+TEST(Conv2dInt8, WinogradSumsEqualTheDirectSums) {
+  struct Shape {
+    int64_t c, k, h, w, pad;
+  };
+  int seed = 700;
+  for (const Shape sh : {Shape{16, 16, 28, 28, 1}, Shape{3, 17, 7, 6, 1}, Shape{20, 33, 5, 9, 2},
+                         Shape{64, 16, 1, 1, 1}, Shape{200, 16, 3, 4, 0}}) {
+    for (int extreme : {0, 1}) {
+      SCOPED_TRACE(::testing::Message() << "C " << sh.c << " K " << sh.k << " " << sh.h << "x"
+                                        << sh.w << " pad " << sh.pad << " extreme " << extreme);
+      const Case c{1, sh.c, sh.k, sh.h, sh.w, 3, 1, sh.pad, 1};
+      const Conv2dShape s = shape_of(c);
+      auto wq = int8_pattern(size_t(sh.k * sh.c * 9), seed++);
+      if (extreme)
+        for (size_t i = 0; i < wq.size(); ++i) wq[i] = int8_t((i / 3) % 2 ? 127 : -127);
+      const auto packed = pack_int8_conv_weights(wq.data(), sh.k, sh.c, 3, 3);
+      ASSERT_TRUE(detail::int8_winograd_applies(s, packed));
+      const int64_t Hp = sh.h + 2 * sh.pad, Wp = sh.w + 2 * sh.pad, C4 = packed.channels4;
+      std::vector<uint8_t> image(size_t(Hp * Wp * C4));
+      const auto codes = pattern(image.size(), seed++, 0.0f, 127.99f);
+      for (size_t i = 0; i < image.size(); ++i)
+        image[i] = extreme ? uint8_t((i / size_t(C4 * Wp)) % 3 == 0 ? 0 : 127) : uint8_t(codes[i]);
+      const auto tiles = detail::winograd_tiles(s);
+      const int64_t PQ = tiles.P * tiles.Q;
+      // The direct sums: every output pixel's tap offsets into the same padded image.
+      std::vector<int32_t> taps;
+      for (int64_t r = 0; r < 3; ++r)
+        for (int64_t t = 0; t < 3; ++t)
+          for (int64_t ch = 0; ch < C4; ch += 4) taps.push_back(int32_t((r * Wp + t) * C4 + ch));
+      std::vector<int64_t> base;
+      for (int64_t p = 0; p < tiles.P; ++p)
+        for (int64_t q = 0; q < tiles.Q; ++q) base.push_back((p * Wp + q) * C4);
+      std::vector<int16_t> u(size_t(detail::kWinogradPositions * tiles.count * C4));
+      std::vector<int16_t> u_avx2(u.size());
+      detail::winograd_int8_input(image.data(), Hp, Wp, C4, tiles, u.data());
+      if (cpu_has(Isa::avx2)) {
+        detail::winograd_int8_input_avx2(image.data(), Hp, Wp, C4, tiles, u_avx2.data());
+        ASSERT_EQ(u_avx2, u);
+      }
+      for (int64_t kb = 0; kb < (sh.k + 15) / 16; ++kb) {
+        std::vector<int32_t> direct(size_t(PQ * 16));
+        for (int64_t p0 = 0; p0 < PQ; p0 += 64)
+          detail::int8_block_generic(image.data(), base.data() + p0, std::min<int64_t>(64, PQ - p0),
+                                     taps.data(), packed.groups4(),
+                                     packed.packed.data() + kb * packed.groups4() * 64,
+                                     direct.data() + p0 * 16);
+        const int16_t* v = packed.winograd.data() + kb * detail::kWinogradPositions * C4 * 16;
+        std::vector<int32_t> twin(direct.size(), -1);
+        detail::winograd_int8_block(u.data(), v, C4, tiles, twin.data());
+        ASSERT_EQ(twin, direct) << "block " << kb << ", scalar twin";
+        if (!cpu_has(Isa::avx2)) continue;
+        alignas(64) static int32_t fast[28 * 28 * 16];
+        std::fill(fast, fast + PQ * 16, -1);
+        detail::winograd_int8_block_avx2(u.data(), v, C4, tiles, fast);
+        ASSERT_TRUE(std::equal(direct.begin(), direct.end(), fast)) << "block " << kb << ", AVX2";
+      }
+    }
+  }
+}
+
+// Where int32 could overflow (9 x channels4 x 508 x 9 x max|w| >= 2^31), the direct kernel runs.
+TEST(Conv2dInt8, WinogradOnlyWhereItsSumsFitInt32) {
+  Conv2dShape s;
+  s.in_channels = 412, s.out_channels = 16, s.in_h = s.in_w = 4, s.kernel_h = s.kernel_w = 3;
+  s.pad_h = s.pad_w = 1;
+  std::vector<int8_t> w(size_t(16 * 412 * 9), 127);
+  EXPECT_FALSE(detail::int8_winograd_applies(s, pack_int8_conv_weights(w.data(), 16, 412, 3, 3)));
+  std::fill(w.begin(), w.end(), int8_t{kPairableWeightMax});  // 7-bit weights: room for 412
+  EXPECT_TRUE(detail::int8_winograd_applies(s, pack_int8_conv_weights(w.data(), 16, 412, 3, 3)));
+  s.stride_h = s.stride_w = 2;
+  EXPECT_FALSE(detail::int8_winograd_applies(s, pack_int8_conv_weights(w.data(), 16, 412, 3, 3)));
 }
 
 TEST(Conv2dInt8, QuantiserRules) {

@@ -33,8 +33,9 @@ enum class BlockedAlgo { channel_major, direct, winograd, winograd4 };
 BlockedAlgo blocked_algo(const Conv2dShape& s);
 
 // Winograd on (the default) or off, for the whole process, blocked and channel-major
-// convolutions alike: off, their shapes run the direct kernel (`duet bench infer|train|gen
-// --no-winograd` measure the difference). Weights packed before a
+// convolutions alike, and the int8 convolution's exact integer Winograd (conv2d_int8_winograd.h):
+// off, their shapes run the direct kernels (`duet bench infer|train|gen --no-winograd` measure
+// the difference). Weights packed before a
 // switch must be packed again: blocked_algo tells which form a shape needs.
 bool use_winograd();
 void set_winograd(bool on);

@@ -5,6 +5,7 @@
 // while the block is in cache. Portable loops here; the AVX2 inner
 // loops are in conv2d_int8_avx2.cpp.
 #include "duet/kernels/conv2d_int8.h"
+#include "duet/kernels/conv2d_int8_winograd.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/gemm_epilogue.h"
 #include "duet/kernels/isa.h"
+#include "duet/tensor/allocator.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
 
@@ -63,6 +65,7 @@ Int8ConvWeights pack_int8_conv_weights(const int8_t* w, int64_t K, int64_t C, in
           p.max_abs_weight = std::max(p.max_abs_weight, std::abs(int32_t{v}));
         }
   }
+  if (R == 3 && S == 3) p.winograd = detail::winograd_int8_weights(w, K, C, p.channels4);
   return p;
 }
 
@@ -211,26 +214,28 @@ struct IoLayout {
 struct Paths {
   bool avx2, avx512;
   decltype(&detail::int8_block_generic) block;
+  // 3x3 stride 1 on AVX2 without VNNI, unless switched off (set_winograd): exact Winograd
+  // F(2x2, 3x3) instead of `block`.
+  bool winograd;
 };
 
-Paths resolve_paths(const Int8ConvWeights& w) {
+Paths resolve_paths(const Conv2dShape& s, const Int8ConvWeights& w) {
   const bool avx2 = isa_at_least(Isa::avx2);
+  const bool vnni = avx2 && (use_avx512_vnni() || use_avx_vnni());
   return {avx2, avx2 && isa_at_least(Isa::avx512),
           !avx2                    ? detail::int8_block_generic
           : use_avx512_vnni()      ? detail::int8_block_avx512vnni
           : use_avx_vnni()         ? detail::int8_block_vnni
           : w.taps_pair_in_int16() ? detail::int8_block_avx2_paired
-                                   : detail::int8_block_avx2};
+                                   : detail::int8_block_avx2,
+          avx2 && !vnni && use_winograd() && detail::int8_winograd_applies(s, w)};
 }
 
-// One work item: output pixels [chunk * 64, +64) of image n, channels [kb * 16, +16).
-void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const Int8ConvWeights& w,
-              int32_t zero_point, int64_t n, int64_t chunk, int64_t kb, float* y, const Epilogue& e,
-              const Paths& paths, bool y_blocked) {
-  alignas(64) int32_t acc[kPixelChunk * kInt8BlockK];
-  const int64_t p0 = chunk * kPixelChunk, count = std::min(kPixelChunk, p.PQ - p0);
-  const int8_t* wblock = w.packed.data() + kb * p.G4 * kInt8BlockK * 4;
-  paths.block(image, p.base.data() + p0, count, p.tap_offsets.data(), p.G4, wblock, acc);
+// Stores the int32 sums of `count` output pixels from p0 of image n, channels [kb * 16, +16):
+// float conversion, zero-point correction and the epilogue, into y (channel-major or blocked).
+void store_sums(const Conv2dShape& s, const Plan& p, const int32_t* acc, const Int8ConvWeights& w,
+                int32_t zero_point, int64_t n, int64_t p0, int64_t count, int64_t kb, float* y,
+                const Epilogue& e, const Paths& paths, bool y_blocked) {
   const bool avx2 = paths.avx2;
   const int64_t k0 = kb * kInt8BlockK, kn = std::min(kInt8BlockK, s.out_channels - k0);
   float* yb = y + (n * s.out_channels + k0) * p.PQ + p0;
@@ -256,6 +261,70 @@ void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const I
                                                                 k0, p0, yb, p.PQ);
 }
 
+// One direct work item: output pixels [chunk * 64, +64) of image n, channels [kb * 16, +16).
+void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const Int8ConvWeights& w,
+              int32_t zero_point, int64_t n, int64_t chunk, int64_t kb, float* y, const Epilogue& e,
+              const Paths& paths, bool y_blocked) {
+  alignas(64) int32_t acc[kPixelChunk * kInt8BlockK];
+  const int64_t p0 = chunk * kPixelChunk, count = std::min(kPixelChunk, p.PQ - p0);
+  const int8_t* wblock = w.packed.data() + kb * p.G4 * kInt8BlockK * 4;
+  paths.block(image, p.base.data() + p0, count, p.tap_offsets.data(), p.G4, wblock, acc);
+  store_sums(s, p, acc, w, zero_point, n, p0, count, kb, y, e, paths, y_blocked);
+}
+
+// One Winograd work item: every output pixel of image n, channels [kb * 16, +16), from the
+// image's transformed tiles u; acc holds P x Q x 16 int32 (64-byte aligned).
+void run_winograd_item(const Conv2dShape& s, const Plan& p, const detail::WinogradTiles& tiles,
+                       const int16_t* u, const Int8ConvWeights& w, int32_t zero_point, int64_t n,
+                       int64_t kb, float* y, const Epilogue& e, const Paths& paths, bool y_blocked,
+                       int32_t* acc) {
+  const int16_t* vblock = w.winograd.data() + kb * detail::kWinogradPositions * p.C4 * kInt8BlockK;
+  detail::winograd_int8_block_avx2(u, vblock, p.C4, tiles, acc);
+  store_sums(s, p, acc, w, zero_point, n, 0, p.PQ, kb, y, e, paths, y_blocked);
+}
+
+// int8_forward's Winograd F(2x2, 3x3) form: each image quantised and transformed once, then one
+// work item per 16-channel block of outputs, with the same two threading shapes as the direct
+// form.
+template <class Quantize>
+void winograd_forward(const Conv2dShape& s, const Plan& p, const Quantize& quantize,
+                      const Int8ConvWeights& w, int32_t zero_point, float* y, const Epilogue& e,
+                      const Paths& paths, IoLayout io, int nt) {
+  const detail::WinogradTiles tiles = detail::winograd_tiles(s);
+  const int64_t u_elems = detail::kWinogradPositions * tiles.count * p.C4;
+  auto prepare = [&](int64_t n, uint8_t* image, int16_t* u) {
+    quantize(n, image);
+    detail::winograd_int8_input_avx2(image, p.Hp, p.Wp, p.C4, tiles, u);
+  };
+  if (s.batch >= 2 * nt) {  // many images: one thread per image, its tiles still in cache
+    parallel_for(s.batch, 1, [&](int64_t b, int64_t end) {
+      const memory::Scratch<uint8_t> image(p.image_bytes + 64);
+      const memory::Scratch<int16_t> u(u_elems);
+      const memory::Scratch<int32_t> acc(p.PQ * kInt8BlockK);
+      for (int64_t n = b; n < end; ++n) {
+        prepare(n, image.get(), u.get());
+        for (int64_t kb = 0; kb < p.kblocks; ++kb)
+          run_winograd_item(s, p, tiles, u.get(), w, zero_point, n, kb, y, e, paths, io.y_blocked,
+                            acc.get());
+      }
+    });
+    return;
+  }
+  // Few images: prepare them all, then split images x channel blocks with the direct form's
+  // ~2 M (direct) multiply-adds per thread at least.
+  const int64_t macs_per_item = p.PQ * kInt8BlockK * p.G4 * 4;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 21) / macs_per_item);
+  const memory::Scratch<uint8_t> image(p.image_bytes + 64);
+  const memory::Scratch<int16_t> us(s.batch * u_elems);
+  for (int64_t n = 0; n < s.batch; ++n) prepare(n, image.get(), us.get() + n * u_elems);
+  parallel_for(s.batch * p.kblocks, grain, [&](int64_t b, int64_t end) {
+    const memory::Scratch<int32_t> acc(p.PQ * kInt8BlockK);
+    for (int64_t i = b; i < end; ++i)
+      run_winograd_item(s, p, tiles, us.get() + (i / p.kblocks) * u_elems, w, zero_point,
+                        i / p.kblocks, i % p.kblocks, y, e, paths, io.y_blocked, acc.get());
+  });
+}
+
 void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
                   const Int8ConvWeights& w, float* y, const Epilogue& e, IoLayout io) {
   detail::check_conv2d_shape(s);
@@ -268,7 +337,7 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
   DUET_CHECK(x && y, "conv2d_int8: null buffer");
   DUET_CHECK(e.axis == ChannelAxis::row, "conv2d_int8: the epilogue's channel axis must be rows");
   if (s.batch == 0) return;
-  const Paths paths = resolve_paths(w);
+  const Paths paths = resolve_paths(s, w);
   const bool avx2 = paths.avx2;
   const Plan p = make_plan(s, w);
   const int64_t in_image =
@@ -286,6 +355,8 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
   };
   const int64_t items_per_image = p.chunks * p.kblocks;
   const int nt = in_parallel_region() ? 1 : num_threads();
+  if (paths.winograd)
+    return winograd_forward(s, p, quantize, w, xq.zero_point, y, e, paths, io, nt);
 
   if (s.batch >= 2 * nt) {
     // Many images: each thread quantises an image into its own buffer and convolves it whole,

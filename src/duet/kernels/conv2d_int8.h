@@ -55,6 +55,8 @@ struct Int8ConvWeights {
   std::vector<int8_t> packed;        // [ceil(K/16)][R*S*channels4/4][16][4]
   std::vector<int32_t> weight_sums;  // per output channel: sum of its weights (zero points)
   int32_t max_abs_weight = 0;        // the largest |weight|
+  // 3x3 kernels: the Winograd F(2x2, 3x3) form (conv2d_int8_winograd.h), for AVX2 without VNNI.
+  std::vector<int16_t> winograd;
 
   int64_t groups4() const { return kernel_h * kernel_w * channels4 / 4; }
   bool taps_pair_in_int16() const { return max_abs_weight <= kPairableWeightMax; }

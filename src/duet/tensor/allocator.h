@@ -22,21 +22,24 @@ size_t cached_bytes();   // bytes held in the cache, free for reuse
 void reset_peak();
 void trim();  // returns every cached block to the system
 
-// `floats` floats (at least one, so get() is never null) from allocate(), given back on scope
-// exit, also when an exception unwinds: a kernel's per-call or per-thread scratch.
-class FloatScratch {
+// `count` elements of T (at least one, so get() is never null) from allocate(), given back on
+// scope exit, also when an exception unwinds: a kernel's per-call or per-thread scratch. Not
+// initialised; T must be trivial.
+template <class T>
+class Scratch {
  public:
-  explicit FloatScratch(int64_t floats)
-      : bytes_(static_cast<size_t>(floats > 1 ? floats : 1) * sizeof(float)),
-        ptr_(static_cast<float*>(allocate(bytes_))) {}
-  ~FloatScratch() { release(ptr_, bytes_); }
-  FloatScratch(const FloatScratch&) = delete;
-  FloatScratch& operator=(const FloatScratch&) = delete;
-  float* get() const { return ptr_; }
+  explicit Scratch(int64_t count)
+      : bytes_(static_cast<size_t>(count > 1 ? count : 1) * sizeof(T)),
+        ptr_(static_cast<T*>(allocate(bytes_))) {}
+  ~Scratch() { release(ptr_, bytes_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* get() const { return ptr_; }
 
  private:
   size_t bytes_;
-  float* ptr_;
+  T* ptr_;
 };
+using FloatScratch = Scratch<float>;
 
 }  // namespace duet::memory
