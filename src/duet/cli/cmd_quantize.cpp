@@ -187,8 +187,9 @@ Action add_quantize_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--weight-bits", f->weight_bits,
-                  "bits of the weight codes: 8, or 7 for CPUs without VNNI (AVX2), whose int8 "
-                  "convs then sum two taps in int16 (faster, slightly less precise)")
+                  "bits of the weight codes: 8, or 7 for CPUs without VNNI (AVX2), whose direct "
+                  "int8 convs (stride 2, 1x1) then sum two taps in int16 (faster, slightly less "
+                  "precise; 3x3 stride-1 convs run as integer Winograd at any width)")
       ->capture_default_str()
       ->check(CLI::Range(compress::kMinWeightBits, compress::kMaxWeightBits));
   sub->add_option("-s,--seed", f->seed, "which calibration images are drawn")

@@ -2,8 +2,10 @@
 // every output pixel reads its taps straight from that copy (four channels per 32-bit load, no
 // im2col), 16 output channels at a time, into int32; the store converts to float, transposes to
 // NCHW (or writes the block as it is into a channel-blocked output) and applies the epilogue
-// while the block is in cache. Portable loops here; the AVX2 inner
-// loops are in conv2d_int8_avx2.cpp.
+// while the block is in cache. On AVX2 without VNNI, 3x3 stride-1 convs instead transform each
+// quantised image into Winograd tiles and compute whole images per 16-channel block
+// (conv2d_int8_winograd.h), with the same sums and the same stores. Portable loops here; the
+// AVX2 inner loops are in conv2d_int8_avx2.cpp and conv2d_int8_winograd_avx2.cpp.
 #include "duet/kernels/conv2d_int8.h"
 #include "duet/kernels/conv2d_int8_winograd.h"
 

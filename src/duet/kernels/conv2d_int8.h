@@ -23,8 +23,9 @@ inline constexpr int32_t kActivationLevels = 128;  // activations are 0..127
 inline constexpr int32_t kWeightMax = 127;         // weights are -127..127 (never -128)
 // Weights within -63..63 (7 bits, duet quantize --weight-bits 7) let AVX2 without VNNI add two
 // tap groups' vpmaddubsw pair sums in int16 before widening: 2 x 2 x 127 x 63 = 32004 < 32767,
-// still exact, with one vpmaddwd where two were needed (ResNet-20 int8 about 1.2x faster on
-// AVX2; docs/compression.md).
+// still exact, with one vpmaddwd where two were needed. Since the 3x3 stride-1 convs there run
+// as integer Winograd (conv2d_int8_winograd.h) at any weight width, this speeds up only the
+// direct convs (stride 2, 1x1; docs/compression.md).
 inline constexpr int32_t kPairableWeightMax = 63;
 
 // Affine activation quantisation: q = clamp(round_half_even(x * inv_scale) + zero_point, 0, 127),
