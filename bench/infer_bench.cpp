@@ -21,6 +21,7 @@
 #include "duet/compress/quantize.h"
 #include "duet/io/safetensors.h"
 #include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/conv2d_int8.h"
 #include "duet/kernels/fma_peak.h"
 #include "duet/kernels/isa.h"
 #include "duet/models/checkpoint.h"
@@ -182,7 +183,9 @@ std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOption
     note("duet side: " + s.label + " is an int8 inference checkpoint (" +
          std::to_string(q.value("int8_layers", nlohmann::json::array()).size()) +
          " int8 convs, calibrated by " + q.value("method", "?") + "); timed as stored, " +
-         activations);
+         activations + ", 3x3 stride-1 int8 convs " +
+         (kernels::int8_winograd_enabled() ? "by exact integer Winograd F(2x2, 3x3)"
+                                           : "by the direct kernel"));
     return s.model;
   }
   if (!o.fold) {

@@ -223,14 +223,13 @@ struct Paths {
 
 Paths resolve_paths(const Conv2dShape& s, const Int8ConvWeights& w) {
   const bool avx2 = isa_at_least(Isa::avx2);
-  const bool vnni = avx2 && (use_avx512_vnni() || use_avx_vnni());
   return {avx2, avx2 && isa_at_least(Isa::avx512),
           !avx2                    ? detail::int8_block_generic
           : use_avx512_vnni()      ? detail::int8_block_avx512vnni
           : use_avx_vnni()         ? detail::int8_block_vnni
           : w.taps_pair_in_int16() ? detail::int8_block_avx2_paired
                                    : detail::int8_block_avx2,
-          avx2 && !vnni && use_winograd() && detail::int8_winograd_applies(s, w)};
+          int8_winograd_enabled() && detail::int8_winograd_applies(s, w)};
 }
 
 // Stores the int32 sums of `count` output pixels from p0 of image n, channels [kb * 16, +16):
@@ -398,6 +397,10 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
 }
 
 }  // namespace
+
+bool int8_winograd_enabled() {
+  return isa_at_least(Isa::avx2) && !use_avx512_vnni() && !use_avx_vnni() && use_winograd();
+}
 
 void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
                          const Int8ConvWeights& w, float* y, const Epilogue& e) {

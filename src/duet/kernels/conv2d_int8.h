@@ -79,6 +79,11 @@ void conv2d_int8_forward_blocked(const Conv2dShape& s, bool x_blocked, const flo
                                  const ActivationQuant& xq, const Int8ConvWeights& w, float* y,
                                  const Epilogue& epilogue = {});
 
+// Whether this process runs 3x3 stride-1 int8 convs as the exact integer Winograd
+// (conv2d_int8_winograd.h): AVX2 without VNNI, Winograd not switched off (set_winograd), for
+// layers whose sums fit int32. Otherwise they run the direct kernel.
+bool int8_winograd_enabled();
+
 namespace detail {
 // Sets the bytes of a padded NHWC image [H + 2 pad_h, W + 2 pad_w, channels4] that the
 // quantisers below do not write to the zero point: the padding ring, and when c < channels4 the
