@@ -86,29 +86,36 @@ void transform_tile(const uint8_t* p00, int64_t row_bytes, int64_t C4, int16_t* 
 
 constexpr int kTileBlock = 6;  // tiles per product pass: 12 accumulators + 2 weight vectors
 
+// One channel pair c2 of MR tiles against 16 output channels: the products added into lo / hi,
+// or (kFirst) written there, which saves the first pair's adds and the zeroing.
+template <int MR, bool kFirst>
+[[gnu::always_inline]] inline void pair_products(const int16_t* ut, int64_t C4, const int16_t* v,
+                                                 int64_t c2, __m256i (&lo)[MR], __m256i (&hi)[MR]) {
+  const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + c2 * 32));
+  const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + c2 * 32 + 16));
+  for (int i = 0; i < MR; ++i) {
+    int32_t pair;
+    std::memcpy(&pair, ut + i * C4 + 2 * c2, 4);
+    const __m256i a = _mm256_set1_epi32(pair);
+    const __m256i p0 = _mm256_madd_epi16(a, w0), p1 = _mm256_madd_epi16(a, w1);
+    lo[i] = kFirst ? p0 : _mm256_add_epi32(lo[i], p0);
+    hi[i] = kFirst ? p1 : _mm256_add_epi32(hi[i], p1);
+  }
+}
+
 // M[xi][i][16] = sum over channel pairs of U(tile t0 + i, xi) V(xi) for MR tiles, then the output
 // transform of each tile into acc.
 template <int MR>
 void tile_block(const int16_t* u, const int16_t* vblock, int64_t C4, const WinogradTiles& tiles,
                 int64_t t0, int32_t* acc) {
-  const int64_t u_stride = tiles.count * C4, pairs = C4 / 2;
+  const int64_t u_stride = tiles.count * C4, pairs = C4 / 2;  // C4 >= 4: at least two pairs
   alignas(32) int32_t m[kWinogradPositions][MR][kInt8BlockK];
   for (int64_t xi = 0; xi < kWinogradPositions; ++xi) {
     const int16_t* ut = u + xi * u_stride + t0 * C4;
     const int16_t* v = vblock + xi * pairs * kInt8BlockK * 2;
     __m256i lo[MR], hi[MR];
-    for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
-    for (int64_t c2 = 0; c2 < pairs; ++c2) {
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + c2 * 32));
-      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + c2 * 32 + 16));
-      for (int i = 0; i < MR; ++i) {
-        int32_t pair;
-        std::memcpy(&pair, ut + i * C4 + 2 * c2, 4);
-        const __m256i a = _mm256_set1_epi32(pair);
-        lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(a, w0));
-        hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(a, w1));
-      }
-    }
+    pair_products<MR, true>(ut, C4, v, 0, lo, hi);
+    for (int64_t c2 = 1; c2 < pairs; ++c2) pair_products<MR, false>(ut, C4, v, c2, lo, hi);
     for (int i = 0; i < MR; ++i) {
       _mm256_store_si256(reinterpret_cast<__m256i*>(m[xi][i]), lo[i]);
       _mm256_store_si256(reinterpret_cast<__m256i*>(m[xi][i] + 8), hi[i]);
