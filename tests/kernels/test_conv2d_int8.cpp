@@ -277,7 +277,8 @@ TEST(Conv2dInt8, WinogradSumsEqualTheDirectSums) {
   }
 }
 
-// Where int32 could overflow (9 x channels4 x 508 x 9 x max|w| >= 2^31), the direct kernel runs.
+// Where int32 could overflow (9 x channels4 x 508 x 9 x max|w| >= 2^31), or an image's tiles
+// would take more than kWinogradMaxTileBytes, the direct kernel runs.
 TEST(Conv2dInt8, WinogradOnlyWhereItsSumsFitInt32) {
   Conv2dShape s;
   s.in_channels = 412, s.out_channels = 16, s.in_h = s.in_w = 4, s.kernel_h = s.kernel_w = 3;
@@ -286,6 +287,9 @@ TEST(Conv2dInt8, WinogradOnlyWhereItsSumsFitInt32) {
   EXPECT_FALSE(detail::int8_winograd_applies(s, pack_int8_conv_weights(w.data(), 16, 412, 3, 3)));
   std::fill(w.begin(), w.end(), int8_t{kPairableWeightMax});  // 7-bit weights: room for 412
   EXPECT_TRUE(detail::int8_winograd_applies(s, pack_int8_conv_weights(w.data(), 16, 412, 3, 3)));
+  s.in_h = s.in_w = 512;  // 16 x 256 x 256 tiles x 412 channels x 2 bytes: past the cap
+  EXPECT_FALSE(detail::int8_winograd_applies(s, pack_int8_conv_weights(w.data(), 16, 412, 3, 3)));
+  s.in_h = s.in_w = 4;
   s.stride_h = s.stride_w = 2;
   EXPECT_FALSE(detail::int8_winograd_applies(s, pack_int8_conv_weights(w.data(), 16, 412, 3, 3)));
 }

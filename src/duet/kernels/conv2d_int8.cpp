@@ -7,7 +7,6 @@
 // (conv2d_int8_winograd.h), with the same sums and the same stores. Portable loops here; the
 // AVX2 inner loops are in conv2d_int8_avx2.cpp and conv2d_int8_winograd_avx2.cpp.
 #include "duet/kernels/conv2d_int8.h"
-#include "duet/kernels/conv2d_int8_winograd.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 
 #include "duet/kernels/conv2d_blocked.h"
 #include "duet/kernels/conv2d_impl.h"
+#include "duet/kernels/conv2d_int8_winograd.h"
 #include "duet/kernels/gemm_epilogue.h"
 #include "duet/kernels/isa.h"
 #include "duet/tensor/allocator.h"

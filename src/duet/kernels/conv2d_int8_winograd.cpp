@@ -13,10 +13,14 @@ namespace duet::kernels::detail {
 bool int8_winograd_applies(const Conv2dShape& s, const Int8ConvWeights& w) {
   const bool shape = s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
                      s.dilation_h == 1 && s.dilation_w == 1 && s.groups == 1;
+  if (!shape || w.winograd.empty()) return false;
   // The largest partial sum: an output-transform term adds 9 products-over-channels of
   // |U| <= 508 and |V| <= 9 max|w|.
   const int64_t bound = 9 * w.channels4 * kWinogradMaxU * 9 * int64_t{w.max_abs_weight};
-  return shape && !w.winograd.empty() && bound < (int64_t{1} << 31);
+  // An image's transformed tiles take 8x the bytes of its u8 copy; past this, direct is leaner.
+  const double tile_bytes = double(kWinogradPositions) * double((s.out_h() + 1) / 2) *
+                            double((s.out_w() + 1) / 2) * double(w.channels4) * sizeof(int16_t);
+  return bound < (int64_t{1} << 31) && tile_bytes <= double(kWinogradMaxTileBytes);
 }
 
 std::vector<int16_t> winograd_int8_weights(const int8_t* w, int64_t K, int64_t C, int64_t C4) {

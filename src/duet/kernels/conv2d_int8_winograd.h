@@ -24,11 +24,13 @@ struct Int8ConvWeights;
 
 namespace detail {
 
-inline constexpr int64_t kWinogradPositions = 16;  // the 4x4 transformed tile
-inline constexpr int64_t kWinogradMaxU = 508;      // |B^T d B| for codes 0..127
+inline constexpr int64_t kWinogradPositions = 16;                     // the 4x4 transformed tile
+inline constexpr int64_t kWinogradMaxU = 508;                         // |B^T d B| for codes 0..127
+inline constexpr int64_t kWinogradMaxTileBytes = int64_t{256} << 20;  // per image, else direct
 
-// Whether a conv runs as int8 Winograd: 3x3, stride 1, dilation 1, groups 1, and every int32
-// partial sum bounded: 9 output-transform terms x channels4 x |U| x |V| < 2^31.
+// Whether a conv runs as int8 Winograd: 3x3, stride 1, dilation 1, groups 1, every int32
+// partial sum bounded (9 output-transform terms x channels4 x |U| x |V| < 2^31), and an image's
+// transformed tiles within kWinogradMaxTileBytes.
 bool int8_winograd_applies(const Conv2dShape& s, const Int8ConvWeights& w);
 
 // V = (2G) g (2G)^T of packed-order weights [K, C, 3, 3], laid out for the product kernel:

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace duet::memory {
 
@@ -27,6 +28,8 @@ void trim();  // returns every cached block to the system
 // initialised; T must be trivial.
 template <class T>
 class Scratch {
+  static_assert(std::is_trivial_v<T>, "Scratch holds uninitialised memory");
+
  public:
   explicit Scratch(int64_t count)
       : bytes_(static_cast<size_t>(count > 1 ? count : 1) * sizeof(T)),
