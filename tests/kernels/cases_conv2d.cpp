@@ -168,6 +168,69 @@ void add_blocked_cases(const Row& row, const Conv2dShape& s, uint64_t seed, doub
       }
 }
 
+// The blocked gradients (training on blocked activations): dx blocked from blocked dy (stride 1:
+// the blocked forward of the flipped filters; strided: through the channel-major kernels), and
+// dw + dbias from blocked dy and blocked or channel-major x (3x3 stride 1: Winograd on the
+// blocks). The twin converts to channel-major and runs the reference kernels.
+void add_blocked_gradient_cases(const Row& row, const Conv2dShape& s, uint64_t seed) {
+  using duet::kernels::channel_blocks;
+  using duet::kernels::kChannelBlock;
+  const int64_t hw = s.in_h * s.in_w, pq = s.out_h() * s.out_w();
+  const size_t nx = size_t(s.batch * s.in_channels * hw),
+               ny = size_t(s.batch * s.out_channels * pq);
+  const size_t nxb = size_t(s.batch * channel_blocks(s.in_channels) * hw * kChannelBlock);
+  const size_t nyb = size_t(s.batch * channel_blocks(s.out_channels) * pq * kChannelBlock);
+  const size_t nw = size_t(s.out_channels * s.in_channels * s.kernel_h * s.kernel_w);
+  const size_t nk = size_t(s.out_channels);
+  using duet::kernels::detail::WinogradLayout;
+  const int64_t chosen = duet::kernels::detail::winograd_tile(s, WinogradLayout::blocked);
+  const double red_data = double(nw / size_t(s.in_channels)), red_w = double(ny / nk);
+  for (const WinogradMode& mode : winograd_modes(chosen)) {
+    const int64_t tile = !mode.on ? 0 : mode.tile != 0 ? mode.tile : chosen;
+    duet::test::add_kernel_case(
+        {"conv2d/bwd_data_blocked" + mode.suffix() + "/" + label(row), s.flops(),
+         winograd_atol(2e-6 * std::sqrt(red_data) + 1e-6, red_data, tile), 1e-4, [=] {
+           auto dy = duet::test::random_vector(ny, seed + 21);
+           auto w = duet::test::random_vector(nw, seed + 22);
+           std::vector<float> dyb(nyb);
+           duet::kernels::to_channel_blocked(s.batch, s.out_channels, pq, dy.data(), dyb.data());
+           return [=](bool fast, std::vector<float>& out) {
+             out.assign(nxb, NAN);
+             if (fast) {
+               mode.run([&] {
+                 duet::kernels::conv2d_backward_data_blocked(s, dyb.data(), w.data(), out.data());
+               });
+               return;
+             }
+             std::vector<float> dx(nx);
+             duet::kernels::ref::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+             duet::kernels::to_channel_blocked(s.batch, s.in_channels, hw, dx.data(), out.data());
+           };
+         }});
+    for (bool x_blocked : {false, true})
+      duet::test::add_kernel_case(
+          {"conv2d/bwd_weight_blocked" + mode.suffix() + (x_blocked ? "_in/" : "/") + label(row),
+           s.flops(), 2e-6 * std::sqrt(red_w * double(nw / nk)) + 1e-5, 1e-4, [=] {
+             auto x = duet::test::random_vector(nx, seed + 23);
+             auto dy = duet::test::random_vector(ny, seed + 24);
+             std::vector<float> xb(nxb), dyb(nyb);
+             duet::kernels::to_channel_blocked(s.batch, s.in_channels, hw, x.data(), xb.data());
+             duet::kernels::to_channel_blocked(s.batch, s.out_channels, pq, dy.data(), dyb.data());
+             return [=](bool fast, std::vector<float>& out) {
+               out.assign(nw + nk, NAN);
+               float* db = out.data() + nw;
+               if (fast)
+                 mode.run([&] {
+                   duet::kernels::conv2d_backward_weight_blocked(
+                       s, x_blocked, x_blocked ? xb.data() : x.data(), dyb.data(), out.data(), db);
+                 });
+               else
+                 duet::kernels::ref::conv2d_backward_weight(s, x.data(), dy.data(), out.data(), db);
+             };
+           }});
+  }
+}
+
 void add_cases(const Row& row) {
   const Conv2dShape s = shape_of(row);
   const size_t nx = size_t(s.batch * s.in_channels * s.in_h * s.in_w);
@@ -301,7 +364,10 @@ void add_cases(const Row& row) {
            };
          }});
   }
-  if (s.groups == 1) add_blocked_cases(row, s, seed, atol_fwd);
+  if (s.groups == 1) {
+    add_blocked_cases(row, s, seed, atol_fwd);
+    add_blocked_gradient_cases(row, s, seed);
+  }
 }
 
 const duet::test::Register reg([] {

@@ -17,7 +17,6 @@ bool runs_blocked(const nn::Module& m);
 // [N, C, H, W] image batch; returns blocked. Requires runs_blocked(m).
 Tensor forward_blocked(nn::Module& m, const Tensor& x);
 
-// [N, C] = mean over the pixels of blocked x [N, ceil(C / 16), H, W, 16].
-Tensor global_avg_pool_blocked(const Tensor& x, int64_t channels);
+// The pooled features of a blocked body: ops::global_avg_pool2d_blocked (ops/blocked.h).
 
 }  // namespace duet::compress

@@ -5,6 +5,7 @@
 
 #include "duet/autograd/autograd.h"
 #include "duet/compress/blocked_forward.h"
+#include "duet/ops/blocked.h"
 #include "duet/ops/pool.h"
 #include "duet/ops/shape_ops.h"
 #include "duet/tensor/error.h"
@@ -84,7 +85,7 @@ Tensor FoldedClassifier::features(const Tensor& x) {
   const int64_t f = head->weight.dim(1);
   const bool blocked = channel_blocked && x.rank() == 4 && runs_blocked(*body);
   auto pooled_body = [&](const Tensor& xs) {
-    if (blocked) return global_avg_pool_blocked(forward_blocked(*body, xs), f);
+    if (blocked) return ops::global_avg_pool2d_blocked(forward_blocked(*body, xs), f);
     return ops::global_avg_pool2d(body->forward(xs));
   };
   // Chunks only where nothing can need gradients or batch statistics (FusedConv throws there,

@@ -309,7 +309,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
     return detail::depthwise_backward_weight(s, x, dy, dw);
   }
   if (isa_at_least(Isa::avx2) && use_winograd() &&
-      detail::winograd_backward_weight_avx2(s, x, dy, dw, dbias))
+      detail::winograd_backward_weight_avx2(s, false, x, dy, dw, dbias))
     return;
   if (isa_at_least(Isa::avx2) && detail::direct_backward_weight_avx2(s, x, dy, dw, dbias)) return;
 

@@ -11,6 +11,7 @@
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/isa.h"
 #include "duet/tensor/error.h"
+#include "duet/tensor/parallel.h"
 
 namespace duet::kernels {
 namespace detail {
@@ -44,29 +45,49 @@ void check_blocked(const Conv2dShape& s, const float* x, const float* w, float* 
 
 }  // namespace detail
 
+// Both conversions run image by image across the threads; with AVX2 through the channel-major
+// convolutions' own 16 x 16 (8 x 8) transposes (an image is one row of hw pixels to them).
 void to_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* x, float* xb) {
-  const int64_t blocks = channel_blocks(c);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t b = 0; b < blocks; ++b) {
-      float* dst = xb + (i * blocks + b) * hw * kChannelBlock;
-      const int64_t live = std::min(kChannelBlock, c - b * kChannelBlock);
-      if (live < kChannelBlock) std::memset(dst, 0, size_t(hw * kChannelBlock) * sizeof(float));
-      for (int64_t j = 0; j < live; ++j) {
-        const float* src = x + (i * c + b * kChannelBlock + j) * hw;
-        for (int64_t p = 0; p < hw; ++p) dst[p * kChannelBlock + j] = src[p];
+  const int64_t blocks = channel_blocks(c), plane = blocks * hw * kChannelBlock;
+  const bool avx2 = isa_at_least(Isa::avx2);
+  parallel_for(n, std::max<int64_t>(1, 16384 / plane), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* src = x + i * c * hw;
+      float* dst = xb + i * plane;
+      if (avx2) {
+        detail::image_to_blocked_avx2(c, hw, src, dst);
+        continue;
+      }
+      for (int64_t b = 0; b < blocks; ++b) {
+        float* d = dst + b * hw * kChannelBlock;
+        const int64_t live = std::min(kChannelBlock, c - b * kChannelBlock);
+        if (live < kChannelBlock) std::memset(d, 0, size_t(hw * kChannelBlock) * sizeof(float));
+        for (int64_t j = 0; j < live; ++j)
+          for (int64_t p = 0; p < hw; ++p)
+            d[p * kChannelBlock + j] = src[(b * kChannelBlock + j) * hw + p];
       }
     }
+  });
 }
 
 void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* x) {
-  const int64_t blocks = channel_blocks(c);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const float* src =
-          xb + ((i * blocks + ch / kChannelBlock) * hw) * kChannelBlock + ch % kChannelBlock;
-      float* dst = x + (i * c + ch) * hw;
-      for (int64_t p = 0; p < hw; ++p) dst[p] = src[p * kChannelBlock];
+  const int64_t blocks = channel_blocks(c), plane = blocks * hw * kChannelBlock;
+  const bool avx2 = isa_at_least(Isa::avx2);
+  parallel_for(n, std::max<int64_t>(1, 16384 / plane), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      if (avx2) {
+        detail::image_from_blocked_avx2(c, hw, xb + i * plane, x + i * c * hw);
+        continue;
+      }
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float* src = xb + i * plane + b * hw * kChannelBlock;
+        float* dst = x + (i * c + b * kChannelBlock) * hw;
+        const int64_t live = std::min(kChannelBlock, c - b * kChannelBlock);
+        for (int64_t j = 0; j < live; ++j)
+          for (int64_t p = 0; p < hw; ++p) dst[j * hw + p] = src[p * kChannelBlock + j];
+      }
     }
+  });
 }
 
 namespace {
@@ -146,6 +167,95 @@ void global_avg_pool_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, 
       for (int64_t j = 0; j < live; ++j)
         out[i * c + b * kChannelBlock + j] = sum[j] / static_cast<float>(hw);
     }
+}
+
+void global_avg_pool_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* dy,
+                                      float* dxb) {
+  DUET_CHECK(n >= 0 && c >= 1 && hw >= 1,
+             "global_avg_pool_blocked_backward: expected c, hw >= 1, got ", c, ", ", hw);
+  const int64_t blocks = channel_blocks(c);
+  parallel_for(n * blocks, std::max<int64_t>(1, 16384 / (hw * kChannelBlock)),
+               [&](int64_t begin, int64_t end) {
+                 float g[kChannelBlock];
+                 for (int64_t item = begin; item < end; ++item) {
+                   const int64_t i = item / blocks, b = item % blocks;
+                   const int64_t live = std::min(kChannelBlock, c - b * kChannelBlock);
+                   for (int64_t j = 0; j < kChannelBlock; ++j)
+                     g[j] = j < live ? dy[i * c + b * kChannelBlock + j] / static_cast<float>(hw)
+                                     : 0.0f;
+                   float* dst = dxb + item * hw * kChannelBlock;
+                   for (int64_t p = 0; p < hw; ++p)
+                     std::copy_n(g, kChannelBlock, dst + p * kChannelBlock);
+                 }
+               });
+}
+
+namespace {
+
+// dx of a stride-1 convolution is the convolution of dy, padded by R - 1 - pad, with the filters
+// flipped and their in and out channels swapped: t is that convolution's shape (false where
+// the shape is no such case).
+bool input_gradient_as_forward(const Conv2dShape& s, Conv2dShape& t) {
+  if (s.groups != 1 || s.stride_h != 1 || s.stride_w != 1 || s.dilation_h != 1 ||
+      s.dilation_w != 1 || s.pad_h > s.kernel_h - 1 || s.pad_w > s.kernel_w - 1)
+    return false;
+  t = s;
+  t.in_channels = s.out_channels;
+  t.out_channels = s.in_channels;
+  t.in_h = s.out_h();
+  t.in_w = s.out_w();
+  t.pad_h = s.kernel_h - 1 - s.pad_h;
+  t.pad_w = s.kernel_w - 1 - s.pad_w;
+  return t.out_h() == s.in_h && t.out_w() == s.in_w;
+}
+
+std::vector<float> unblocked(int64_t n, int64_t c, int64_t hw, const float* xb) {
+  std::vector<float> x(size_t(n * c * hw));
+  from_channel_blocked(n, c, hw, xb, x.data());
+  return x;
+}
+
+}  // namespace
+
+void conv2d_backward_data_blocked(const Conv2dShape& s, const float* dy, const float* w,
+                                  float* dx) {
+  detail::check_conv2d_shape(s);
+  if (s.batch == 0) return;
+  const int64_t C = s.in_channels, K = s.out_channels, R = s.kernel_h, S = s.kernel_w;
+  Conv2dShape t;
+  if (isa_at_least(Isa::avx2) && input_gradient_as_forward(s, t)) {
+    std::vector<float> flipped(size_t(C * K * R * S));
+    parallel_for(C, std::max<int64_t>(1, 4096 / (K * R * S)), [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c)
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t r = 0; r < R * S; ++r)
+            flipped[size_t((c * K + k) * R * S + r)] = w[(k * C + c) * R * S + R * S - 1 - r];
+    });
+    return conv2d_forward_blocked(t, true, dy, flipped.data(), dx);
+  }
+  // Strided convolutions: through the channel-major input gradient.
+  const int64_t hw = s.in_h * s.in_w, pq = s.out_h() * s.out_w();
+  const std::vector<float> dyc = unblocked(s.batch, K, pq, dy);
+  std::vector<float> dxc(size_t(s.batch * C * hw));
+  conv2d_backward_data(s, dyc.data(), w, dxc.data());
+  to_channel_blocked(s.batch, C, hw, dxc.data(), dx);
+}
+
+void conv2d_backward_weight_blocked(const Conv2dShape& s, bool x_blocked, const float* x,
+                                    const float* dy, float* dw, float* dbias) {
+  detail::check_conv2d_shape(s);
+  const int64_t hw = s.in_h * s.in_w, pq = s.out_h() * s.out_w();
+  if (s.batch > 0 && x_blocked && isa_at_least(Isa::avx2) && use_winograd() &&
+      detail::winograd_backward_weight_avx2(s, true, x, dy, dw, dbias))
+    return;
+  // The other shapes: through the channel-major weight gradient.
+  std::vector<float> xc;
+  if (x_blocked) {
+    xc = unblocked(s.batch, s.in_channels, hw, x);
+    x = xc.data();
+  }
+  const std::vector<float> dyc = unblocked(s.batch, s.out_channels, pq, dy);
+  conv2d_backward_weight(s, x, dyc.data(), dw, dbias);
 }
 
 }  // namespace duet::kernels

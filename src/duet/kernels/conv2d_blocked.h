@@ -57,8 +57,21 @@ void conv2d_forward_blocked(const Conv2dShape& s, bool x_blocked, const float* x
 int64_t blocked_packed_size(const Conv2dShape& s);
 void pack_blocked_weights(const Conv2dShape& s, const float* w, float* packed);
 
-// out[N, C] = mean over the HW pixels of blocked xb.
+// out[N, C] = mean over the HW pixels of blocked xb; the backward spreads dy[N, C] / HW over the
+// pixels of blocked dxb (zero in the padding lanes).
 void global_avg_pool_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* out);
+void global_avg_pool_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* dy,
+                                      float* dxb);
+
+// The gradients of conv2d_forward_blocked (training on blocked activations): dy and dx are
+// blocked, x blocked when x_blocked; dw [K, C / groups, R, S] and dbias [K] (may be null) as in
+// conv2d_backward_weight. Stride-1 input gradients are the blocked forward convolution of dy
+// with the flipped filters; 3x3 stride-1 weight gradients with >= 16 channels run Winograd
+// F(2x2, 3x3) on the blocks where they lie. The other shapes go through the channel-major
+// kernels and convert on the way (the strided layers of a residual network).
+void conv2d_backward_data_blocked(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_backward_weight_blocked(const Conv2dShape& s, bool x_blocked, const float* x,
+                                    const float* dy, float* dw, float* dbias);
 
 namespace ref {
 // The twin: converts to NCHW, runs ref::conv2d_forward, converts back.

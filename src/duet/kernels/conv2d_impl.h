@@ -55,9 +55,11 @@ bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const flo
 // tile's edge, 4 for F(4x4, 3x3) (4x fewer multiply-adds than direct, rounding error about 5x
 // F(2x2)'s) or 2 for F(2x2, 3x3) (2.25x fewer). Channel-major convolutions (training, the UNet)
 // take F(4x4) when the batch has at least kWinogradMinTiles4 4x4 tiles (fewer leave the
-// threads' micro-tiles half empty: the UNet's 7x7 maps at batch 1); channel-blocked ones
-// (folded classifiers, mostly 16-channel layers whose products are too short for its heavier
-// transforms, and batch 1) take F(2x2).
+// threads' micro-tiles half empty: the UNet's 7x7 maps at batch 1); channel-blocked ones take
+// it from kWinogradMinTiles4Blocked tiles (training batches: ResNet-20's 16 -> 16 at 28 x 28,
+// batch 128, 2 threads on a Zen 5: 1.03 ms forward against 1.80 with F(2x2)), F(2x2) below
+// (folded classifiers' chunks of 4 images, mostly 16-channel layers whose products are too short
+// for its heavier transforms, and batch 1).
 // set_winograd_tile(2 or 4) forces one variant wherever Winograd runs, 0 goes back to the
 // choice above ($DUET_WINOGRAD_TILE sets it at start-up, for benchmarks); weights packed before
 // a change must be packed again.
@@ -67,6 +69,7 @@ bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const flo
 inline constexpr int64_t kWinogradMinChannels = 16;
 inline constexpr int64_t kWinogradMinTiles = 16;
 inline constexpr int64_t kWinogradMinTiles4 = 32;
+inline constexpr int64_t kWinogradMinTiles4Blocked = 512;
 enum class WinogradLayout { blocked, channel_major };
 int64_t winograd_tile(const Conv2dShape& s, WinogradLayout layout);
 void set_winograd_tile(int64_t m);
@@ -104,11 +107,18 @@ bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const fl
 
 // The weight gradient (and bias gradient) of 3x3, stride-1 convolutions with at least
 // kWinogradWeightMinChannels input and output channels, by Winograd F(2x2, 3x3) on channel-major
-// x and dy (conv2d_winograd_weight_avx2.cpp); false when the shape does not run there.
+// x and dy, or channel-blocked ones when blocked (conv2d_winograd_weight_avx2.cpp); false when
+// the shape does not run there.
 inline constexpr int64_t kWinogradWeightMinChannels = 16;
+
+// One image (c planes of hw pixels) into channel blocks and back, through the channel-major
+// convolutions' transposes (conv2d_winograd_avx2.cpp); to_channel_blocked and
+// from_channel_blocked of n = 1.
+void image_to_blocked_avx2(int64_t c, int64_t hw, const float* x, float* xb);
+void image_from_blocked_avx2(int64_t c, int64_t hw, const float* xb, float* x);
 bool winograd_weight_gradient_fits(const Conv2dShape& s);
-bool winograd_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw,
-                                   float* dbias);
+bool winograd_backward_weight_avx2(const Conv2dShape& s, bool blocked, const float* x,
+                                   const float* dy, float* dw, float* dbias);
 
 bool direct_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 bool direct_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw,

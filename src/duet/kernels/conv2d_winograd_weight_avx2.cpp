@@ -111,32 +111,47 @@ struct PassScratch {
   }
 };
 
+// Channel blocks of some rows of one image: block b starts at base + b * block_stride.
+struct BlockRows {
+  const float* base;
+  int64_t block_stride;
+};
+
 // Transforms tile rows [r0, r1) of image n into the pass's tiles t0 and on; adds the image's
-// gradient sums per output channel to bias (when not null).
-void transform_segment(const Geometry& g, const Conv2dShape& s, const float* x, const float* dy,
-                       int64_t n, int64_t r0, int64_t r1, int64_t t0, PassScratch& sc,
-                       double* bias) {
+// gradient sums per output channel to bias (when not null). Channel-major x and dy are blocked
+// into the pass's scratch first; blocked ones (x_blocked) are read where they are.
+void transform_segment(const Geometry& g, const Conv2dShape& s, bool blocked, const float* x,
+                       const float* dy, int64_t n, int64_t r0, int64_t r1, int64_t t0,
+                       PassScratch& sc, double* bias) {
   // The input rows the tiles' windows reach, inside the image, and the gradient rows they cover.
   const int64_t in0 = std::max<int64_t>(0, 2 * r0 - s.pad_h);
   const int64_t in1 = std::min(g.H, 2 * r1 - s.pad_h + 2);
   const int64_t d0 = 2 * r0, d1 = std::min(g.P, 2 * r1);
-  block_rows(x + n * g.C * g.H * g.W, g.C, g.H, g.W, in0, in1 - in0, sc.x_rows.get());
-  block_rows(dy + n * g.K * g.P * g.Q, g.K, g.P, g.Q, d0, d1 - d0, sc.dy_rows.get());
+  BlockRows xr, dyr;
+  if (blocked) {
+    xr = {x + ((n * g.Cb * g.H) + in0) * g.W * kNR, g.H * g.W * kNR};
+    dyr = {dy + ((n * g.panels * g.P) + d0) * g.Q * kNR, g.P * g.Q * kNR};
+  } else {
+    block_rows(x + n * g.C * g.H * g.W, g.C, g.H, g.W, in0, in1 - in0, sc.x_rows.get());
+    block_rows(dy + n * g.K * g.P * g.Q, g.K, g.P, g.Q, d0, d1 - d0, sc.dy_rows.get());
+    xr = {sc.x_rows.get(), (in1 - in0) * g.W * kNR};
+    dyr = {sc.dy_rows.get(), (d1 - d0) * g.Q * kNR};
+  }
   for (int64_t ty = r0; ty < r1; ++ty) {
     const int64_t t = t0 + (ty - r0) * g.TQ;
     for (int64_t cb = 0; cb < g.Cb; ++cb)
-      transform_block_tile_row(2, sc.x_rows.get() + cb * (in1 - in0) * g.W * kNR, in1 - in0, g.W,
+      transform_block_tile_row(2, xr.base + cb * xr.block_stride, in1 - in0, g.W,
                                2 * ty - s.pad_h - in0, -s.pad_w, g.TQ,
                                sc.v.get() + t * g.v_tile() + cb * kNR, g.v_tile(), g.Cb * kNR);
     for (int64_t p = 0; p < g.panels; ++p)
-      transform_gradient_block_row(sc.dy_rows.get() + p * (d1 - d0) * g.Q * kNR, d1 - d0, g.Q,
-                                   2 * ty - d0, g.TQ, sc.y.get() + (p * g.slots + t) * kNR, kNR,
+      transform_gradient_block_row(dyr.base + p * dyr.block_stride, d1 - d0, g.Q, 2 * ty - d0, g.TQ,
+                                   sc.y.get() + (p * g.slots + t) * kNR, kNR,
                                    g.panels * g.slots * kNR);
   }
   if (!bias) return;
   const int64_t pixels = (d1 - d0) * g.Q;
   for (int64_t p = 0; p < g.panels; ++p) {
-    const float* rows = sc.dy_rows.get() + p * pixels * kNR;
+    const float* rows = dyr.base + p * dyr.block_stride;
     __m256 lo = _mm256_setzero_ps(), hi = lo;
     for (int64_t i = 0; i < pixels; ++i) {
       lo = _mm256_add_ps(lo, _mm256_loadu_ps(rows + i * kNR));
@@ -189,8 +204,8 @@ bool winograd_weight_gradient_fits(const Conv2dShape& s) {
   return g.scratch() <= double(kMaxScratch) && double(g.sums()) <= double(kMaxSums);
 }
 
-bool winograd_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw,
-                                   float* dbias) {
+bool winograd_backward_weight_avx2(const Conv2dShape& s, bool blocked, const float* x,
+                                   const float* dy, float* dw, float* dbias) {
   if (!winograd_weight_gradient_fits(s)) return false;
   const DirectTile mt = active_tile();
   const Geometry g = geometry(s, mt.rows);
@@ -216,7 +231,7 @@ bool winograd_backward_weight_avx2(const Conv2dShape& s, const float* x, const f
         while (row < pass_end) {
           const int64_t n = row / g.TP, r0 = row % g.TP;
           const int64_t r1 = std::min(g.TP, r0 + pass_end - row);
-          transform_segment(g, s, x, dy, n, r0, r1, tiles, sc, chunk_bias);
+          transform_segment(g, s, blocked, x, dy, n, r0, r1, tiles, sc, chunk_bias);
           tiles += (r1 - r0) * g.TQ;
           row += r1 - r0;
         }

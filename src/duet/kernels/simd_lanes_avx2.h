@@ -36,6 +36,9 @@ struct Lanes8 {
   static V if_sign(V x, V negative, V otherwise) {  // by x's sign bit
     return _mm256_blendv_ps(otherwise, negative, x);
   }
+  static V keep_where_positive(V x, V v) {  // v where x > 0, else 0
+    return _mm256_and_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ), v);
+  }
 };
 
 }  // namespace duet::kernels::simd

@@ -36,6 +36,9 @@ struct Lanes16 {
   static V if_sign(V x, V negative, V otherwise) {  // by x's sign bit
     return _mm512_mask_blend_ps(_mm512_movepi32_mask(_mm512_castps_si512(x)), otherwise, negative);
   }
+  static V keep_where_positive(V x, V v) {  // v where x > 0, else 0
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+  }
 };
 
 }  // namespace duet::kernels::simd

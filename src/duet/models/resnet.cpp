@@ -1,6 +1,7 @@
 #include "duet/models/resnet.h"
 
 #include "duet/models/config_fields.h"
+#include "duet/ops/blocked.h"
 #include "duet/ops/eltwise.h"
 #include "duet/ops/pool.h"
 
@@ -86,9 +87,13 @@ CifarResNet::CifarResNet(Generator& gen, const ResNetConfig& config)
 }
 
 Tensor CifarResNet::features(const Tensor& x) {
-  Tensor y = bn1->forward(conv1->forward(x), {Tensor(), true});
+  // Training runs on channel-blocked activations from the image to the pooled features (every
+  // conv, norm and shortcut takes them as they are); evaluation, calibration and guidance keep
+  // the channel-major ones their hooks and callers read.
+  const bool blocked = is_training() && ops::use_blocked_training();
+  Tensor y = bn1->forward(conv1->forward(blocked ? ops::to_blocked(x) : x), {Tensor(), true});
   y = layer3->forward(layer2->forward(layer1->forward(y)));
-  return ops::global_avg_pool2d(y);
+  return blocked ? ops::global_avg_pool2d_blocked(y, fc->weight.dim(1)) : ops::global_avg_pool2d(y);
 }
 
 Tensor CifarResNet::logits(const Tensor& features) {

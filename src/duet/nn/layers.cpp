@@ -5,6 +5,7 @@
 #include "duet/autograd/autograd.h"
 #include "duet/nn/profile.h"
 #include "duet/ops/activation.h"
+#include "duet/ops/blocked.h"
 #include "duet/ops/embedding.h"
 #include "duet/ops/linear.h"
 #include "duet/ops/norm.h"
@@ -56,11 +57,16 @@ Tensor Conv2d::forward(const Tensor& x) {
       fail("Conv2d ", weight.shape().str(), ": its int8 form is inference only (no backward); ",
            "call eval() and run under autograd::NoGradGuard, or train the float model");
     y = inference->forward(x);
+  } else if (ops::is_blocked(x)) {
+    y = ops::conv2d_blocked(x, weight, bias ? *bias : Tensor(), options_);
   } else {
     y = ops::conv2d(x, weight, bias ? *bias : Tensor(), options_);
   }
-  record_layer(this, y,
-               static_cast<double>(y.numel()) * weight.dim(1) * weight.dim(2) * weight.dim(3));
+  // Outputs without a blocked tensor's padding lanes.
+  const double outputs = ops::is_blocked(y) ? double(y.dim(0)) * double(weight.dim(0)) *
+                                                  double(y.dim(2)) * double(y.dim(3))
+                                            : double(y.numel());
+  record_layer(this, y, outputs * double(weight.dim(1) * weight.dim(2) * weight.dim(3)));
   return y;
 }
 
@@ -93,8 +99,11 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x, const ops::BatchNormTail& tail) {
-  Tensor y = ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum,
-                             eps, tail);
+  Tensor y = ops::is_blocked(x)
+                 ? ops::batch_norm_blocked(x, weight, bias, running_mean, running_var,
+                                           is_training(), momentum, eps, tail)
+                 : ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(),
+                                   momentum, eps, tail);
   // Counted once the step ran: a call the op refuses (bad input) changes nothing.
   if (is_training()) ++*num_batches_tracked.data<int64_t>();
   record_layer(this, y, 0);

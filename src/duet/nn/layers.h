@@ -27,7 +27,7 @@ class Conv2d : public Module {
   Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_t kernel,
          const ops::Conv2dOptions& options = {}, bool bias = true);
   // With `inference` set: eval mode and no gradients only (Error otherwise), and the stand-in
-  // computes the output.
+  // computes the output. A channel-blocked x (ops/blocked.h; groups 1) gives a blocked output.
   Tensor forward(const Tensor& x) override;
   const ops::Conv2dOptions& options() const { return options_; }
   Tensor& weight;
@@ -52,6 +52,7 @@ class Linear : public Module {
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
+  // x channel-major or channel-blocked (ops/blocked.h); the output has x's layout.
   Tensor forward(const Tensor& x) override;
   // relu?(bn(x) + residual) as one op (ops::BatchNormTail): a residual block's tail.
   Tensor forward(const Tensor& x, const ops::BatchNormTail& tail);

@@ -1,0 +1,222 @@
+// The channel-blocked batch norm's drivers: the passes run per (image, block) item across the
+// threads, each item's per-lane float sums land in its own slot, and the slots are combined in
+// image order in double (so the thread count never changes a bit). Without AVX2 the passes run
+// on scalar "lanes".
+#include "duet/kernels/norm_blocked.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "duet/kernels/norm_blocked_rows.h"
+
+#include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/isa.h"
+#include "duet/tensor/error.h"
+#include "duet/tensor/parallel.h"
+
+namespace duet::kernels {
+namespace {
+
+constexpr int64_t kB = kChannelBlock;
+
+// One float as a vector of one lane, for CPUs without AVX2.
+struct ScalarLanes {
+  using V = float;
+  static constexpr int64_t width = 1;
+  static V load(const float* p) { return *p; }
+  static void store(float* p, V v) { *p = v; }
+  static V zero() { return 0.0f; }
+  static V add(V a, V b) { return a + b; }
+  static V sub(V a, V b) { return a - b; }
+  static V fmadd(V a, V b, V c) { return a * b + c; }
+  static V max(V a, V b) { return std::max(a, b); }
+  static V keep_where_positive(V x, V v) { return x > 0.0f ? v : 0.0f; }
+};
+
+const detail::BlockedNormRows& rows_for_cpu() {
+  if (isa_at_least(Isa::avx512)) return detail::blocked_norm_rows_avx512();
+  if (isa_at_least(Isa::avx2)) return detail::blocked_norm_rows_avx2();
+  static const detail::BlockedNormRows scalar = detail::BlockedNormPasses<ScalarLanes>::table();
+  return scalar;
+}
+
+void check_args(const char* what, int64_t n, int64_t c, int64_t hw, const NormTail& tail,
+                const float* y) {
+  DUET_CHECK(n >= 1 && c >= 1 && hw >= 1, what, ": expected n, c, hw >= 1, got ", n, ", ", c, ", ",
+             hw);
+  DUET_CHECK(!tail.activate || tail.act == ActFn::relu, what,
+             ": the only activation a blocked norm's tail takes is a ReLU");
+  DUET_CHECK(tail.residual != y, what, ": the residual must not be the output buffer");
+}
+
+// Runs fn(item, offset) for every (image, block) item, offset = the item's first float.
+template <class Fn>
+void for_items(int64_t n, int64_t blocks, int64_t hw, Fn&& fn) {
+  const int64_t grain = std::max<int64_t>(1, 16384 / (hw * kB));
+  parallel_for(n * blocks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) fn(item, item * hw * kB);
+  });
+}
+
+// lanes[l] = sum over images of part[(i * blocks + l / 16) * 16 + l % 16], in image order.
+std::vector<double> combine(const std::vector<float>& part, int64_t n, int64_t lanes) {
+  std::vector<double> total(static_cast<size_t>(lanes), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t l = 0; l < lanes; ++l) total[size_t(l)] += part[size_t(i * lanes + l)];
+  return total;
+}
+
+// y = tail(a x + b) with per-lane a and b (zero past c).
+void apply(const detail::BlockedNormRows& rows, int64_t n, int64_t blocks, int64_t hw,
+           const float* x, const std::vector<float>& a, const std::vector<float>& b,
+           const NormTail& tail, float* y) {
+  for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
+    const int64_t blk = item % blocks;
+    rows.affine(hw, x + o, a.data() + blk * kB, b.data() + blk * kB,
+                tail.residual ? tail.residual + o : nullptr, tail.activate, y + o);
+  });
+}
+
+}  // namespace
+
+void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
+                                      const float* gamma, const float* beta, float eps,
+                                      float momentum, float* running_mean, float* running_var,
+                                      float* y, float* save_mean, float* save_invstd,
+                                      const NormTail& tail) {
+  check_args("batch_norm_blocked_forward_train", n, c, hw, tail, y);
+  const int64_t m = n * hw;
+  DUET_CHECK(m > 1, "batch_norm_blocked_forward_train: expected more than 1 value per channel");
+  const detail::BlockedNormRows* rows = &rows_for_cpu();
+  const int64_t blocks = channel_blocks(c), lanes = blocks * kB;
+  std::vector<float> part(size_t(n * lanes));
+  for_items(n, blocks, hw,
+            [&](int64_t item, int64_t o) { rows->sum(hw, x + o, &part[item * kB]); });
+  const std::vector<double> sums = combine(part, n, lanes);
+  std::vector<float> mean(static_cast<size_t>(lanes));
+  for (int64_t l = 0; l < lanes; ++l) mean[size_t(l)] = float(sums[size_t(l)] / double(m));
+  for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
+    rows->sum_sq_dev(hw, x + o, mean.data() + item % blocks * kB, &part[item * kB]);
+  });
+  const std::vector<double> squares = combine(part, n, lanes);
+  std::vector<float> a(static_cast<size_t>(lanes), 0.0f), b(static_cast<size_t>(lanes), 0.0f);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double mu = sums[size_t(ch)] / double(m), var = squares[size_t(ch)] / double(m);
+    const double invstd = 1.0 / std::sqrt(var + eps);
+    if (save_mean) save_mean[ch] = static_cast<float>(mu);
+    if (save_invstd) save_invstd[ch] = static_cast<float>(invstd);
+    if (running_mean)
+      running_mean[ch] = static_cast<float>((1.0 - momentum) * running_mean[ch] + momentum * mu);
+    if (running_var)
+      running_var[ch] = static_cast<float>((1.0 - momentum) * running_var[ch] +
+                                           momentum * var * double(m) / double(m - 1));
+    const double scale = invstd * (gamma ? gamma[ch] : 1.0f);
+    a[size_t(ch)] = float(scale);
+    b[size_t(ch)] = float((beta ? beta[ch] : 0.0f) - mu * scale);
+  }
+  apply(*rows, n, blocks, hw, x, a, b, tail, y);
+}
+
+void batch_norm_blocked_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
+                                     const float* gamma, const float* beta,
+                                     const float* running_mean, const float* running_var, float eps,
+                                     float* y, const NormTail& tail) {
+  check_args("batch_norm_blocked_forward_eval", n, c, hw, tail, y);
+  const int64_t blocks = channel_blocks(c), lanes = blocks * kB;
+  std::vector<float> a(static_cast<size_t>(lanes), 0.0f), b(static_cast<size_t>(lanes), 0.0f);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double scale = (gamma ? gamma[ch] : 1.0f) / std::sqrt(double(running_var[ch]) + eps);
+    a[size_t(ch)] = float(scale);
+    b[size_t(ch)] = float((beta ? beta[ch] : 0.0f) - running_mean[ch] * scale);
+  }
+  apply(rows_for_cpu(), n, blocks, hw, x, a, b, tail, y);
+}
+
+void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
+                                 const float* gamma, const float* save_mean,
+                                 const float* save_invstd, float* dx, float* dgamma, float* dbeta,
+                                 const ReluGradMask& relu, bool batch_statistics) {
+  check_args("batch_norm_blocked_backward", n, c, hw, {}, dx);
+  DUET_CHECK(!relu.y || relu.masked_dy, "batch_norm_blocked_backward: a ReLU mask needs masked_dy");
+  const detail::BlockedNormRows* rows = &rows_for_cpu();
+  const int64_t blocks = channel_blocks(c), lanes = blocks * kB;
+  const double m = double(n * hw);
+  std::vector<float> mean(static_cast<size_t>(lanes), 0.0f);
+  std::copy_n(save_mean, c, mean.begin());
+  std::vector<float> part_dy(size_t(n * lanes)), part_dyx(size_t(n * lanes));
+  for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
+    rows->grad_sums(hw, dy + o, relu.y ? relu.y + o : nullptr,
+                    relu.y ? relu.masked_dy + o : nullptr, x + o, mean.data() + item % blocks * kB,
+                    &part_dy[item * kB], &part_dyx[item * kB]);
+  });
+  const std::vector<double> s_dy = combine(part_dy, n, lanes), s_dyx = combine(part_dyx, n, lanes);
+  // dx = k (dy - mean(dy) - xhat mean(dy xhat)), k = gamma invstd, as dx = k dy + b x + c0;
+  // with fixed statistics (eval mode) the norm is affine in x: dx = k dy.
+  std::vector<float> k(static_cast<size_t>(lanes), 0.0f), b(static_cast<size_t>(lanes), 0.0f),
+      c0(static_cast<size_t>(lanes), 0.0f);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double invstd = save_invstd[ch], sd = s_dy[size_t(ch)], sx = s_dyx[size_t(ch)];
+    if (dbeta) dbeta[ch] = static_cast<float>(sd);
+    if (dgamma) dgamma[ch] = static_cast<float>(sx * invstd);
+    const double kk = (gamma ? gamma[ch] : 1.0f) * invstd;
+    k[size_t(ch)] = float(kk);
+    if (!batch_statistics) continue;
+    const double bb = -kk * invstd * invstd * sx / m;
+    b[size_t(ch)] = float(bb);
+    c0[size_t(ch)] = float(-kk * sd / m - bb * save_mean[ch]);
+  }
+  const float* g = relu.y ? relu.masked_dy : dy;
+  for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
+    const int64_t blk = item % blocks;
+    rows->affine2(hw, g + o, x + o, k.data() + blk * kB, b.data() + blk * kB, c0.data() + blk * kB,
+                  dx + o);
+  });
+}
+
+namespace ref {
+namespace {
+
+std::vector<float> unblocked(int64_t n, int64_t c, int64_t hw, const float* xb) {
+  if (!xb) return {};
+  std::vector<float> x(size_t(n * c * hw));
+  from_channel_blocked(n, c, hw, xb, x.data());
+  return x;
+}
+
+const float* data_or_null(const std::vector<float>& v) {
+  return v.empty() ? nullptr : v.data();
+}
+
+}  // namespace
+
+void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
+                                      const float* gamma, const float* beta, float eps,
+                                      float momentum, float* running_mean, float* running_var,
+                                      float* y, float* save_mean, float* save_invstd,
+                                      const NormTail& tail) {
+  const std::vector<float> xc = unblocked(n, c, hw, x), rc = unblocked(n, c, hw, tail.residual);
+  std::vector<float> yc(xc.size());
+  NormTail tc = tail;
+  tc.residual = data_or_null(rc);
+  ref::batch_norm2d_forward_train(n, c, hw, xc.data(), gamma, beta, eps, momentum, running_mean,
+                                  running_var, yc.data(), save_mean, save_invstd, tc);
+  to_channel_blocked(n, c, hw, yc.data(), y);
+}
+
+void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
+                                 const float* gamma, const float* save_mean,
+                                 const float* save_invstd, float* dx, float* dgamma, float* dbeta,
+                                 const ReluGradMask& relu) {
+  const std::vector<float> xc = unblocked(n, c, hw, x), dyc = unblocked(n, c, hw, dy),
+                           yc = unblocked(n, c, hw, relu.y);
+  std::vector<float> dxc(xc.size()), masked(relu.y ? xc.size() : 0);
+  ref::batch_norm2d_backward(n, c, hw, xc.data(), dyc.data(), gamma, save_mean, save_invstd,
+                             dxc.data(), dgamma, dbeta,
+                             ReluGradMask{data_or_null(yc), relu.y ? masked.data() : nullptr});
+  to_channel_blocked(n, c, hw, dxc.data(), dx);
+  if (relu.y) to_channel_blocked(n, c, hw, masked.data(), relu.masked_dy);
+}
+
+}  // namespace ref
+}  // namespace duet::kernels

@@ -1,0 +1,71 @@
+// Batch norm on channel-blocked activations (conv2d_blocked.h's layout: [n][ceil(c / 16)][hw][16],
+// channel ch in block ch / 16, lane ch % 16). A block's 16 lanes are 16 channels, so every pass is
+// one contiguous stream of whole vectors, where the channel-major kernels (norm.h) walk n planes
+// per channel. Lanes past c stay zero: their gamma and beta count as 0.
+//
+// Statistics are reduced in a fixed order (each image's pixels in float lanes, images combined in
+// double), so results do not depend on the thread count. The arguments and NormTail /
+// ReluGradMask mean what they mean for norm.h's batch_norm2d_* kernels; the tail's activation
+// must be a ReLU (the residual networks' only one).
+#pragma once
+
+#include <cstdint>
+
+#include "duet/kernels/norm.h"
+
+namespace duet::kernels {
+
+void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
+                                      const float* gamma, const float* beta, float eps,
+                                      float momentum, float* running_mean, float* running_var,
+                                      float* y, float* save_mean, float* save_invstd,
+                                      const NormTail& tail = {});
+void batch_norm_blocked_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
+                                     const float* gamma, const float* beta,
+                                     const float* running_mean, const float* running_var, float eps,
+                                     float* y, const NormTail& tail = {});
+// relu.masked_dy, when written, is blocked like dy. batch_statistics false: the backward of
+// eval mode (save_mean and save_invstd from the running statistics; dx = dy gamma invstd).
+void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
+                                 const float* gamma, const float* save_mean,
+                                 const float* save_invstd, float* dx, float* dgamma, float* dbeta,
+                                 const ReluGradMask& relu = {}, bool batch_statistics = true);
+
+namespace ref {
+// The twins: convert to channel-major, run ref::batch_norm2d_*, convert back.
+void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
+                                      const float* gamma, const float* beta, float eps,
+                                      float momentum, float* running_mean, float* running_var,
+                                      float* y, float* save_mean, float* save_invstd,
+                                      const NormTail& tail = {});
+void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
+                                 const float* gamma, const float* save_mean,
+                                 const float* save_invstd, float* dx, float* dgamma, float* dbeta,
+                                 const ReluGradMask& relu = {});
+}  // namespace ref
+
+namespace detail {
+
+// The per-block passes, one table per ISA (norm_blocked_rows.h instantiates them; without AVX2,
+// norm_blocked.cpp on scalars). Each works on
+// one 16-lane block of `pixels` pixels; per-lane arrays are 16 floats.
+struct BlockedNormRows {
+  // sums[l] = sum of lane l; with mean, the sum of squared deviations from mean[l].
+  void (*sum)(int64_t pixels, const float* x, float* sums);
+  void (*sum_sq_dev)(int64_t pixels, const float* x, const float* mean, float* sums);
+  // y = a x + b (+ residual) (then ReLU when relu).
+  void (*affine)(int64_t pixels, const float* x, const float* a, const float* b,
+                 const float* residual, bool relu, float* y);
+  // g = relu_y ? dy where relu_y > 0, else 0 (written to masked) : dy; then
+  // s_dy[l] = sum g, s_dyx[l] = sum g (x - mean[l]).
+  void (*grad_sums)(int64_t pixels, const float* dy, const float* relu_y, float* masked,
+                    const float* x, const float* mean, float* s_dy, float* s_dyx);
+  // dx = k g + b x + c0, lane-wise.
+  void (*affine2)(int64_t pixels, const float* g, const float* x, const float* k, const float* b,
+                  const float* c0, float* dx);
+};
+const BlockedNormRows& blocked_norm_rows_avx2();
+const BlockedNormRows& blocked_norm_rows_avx512();
+
+}  // namespace detail
+}  // namespace duet::kernels

@@ -1,0 +1,240 @@
+#include "duet/ops/blocked.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "duet/autograd/autograd.h"
+#include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/isa.h"
+#include "duet/kernels/norm_blocked.h"
+#include "duet/ops/op_util.h"
+
+namespace duet::ops {
+namespace {
+
+using kernels::channel_blocks;
+using kernels::kChannelBlock;
+
+Shape blocked_shape(int64_t n, int64_t c, int64_t h, int64_t w) {
+  return Shape({n, channel_blocks(c), h, w, kChannelBlock});
+}
+
+void check_blocked(const Tensor& x, int64_t channels, const char* op, const char* name) {
+  detail::check_f32(x, op, name);
+  if (!is_blocked(x) || x.dim(1) != channel_blocks(channels))
+    fail(op, ": expected ", name, " blocked as [N, ", channel_blocks(channels), ", H, W, ",
+         kChannelBlock, "] for ", channels, " channels, got ", x.shape().str());
+}
+
+const float* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<float>() : nullptr;
+}
+
+std::atomic<bool>& blocked_training_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("DUET_LAYOUT");
+    return !(env && std::string(env) == "nchw");
+  }()};
+  return on;
+}
+
+}  // namespace
+
+bool use_blocked_training() {
+  return blocked_training_flag().load(std::memory_order_relaxed) &&
+         kernels::isa_at_least(kernels::Isa::avx2);
+}
+
+void set_blocked_training(bool on) {
+  blocked_training_flag().store(on, std::memory_order_relaxed);
+}
+
+bool is_blocked(const Tensor& x) {
+  return x.defined() && x.dtype() == DType::f32 && x.rank() == 5 && x.dim(4) == kChannelBlock;
+}
+
+Tensor to_blocked(const Tensor& x_in) {
+  detail::check_f32(x_in, "to_blocked", "input");
+  DUET_CHECK(x_in.rank() == 4, "to_blocked: expected input [N, C, H, W], got ", x_in.shape().str());
+  const Tensor x = contiguous(x_in);
+  const int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
+  Tensor y = Tensor::empty(blocked_shape(n, c, x.dim(2), x.dim(3)));
+  kernels::to_channel_blocked(n, c, hw, x.data<float>(), y.data<float>());
+  autograd::record(y, "to_blocked", {x_in}, [shape = x.shape(), n, c, hw](const Tensor& g_in) {
+    const Tensor g = contiguous(g_in);
+    Tensor dx = Tensor::empty(shape);
+    kernels::from_channel_blocked(n, c, hw, g.data<float>(), dx.data<float>());
+    return std::vector<Tensor>{dx};
+  });
+  return y;
+}
+
+Tensor from_blocked(const Tensor& x_in, int64_t channels) {
+  check_blocked(x_in, channels, "from_blocked", "input");
+  const Tensor x = contiguous(x_in);
+  const int64_t n = x.dim(0), h = x.dim(2), w = x.dim(3);
+  Tensor y = Tensor::empty({n, channels, h, w});
+  kernels::from_channel_blocked(n, channels, h * w, x.data<float>(), y.data<float>());
+  autograd::record(
+      y, "from_blocked", {x_in}, [shape = x.shape(), n, channels, h, w](const Tensor& g_in) {
+        const Tensor g = contiguous(g_in);
+        Tensor dx = Tensor::empty(shape);
+        kernels::to_channel_blocked(n, channels, h * w, g.data<float>(), dx.data<float>());
+        return std::vector<Tensor>{dx};
+      });
+  return y;
+}
+
+Tensor conv2d_blocked(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
+                      const Conv2dOptions& o) {
+  detail::check_f32(x_in, "conv2d_blocked", "input");
+  detail::check_f32(weight_in, "conv2d_blocked", "weight");
+  DUET_CHECK(o.groups == 1, "conv2d_blocked: groups must be 1, got ", o.groups);
+  DUET_CHECK(weight_in.rank() == 4, "conv2d_blocked: expected weight [K, C, R, S], got ",
+             weight_in.shape().str());
+  const int64_t channels = weight_in.dim(1);
+  const bool x_blocked = x_in.rank() == 5;
+  if (x_blocked)
+    check_blocked(x_in, channels, "conv2d_blocked", "input");
+  else
+    detail::check_shapes(x_in.rank() == 4 && x_in.dim(1) == channels, "conv2d_blocked",
+                         "expected a blocked input or [N, C, H, W] with the weight's C", x_in,
+                         weight_in);
+  // The channel-major shape the blocks hold.
+  const Shape plain({x_in.dim(0), channels, x_in.dim(2), x_in.dim(3)});
+  const kernels::Conv2dShape shape = conv2d_shape(plain, weight_in.shape(), o);
+  DUET_CHECK(o.stride >= 1 && o.dilation >= 1 && o.padding >= 0,
+             "conv2d_blocked: stride and dilation must be >= 1, padding >= 0");
+  DUET_CHECK(shape.out_h() >= 1 && shape.out_w() >= 1, "conv2d_blocked: input ", plain.str(),
+             " is smaller than the dilated kernel ", weight_in.shape().str());
+  if (bias.defined())
+    detail::check_shapes(bias.rank() == 1 && bias.dim(0) == shape.out_channels, "conv2d_blocked",
+                         "bias must be [out_channels]", bias, weight_in);
+  const Tensor x = contiguous(x_in), w = contiguous(weight_in);
+  Tensor y =
+      Tensor::empty(blocked_shape(shape.batch, shape.out_channels, shape.out_h(), shape.out_w()));
+  kernels::Epilogue ep;
+  ep.bias = ptr_or_null(bias);
+  kernels::conv2d_forward_blocked(shape, x_blocked, x.data<float>(), w.data<float>(),
+                                  y.data<float>(), ep);
+  const bool has_bias = bias.defined();
+  autograd::record(y, "conv2d_blocked", {x_in, weight_in, bias},
+                   [x = autograd::detached(x), w = autograd::detached(w), shape, x_blocked,
+                    has_bias, need_dx = autograd::requires_grad(x_in),
+                    need_dw = autograd::requires_grad(weight_in) ||
+                              (has_bias && autograd::requires_grad(bias))](const Tensor& g_in) {
+                     const Tensor g = contiguous(g_in);
+                     Tensor dx, dw, db;
+                     if (need_dx) {
+                       dx = Tensor::empty(x.shape());
+                       if (x_blocked) {
+                         kernels::conv2d_backward_data_blocked(shape, g.data<float>(),
+                                                               w.data<float>(), dx.data<float>());
+                       } else {  // the image's gradient, channel-major like the image
+                         const Tensor gc = from_blocked(autograd::detached(g), shape.out_channels);
+                         kernels::conv2d_backward_data(shape, gc.data<float>(), w.data<float>(),
+                                                       dx.data<float>());
+                       }
+                     }
+                     if (need_dw) {
+                       dw = Tensor::empty(w.shape());
+                       db = has_bias ? Tensor::empty({shape.out_channels}) : Tensor();
+                       kernels::conv2d_backward_weight_blocked(
+                           shape, x_blocked, x.data<float>(), g.data<float>(), dw.data<float>(),
+                           has_bias ? db.data<float>() : nullptr);
+                     }
+                     return std::vector<Tensor>{dx, dw, db};
+                   });
+  return y;
+}
+
+Tensor batch_norm_blocked(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
+                          Tensor& running_mean, Tensor& running_var, bool training, float momentum,
+                          float eps, const BatchNormTail& tail) {
+  const Tensor* sized = weight.defined()         ? &weight
+                        : bias.defined()         ? &bias
+                        : running_mean.defined() ? &running_mean
+                                                 : &running_var;
+  DUET_CHECK(sized->defined() && sized->rank() == 1,
+             "batch_norm_blocked: needs a weight, bias or running statistics of shape [C]");
+  const int64_t c = sized->dim(0);
+  check_blocked(x_in, c, "batch_norm_blocked", "input");
+  const int64_t n = x_in.dim(0), hw = x_in.dim(2) * x_in.dim(3);
+  detail::check_affine(weight, c, "batch_norm_blocked", "weight", x_in);
+  detail::check_affine(bias, c, "batch_norm_blocked", "bias", x_in);
+  detail::check_affine(running_mean, c, "batch_norm_blocked", "running_mean", x_in);
+  detail::check_affine(running_var, c, "batch_norm_blocked", "running_var", x_in);
+  if (tail.residual.defined()) {
+    detail::check_f32(tail.residual, "batch_norm_blocked", "residual");
+    detail::check_shapes(tail.residual.shape() == x_in.shape(), "batch_norm_blocked",
+                         "residual must have the input's shape", tail.residual, x_in);
+  }
+  const Tensor x = contiguous(x_in);
+  const Tensor residual = tail.residual.defined() ? contiguous(tail.residual) : Tensor();
+  const kernels::NormTail kernel_tail{ptr_or_null(residual), tail.relu, kernels::ActFn::relu};
+  Tensor y = Tensor::empty(x.shape());
+  Tensor mean = Tensor::empty({c}), invstd = Tensor::empty({c});
+  if (training) {
+    DUET_CHECK(n * hw > 1, "batch_norm_blocked: training needs more than one value per channel, ",
+               "got input ", x_in.shape().str());
+    kernels::batch_norm_blocked_forward_train(
+        n, c, hw, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias), eps, momentum,
+        running_mean.defined() ? running_mean.data<float>() : nullptr,
+        running_var.defined() ? running_var.data<float>() : nullptr, y.data<float>(),
+        mean.data<float>(), invstd.data<float>(), kernel_tail);
+  } else {
+    DUET_CHECK(running_mean.defined() && running_var.defined(),
+               "batch_norm_blocked: eval mode needs running statistics");
+    kernels::batch_norm_blocked_forward_eval(
+        n, c, hw, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias),
+        running_mean.data<float>(), running_var.data<float>(), eps, y.data<float>(), kernel_tail);
+    mean = running_mean.clone();
+    for (int64_t i = 0; i < c; ++i)
+      invstd.data<float>()[i] = 1.0f / std::sqrt(running_var.data<float>()[i] + eps);
+  }
+  const bool has_w = weight.defined(), has_b = bias.defined(), relu = tail.relu;
+  const bool need_params = autograd::requires_grad(weight) || autograd::requires_grad(bias);
+  autograd::record(
+      y, "batch_norm_blocked", {x_in, weight, bias, tail.residual},
+      [x = autograd::detached(x), w = autograd::detached(weight), mean, invstd, n, c, hw, training,
+       has_w, has_b, need_params, relu,
+       y_out = relu ? autograd::detached(y) : Tensor()](const Tensor& g_in) {
+        Tensor g = contiguous(g_in);
+        Tensor dx = Tensor::empty(x.shape());
+        Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
+        // The ReLU's gradient mask comes from the output (y > 0 where it passed); the kernel
+        // applies it and hands back the masked gradient for the residual.
+        Tensor masked = relu ? Tensor::empty(g.shape()) : Tensor();
+        kernels::batch_norm_blocked_backward(
+            n, c, hw, x.data<float>(), g.data<float>(), ptr_or_null(w), mean.data<float>(),
+            invstd.data<float>(), dx.data<float>(), need_params ? dgamma.data<float>() : nullptr,
+            need_params ? dbeta.data<float>() : nullptr,
+            kernels::ReluGradMask{ptr_or_null(y_out), relu ? masked.data<float>() : nullptr},
+            training);
+        if (relu) g = std::move(masked);
+        return std::vector<Tensor>{dx, has_w && need_params ? dgamma : Tensor(),
+                                   has_b && need_params ? dbeta : Tensor(), g};
+      });
+  return y;
+}
+
+Tensor global_avg_pool2d_blocked(const Tensor& x_in, int64_t channels) {
+  check_blocked(x_in, channels, "global_avg_pool2d_blocked", "input");
+  const Tensor x = contiguous(x_in);
+  const int64_t n = x.dim(0), hw = x.dim(2) * x.dim(3);
+  Tensor y = Tensor::empty({n, channels});
+  kernels::global_avg_pool_blocked(n, channels, hw, x.data<float>(), y.data<float>());
+  autograd::record(y, "global_avg_pool2d_blocked", {x_in},
+                   [n, channels, hw, shape = x.shape()](const Tensor& g_in) {
+                     const Tensor g = contiguous(g_in);
+                     Tensor dx = Tensor::empty(shape);
+                     kernels::global_avg_pool_blocked_backward(n, channels, hw, g.data<float>(),
+                                                               dx.data<float>());
+                     return std::vector<Tensor>{dx};
+                   });
+  return y;
+}
+
+}  // namespace duet::ops
