@@ -24,7 +24,7 @@ bool runs_blocked(const nn::Module& m) {
 Tensor forward_blocked(nn::Module& m, const Tensor& x) {
   if (auto* conv = dynamic_cast<FusedConv*>(&m)) return conv->forward_blocked(x);
   if (auto* block = dynamic_cast<FusedBasicBlock*>(&m)) {
-    const Tensor identity = block->shortcut   ? block->shortcut->forward_blocked(x)
+    const Tensor identity = block->shortcut      ? block->shortcut->forward_blocked(x)
                             : ops::is_blocked(x) ? x
                                                  : ops::to_blocked(x);
     return block->conv2->forward_blocked(block->conv1->forward_blocked(x), identity);

@@ -209,6 +209,22 @@ bool input_gradient_as_forward(const Conv2dShape& s, Conv2dShape& t) {
   return t.out_h() == s.in_h && t.out_w() == s.in_w;
 }
 
+const detail::BlockedConvGradRows* grad_rows_for_cpu() {
+  if (isa_at_least(Isa::avx512)) return &detail::blocked_conv_grad_rows_avx512();
+  if (isa_at_least(Isa::avx2)) return &detail::blocked_conv_grad_rows_avx2();
+  return nullptr;
+}
+
+detail::ConvGeometry geometry_of(const Conv2dShape& s) {
+  return {s.in_channels, s.out_channels, s.in_h,       s.in_w,      s.out_h(),
+          s.out_w(),     s.kernel_h,     s.kernel_w,   s.stride_h,  s.stride_w,
+          s.pad_h,       s.pad_w,        s.dilation_h, s.dilation_w};
+}
+
+// The weight-gradient sums are split into this many chunks of images whatever the thread count,
+// and added in chunk order, so the bits never depend on the threads.
+constexpr int64_t kWeightChunks = 8;
+
 std::vector<float> unblocked(int64_t n, int64_t c, int64_t hw, const float* xb) {
   std::vector<float> x(size_t(n * c * hw));
   from_channel_blocked(n, c, hw, xb, x.data());
@@ -233,7 +249,27 @@ void conv2d_backward_data_blocked(const Conv2dShape& s, const float* dy, const f
     });
     return conv2d_forward_blocked(t, true, dy, flipped.data(), dx);
   }
-  // Strided convolutions: through the channel-major input gradient.
+  const int64_t Cb = channel_blocks(C), Kb = channel_blocks(K);
+  const int64_t H = s.in_h, W = s.in_w, PQ = s.out_h() * s.out_w();
+  if (const detail::BlockedConvGradRows* rows = grad_rows_for_cpu(); rows && s.groups == 1) {
+    // The filters as [R][S][K][Cb][16]: 16 input channels of a tap and output channel together.
+    std::vector<float> wt(size_t(R * S * K * Cb * kChannelBlock), 0.0f);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t r = 0; r < R * S; ++r)
+          wt[size_t((r * K + k) * Cb * kChannelBlock + c)] = w[(k * C + c) * R * S + r];
+    const detail::ConvGeometry g = geometry_of(s);
+    parallel_for(s.batch * Cb * H, std::max<int64_t>(1, 4096 / (W * K * R * S)),
+                 [&](int64_t begin, int64_t end) {
+                   for (int64_t item = begin; item < end; ++item) {
+                     const int64_t n = item / (Cb * H), cb = item / H % Cb, h = item % H;
+                     rows->data_row(g, dy + n * Kb * PQ * kChannelBlock, wt.data(), cb, h,
+                                    dx + item * W * kChannelBlock);
+                   }
+                 });
+    return;
+  }
+  // Without AVX2: through the channel-major input gradient.
   const int64_t hw = s.in_h * s.in_w, pq = s.out_h() * s.out_w();
   const std::vector<float> dyc = unblocked(s.batch, K, pq, dy);
   std::vector<float> dxc(size_t(s.batch * C * hw));
@@ -248,7 +284,44 @@ void conv2d_backward_weight_blocked(const Conv2dShape& s, bool x_blocked, const 
   if (s.batch > 0 && x_blocked && isa_at_least(Isa::avx2) && use_winograd() &&
       detail::winograd_backward_weight_avx2(s, true, x, dy, dw, dbias))
     return;
-  // The other shapes: through the channel-major weight gradient.
+  if (const detail::BlockedConvGradRows* rows = grad_rows_for_cpu(); rows && s.groups == 1) {
+    const int64_t C = s.in_channels, K = s.out_channels, RS = s.kernel_h * s.kernel_w;
+    const int64_t Cb = channel_blocks(C), Kb = channel_blocks(K);
+    std::vector<float> xb;  // a channel-major image (the stem's input), blocked once
+    if (!x_blocked) {
+      xb.resize(size_t(s.batch * Cb * hw * kChannelBlock));
+      to_channel_blocked(s.batch, C, hw, x, xb.data());
+      x = xb.data();
+    }
+    const int64_t chunks = std::min(s.batch, kWeightChunks), sums = Kb * C * RS * kChannelBlock;
+    std::vector<float> acc(size_t(chunks * sums), 0.0f);
+    const detail::ConvGeometry g = geometry_of(s);
+    parallel_for(chunks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t chunk = begin; chunk < end; ++chunk)
+        for (int64_t n = s.batch * chunk / chunks; n < s.batch * (chunk + 1) / chunks; ++n)
+          rows->weight_image(g, x + n * Cb * hw * kChannelBlock, dy + n * Kb * pq * kChannelBlock,
+                             acc.data() + chunk * sums);
+    });
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t r = 0; r < RS; ++r) {
+          const int64_t at =
+              ((k / kChannelBlock * C + c) * RS + r) * kChannelBlock + k % kChannelBlock;
+          double v = 0;
+          for (int64_t chunk = 0; chunk < chunks; ++chunk) v += acc[size_t(chunk * sums + at)];
+          dw[(k * C + c) * RS + r] = float(v);
+        }
+    if (dbias)
+      for (int64_t k = 0; k < K; ++k) {
+        double v = 0;
+        for (int64_t n = 0; n < s.batch; ++n)
+          for (int64_t p = 0; p < pq; ++p)
+            v += dy[((n * Kb + k / kChannelBlock) * pq + p) * kChannelBlock + k % kChannelBlock];
+        dbias[k] = float(v);
+      }
+    return;
+  }
+  // Without AVX2: through the channel-major weight gradient.
   std::vector<float> xc;
   if (x_blocked) {
     xc = unblocked(s.batch, s.in_channels, hw, x);

@@ -111,6 +111,24 @@ bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const fl
 // the shape does not run there.
 inline constexpr int64_t kWinogradWeightMinChannels = 16;
 
+// A convolution's geometry as plain numbers (input C x H x W, output K x P x Q, kernel R x S),
+// for the ISA files, which must not call shared inline code such as Conv2dShape's.
+struct ConvGeometry {
+  int64_t C, K, H, W, P, Q, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+};
+
+// The direct gradients of blocked convolutions (conv2d_blocked_grad_rows.h), one table per ISA:
+// weight_image adds one image's weight-gradient sums to acc [Kb][C][R][S][16]; data_row writes
+// the input gradient of input row h of channel block cb of one image (dx_row: W x 16 floats)
+// from filters wt laid out [R][S][K][Cb][16].
+struct BlockedConvGradRows {
+  void (*weight_image)(const ConvGeometry& g, const float* xb, const float* dyb, float* acc);
+  void (*data_row)(const ConvGeometry& g, const float* dyb, const float* wt, int64_t cb, int64_t h,
+                   float* dx_row);
+};
+const BlockedConvGradRows& blocked_conv_grad_rows_avx2();
+const BlockedConvGradRows& blocked_conv_grad_rows_avx512();
+
 // One image (c planes of hw pixels) into channel blocks and back, through the channel-major
 // convolutions' transposes (conv2d_winograd_avx2.cpp); to_channel_blocked and
 // from_channel_blocked of n = 1.
