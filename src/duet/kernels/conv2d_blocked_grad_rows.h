@@ -6,8 +6,8 @@
 //
 // Layouts (conv2d_blocked.h): x and dx [N][Cb][H][W][16], dy [N][Kb][P][Q][16].
 // - Weight gradient, one image: acc[kb][c][r][s][16 lanes of k] += sum over output pixels of
-//   dy[kb][p][q] * x[c][h][w] (the input pixel the tap reads, broadcast), one accumulator per
-//   (k block, input channel, tap) kept in registers along the pixels.
+//   dy[kb][p][q] * x[c][h][w] (the input pixel the tap reads, broadcast), a group of input
+//   channels of one block at a time with their accumulators in registers along the pixels.
 // - Input gradient, one input row: dx[cb][h][w][16 lanes of c] = sum over the taps that reach
 //   (h, w) and over k of wt[r][s][k][cb][16] * dy[k][p][q] (broadcast), with wt the filters
 //   re-laid so that 16 input channels are one vector (zero past C); tap by tap, each adding to
@@ -26,6 +26,8 @@ template <class L>
 struct BlockedConvGrads {
   using V = typename L::V;
   static constexpr int64_t kBlock = 16, kVecs = kBlock / L::width, kChains = 4;
+  // Input channels per outer-product group: 16 accumulators (16 zmm, or 4 x 2 ymm of 16).
+  static constexpr int64_t kCGroup = kVecs == 1 ? 16 : 4;
 
   // The first q >= 0 with q * stride >= a, and one past the last q < Q with
   // q * stride <= b (a tap's output pixels whose input column lies in [a, b] shifted).
@@ -36,51 +38,90 @@ struct BlockedConvGrads {
     return b < 0 ? 0 : std::min(count, b / stride + 1);
   }
 
+  // One tap's sums for kCGroup input channels of one block (x lanes c0 % 16 ...) at once: each
+  // output pixel's dy vector times each of the group's x values (broadcast from one cache line),
+  // kCGroup independent accumulators in registers.
+  static void weight_group(const ConvGeometry& s, const float* xc, const float* d, int64_t r,
+                           int64_t t, float* a, int64_t a_stride) {
+    const int64_t H = s.H, W = s.W, P = s.P, Q = s.Q;
+    V sum[kCGroup][kVecs];
+    for (int64_t i = 0; i < kCGroup; ++i)
+      for (int64_t j = 0; j < kVecs; ++j) sum[i][j] = L::load(a + i * a_stride + j * L::width);
+    const int64_t col0 = t * s.dil_w - s.pad_w;  // input column of output column q: q * sw + col0
+    const int64_t q0 = first_at_least(-col0, s.stride_w);
+    const int64_t q1 = end_at_most(W - 1 - col0, s.stride_w, Q);
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+      if (h < 0 || h >= H) continue;
+      const float* xr = xc + (h * W + col0) * kBlock;
+      const float* dr = d + p * Q * kBlock;
+      for (int64_t q = q0; q < q1; ++q) {
+        V dv[kVecs];
+        for (int64_t j = 0; j < kVecs; ++j) dv[j] = L::load(dr + q * kBlock + j * L::width);
+        const float* xp = xr + q * s.stride_w * kBlock;
+        for (int64_t i = 0; i < kCGroup; ++i) {
+          const V xv = L::set1(xp[i]);
+          for (int64_t j = 0; j < kVecs; ++j) sum[i][j] = L::fmadd(dv[j], xv, sum[i][j]);
+        }
+      }
+    }
+    for (int64_t i = 0; i < kCGroup; ++i)
+      for (int64_t j = 0; j < kVecs; ++j) L::store(a + i * a_stride + j * L::width, sum[i][j]);
+  }
+
+  // The same for one input channel (the channels past the last whole group: a 1-channel stem),
+  // kChains independent sums over the pixels q, q + 1, ...
+  static void weight_channel(const ConvGeometry& s, const float* xc, const float* d, int64_t r,
+                             int64_t t, float* a) {
+    const int64_t H = s.H, W = s.W, P = s.P, Q = s.Q;
+    V sum[kChains][kVecs];
+    for (int64_t j = 0; j < kVecs; ++j) {
+      sum[0][j] = L::load(a + j * L::width);
+      for (int64_t i = 1; i < kChains; ++i) sum[i][j] = L::zero();
+    }
+    const int64_t col0 = t * s.dil_w - s.pad_w;
+    const int64_t q0 = first_at_least(-col0, s.stride_w);
+    const int64_t q1 = end_at_most(W - 1 - col0, s.stride_w, Q);
+    const int64_t xstep = s.stride_w * kBlock;
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+      if (h < 0 || h >= H) continue;
+      const float* xr = xc + (h * W + col0) * kBlock;
+      const float* dr = d + p * Q * kBlock;
+      int64_t q = q0;
+      for (; q + kChains <= q1; q += kChains)
+        for (int64_t i = 0; i < kChains; ++i) {
+          const V xv = L::set1(xr[(q + i) * xstep]);
+          for (int64_t j = 0; j < kVecs; ++j)
+            sum[i][j] = L::fmadd(L::load(dr + (q + i) * kBlock + j * L::width), xv, sum[i][j]);
+        }
+      for (; q < q1; ++q) {
+        const V xv = L::set1(xr[q * xstep]);
+        for (int64_t j = 0; j < kVecs; ++j)
+          sum[0][j] = L::fmadd(L::load(dr + q * kBlock + j * L::width), xv, sum[0][j]);
+      }
+    }
+    for (int64_t j = 0; j < kVecs; ++j) {
+      for (int64_t i = 1; i < kChains; ++i) sum[0][j] = L::add(sum[0][j], sum[i][j]);
+      L::store(a + j * L::width, sum[0][j]);
+    }
+  }
+
   static void weight_image(const ConvGeometry& s, const float* xb, const float* dyb, float* acc) {
     const int64_t C = s.C, Kb = (s.K + kBlock - 1) / kBlock;
     const int64_t H = s.H, W = s.W, P = s.P, Q = s.Q, R = s.R, S = s.S;
+    const int64_t whole = C / kCGroup * kCGroup;  // channels in whole groups
     for (int64_t kb = 0; kb < Kb; ++kb) {
       const float* d = dyb + kb * P * Q * kBlock;
-      for (int64_t c = 0; c < C; ++c) {
+      for (int64_t c = 0; c < C; c += c < whole ? kCGroup : 1) {
         const float* xc = xb + (c / kBlock) * H * W * kBlock + c % kBlock;
         for (int64_t r = 0; r < R; ++r)
           for (int64_t t = 0; t < S; ++t) {
             float* a = acc + (((kb * C + c) * R + r) * S + t) * kBlock;
-            // kChains independent sums (pixels q, q + 1, ...), so the FMAs' latency is not the
-            // limit; added together at the end.
-            V sum[kChains][kVecs];
-            for (int64_t j = 0; j < kVecs; ++j) {
-              sum[0][j] = L::load(a + j * L::width);
-              for (int64_t i = 1; i < kChains; ++i) sum[i][j] = L::zero();
-            }
-            // Input column of output column q: q * stride + col0.
-            const int64_t col0 = t * s.dil_w - s.pad_w;
-            const int64_t q0 = first_at_least(-col0, s.stride_w);
-            const int64_t q1 = end_at_most(W - 1 - col0, s.stride_w, Q);
-            const int64_t xstep = s.stride_w * kBlock;
-            for (int64_t p = 0; p < P; ++p) {
-              const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
-              if (h < 0 || h >= H) continue;
-              const float* xr = xc + (h * W + col0) * kBlock;
-              const float* dr = d + p * Q * kBlock;
-              int64_t q = q0;
-              for (; q + kChains <= q1; q += kChains)
-                for (int64_t i = 0; i < kChains; ++i) {
-                  const V xv = L::set1(xr[(q + i) * xstep]);
-                  for (int64_t j = 0; j < kVecs; ++j)
-                    sum[i][j] =
-                        L::fmadd(L::load(dr + (q + i) * kBlock + j * L::width), xv, sum[i][j]);
-                }
-              for (; q < q1; ++q) {
-                const V xv = L::set1(xr[q * xstep]);
-                for (int64_t j = 0; j < kVecs; ++j)
-                  sum[0][j] = L::fmadd(L::load(dr + q * kBlock + j * L::width), xv, sum[0][j]);
-              }
-            }
-            for (int64_t j = 0; j < kVecs; ++j) {
-              for (int64_t i = 1; i < kChains; ++i) sum[0][j] = L::add(sum[0][j], sum[i][j]);
-              L::store(a + j * L::width, sum[0][j]);
-            }
+            if (c < whole)
+              weight_group(s, xc, d, r, t, a, R * S * kBlock);
+            else
+              weight_channel(s, xc, d, r, t, a);
           }
       }
     }
@@ -102,35 +143,41 @@ struct BlockedConvGrads {
         const int64_t q0 = first_at_least(-w0, s.stride_w);
         const int64_t q1 = end_at_most(W - 1 - w0, s.stride_w, Q);
         const float* wk = wt + ((r * S + t) * K * Cb + cb) * kBlock;
-        for (int64_t q = q0; q < q1; ++q) {
-          float* out = dx_row + (q * s.stride_w + w0) * kBlock;
-          const float* dq = dyb + (p * Q + q) * kBlock;  // lane k % 16 of block k / 16
-          // kChains independent sums over k, k + 1, ... (see weight_image).
-          V sum[kChains][kVecs];
-          for (int64_t j = 0; j < kVecs; ++j) {
-            sum[0][j] = L::load(out + j * L::width);
-            for (int64_t i = 1; i < kChains; ++i) sum[i][j] = L::zero();
-          }
-          int64_t k = 0;
-          for (; k + kChains <= K; k += kChains)
-            for (int64_t i = 0; i < kChains; ++i) {
-              const int64_t kk = k + i;
-              const V dv = L::set1(dq[(kk / kBlock) * P * Q * kBlock + kk % kBlock]);
-              for (int64_t j = 0; j < kVecs; ++j)
-                sum[i][j] = L::fmadd(L::load(wk + kk * Cb * kBlock + j * L::width), dv, sum[i][j]);
-            }
-          for (; k < K; ++k) {
-            const V dv = L::set1(dq[(k / kBlock) * P * Q * kBlock + k % kBlock]);
-            for (int64_t j = 0; j < kVecs; ++j)
-              sum[0][j] = L::fmadd(L::load(wk + k * Cb * kBlock + j * L::width), dv, sum[0][j]);
-          }
-          for (int64_t j = 0; j < kVecs; ++j) {
-            for (int64_t i = 1; i < kChains; ++i) sum[0][j] = L::add(sum[0][j], sum[i][j]);
-            L::store(out + j * L::width, sum[0][j]);
-          }
-        }
+        // kChains output columns at a time share each filter vector, and their sums are
+        // independent chains.
+        int64_t q = q0;
+        for (; q + kChains <= q1; q += kChains) columns<kChains>(s, dyb, wk, p, q, w0, dx_row);
+        static_assert(kChains == 4, "the tail below takes up to 3 columns");
+        if (q1 - q == 3) columns<3>(s, dyb, wk, p, q, w0, dx_row);
+        if (q1 - q == 2) columns<2>(s, dyb, wk, p, q, w0, dx_row);
+        if (q1 - q == 1) columns<1>(s, dyb, wk, p, q, w0, dx_row);
       }
     }
+  }
+
+  // dx at the N columns (q + i) * stride + w0 of the row += sum over k of the tap's filter
+  // vector wk[k] times dy[k][p][q + i].
+  template <int64_t N>
+  static void columns(const ConvGeometry& s, const float* dyb, const float* wk, int64_t p,
+                      int64_t q, int64_t w0, float* dx_row) {
+    const int64_t K = s.K, Cb = (s.C + kBlock - 1) / kBlock, PQ = s.P * s.Q;
+    V sum[N][kVecs];
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < kVecs; ++j)
+        sum[i][j] = L::load(dx_row + ((q + i) * s.stride_w + w0) * kBlock + j * L::width);
+    const float* dq = dyb + (p * s.Q + q) * kBlock;  // lane k % 16 of block k / 16
+    for (int64_t k = 0; k < K; ++k) {
+      V wv[kVecs];
+      for (int64_t j = 0; j < kVecs; ++j) wv[j] = L::load(wk + k * Cb * kBlock + j * L::width);
+      const float* dk = dq + (k / kBlock) * PQ * kBlock + k % kBlock;
+      for (int64_t i = 0; i < N; ++i) {
+        const V dv = L::set1(dk[i * kBlock]);
+        for (int64_t j = 0; j < kVecs; ++j) sum[i][j] = L::fmadd(wv[j], dv, sum[i][j]);
+      }
+    }
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < kVecs; ++j)
+        L::store(dx_row + ((q + i) * s.stride_w + w0) * kBlock + j * L::width, sum[i][j]);
   }
 
   static BlockedConvGradRows table() { return {&weight_image, &data_row}; }
