@@ -10,6 +10,7 @@
 
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/isa.h"
+#include "duet/tensor/allocator.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
 
@@ -240,36 +241,38 @@ void conv2d_backward_data_blocked(const Conv2dShape& s, const float* dy, const f
   const int64_t C = s.in_channels, K = s.out_channels, R = s.kernel_h, S = s.kernel_w;
   Conv2dShape t;
   if (isa_at_least(Isa::avx2) && input_gradient_as_forward(s, t)) {
-    std::vector<float> flipped(size_t(C * K * R * S));
+    memory::FloatScratch flipped(C * K * R * S);
     parallel_for(C, std::max<int64_t>(1, 4096 / (K * R * S)), [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c)
         for (int64_t k = 0; k < K; ++k)
           for (int64_t r = 0; r < R * S; ++r)
-            flipped[size_t((c * K + k) * R * S + r)] = w[(k * C + c) * R * S + R * S - 1 - r];
+            flipped.get()[(c * K + k) * R * S + r] = w[(k * C + c) * R * S + R * S - 1 - r];
     });
-    return conv2d_forward_blocked(t, true, dy, flipped.data(), dx);
+    return conv2d_forward_blocked(t, true, dy, flipped.get(), dx);
   }
   const int64_t Cb = channel_blocks(C), Kb = channel_blocks(K);
   const int64_t H = s.in_h, W = s.in_w, PQ = s.out_h() * s.out_w();
   if (const detail::BlockedConvGradRows* rows = grad_rows_for_cpu(); rows && s.groups == 1) {
     // The filters as [R][S][K][Cb][16]: 16 input channels of a tap and output channel together.
-    std::vector<float> wt(size_t(R * S * K * Cb * kChannelBlock), 0.0f);
+    memory::FloatScratch filters(R * S * K * Cb * kChannelBlock);
+    float* wt = filters.get();
+    std::fill(wt, wt + R * S * K * Cb * kChannelBlock, 0.0f);
     for (int64_t k = 0; k < K; ++k)
       for (int64_t c = 0; c < C; ++c)
         for (int64_t r = 0; r < R * S; ++r)
-          wt[size_t((r * K + k) * Cb * kChannelBlock + c)] = w[(k * C + c) * R * S + r];
+          wt[(r * K + k) * Cb * kChannelBlock + c] = w[(k * C + c) * R * S + r];
     const detail::ConvGeometry g = geometry_of(s);
     parallel_for(s.batch * Cb * H, std::max<int64_t>(1, 4096 / (W * K * R * S)),
                  [&](int64_t begin, int64_t end) {
                    for (int64_t item = begin; item < end; ++item) {
                      const int64_t n = item / (Cb * H), cb = item / H % Cb, h = item % H;
-                     rows->data_row(g, dy + n * Kb * PQ * kChannelBlock, wt.data(), cb, h,
+                     rows->data_row(g, dy + n * Kb * PQ * kChannelBlock, wt, cb, h,
                                     dx + item * W * kChannelBlock);
                    }
                  });
     return;
   }
-  // Without AVX2: through the channel-major input gradient.
+  // Without AVX2, or with groups: through the channel-major input gradient.
   const int64_t hw = s.in_h * s.in_w, pq = s.out_h() * s.out_w();
   const std::vector<float> dyc = unblocked(s.batch, K, pq, dy);
   std::vector<float> dxc(size_t(s.batch * C * hw));
@@ -287,20 +290,23 @@ void conv2d_backward_weight_blocked(const Conv2dShape& s, bool x_blocked, const 
   if (const detail::BlockedConvGradRows* rows = grad_rows_for_cpu(); rows && s.groups == 1) {
     const int64_t C = s.in_channels, K = s.out_channels, RS = s.kernel_h * s.kernel_w;
     const int64_t Cb = channel_blocks(C), Kb = channel_blocks(K);
-    std::vector<float> xb;  // a channel-major image (the stem's input), blocked once
+    // A channel-major image (the stem's input) is blocked once. Scratch from the caching
+    // allocator: fresh vectors of this size cost page faults on every training step.
+    memory::FloatScratch xb(x_blocked ? 0 : s.batch * Cb * hw * kChannelBlock);
     if (!x_blocked) {
-      xb.resize(size_t(s.batch * Cb * hw * kChannelBlock));
-      to_channel_blocked(s.batch, C, hw, x, xb.data());
-      x = xb.data();
+      to_channel_blocked(s.batch, C, hw, x, xb.get());
+      x = xb.get();
     }
     const int64_t chunks = std::min(s.batch, kWeightChunks), sums = Kb * C * RS * kChannelBlock;
-    std::vector<float> acc(size_t(chunks * sums), 0.0f);
+    memory::FloatScratch sums_of_chunks(chunks * sums);
+    float* acc = sums_of_chunks.get();
+    std::fill(acc, acc + chunks * sums, 0.0f);
     const detail::ConvGeometry g = geometry_of(s);
     parallel_for(chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t chunk = begin; chunk < end; ++chunk)
         for (int64_t n = s.batch * chunk / chunks; n < s.batch * (chunk + 1) / chunks; ++n)
           rows->weight_image(g, x + n * Cb * hw * kChannelBlock, dy + n * Kb * pq * kChannelBlock,
-                             acc.data() + chunk * sums);
+                             acc + chunk * sums);
     });
     for (int64_t k = 0; k < K; ++k)
       for (int64_t c = 0; c < C; ++c)
@@ -308,7 +314,7 @@ void conv2d_backward_weight_blocked(const Conv2dShape& s, bool x_blocked, const 
           const int64_t at =
               ((k / kChannelBlock * C + c) * RS + r) * kChannelBlock + k % kChannelBlock;
           double v = 0;
-          for (int64_t chunk = 0; chunk < chunks; ++chunk) v += acc[size_t(chunk * sums + at)];
+          for (int64_t chunk = 0; chunk < chunks; ++chunk) v += acc[chunk * sums + at];
           dw[(k * C + c) * RS + r] = float(v);
         }
     if (dbias)
@@ -321,7 +327,7 @@ void conv2d_backward_weight_blocked(const Conv2dShape& s, bool x_blocked, const 
       }
     return;
   }
-  // Without AVX2: through the channel-major weight gradient.
+  // Without AVX2, or with groups: through the channel-major weight gradient.
   std::vector<float> xc;
   if (x_blocked) {
     xc = unblocked(s.batch, s.in_channels, hw, x);
