@@ -133,7 +133,11 @@ Tensor conv2d_blocked(const Tensor& x_in, const Tensor& weight_in, const Tensor&
                          kernels::conv2d_backward_data_blocked(shape, g.data<float>(),
                                                                w.data<float>(), dx.data<float>());
                        } else {  // the image's gradient, channel-major like the image
-                         const Tensor gc = from_blocked(autograd::detached(g), shape.out_channels);
+                         Tensor gc = Tensor::empty(
+                             {shape.batch, shape.out_channels, shape.out_h(), shape.out_w()});
+                         kernels::from_channel_blocked(shape.batch, shape.out_channels,
+                                                       shape.out_h() * shape.out_w(),
+                                                       g.data<float>(), gc.data<float>());
                          kernels::conv2d_backward_data(shape, gc.data<float>(), w.data<float>(),
                                                        dx.data<float>());
                        }
