@@ -107,19 +107,30 @@ double winograd_atol(double atol, double reduction, int64_t tile) {
   return tile == 4 ? 1e-5 * std::sqrt(reduction) + 1e-6 : atol;
 }
 
+// The element counts of a groups-1 shape's tensors, channel-major and blocked.
+struct BlockedSizes {
+  int64_t hw, pq;
+  size_t nx, ny, nxb, nyb, nw, nk;
+  explicit BlockedSizes(const Conv2dShape& s)
+      : hw(s.in_h * s.in_w),
+        pq(s.out_h() * s.out_w()),
+        nx(size_t(s.batch * s.in_channels * hw)),
+        ny(size_t(s.batch * s.out_channels * pq)),
+        nxb(size_t(s.batch * duet::kernels::channel_blocks(s.in_channels) * hw *
+                   duet::kernels::kChannelBlock)),
+        nyb(size_t(s.batch * duet::kernels::channel_blocks(s.out_channels) * pq *
+                   duet::kernels::kChannelBlock)),
+        nw(size_t(s.out_channels * s.in_channels * s.kernel_h * s.kernel_w)),
+        nk(size_t(s.out_channels)) {}
+};
+
 // The channel-blocked forward (inference chains): input blocked, or channel-major as a network's
 // first layer, with and without the full epilogue; the output is compared whole, padding lanes
 // included (both sides must leave them zero).
 void add_blocked_cases(const Row& row, const Conv2dShape& s, uint64_t seed, double atol) {
-  using duet::kernels::channel_blocks;
-  using duet::kernels::kChannelBlock;
-  const int64_t hw = s.in_h * s.in_w, pq = s.out_h() * s.out_w();
-  const size_t nx = size_t(s.batch * s.in_channels * hw),
-               ny = size_t(s.batch * s.out_channels * pq);
-  const size_t nxb = size_t(s.batch * channel_blocks(s.in_channels) * hw * kChannelBlock);
-  const size_t nyb = size_t(s.batch * channel_blocks(s.out_channels) * pq * kChannelBlock);
-  const size_t nw = size_t(s.out_channels * s.in_channels * s.kernel_h * s.kernel_w);
-  const size_t nk = size_t(s.out_channels);
+  const BlockedSizes z(s);
+  const int64_t hw = z.hw, pq = z.pq;
+  const size_t nx = z.nx, ny = z.ny, nxb = z.nxb, nyb = z.nyb, nw = z.nw, nk = z.nk;
   // Shapes that take Winograd by default also run with the other variant and with it switched
   // off, so the direct blocked kernel keeps its coverage of 3x3 stride-1 convolutions.
   using duet::kernels::detail::WinogradLayout;
@@ -169,19 +180,13 @@ void add_blocked_cases(const Row& row, const Conv2dShape& s, uint64_t seed, doub
 }
 
 // The blocked gradients (training on blocked activations): dx blocked from blocked dy (stride 1:
-// the blocked forward of the flipped filters; strided: through the channel-major kernels), and
-// dw + dbias from blocked dy and blocked or channel-major x (3x3 stride 1: Winograd on the
-// blocks). The twin converts to channel-major and runs the reference kernels.
+// the blocked forward of the flipped filters; strided: the direct blocked kernel), and dw + dbias
+// from blocked dy and blocked or channel-major x (3x3 stride 1: Winograd on the blocks; others
+// direct). The twin converts to channel-major and runs the reference kernels.
 void add_blocked_gradient_cases(const Row& row, const Conv2dShape& s, uint64_t seed) {
-  using duet::kernels::channel_blocks;
-  using duet::kernels::kChannelBlock;
-  const int64_t hw = s.in_h * s.in_w, pq = s.out_h() * s.out_w();
-  const size_t nx = size_t(s.batch * s.in_channels * hw),
-               ny = size_t(s.batch * s.out_channels * pq);
-  const size_t nxb = size_t(s.batch * channel_blocks(s.in_channels) * hw * kChannelBlock);
-  const size_t nyb = size_t(s.batch * channel_blocks(s.out_channels) * pq * kChannelBlock);
-  const size_t nw = size_t(s.out_channels * s.in_channels * s.kernel_h * s.kernel_w);
-  const size_t nk = size_t(s.out_channels);
+  const BlockedSizes z(s);
+  const int64_t hw = z.hw, pq = z.pq;
+  const size_t nx = z.nx, ny = z.ny, nxb = z.nxb, nyb = z.nyb, nw = z.nw, nk = z.nk;
   using duet::kernels::detail::WinogradLayout;
   const int64_t chosen = duet::kernels::detail::winograd_tile(s, WinogradLayout::blocked);
   const double red_data = double(nw / size_t(s.in_channels)), red_w = double(ny / nk);

@@ -44,6 +44,20 @@ void check_blocked(const Conv2dShape& s, const float* x, const float* w, float* 
   DUET_CHECK(s.batch == 0 || (x && w && y), "conv2d_forward_blocked: null tensor pointer");
 }
 
+bool input_gradient_as_forward(const Conv2dShape& s, Conv2dShape& t) {
+  if (s.groups != 1 || s.stride_h != 1 || s.stride_w != 1 || s.dilation_h != 1 ||
+      s.dilation_w != 1 || s.pad_h > s.kernel_h - 1 || s.pad_w > s.kernel_w - 1)
+    return false;
+  t = s;
+  t.in_channels = s.out_channels;
+  t.out_channels = s.in_channels;
+  t.in_h = s.out_h();
+  t.in_w = s.out_w();
+  t.pad_h = s.kernel_h - 1 - s.pad_h;
+  t.pad_w = s.kernel_w - 1 - s.pad_w;
+  return t.out_h() == s.in_h && t.out_w() == s.in_w;
+}
+
 }  // namespace detail
 
 // Both conversions run image by image across the threads; with AVX2 through the channel-major
@@ -193,23 +207,6 @@ void global_avg_pool_blocked_backward(int64_t n, int64_t c, int64_t hw, const fl
 
 namespace {
 
-// dx of a stride-1 convolution is the convolution of dy, padded by R - 1 - pad, with the filters
-// flipped and their in and out channels swapped: t is that convolution's shape (false where
-// the shape is no such case).
-bool input_gradient_as_forward(const Conv2dShape& s, Conv2dShape& t) {
-  if (s.groups != 1 || s.stride_h != 1 || s.stride_w != 1 || s.dilation_h != 1 ||
-      s.dilation_w != 1 || s.pad_h > s.kernel_h - 1 || s.pad_w > s.kernel_w - 1)
-    return false;
-  t = s;
-  t.in_channels = s.out_channels;
-  t.out_channels = s.in_channels;
-  t.in_h = s.out_h();
-  t.in_w = s.out_w();
-  t.pad_h = s.kernel_h - 1 - s.pad_h;
-  t.pad_w = s.kernel_w - 1 - s.pad_w;
-  return t.out_h() == s.in_h && t.out_w() == s.in_w;
-}
-
 const detail::BlockedConvGradRows* grad_rows_for_cpu() {
   if (isa_at_least(Isa::avx512)) return &detail::blocked_conv_grad_rows_avx512();
   if (isa_at_least(Isa::avx2)) return &detail::blocked_conv_grad_rows_avx2();
@@ -240,7 +237,7 @@ void conv2d_backward_data_blocked(const Conv2dShape& s, const float* dy, const f
   if (s.batch == 0) return;
   const int64_t C = s.in_channels, K = s.out_channels, R = s.kernel_h, S = s.kernel_w;
   Conv2dShape t;
-  if (isa_at_least(Isa::avx2) && input_gradient_as_forward(s, t)) {
+  if (isa_at_least(Isa::avx2) && detail::input_gradient_as_forward(s, t)) {
     memory::FloatScratch flipped(C * K * R * S);
     parallel_for(C, std::max<int64_t>(1, 4096 / (K * R * S)), [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c)

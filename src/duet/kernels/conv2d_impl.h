@@ -89,7 +89,11 @@ bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const f
 inline constexpr int64_t kWinogradChannelMajorMinChannels = 32;
 inline constexpr int64_t kWinogradChannelMajorMinChannels4 = 16;
 bool winograd_channel_major_fits(const Conv2dShape& s);
-// The transposed convolution t that computes the input gradient of s, when Winograd takes it.
+// dx of a stride-1 convolution s (groups 1, dilation 1, padding below the kernel) is the
+// convolution t of dy, padded by R - 1 - pad, with the filters flipped and their in and out
+// channels swapped; false where s is no such case (conv2d_blocked.cpp).
+bool input_gradient_as_forward(const Conv2dShape& s, Conv2dShape& t);
+// The same t for a 3x3 s, when the channel-major Winograd takes it.
 bool winograd_input_gradient_shape(const Conv2dShape& s, Conv2dShape& t);
 // With a prologue (conv2d_fused.h), applied as the input rows are blocked, and an image bias
 // (image n: image_bias + n * K), added to the epilogue's bias in the store. cache_weights: w

@@ -472,19 +472,8 @@ bool winograd_channel_major_fits(const Conv2dShape& s) {
 }
 
 bool winograd_input_gradient_shape(const Conv2dShape& s, Conv2dShape& t) {
-  // dx is the convolution of dy, padded by 2 - pad, with the flipped 3x3 filters and the in
-  // and out channels swapped (as direct_backward_data_avx2 does it).
-  if (s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 1 || s.stride_w != 1 || s.pad_h > 2 ||
-      s.pad_w > 2)
-    return false;
-  t = s;
-  t.in_channels = s.out_channels;
-  t.out_channels = s.in_channels;
-  t.in_h = s.out_h();
-  t.in_w = s.out_w();
-  t.pad_h = 2 - s.pad_h;
-  t.pad_w = 2 - s.pad_w;
-  return t.out_h() == s.in_h && t.out_w() == s.in_w && winograd_channel_major_fits(t);
+  return s.kernel_h == 3 && s.kernel_w == 3 && input_gradient_as_forward(s, t) &&
+         winograd_channel_major_fits(t);
 }
 
 bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w, float* y,

@@ -166,15 +166,8 @@ Tensor batch_norm_blocked(const Tensor& x_in, const Tensor& weight, const Tensor
   const int64_t c = sized->dim(0);
   check_blocked(x_in, c, "batch_norm_blocked", "input");
   const int64_t n = x_in.dim(0), hw = x_in.dim(2) * x_in.dim(3);
-  detail::check_affine(weight, c, "batch_norm_blocked", "weight", x_in);
-  detail::check_affine(bias, c, "batch_norm_blocked", "bias", x_in);
-  detail::check_affine(running_mean, c, "batch_norm_blocked", "running_mean", x_in);
-  detail::check_affine(running_var, c, "batch_norm_blocked", "running_var", x_in);
-  if (tail.residual.defined()) {
-    detail::check_f32(tail.residual, "batch_norm_blocked", "residual");
-    detail::check_shapes(tail.residual.shape() == x_in.shape(), "batch_norm_blocked",
-                         "residual must have the input's shape", tail.residual, x_in);
-  }
+  detail::check_batch_norm_args("batch_norm_blocked", x_in, c, weight, bias, running_mean,
+                                running_var, tail);
   const Tensor x = contiguous(x_in);
   const Tensor residual = tail.residual.defined() ? contiguous(tail.residual) : Tensor();
   const kernels::NormTail kernel_tail{ptr_or_null(residual), tail.relu, kernels::ActFn::relu};

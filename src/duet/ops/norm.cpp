@@ -65,21 +65,28 @@ kernels::ActFn act_fn(NormActivation act) {
 
 }  // namespace
 
+void detail::check_batch_norm_args(const char* op, const Tensor& x, int64_t c, const Tensor& weight,
+                                   const Tensor& bias, const Tensor& running_mean,
+                                   const Tensor& running_var, const BatchNormTail& tail) {
+  check_affine(weight, c, op, "weight", x);
+  check_affine(bias, c, op, "bias", x);
+  check_affine(running_mean, c, op, "running_mean", x);
+  check_affine(running_var, c, op, "running_var", x);
+  if (tail.residual.defined()) {
+    check_f32(tail.residual, op, "residual");
+    check_shapes(tail.residual.shape() == x.shape(), op, "residual must have the input's shape",
+                 tail.residual, x);
+  }
+}
+
 Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
                   Tensor& running_mean, Tensor& running_var, bool training, float momentum,
                   float eps, const BatchNormTail& tail) {
   detail::check_f32(x_in, "batch_norm", "input");
   DUET_CHECK(x_in.rank() >= 2, "batch_norm: expected input [N, C, ...], got ", x_in.shape().str());
   const int64_t n = x_in.dim(0), c = x_in.dim(1), hw = x_in.numel() / std::max<int64_t>(n * c, 1);
-  detail::check_affine(weight, c, "batch_norm", "weight", x_in);
-  detail::check_affine(bias, c, "batch_norm", "bias", x_in);
-  detail::check_affine(running_mean, c, "batch_norm", "running_mean", x_in);
-  detail::check_affine(running_var, c, "batch_norm", "running_var", x_in);
-  if (tail.residual.defined()) {
-    detail::check_f32(tail.residual, "batch_norm", "residual");
-    detail::check_shapes(tail.residual.shape() == x_in.shape(), "batch_norm",
-                         "residual must have the input's shape", tail.residual, x_in);
-  }
+  detail::check_batch_norm_args("batch_norm", x_in, c, weight, bias, running_mean, running_var,
+                                tail);
   const Tensor x = contiguous(x_in);
   const Tensor residual = tail.residual.defined() ? contiguous(tail.residual) : Tensor();
   const kernels::NormTail kernel_tail{ptr_or_null(residual), tail.relu, kernels::ActFn::relu};

@@ -32,4 +32,12 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
 // Normalises over the last dimension D; weight/bias: [D] or undefined.
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
 
+namespace detail {
+// The checks batch_norm and batch_norm_blocked (ops/blocked.h) share: each per-channel tensor
+// undefined or F32 [c], and the tail's residual (if any) F32 with x's shape. Errors name op.
+void check_batch_norm_args(const char* op, const Tensor& x, int64_t c, const Tensor& weight,
+                           const Tensor& bias, const Tensor& running_mean,
+                           const Tensor& running_var, const BatchNormTail& tail);
+}  // namespace detail
+
 }  // namespace duet::ops
