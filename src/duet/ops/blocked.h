@@ -16,7 +16,7 @@ namespace duet::ops {
 // True for a rank-5 F32 tensor whose last dimension is the 16-lane block.
 bool is_blocked(const Tensor& x);
 
-// Whether residual networks train on blocked activations (models/resnet.cpp): on by default where
+// Whether CIFAR ResNets train on blocked activations (models/resnet.cpp): on by default where
 // the CPU has AVX2 (the blocked kernels' own; elsewhere they would only add conversions).
 // $DUET_LAYOUT=nchw turns it off at start-up, `duet bench train --layout nchw` for one run.
 bool use_blocked_training();
