@@ -95,16 +95,16 @@ void transform_gradient_block_row(const float* plane, int64_t rows, int64_t Q, i
                                                            y + half, ld_tile, ld_xi);
 }
 
-// One thread's scratch for the passes of its chunks.
+// One thread's scratch for the passes of its chunks (blocked x and dy need no rows blocked).
 struct PassScratch {
   Buf v, y, x_rows, dy_rows;
   std::vector<const float*> base;
   std::vector<int32_t> off;
-  explicit PassScratch(const Geometry& g)
+  PassScratch(const Geometry& g, bool blocked)
       : v(g.slots * g.v_tile()),
         y(g.y_size()),
-        x_rows(g.Cb * kNR * g.x_rows() * g.W),
-        dy_rows(g.Kp * g.dy_rows() * g.Q),
+        x_rows(blocked ? 0 : g.Cb * kNR * g.x_rows() * g.W),
+        dy_rows(blocked ? 0 : g.Kp * g.dy_rows() * g.Q),
         base(size_t(g.Cr)),
         off(size_t(g.slots)) {
     for (int64_t t = 0; t < g.slots; ++t) off[size_t(t)] = int32_t(t * g.v_tile());
@@ -218,7 +218,7 @@ bool winograd_backward_weight_avx2(const Conv2dShape& s, bool blocked, const flo
   Buf sums(chunks * g.sums());
   std::vector<double> bias(dbias ? size_t(chunks * g.K) : 0, 0.0);
   direct::run_jobs(chunks, 1, [&](auto&& take) {
-    PassScratch sc(g);
+    PassScratch sc(g, blocked);
     for (int64_t chunk = take(); chunk < chunks; chunk = take()) {
       float* m = sums.get() + chunk * g.sums();
       std::memset(m, 0, size_t(g.sums()) * sizeof(float));

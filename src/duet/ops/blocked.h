@@ -18,7 +18,7 @@ bool is_blocked(const Tensor& x);
 
 // Whether CIFAR ResNets train on blocked activations (models/resnet.cpp): on by default where
 // the CPU has AVX2 (the blocked kernels' own; elsewhere they would only add conversions).
-// $DUET_LAYOUT=nchw turns it off at start-up, `duet bench train --layout nchw` for one run.
+// $DUET_LAYOUT=nchw turns it off at start-up, `duet bench train --no-blocked` for one run.
 bool use_blocked_training();
 void set_blocked_training(bool on);
 
