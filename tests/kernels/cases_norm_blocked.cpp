@@ -1,8 +1,10 @@
-// Channel-blocked batch norm compare cases (kernels/norm_blocked.h) against the channel-major
-// double twin on the same values: train forward with each fused tail, eval forward, backward
-// with and without the ReLU mask, and eval mode's backward against a plain loop. Channels 3 and
-// 24 leave padding lanes (which both sides must keep zero), 16 and 32 fill whole blocks; odd pixel
-// counts meet the passes' two-accumulator tails.
+// Channel-blocked batch and group norm compare cases (kernels/norm_blocked.h) against the
+// channel-major double twins on the same values: batch norm's train forward with each fused tail,
+// eval forward, backward with and without the ReLU mask, and eval mode's backward against a plain
+// loop; group norm's forward and backward with each activation, with groups inside one block,
+// groups that span blocks and groups that straddle a block boundary. Channels 3 and 24 leave
+// padding lanes (which both sides must keep zero), 16 and 32 fill whole blocks; odd pixel counts
+// meet the passes' two-accumulator tails.
 #include <cmath>
 #include <limits>
 #include <string>
@@ -169,7 +171,86 @@ void add_bn_blocked(int64_t n, int64_t c, int64_t hw, bool affine) {
   }
 }
 
+const char* act_name(k::Activation act) {
+  switch (act) {
+    case k::Activation::none:
+      return "none";
+    case k::Activation::relu:
+      return "relu";
+    case k::Activation::silu:
+      return "silu";
+    case k::Activation::gelu:
+      return "gelu";
+  }
+  return "?";
+}
+
+void add_gn_blocked(int64_t n, int64_t c, int64_t hw, int64_t groups, bool affine,
+                    bool with_shift) {
+  const size_t sz = size_t(n * c * hw), cs = size_t(c), gs = size_t(n * groups);
+  const size_t bz = size_t(n * k::channel_blocks(c) * hw * k::kChannelBlock);
+  for (k::Activation act :
+       {k::Activation::none, k::Activation::relu, k::Activation::silu, k::Activation::gelu}) {
+    const std::string name = std::to_string(n) + "x" + std::to_string(c) + "x" +
+                             std::to_string(hw) + "/g" + std::to_string(groups) +
+                             (affine ? "/affine/" : "/plain/") + (with_shift ? "shift/" : "") +
+                             act_name(act);
+    duet::test::add_kernel_case(
+        {"group_norm_blocked/fwd/" + name, double(sz), 1e-5, 1e-4, [=] {
+           auto x = random_vector(sz, 240 + sz, 1.0f, 4.0f);
+           auto g = random_vector(cs, 241, 0.5f, 1.5f);
+           auto b = random_vector(cs, 242);
+           auto sh = random_vector(size_t(n) * cs, 243, -2.0f, 2.0f);
+           const auto xb = blocked(n, c, hw, x);
+           return [=](bool fast, std::vector<float>& out) {
+             std::vector<float> y(bz, kNaN), sm(gs, kNaN), sr(gs, kNaN);
+             (fast ? k::group_norm_blocked_forward : k::ref::group_norm_blocked_forward)(
+                 n, c, hw, groups, xb.data(), opt(sh, with_shift), opt(g, affine), opt(b, affine),
+                 1e-5f, act, y.data(), sm.data(), sr.data());
+             out = y;
+             append(out, sm);
+             append(out, sr);
+           };
+         }});
+    duet::test::add_kernel_case(
+        {"group_norm_blocked/bwd/" + name, double(sz), 1e-5, 1e-3, [=] {
+           auto x = random_vector(sz, 250 + sz, 1.0f, 4.0f);
+           auto dy = random_vector(sz, 251 + sz);
+           auto g = random_vector(cs, 252, 0.5f, 1.5f);
+           auto b = random_vector(cs, 253);
+           auto sh = random_vector(size_t(n) * cs, 254, -2.0f, 2.0f);
+           std::vector<float> xs = x;  // the statistics of x + shift
+           for (size_t e = 0; e < sz && with_shift; ++e) xs[e] += sh[e / size_t(hw)];
+           std::vector<float> y(sz), sm(gs), sr(gs);
+           k::ref::group_norm_forward(n, c, hw, groups, xs.data(), nullptr, nullptr, 1e-5f,
+                                      y.data(), sm.data(), sr.data());
+           const auto xb = blocked(n, c, hw, x), dyb = blocked(n, c, hw, dy);
+           return [=](bool fast, std::vector<float>& out) {
+             std::vector<float> dx(bz, kNaN), dg(cs, kNaN), db(cs, kNaN), ds(size_t(n) * cs, kNaN);
+             (fast ? k::group_norm_blocked_backward : k::ref::group_norm_blocked_backward)(
+                 n, c, hw, groups, xb.data(), opt(sh, with_shift), dyb.data(), opt(g, affine),
+                 opt(b, affine), act, sm.data(), sr.data(), dx.data(),
+                 with_shift ? ds.data() : nullptr, affine ? dg.data() : nullptr,
+                 affine ? db.data() : nullptr);
+             out = dx;
+             if (with_shift) append(out, ds);
+             if (affine) {
+               append(out, dg);
+               append(out, db);
+             }
+           };
+         }});
+  }
+}
+
 const duet::test::Register reg([] {
+  for (bool affine : {false, true})
+    for (bool shift : {false, true}) {
+      add_gn_blocked(2, 32, 49, 8, affine, shift);  // 4 channels a group, 4 groups a block
+      add_gn_blocked(3, 64, 13, 2, affine, shift);  // a group spans two blocks
+      add_gn_blocked(2, 24, 9, 3, affine, shift);   // 8-channel groups, one straddles blocks
+      add_gn_blocked(1, 3, 7, 1, affine, shift);    // one group, padding lanes
+    }
   for (bool affine : {false, true}) {
     add_bn_blocked(3, 3, 5, affine);
     add_bn_blocked(2, 16, 49, affine);

@@ -3,6 +3,8 @@
 // the layout moves' gradients are checked on the way; channel counts of 3, 5 and 20 leave padding
 // lanes, 16 fills a block and takes the Winograd kernels on an 8 x 8 image.
 #include "duet/ops/blocked.h"
+#include "duet/ops/pool.h"
+#include "duet/ops/shape_ops.h"
 #include "grad_check.h"
 #include "op_harness.h"
 
@@ -39,6 +41,38 @@ Register reg([] {
   // The network's first layer: a channel-major image in, blocked out; dx is channel-major.
   add_grad_case_random("blocked/conv2d/image", {{2, 3, 6, 5}, {4, 3, 3, 3}}, [](In x) {
     return ops::from_blocked(ops::conv2d_blocked(x[0], x[1], Tensor(), {1, 1, 1, 1}), 4);
+  });
+
+  // The residual added in the convolution's store.
+  add_grad_case_random(
+      "blocked/conv2d/residual", {{2, 16, 6, 6}, {20, 16, 3, 3}, {2, 20, 6, 6}}, [](In x) {
+        return ops::from_blocked(ops::conv2d_blocked(ops::to_blocked(x[0]), x[1], Tensor(),
+                                                     {1, 1, 1, 1}, ops::to_blocked(x[2])),
+                                 20);
+      });
+  // Group norm: 5-channel groups straddle the block boundary at 20 channels; 8 groups of 4 at 32.
+  for (const auto& [c, groups] : {std::pair<int64_t, int64_t>{20, 4}, {32, 8}, {3, 1}})
+    for (const ops::NormActivation act : {ops::NormActivation::none, ops::NormActivation::silu}) {
+      const std::string name = "blocked/group_norm/c" + std::to_string(c) + "g" +
+                               std::to_string(groups) +
+                               (act == ops::NormActivation::silu ? "/silu" : "");
+      add_grad_case_random(name, {{2, c, 3, 4}, {c}, {c}}, [c, groups, act](In x) {
+        return ops::from_blocked(
+            ops::group_norm_blocked(ops::to_blocked(x[0]), c, groups, x[1], x[2], 1e-5f, act), c);
+      });
+      add_grad_case_random(
+          name + "/shift", {{2, c, 3, 4}, {c}, {c}, {2, c}}, [c, groups, act](In x) {
+            return ops::from_blocked(ops::group_norm_blocked(ops::to_blocked(x[0]), c, groups, x[1],
+                                                             x[2], 1e-5f, act, x[3]),
+                                     c);
+          });
+    }
+  add_grad_case_random("blocked/upsample_nearest2d", {{2, 20, 3, 2}}, [](In x) {
+    return ops::from_blocked(ops::upsample_nearest2d(ops::to_blocked(x[0]), 2), 20);
+  });
+  // Blocked tensors of 16-multiple channel counts concatenate along the block dimension.
+  add_grad_case_random("blocked/concat", {{2, 16, 3, 3}, {2, 32, 3, 3}}, [](In x) {
+    return ops::from_blocked(ops::concat({ops::to_blocked(x[0]), ops::to_blocked(x[1])}, 1), 48);
   });
 
   GradCheckOptions relu_kink;

@@ -18,11 +18,13 @@ struct GenBenchFlags {
   bool quick = false;
   bool json = false;
   bool no_winograd = false;
+  bool no_blocked = false;
 };
 
 void run_bench_gen(GenBenchFlags f, CLI::App* sub) {
   f.bench.threads = num_threads();
   apply_no_winograd(f.no_winograd, f.json);
+  apply_no_blocked(f.no_blocked, f.json);
   if (f.quick) {  // a smoke run, unless the sizes were given explicitly
     if (sub->count("--steps") == 0) f.bench.steps = 2;
     if (sub->count("--rounds") == 0) f.bench.rounds = 2;
@@ -56,6 +58,7 @@ Action add_bench_gen_command(CLI::App& bench) {
   sub->add_flag("--quick", f->quick, "2 steps x 2 rounds, 5-step batch-1 runs (a smoke run)");
   sub->add_flag("--json", f->json, "one JSON object per row (the common bench format)");
   add_no_winograd_flag(sub, f->no_winograd);
+  add_no_blocked_flag(sub, f->no_blocked);
   return [f, sub] {
     if (sub->parsed()) run_bench_gen(*f, sub);
   };

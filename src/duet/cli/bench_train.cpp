@@ -25,11 +25,7 @@ struct TrainBenchFlags {
 void run_bench_train(TrainBenchFlags f, CLI::App* sub) {
   f.bench.threads = num_threads();
   apply_no_winograd(f.no_winograd, f.json);
-  if (f.no_blocked) {
-    ops::set_blocked_training(false);
-    std::fprintf(f.json ? stderr : stdout,
-                 "blocked off: residual networks train on channel-major activations\n");
-  }
+  apply_no_blocked(f.no_blocked, f.json);
   if (f.quick) {  // a smoke run, unless the sizes were given explicitly
     if (sub->count("--steps") == 0) f.bench.steps = 8;
     if (sub->count("--rounds") == 0) f.bench.rounds = 3;
@@ -63,9 +59,7 @@ Action add_bench_train_command(CLI::App& bench) {
   sub->add_flag("--quick", f->quick, "8 steps x 3 rounds, 2 warm-up steps (a smoke run)");
   sub->add_flag("--json", f->json, "one JSON object per row (the common bench format)");
   add_no_winograd_flag(sub, f->no_winograd);
-  sub->add_flag("--no-blocked", f->no_blocked,
-                "train residual networks on channel-major activations instead of channel-blocked "
-                "ones (as $DUET_LAYOUT=nchw does for any command)");
+  add_no_blocked_flag(sub, f->no_blocked);
   return [f, sub] {
     if (sub->parsed()) run_bench_train(*f, sub);
   };

@@ -1,7 +1,7 @@
-// The channel-blocked batch norm's drivers: the passes run per (image, block) item across the
-// threads, each item's per-lane float sums land in its own slot, and the slots are combined in
-// image order in double (so the thread count never changes a bit). Without AVX2 the passes run
-// on scalar "lanes".
+// The channel-blocked batch and group norms' drivers: the passes run per (image, block) item
+// across the threads, each item's per-lane float sums land in its own slot, and the slots are
+// combined in a fixed order in double (images for the batch norm, a group's lanes for the group
+// norm), so the thread count never changes a bit. Without AVX2 the passes run on scalar "lanes".
 #include "duet/kernels/norm_blocked.h"
 
 #include <algorithm>
@@ -32,6 +32,17 @@ struct ScalarLanes {
   static V fmadd(V a, V b, V c) { return a * b + c; }
   static V max(V a, V b) { return std::max(a, b); }
   static V keep_where_positive(V x, V v) { return x > 0.0f ? v : 0.0f; }
+  // What activation_math_lanes.h's formulas use.
+  static V set1(float x) { return x; }
+  static V mul(V a, V b) { return a * b; }
+  static V div(V a, V b) { return a / b; }
+  static V min(V a, V b) { return std::min(a, b); }
+  static V fnmadd(V a, V b, V c) { return c - a * b; }
+  static V fmsub(V a, V b, V c) { return a * b - c; }
+  static V abs(V a) { return std::fabs(a); }
+  static V round(V a) { return std::nearbyint(a); }
+  static V pow2(V n) { return std::ldexp(1.0f, static_cast<int>(n)); }
+  static V if_sign(V x, V negative, V otherwise) { return std::signbit(x) ? negative : otherwise; }
 };
 
 const detail::BlockedNormRows& rows_for_cpu() {
@@ -174,6 +185,154 @@ void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* 
   });
 }
 
+namespace {
+
+// Per (image, lane) values of per (image, group) statistics: lane l of image i holds its
+// group's value, lanes past c zero.
+std::vector<float> group_lanes(int64_t n, int64_t c, int64_t groups, int64_t lanes,
+                               const std::vector<double>& per_group) {
+  std::vector<float> out(size_t(n * lanes), 0.0f);
+  const int64_t per = c / groups;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      out[size_t(i * lanes + ch)] = float(per_group[size_t(i * groups + ch / per)]);
+  return out;
+}
+
+// Sums each image's per-lane float sums over the lanes of each group, in lane order, in double.
+std::vector<double> group_sums(int64_t n, int64_t c, int64_t groups, int64_t lanes,
+                               const std::vector<float>& part) {
+  std::vector<double> total(size_t(n * groups), 0.0);
+  const int64_t per = c / groups;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      total[size_t(i * groups + ch / per)] += part[size_t(i * lanes + ch)];
+  return total;
+}
+
+void check_group_args(const char* what, int64_t n, int64_t c, int64_t hw, int64_t groups) {
+  DUET_CHECK(n >= 1 && c >= 1 && hw >= 1, what, ": expected n, c, hw >= 1, got ", n, ", ", c, ", ",
+             hw);
+  DUET_CHECK(groups >= 1 && c % groups == 0, what, ": ", c, " channels are not divisible into ",
+             groups, " groups");
+}
+
+}  // namespace
+
+void group_norm_blocked_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                                const float* shift, const float* gamma, const float* beta,
+                                float eps, Activation act, float* y, float* save_mean,
+                                float* save_rstd) {
+  check_group_args("group_norm_blocked_forward", n, c, hw, groups);
+  const detail::BlockedNormRows* rows = &rows_for_cpu();
+  const int64_t blocks = channel_blocks(c), lanes = blocks * kB, per = c / groups;
+  const double m = double(per * hw);
+  auto shift_of = [&](int64_t i, int64_t ch) { return shift ? shift[i * c + ch] : 0.0f; };
+  std::vector<float> part(size_t(n * lanes));
+  for_items(n, blocks, hw,
+            [&](int64_t item, int64_t o) { rows->sum(hw, x + o, &part[item * kB]); });
+  for (int64_t i = 0; i < n && shift; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) part[size_t(i * lanes + ch)] += float(hw) * shift_of(i, ch);
+  std::vector<double> mean = group_sums(n, c, groups, lanes, part);
+  for (double& v : mean) v /= m;
+  // Deviations of x + shift from the group's mean are those of x from mean - shift.
+  std::vector<float> centre = group_lanes(n, c, groups, lanes, mean);
+  for (int64_t i = 0; i < n && shift; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) centre[size_t(i * lanes + ch)] -= shift_of(i, ch);
+  for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
+    rows->sum_sq_dev(hw, x + o, &centre[item * kB], &part[item * kB]);
+  });
+  std::vector<double> rstd = group_sums(n, c, groups, lanes, part);
+  for (size_t k = 0; k < rstd.size(); ++k) {
+    rstd[k] = 1.0 / std::sqrt(rstd[k] / m + eps);
+    save_mean[k] = float(mean[k]);
+    save_rstd[k] = float(rstd[k]);
+  }
+  // y = act(a x + b): a = rstd gamma, b = beta + (shift - mean) a, per (image, lane); zero past c.
+  std::vector<float> a(size_t(n * lanes), 0.0f), b(size_t(n * lanes), 0.0f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const size_t k = size_t(i * groups + ch / per), l = size_t(i * lanes + ch);
+      const double scale = rstd[k] * (gamma ? gamma[ch] : 1.0f);
+      a[l] = float(scale);
+      b[l] = float((beta ? beta[ch] : 0.0f) + (shift_of(i, ch) - mean[k]) * scale);
+    }
+  for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
+    rows->affine_act(hw, x + o, &a[item * kB], &b[item * kB], act, y + o);
+  });
+}
+
+void group_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                                 const float* shift, const float* dy, const float* gamma,
+                                 const float* beta, Activation act, const float* save_mean,
+                                 const float* save_rstd, float* dx, float* dshift, float* dgamma,
+                                 float* dbeta) {
+  check_group_args("group_norm_blocked_backward", n, c, hw, groups);
+  const detail::BlockedNormRows* rows = &rows_for_cpu();
+  const int64_t blocks = channel_blocks(c), lanes = blocks * kB, per = c / groups;
+  const double m = double(per * hw);
+  auto shift_of = [&](int64_t i, int64_t ch) { return shift ? shift[i * c + ch] : 0.0f; };
+  // The forward's a and b (for act'), the centre of each lane (the group's mean - shift), then
+  // g = dy act'(z) into dx with each lane's sums of g and g (x - centre).
+  std::vector<float> a(size_t(n * lanes), 0.0f), b(size_t(n * lanes), 0.0f),
+      centre(size_t(n * lanes), 0.0f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const size_t k = size_t(i * groups + ch / per), l = size_t(i * lanes + ch);
+      const float scale = save_rstd[k] * (gamma ? gamma[ch] : 1.0f);
+      a[l] = scale;
+      b[l] = (beta ? beta[ch] : 0.0f) + (shift_of(i, ch) - save_mean[k]) * scale;
+      centre[l] = save_mean[k] - shift_of(i, ch);
+    }
+  std::vector<float> part_dy(size_t(n * lanes)), part_dyx(size_t(n * lanes));
+  for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
+    if (act == Activation::none)
+      rows->grad_sums(hw, dy + o, nullptr, nullptr, x + o, &centre[item * kB], &part_dy[item * kB],
+                      &part_dyx[item * kB]);
+    else
+      rows->grad_sums_act(hw, dy + o, x + o, &a[item * kB], &b[item * kB], act, &centre[item * kB],
+                          dx + o, &part_dy[item * kB], &part_dyx[item * kB]);
+  });
+  // Per channel: dbeta = sum g, dgamma = sum g xhat, in image order.
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double sd = 0.0, sx = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      sd += part_dy[size_t(i * lanes + ch)];
+      sx += double(part_dyx[size_t(i * lanes + ch)]) * save_rstd[i * groups + ch / per];
+    }
+    if (dbeta) dbeta[ch] = float(sd);
+    if (dgamma) dgamma[ch] = float(sx);
+  }
+  // dx = rstd (gamma g - mean(gamma g) - xhat mean(gamma g xhat)) over the group, as
+  // dx = k g + bb x + c0 with k = rstd gamma, bb = -rstd^3 S2 / m, c0 = -rstd S1 / m - bb centre,
+  // S1 = sum gamma g, S2 = sum gamma g (x - centre).
+  std::vector<double> s1(size_t(n * groups), 0.0), s2(size_t(n * groups), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const double gm = gamma ? gamma[ch] : 1.0f;
+      s1[size_t(i * groups + ch / per)] += gm * part_dy[size_t(i * lanes + ch)];
+      s2[size_t(i * groups + ch / per)] += gm * part_dyx[size_t(i * lanes + ch)];
+    }
+  std::vector<float>& k = a;  // reused: the forward's a is rstd gamma
+  std::vector<float> bb(size_t(n * lanes), 0.0f), c0(size_t(n * lanes), 0.0f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const size_t g = size_t(i * groups + ch / per), l = size_t(i * lanes + ch);
+      const double r = save_rstd[g], bcoef = -r * r * r * s2[g] / m;
+      bb[l] = float(bcoef);
+      c0[l] = float(-r * s1[g] / m - bcoef * centre[l]);
+    }
+  // The shift's gradient sums each plane of dx while it is still in cache.
+  const float* g = act == Activation::none ? dy : dx;
+  std::vector<float> part_dx(dshift ? size_t(n * lanes) : 0);
+  for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
+    rows->affine2(hw, g + o, x + o, &k[item * kB], &bb[item * kB], &c0[item * kB], dx + o);
+    if (dshift) rows->sum(hw, dx + o, &part_dx[item * kB]);
+  });
+  for (int64_t i = 0; i < n && dshift; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) dshift[i * c + ch] = part_dx[size_t(i * lanes + ch)];
+}
+
 namespace ref {
 namespace {
 
@@ -216,6 +375,58 @@ void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* 
                              ReluGradMask{data_or_null(yc), relu.y ? masked.data() : nullptr});
   to_channel_blocked(n, c, hw, dxc.data(), dx);
   if (relu.y) to_channel_blocked(n, c, hw, masked.data(), relu.masked_dy);
+}
+
+namespace {
+NormTail act_tail(Activation act) {
+  switch (act) {
+    case Activation::none:
+      break;
+    case Activation::relu:
+      return {nullptr, true, ActFn::relu};
+    case Activation::silu:
+      return {nullptr, true, ActFn::silu};
+    case Activation::gelu:
+      return {nullptr, true, ActFn::gelu};
+  }
+  return {};
+}
+
+// x + shift, channel-major.
+std::vector<float> shifted(int64_t n, int64_t c, int64_t hw, const float* x, const float* shift) {
+  std::vector<float> xc = unblocked(n, c, hw, x);
+  for (int64_t i = 0; i < n * c && shift; ++i)
+    for (int64_t p = 0; p < hw; ++p) xc[size_t(i * hw + p)] += shift[i];
+  return xc;
+}
+}  // namespace
+
+void group_norm_blocked_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                                const float* shift, const float* gamma, const float* beta,
+                                float eps, Activation act, float* y, float* save_mean,
+                                float* save_rstd) {
+  const std::vector<float> xc = shifted(n, c, hw, x, shift);
+  std::vector<float> yc(xc.size());
+  ref::group_norm_forward(n, c, hw, groups, xc.data(), gamma, beta, eps, yc.data(), save_mean,
+                          save_rstd, act_tail(act));
+  to_channel_blocked(n, c, hw, yc.data(), y);
+}
+
+void group_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                                 const float* shift, const float* dy, const float* gamma,
+                                 const float* beta, Activation act, const float* save_mean,
+                                 const float* save_rstd, float* dx, float* dshift, float* dgamma,
+                                 float* dbeta) {
+  const std::vector<float> xc = shifted(n, c, hw, x, shift), dyc = unblocked(n, c, hw, dy);
+  std::vector<float> dxc(xc.size());
+  ref::group_norm_backward(n, c, hw, groups, xc.data(), dyc.data(), gamma, save_mean, save_rstd,
+                           dxc.data(), dgamma, dbeta, act_tail(act), beta);
+  to_channel_blocked(n, c, hw, dxc.data(), dx);
+  for (int64_t i = 0; i < n * c && dshift; ++i) {
+    double sum = 0.0;
+    for (int64_t p = 0; p < hw; ++p) sum += dxc[size_t(i * hw + p)];
+    dshift[i] = float(sum);
+  }
 }
 
 }  // namespace ref

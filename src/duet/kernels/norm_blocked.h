@@ -1,7 +1,7 @@
-// Batch norm on channel-blocked activations (conv2d_blocked.h's layout: [n][ceil(c / 16)][hw][16],
-// channel ch in block ch / 16, lane ch % 16). A block's 16 lanes are 16 channels, so every pass is
-// one contiguous stream of whole vectors, where the channel-major kernels (norm.h) walk n planes
-// per channel. Lanes past c stay zero: their gamma and beta count as 0.
+// Batch and group norm on channel-blocked activations (conv2d_blocked.h's layout: [n][ceil(c /
+// 16)][hw][16], channel ch in block ch / 16, lane ch % 16). A block's 16 lanes are 16 channels, so
+// every pass is one contiguous stream of whole vectors, where the channel-major kernels (norm.h)
+// walk n planes per channel. Lanes past c stay zero: their gamma and beta count as 0.
 //
 // Statistics are reduced in a fixed order (each image's pixels in float lanes, images combined in
 // double), so results do not depend on the thread count. The arguments and NormTail /
@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "duet/kernels/gemm.h"
 #include "duet/kernels/norm.h"
 
 namespace duet::kernels {
@@ -31,8 +32,40 @@ void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* 
                                  const float* save_invstd, float* dx, float* dgamma, float* dbeta,
                                  const ReluGradMask& relu = {}, bool batch_statistics = true);
 
+// Group norm (norm.h's group_norm_*, the UNet's) of blocked x: statistics per (image, group of
+// c / groups consecutive channels; a group may share a block or span several), then
+// y = act(norm(x) gamma + beta); save_mean and save_rstd are [n, groups]. The backward takes dy
+// of act's output and recomputes act'(z) from x (beta is needed then); dx may be dy.
+// shift (may be null) is a per-(image, channel) [n, c] value added to x before normalising:
+// the UNet block's time + class embedding, added as the norm reads its input instead of in a
+// pass of its own; its gradient dshift [n, c] (written when not null) is the sum of dx over the
+// pixels.
+void group_norm_blocked_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                                const float* shift, const float* gamma, const float* beta,
+                                float eps, Activation act, float* y, float* save_mean,
+                                float* save_rstd);
+void group_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                                 const float* shift, const float* dy, const float* gamma,
+                                 const float* beta, Activation act, const float* save_mean,
+                                 const float* save_rstd, float* dx, float* dshift, float* dgamma,
+                                 float* dbeta);
+
 namespace ref {
-// The twins: convert to channel-major, run ref::batch_norm2d_*, convert back.
+// The twins: convert to channel-major, run ref::group_norm_* and ref::batch_norm2d_*, convert
+// back.
+// shift (may be null) is a per-(image, channel) [n, c] value added to x before normalising:
+// the UNet block's time + class embedding, added as the norm reads its input instead of in a
+// pass of its own; its gradient dshift [n, c] (written when not null) is the sum of dx over the
+// pixels.
+void group_norm_blocked_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                                const float* shift, const float* gamma, const float* beta,
+                                float eps, Activation act, float* y, float* save_mean,
+                                float* save_rstd);
+void group_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
+                                 const float* shift, const float* dy, const float* gamma,
+                                 const float* beta, Activation act, const float* save_mean,
+                                 const float* save_rstd, float* dx, float* dshift, float* dgamma,
+                                 float* dbeta);
 void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
                                       const float* gamma, const float* beta, float eps,
                                       float momentum, float* running_mean, float* running_var,
@@ -63,6 +96,14 @@ struct BlockedNormRows {
   // dx = k g + b x + c0, lane-wise.
   void (*affine2)(int64_t pixels, const float* g, const float* x, const float* k, const float* b,
                   const float* c0, float* dx);
+  // y = act(a x + b).
+  void (*affine_act)(int64_t pixels, const float* x, const float* a, const float* b, Activation act,
+                     float* y);
+  // g = dy act'(a x + b) (written to g_out, which may be dy), s_dy[l] = sum g,
+  // s_dyx[l] = sum g (x - mean[l]).
+  void (*grad_sums_act)(int64_t pixels, const float* dy, const float* x, const float* a,
+                        const float* b, Activation act, const float* mean, float* g_out,
+                        float* s_dy, float* s_dyx);
 };
 const BlockedNormRows& blocked_norm_rows_avx2();
 const BlockedNormRows& blocked_norm_rows_avx512();

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "duet/kernels/activation_math_lanes.h"
 #include "duet/kernels/norm_blocked.h"
 
 namespace duet::kernels::detail {
@@ -109,7 +110,57 @@ struct BlockedNormPasses {
       }
   }
 
-  static BlockedNormRows table() { return {&sum, &sum_sq_dev, &affine, &grad_sums, &affine2}; }
+  // act'(z) for the activations a norm's output may take.
+  static V act_grad(Activation act, V z) {
+    switch (act) {
+      case Activation::none:
+        return L::set1(1.0f);
+      case Activation::relu:
+        return L::keep_where_positive(z, L::set1(1.0f));
+      case Activation::silu:
+        return act_math::silu_grad_of<L>(z);
+      case Activation::gelu:
+        return act_math::gelu_grad_of<L>(z);
+    }
+    return L::set1(1.0f);
+  }
+
+  static void affine_act(int64_t pixels, const float* x, const float* a, const float* b,
+                         Activation act, float* y) {
+    V va[kVecs], vb[kVecs];
+    load_lanes(a, va);
+    load_lanes(b, vb);
+    for (int64_t i = 0; i < pixels * kBlock; i += kBlock)
+      for (int64_t j = 0; j < kVecs; ++j) {
+        const int64_t o = i + j * L::width;
+        L::store(y + o, act_math::activate_of<L>(act, L::fmadd(L::load(x + o), va[j], vb[j])));
+      }
+  }
+
+  static void grad_sums_act(int64_t pixels, const float* dy, const float* x, const float* a,
+                            const float* b, Activation act, const float* mean, float* g_out,
+                            float* s_dy, float* s_dyx) {
+    V va[kVecs], vb[kVecs], m[kVecs], sd[kVecs], sx[kVecs];
+    load_lanes(a, va);
+    load_lanes(b, vb);
+    load_lanes(mean, m);
+    for (int64_t j = 0; j < kVecs; ++j) sd[j] = sx[j] = L::zero();
+    for (int64_t i = 0; i < pixels * kBlock; i += kBlock)
+      for (int64_t j = 0; j < kVecs; ++j) {
+        const int64_t o = i + j * L::width;
+        const V xv = L::load(x + o);
+        const V g = L::mul(L::load(dy + o), act_grad(act, L::fmadd(xv, va[j], vb[j])));
+        L::store(g_out + o, g);
+        sd[j] = L::add(sd[j], g);
+        sx[j] = L::fmadd(g, L::sub(xv, m[j]), sx[j]);
+      }
+    store_lanes(s_dy, sd);
+    store_lanes(s_dyx, sx);
+  }
+
+  static BlockedNormRows table() {
+    return {&sum, &sum_sq_dev, &affine, &grad_sums, &affine2, &affine_act, &grad_sums_act};
+  }
 };
 
 }  // namespace

@@ -62,4 +62,44 @@ void upsample_nearest2d_backward(int64_t n, int64_t c, int64_t h, int64_t w, int
   });
 }
 
+namespace {
+constexpr int64_t kLanes = 16;  // conv2d_blocked.h's kChannelBlock
+}  // namespace
+
+void upsample_nearest2d_blocked_forward(int64_t planes, int64_t h, int64_t w, int64_t scale_h,
+                                        int64_t scale_w, const float* x, float* y) {
+  check("upsample_nearest2d_blocked_forward", planes, kLanes, h, w, scale_h, scale_w);
+  const int64_t row = w * scale_w * kLanes, oplane = h * scale_h * row;
+  parallel_for(planes, plane_grain(oplane), [&](int64_t pb, int64_t pe) {
+    for (int64_t pl = pb; pl < pe; ++pl)
+      for (int64_t i = 0; i < h; ++i) {
+        const float* xr = x + (pl * h + i) * w * kLanes;
+        float* first = y + pl * oplane + i * scale_h * row;
+        for (int64_t j = 0; j < w; ++j)
+          for (int64_t k = 0; k < scale_w; ++k)
+            std::copy(xr + j * kLanes, xr + (j + 1) * kLanes, first + (j * scale_w + k) * kLanes);
+        for (int64_t r = 1; r < scale_h; ++r) std::copy(first, first + row, first + r * row);
+      }
+  });
+}
+
+void upsample_nearest2d_blocked_backward(int64_t planes, int64_t h, int64_t w, int64_t scale_h,
+                                         int64_t scale_w, const float* dy, float* dx) {
+  check("upsample_nearest2d_blocked_backward", planes, kLanes, h, w, scale_h, scale_w);
+  const int64_t row = w * scale_w * kLanes, oplane = h * scale_h * row;
+  parallel_for(planes, plane_grain(oplane), [&](int64_t pb, int64_t pe) {
+    for (int64_t pl = pb; pl < pe; ++pl)
+      for (int64_t i = 0; i < h; ++i) {
+        float* dr = dx + (pl * h + i) * w * kLanes;
+        const float* g = dy + pl * oplane + i * scale_h * row;
+        std::fill(dr, dr + w * kLanes, 0.0f);
+        for (int64_t r = 0; r < scale_h; ++r, g += row)
+          for (int64_t j = 0; j < w; ++j)
+            for (int64_t k = 0; k < scale_w; ++k)
+              for (int64_t l = 0; l < kLanes; ++l)
+                dr[j * kLanes + l] += g[(j * scale_w + k) * kLanes + l];
+      }
+  });
+}
+
 }  // namespace duet::kernels

@@ -13,6 +13,14 @@ void upsample_nearest2d_forward(int64_t n, int64_t c, int64_t h, int64_t w, int6
 void upsample_nearest2d_backward(int64_t n, int64_t c, int64_t h, int64_t w, int64_t scale_h,
                                  int64_t scale_w, const float* dy, float* dx);
 
+// The same on channel-blocked planes (conv2d_blocked.h's layout): x is [planes, h, w, 16] with
+// planes = n * ceil(c / 16), y is [planes, h * scale_h, w * scale_w, 16]; each pixel moves as
+// one 16-float vector, and the backward sums the block's vectors in the same fixed order.
+void upsample_nearest2d_blocked_forward(int64_t planes, int64_t h, int64_t w, int64_t scale_h,
+                                        int64_t scale_w, const float* x, float* y);
+void upsample_nearest2d_blocked_backward(int64_t planes, int64_t h, int64_t w, int64_t scale_h,
+                                         int64_t scale_w, const float* dy, float* dx);
+
 namespace ref {
 void upsample_nearest2d_forward(int64_t n, int64_t c, int64_t h, int64_t w, int64_t scale_h,
                                 int64_t scale_w, const float* x, float* y);

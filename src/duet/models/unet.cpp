@@ -7,6 +7,7 @@
 #include "duet/nn/profile.h"
 #include "duet/ops/activation.h"
 #include "duet/ops/attention.h"
+#include "duet/ops/blocked.h"
 #include "duet/ops/conv_fused.h"
 #include "duet/ops/eltwise.h"
 #include "duet/ops/pool.h"
@@ -151,6 +152,16 @@ bool replaced(const nn::Conv2d& conv) {
 }  // namespace
 
 Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
+  if (ops::is_blocked(x)) {
+    // Training on blocked activations (UNet::trains_blocked): the embedding is added as norm2
+    // reads conv1's output, the residual in conv2's store.
+    const Tensor e = emb_proj->forward(ops::silu(emb));
+    const Tensor h = conv1->forward(norm1->forward(x, ops::NormActivation::silu));
+    const Tensor a = ops::group_norm_blocked(h, e.dim(1), norm2->groups, norm2->weight, norm2->bias,
+                                             norm2->eps, ops::NormActivation::silu, e);
+    return ops::conv2d_blocked(a, conv2->weight, conv2->bias ? *conv2->bias : Tensor(),
+                               conv2->options(), skip ? skip->forward(x) : x);
+  }
   // Sampling: each half of the block as one fused op, so that the normalised input, the
   // embedding sum and the residual sum never exist as tensors. Training keeps the normalised
   // input (the weight gradient reads it) and fuses only the sums; `duet info`'s per-layer
@@ -181,6 +192,12 @@ AttentionBlock::AttentionBlock(Generator& gen, int64_t channels, int64_t heads_,
 }
 
 Tensor AttentionBlock::forward(const Tensor& x) {
+  if (ops::is_blocked(x)) {
+    // The attention's products are matrix products over positions: it runs channel-major, at
+    // the coarse resolutions where the conversions cost little.
+    const int64_t c = norm->weight.dim(0);
+    return ops::to_blocked(forward(ops::from_blocked(x, c)));
+  }
   const int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3), d = c / heads;
   // [N, 3C, H, W] -> [N, 3, heads, d, HW] -> [3, N, heads, HW, d]: q, k, v per head.
   Tensor qkv_t = ops::reshape(qkv->forward(norm->forward(x)), {n, 3, heads, d, hw});
@@ -285,7 +302,12 @@ UNet::Encoding UNet::encode(const Tensor& x, const Tensor& t, const Tensor& y) {
   e.emb = time_embed->forward(timestep_embedding(t, config_.channels[0]));
   e.emb = ops::add(e.emb, class_embed->forward(y));
 
-  Tensor h = conv_in->forward(x);
+  // Training runs on channel-blocked activations where it can (trains_blocked): the image
+  // goes in channel-major, the first conv writes blocks, decode converts the last conv's output.
+  Tensor h = trains_blocked() ? ops::conv2d_blocked(x, conv_in->weight,
+                                                    conv_in->bias ? *conv_in->bias : Tensor(),
+                                                    conv_in->options())
+                              : conv_in->forward(x);
   e.skips.push_back(h);
   for (auto& level : down_) {
     for (size_t b = 0; b < level->res->size(); ++b) {
@@ -317,7 +339,22 @@ Tensor UNet::decode(Encoding e) {
     }
     if (level->resample) h = level->resample->forward(ops::upsample_nearest2d(h, 2));
   }
-  return conv_out->forward(norm_out->forward(h, ops::NormActivation::silu));
+  const Tensor out = conv_out->forward(norm_out->forward(h, ops::NormActivation::silu));
+  return ops::is_blocked(out) ? ops::from_blocked(out, config_.in_channels) : out;
+}
+
+bool UNet::trains_blocked() {
+  if (!is_training() || !autograd::grad_enabled() || nn::profiling() ||
+      !ops::use_blocked_training())
+    return false;
+  // Concatenated skips must stay whole blocks.
+  for (int ch : config_.channels)
+    if (ch % 16 != 0) return false;
+  // A conv with a stand-in or a hook (int8, calibration) runs its own channel-major forward.
+  for (const auto& [name, m] : named_modules())
+    if (const auto* conv = dynamic_cast<const nn::Conv2d*>(m); conv && replaced(*conv))
+      return false;
+  return true;
 }
 
 Tensor UNet::forward(const Tensor& x, const Tensor& t, const Tensor& y) {

@@ -87,6 +87,10 @@ class UNet : public nn::Module {
   // For `duet info` and profiling: t = 0.5 and no class.
   Tensor forward(const Tensor& x) override;
   const UNetConfig& config() const { return config_; }
+  // Whether forward runs on channel-blocked activations (ops/blocked.h): training with gradients,
+  // blocked training on, every level's width a multiple of 16, no conv replaced (int8,
+  // calibration hooks). Encoding's tensors are then blocked; forward's output is channel-major.
+  bool trains_blocked();
 
  private:
   UNetConfig config_;

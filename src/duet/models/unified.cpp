@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "duet/ops/blocked.h"
 #include "duet/ops/pool.h"
 
 namespace duet::models {
@@ -21,7 +22,9 @@ Tensor UnifiedNet::features(const Tensor& x) {
   UNet::Encoding e =
       unet_->encode(x, Tensor::zeros(Shape{n}),
                     Tensor::from_vector(std::vector<int32_t>(n, c.null_class()), Shape{n}));
-  return ops::global_avg_pool2d(head_norm_->forward(e.middle, ops::NormActivation::silu));
+  const Tensor h = head_norm_->forward(e.middle, ops::NormActivation::silu);
+  return ops::is_blocked(h) ? ops::global_avg_pool2d_blocked(h, c.channels.back())
+                            : ops::global_avg_pool2d(h);
 }
 
 Tensor UnifiedNet::logits(const Tensor& features) {

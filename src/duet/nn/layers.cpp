@@ -125,7 +125,9 @@ Tensor GroupNorm::forward(const Tensor& x) {
 }
 
 Tensor GroupNorm::forward(const Tensor& x, ops::NormActivation act) {
-  Tensor y = ops::group_norm(x, groups, weight, bias, eps, act);
+  Tensor y = ops::is_blocked(x)
+                 ? ops::group_norm_blocked(x, weight.dim(0), groups, weight, bias, eps, act)
+                 : ops::group_norm(x, groups, weight, bias, eps, act);
   record_layer(this, y, 0);
   return y;
 }

@@ -88,7 +88,7 @@ Tensor from_blocked(const Tensor& x_in, int64_t channels) {
 }
 
 Tensor conv2d_blocked(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
-                      const Conv2dOptions& o) {
+                      const Conv2dOptions& o, const Tensor& residual_in) {
   detail::check_f32(x_in, "conv2d_blocked", "input");
   detail::check_f32(weight_in, "conv2d_blocked", "weight");
   DUET_CHECK(o.groups == 1, "conv2d_blocked: groups must be 1, got ", o.groups);
@@ -112,15 +112,22 @@ Tensor conv2d_blocked(const Tensor& x_in, const Tensor& weight_in, const Tensor&
   if (bias.defined())
     detail::check_shapes(bias.rank() == 1 && bias.dim(0) == shape.out_channels, "conv2d_blocked",
                          "bias must be [out_channels]", bias, weight_in);
+  const Shape y_shape =
+      blocked_shape(shape.batch, shape.out_channels, shape.out_h(), shape.out_w());
+  if (residual_in.defined())
+    detail::check_shapes(residual_in.dtype() == DType::f32 && residual_in.shape() == y_shape,
+                         "conv2d_blocked", "the residual must be F32 and blocked like the output",
+                         residual_in, weight_in);
   const Tensor x = contiguous(x_in), w = contiguous(weight_in);
-  Tensor y =
-      Tensor::empty(blocked_shape(shape.batch, shape.out_channels, shape.out_h(), shape.out_w()));
+  const Tensor residual = residual_in.defined() ? contiguous(residual_in) : Tensor();
+  Tensor y = Tensor::empty(y_shape);
   kernels::Epilogue ep;
   ep.bias = ptr_or_null(bias);
+  ep.residual = ptr_or_null(residual);
   kernels::conv2d_forward_blocked(shape, x_blocked, x.data<float>(), w.data<float>(),
                                   y.data<float>(), ep);
   const bool has_bias = bias.defined();
-  autograd::record(y, "conv2d_blocked", {x_in, weight_in, bias},
+  autograd::record(y, "conv2d_blocked", {x_in, weight_in, bias, residual_in},
                    [x = autograd::detached(x), w = autograd::detached(w), shape, x_blocked,
                     has_bias, need_dx = autograd::requires_grad(x_in),
                     need_dw = autograd::requires_grad(weight_in) ||
@@ -149,7 +156,7 @@ Tensor conv2d_blocked(const Tensor& x_in, const Tensor& weight_in, const Tensor&
                            shape, x_blocked, x.data<float>(), g.data<float>(), dw.data<float>(),
                            has_bias ? db.data<float>() : nullptr);
                      }
-                     return std::vector<Tensor>{dx, dw, db};
+                     return std::vector<Tensor>{dx, dw, db, g};  // the residual's: g itself
                    });
   return y;
 }
@@ -213,6 +220,57 @@ Tensor batch_norm_blocked(const Tensor& x_in, const Tensor& weight, const Tensor
         if (relu) g = std::move(masked);
         return std::vector<Tensor>{dx, has_w && need_params ? dgamma : Tensor(),
                                    has_b && need_params ? dbeta : Tensor(), g};
+      });
+  return y;
+}
+
+Tensor group_norm_blocked(const Tensor& x_in, int64_t c, int64_t groups, const Tensor& weight,
+                          const Tensor& bias, float eps, NormActivation act,
+                          const Tensor& shift_in) {
+  check_blocked(x_in, c, "group_norm_blocked", "input");
+  DUET_CHECK(groups > 0 && c % groups == 0, "group_norm_blocked: ", c, " channels of input ",
+             x_in.shape().str(), " are not divisible into ", groups, " groups");
+  for (const Tensor* t : {&weight, &bias})
+    if (t->defined())
+      detail::check_shapes(t->dtype() == DType::f32 && t->rank() == 1 && t->dim(0) == c,
+                           "group_norm_blocked", "weight and bias must be F32 [channels]", x_in,
+                           *t);
+  const int64_t n = x_in.dim(0), hw = x_in.dim(2) * x_in.dim(3);
+  if (shift_in.defined())
+    detail::check_shapes(shift_in.dtype() == DType::f32 && shift_in.shape() == Shape({n, c}),
+                         "group_norm_blocked", "the shift must be F32 [N, channels]", x_in,
+                         shift_in);
+  const kernels::Activation kact = act == NormActivation::relu   ? kernels::Activation::relu
+                                   : act == NormActivation::silu ? kernels::Activation::silu
+                                   : act == NormActivation::gelu ? kernels::Activation::gelu
+                                                                 : kernels::Activation::none;
+  const Tensor x = contiguous(x_in);
+  const Tensor shift = shift_in.defined() ? contiguous(shift_in) : Tensor();
+  Tensor y = Tensor::empty(x.shape());
+  Tensor save_mean = Tensor::empty({n, groups}), save_rstd = Tensor::empty({n, groups});
+  kernels::group_norm_blocked_forward(
+      n, c, hw, groups, x.data<float>(), ptr_or_null(shift), ptr_or_null(weight), ptr_or_null(bias),
+      eps, kact, y.data<float>(), save_mean.data<float>(), save_rstd.data<float>());
+  const bool has_w = weight.defined(), has_b = bias.defined();
+  const bool need_params = autograd::requires_grad(weight) || autograd::requires_grad(bias);
+  const bool need_shift = autograd::requires_grad(shift_in);
+  autograd::record(
+      y, "group_norm_blocked", {x_in, weight, bias, shift_in},
+      [x = autograd::detached(x), shift = autograd::detached(shift), w = autograd::detached(weight),
+       b = autograd::detached(bias), save_mean, save_rstd, n, c, hw, groups, kact, has_w, has_b,
+       need_params, need_shift](const Tensor& g_in) {
+        const Tensor g = contiguous(g_in);
+        Tensor dx = Tensor::empty(x.shape());
+        Tensor dshift = need_shift ? Tensor::empty({n, c}) : Tensor();
+        Tensor dgamma = need_params ? Tensor::empty({c}) : Tensor();
+        Tensor dbeta = need_params ? Tensor::empty({c}) : Tensor();
+        kernels::group_norm_blocked_backward(
+            n, c, hw, groups, x.data<float>(), ptr_or_null(shift), g.data<float>(), ptr_or_null(w),
+            ptr_or_null(b), kact, save_mean.data<float>(), save_rstd.data<float>(),
+            dx.data<float>(), need_shift ? dshift.data<float>() : nullptr,
+            need_params ? dgamma.data<float>() : nullptr,
+            need_params ? dbeta.data<float>() : nullptr);
+        return std::vector<Tensor>{dx, has_w ? dgamma : Tensor(), has_b ? dbeta : Tensor(), dshift};
       });
   return y;
 }

@@ -3,6 +3,7 @@
 #include "duet/autograd/autograd.h"
 #include "duet/kernels/pool.h"
 #include "duet/kernels/upsample.h"
+#include "duet/ops/blocked.h"
 #include "duet/ops/op_util.h"
 
 namespace duet::ops {
@@ -79,19 +80,33 @@ Tensor global_avg_pool2d(const Tensor& x_in) {
 
 Tensor upsample_nearest2d(const Tensor& x_in, int64_t factor) {
   detail::check_f32(x_in, "upsample_nearest2d", "input");
-  DUET_CHECK(x_in.rank() == 4, "upsample_nearest2d: expected input [N, C, H, W], got ",
+  const bool blocked = is_blocked(x_in);
+  DUET_CHECK(x_in.rank() == 4 || blocked,
+             "upsample_nearest2d: expected input [N, C, H, W] or channel-blocked, got ",
              x_in.shape().str());
   DUET_CHECK(factor >= 1, "upsample_nearest2d: factor must be >= 1, got ", factor);
   const Tensor x = contiguous(x_in);
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  Tensor y = Tensor::empty({n, c, h * factor, w * factor});
-  kernels::upsample_nearest2d_forward(n, c, h, w, factor, factor, x.data<float>(), y.data<float>());
+  Shape out_shape = x.shape();
+  out_shape[2] = h * factor;
+  out_shape[3] = w * factor;
+  Tensor y = Tensor::empty(out_shape);
+  if (blocked)  // c counts the blocks here: planes of 16-lane pixels
+    kernels::upsample_nearest2d_blocked_forward(n * c, h, w, factor, factor, x.data<float>(),
+                                                y.data<float>());
+  else
+    kernels::upsample_nearest2d_forward(n, c, h, w, factor, factor, x.data<float>(),
+                                        y.data<float>());
   autograd::record(y, "upsample_nearest2d", {x_in},
-                   [n, c, h, w, factor, shape = x.shape()](const Tensor& g_in) {
+                   [n, c, h, w, factor, blocked, shape = x.shape()](const Tensor& g_in) {
                      const Tensor g = contiguous(g_in);
                      Tensor dx = Tensor::empty(shape);
-                     kernels::upsample_nearest2d_backward(n, c, h, w, factor, factor,
-                                                          g.data<float>(), dx.data<float>());
+                     if (blocked)
+                       kernels::upsample_nearest2d_blocked_backward(
+                           n * c, h, w, factor, factor, g.data<float>(), dx.data<float>());
+                     else
+                       kernels::upsample_nearest2d_backward(n, c, h, w, factor, factor,
+                                                            g.data<float>(), dx.data<float>());
                      return std::vector<Tensor>{dx};
                    });
   return y;

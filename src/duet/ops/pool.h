@@ -10,7 +10,8 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);
 // [N, C, H, W] -> [N, C].
 Tensor global_avg_pool2d(const Tensor& x);
-// Nearest-neighbour upsampling by an integer factor.
+// Nearest-neighbour upsampling by an integer factor, of [N, C, H, W] or a channel-blocked x
+// (ops/blocked.h; the result is blocked too).
 Tensor upsample_nearest2d(const Tensor& x, int64_t factor);
 
 }  // namespace duet::ops
