@@ -53,8 +53,8 @@ bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const flo
 // transforms too little product to pay for) and kWinogradMinTiles 2x2 output tiles per image.
 // winograd_tile picks the variant for a layout: 0 where Winograd does not run, else the output
 // tile's edge, 4 for F(4x4, 3x3) (4x fewer multiply-adds than direct, rounding error about 5x
-// F(2x2)'s) or 2 for F(2x2, 3x3) (2.25x fewer). Channel-major convolutions (training, the UNet)
-// take F(4x4) when the batch has at least kWinogradMinTiles4 4x4 tiles (fewer leave the
+// F(2x2)'s) or 2 for F(2x2, 3x3) (2.25x fewer). Channel-major convolutions (sampling, training
+// where the layout is off) take F(4x4) when the batch has at least kWinogradMinTiles4 4x4 tiles (fewer leave the
 // threads' micro-tiles half empty: the UNet's 7x7 maps at batch 1); channel-blocked ones take
 // it from kWinogradMinTiles4Blocked tiles (training batches: ResNet-20's 16 -> 16 at 28 x 28,
 // batch 128, 2 threads on a Zen 5: 1.03 ms forward against 1.80 with F(2x2)), or from

@@ -6,10 +6,11 @@
 // transformed tiles playing the pixels and the transformed weights the packed panels. The
 // transforms work on whole 16-channel blocks: two 8-lane halves here, one zmm in the AVX-512
 // twins (conv2d_winograd_avx512.cpp), which the drivers below call where the CPU has AVX-512.
-// - Channel-blocked activations (inference) need no reshuffling, and the output transform
-//   applies the epilogue (scale, bias, residual, activation) on its way into the blocked output.
-// - Channel-major activations (training's forward pass and input gradient, unfolded networks)
-//   are blocked a chunk of rows at a time into scratch, and the products are transposed into
+// - Channel-blocked activations (inference, training of the ResNets and UNets) need no
+//   reshuffling, and the output transform applies the epilogue (scale, bias, residual,
+//   activation) on its way into the blocked output.
+// - Channel-major activations (sampling, unfolded networks, training with the layout off) are
+//   blocked a chunk of rows at a time into scratch, and the products are transposed into
 //   the output with the epilogue by the direct kernel's store. The weight gradient
 //   (conv2d_winograd_weight_avx2.cpp) shares the F(2x2, 3x3) input transform and the row
 //   blocking.
