@@ -54,14 +54,14 @@ bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const flo
 // winograd_tile picks the variant for a layout: 0 where Winograd does not run, else the output
 // tile's edge, 4 for F(4x4, 3x3) (4x fewer multiply-adds than direct, rounding error about 5x
 // F(2x2)'s) or 2 for F(2x2, 3x3) (2.25x fewer). Channel-major convolutions (sampling, training
-// where the layout is off) take F(4x4) when the batch has at least kWinogradMinTiles4 4x4 tiles (fewer leave the
-// threads' micro-tiles half empty: the UNet's 7x7 maps at batch 1); channel-blocked ones take
-// it from kWinogradMinTiles4Blocked tiles (training batches: ResNet-20's 16 -> 16 at 28 x 28,
-// batch 128, 2 threads on a Zen 5: 1.03 ms forward against 1.80 with F(2x2)), or from
-// kWinogradMinTiles4 tiles with at least kWinogradLongProduct input channels (unet-s's 128-channel
-// 7 x 7 layers at batch 64: 256 tiles), F(2x2) below (folded classifiers' chunks of 4 images,
-// mostly 16-channel layers whose products are too short for its heavier transforms, and batch 1).
-// set_winograd_tile(2 or 4) forces one variant wherever Winograd runs, 0 goes back to the
+// where the layout is off) take F(4x4) when the batch has at least kWinogradMinTiles4 4x4 tiles
+// (fewer leave the threads' micro-tiles half empty: the UNet's 7x7 maps at batch 1);
+// channel-blocked ones take it from kWinogradMinTiles4Blocked tiles (training batches: ResNet-20's
+// 16 -> 16 at 28 x 28, batch 128, 2 threads on a Zen 5: 1.03 ms forward against 1.80 with F(2x2)),
+// or from kWinogradMinTiles4 tiles with at least kWinogradLongProduct input channels (unet-s's
+// 128-channel 7 x 7 layers at batch 64: 256 tiles), F(2x2) below (folded classifiers' chunks of 4
+// images, mostly 16-channel layers whose products are too short for its heavier transforms, and
+// batch 1). set_winograd_tile(2 or 4) forces one variant wherever Winograd runs, 0 goes back to the
 // choice above ($DUET_WINOGRAD_TILE sets it at start-up, for benchmarks); weights packed before
 // a change must be packed again.
 // On channel-blocked activations the packed weights are the transformed 3x3 filters,

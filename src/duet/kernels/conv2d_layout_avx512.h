@@ -1,8 +1,8 @@
 // AVX-512 twins of the two layout moves around the channel-major convolutions (channel-major
-// training, the UNet's fused sampling blocks): winograd::block_rows (channel-major rows into 16-channel
-// blocks, with the prologue) and direct::store_transposed (pixel-major products back into
-// channel-major outputs, with the epilogue). Same contracts as those two; the AVX2 versions call
-// these when isa_at_least(avx512). Declarations only: the code lives in
+// training, the UNet's fused sampling blocks): winograd::block_rows (channel-major rows into
+// 16-channel blocks, with the prologue) and direct::store_transposed (pixel-major products back
+// into channel-major outputs, with the epilogue). Same contracts as those two; the AVX2 versions
+// call these when isa_at_least(avx512). Declarations only: the code lives in
 // conv2d_layout_avx512.cpp, compiled for AVX-512 alone.
 #pragma once
 
