@@ -1,7 +1,8 @@
-// The per-block passes of the channel-blocked batch norm (norm_blocked.h), generic over the lane
-// type L (simd_lanes_avx2.h's Lanes8: a block is two vectors; simd_lanes_avx512.h's Lanes16: one;
-// norm_blocked.cpp's scalar lanes: sixteen). Include only from the file that instantiates it,
-// after its lanes type; everything here has internal linkage, so the ISAs share no code.
+// The per-block passes of the channel-blocked batch and group norms (norm_blocked.h), generic over
+// the lane type L (simd_lanes_avx2.h's Lanes8: a block is two vectors; simd_lanes_avx512.h's
+// Lanes16: one; norm_blocked.cpp's scalar lanes: sixteen). Include only from the file that
+// instantiates it, after its lanes type; everything here has internal linkage, so the ISAs share no
+// code.
 #pragma once
 
 #include <cstdint>
@@ -111,18 +112,28 @@ struct BlockedNormPasses {
   }
 
   // act'(z) for the activations a norm's output may take.
-  static V act_grad(Activation act, V z) {
+  template <Activation A>
+  static V act_grad(V z) {
+    if constexpr (A == Activation::relu) return L::keep_where_positive(z, L::set1(1.0f));
+    if constexpr (A == Activation::silu) return act_math::silu_grad_of<L>(z);
+    if constexpr (A == Activation::gelu) return act_math::gelu_grad_of<L>(z);
+    return L::set1(1.0f);
+  }
+
+  // Runs fn.template operator()<A>() for the run-time act, so that every pass is compiled for
+  // one activation (no switch inside the pixel loop).
+  template <class Fn>
+  static void with_act(Activation act, Fn&& fn) {
     switch (act) {
       case Activation::none:
-        return L::set1(1.0f);
+        return fn.template operator()<Activation::none>();
       case Activation::relu:
-        return L::keep_where_positive(z, L::set1(1.0f));
+        return fn.template operator()<Activation::relu>();
       case Activation::silu:
-        return act_math::silu_grad_of<L>(z);
+        return fn.template operator()<Activation::silu>();
       case Activation::gelu:
-        return act_math::gelu_grad_of<L>(z);
+        return fn.template operator()<Activation::gelu>();
     }
-    return L::set1(1.0f);
   }
 
   static void affine_act(int64_t pixels, const float* x, const float* a, const float* b,
@@ -130,11 +141,13 @@ struct BlockedNormPasses {
     V va[kVecs], vb[kVecs];
     load_lanes(a, va);
     load_lanes(b, vb);
-    for (int64_t i = 0; i < pixels * kBlock; i += kBlock)
-      for (int64_t j = 0; j < kVecs; ++j) {
-        const int64_t o = i + j * L::width;
-        L::store(y + o, act_math::activate_of<L>(act, L::fmadd(L::load(x + o), va[j], vb[j])));
-      }
+    with_act(act, [&]<Activation A>() {
+      for (int64_t i = 0; i < pixels * kBlock; i += kBlock)
+        for (int64_t j = 0; j < kVecs; ++j) {
+          const int64_t o = i + j * L::width;
+          L::store(y + o, act_math::activate_of<L>(A, L::fmadd(L::load(x + o), va[j], vb[j])));
+        }
+    });
   }
 
   static void grad_sums_act(int64_t pixels, const float* dy, const float* x, const float* a,
@@ -145,15 +158,17 @@ struct BlockedNormPasses {
     load_lanes(b, vb);
     load_lanes(mean, m);
     for (int64_t j = 0; j < kVecs; ++j) sd[j] = sx[j] = L::zero();
-    for (int64_t i = 0; i < pixels * kBlock; i += kBlock)
-      for (int64_t j = 0; j < kVecs; ++j) {
-        const int64_t o = i + j * L::width;
-        const V xv = L::load(x + o);
-        const V g = L::mul(L::load(dy + o), act_grad(act, L::fmadd(xv, va[j], vb[j])));
-        L::store(g_out + o, g);
-        sd[j] = L::add(sd[j], g);
-        sx[j] = L::fmadd(g, L::sub(xv, m[j]), sx[j]);
-      }
+    with_act(act, [&]<Activation A>() {
+      for (int64_t i = 0; i < pixels * kBlock; i += kBlock)
+        for (int64_t j = 0; j < kVecs; ++j) {
+          const int64_t o = i + j * L::width;
+          const V xv = L::load(x + o);
+          const V g = L::mul(L::load(dy + o), act_grad<A>(L::fmadd(xv, va[j], vb[j])));
+          L::store(g_out + o, g);
+          sd[j] = L::add(sd[j], g);
+          sx[j] = L::fmadd(g, L::sub(xv, m[j]), sx[j]);
+        }
+    });
     store_lanes(s_dy, sd);
     store_lanes(s_dyx, sx);
   }

@@ -1,8 +1,8 @@
 // Differentiable ops on channel-blocked activations: a tensor [N, ceil(C / 16), H, W, 16]
 // (kernels/conv2d_blocked.h's layout; channel c in block c / 16, lane c % 16, lanes past C zero).
-// A network trained on blocked activations skips the two layout passes that every
-// channel-major convolution pays per pass (its input blocked into scratch, its output transposed
-// back), and its norms stream whole 16-channel vectors. The layout travels with the shape: a
+// A network trained on blocked activations skips the two layout passes that every channel-major
+// convolution pays per pass (its input blocked into scratch, its output transposed back), and
+// its norms stream whole 16-channel vectors. The layout travels with the shape: a
 // rank-5 tensor is blocked, and nn::Conv2d, nn::BatchNorm2d, nn::GroupNorm and
 // ops::upsample_nearest2d take either form; ops::concat along dimension 1 joins blocked tensors
 // whose channel counts are multiples of 16. Convert only at a network's edges (to_blocked after
@@ -20,8 +20,8 @@ bool is_blocked(const Tensor& x);
 
 // Whether CIFAR ResNets and UNets train on blocked activations (models/resnet.cpp, unet.cpp): on
 // by default where the CPU has AVX2 (the blocked kernels' own; elsewhere they would only add
-// conversions).
-// $DUET_LAYOUT=nchw turns it off at start-up, `duet bench train|gen --no-blocked` for one run.
+// conversions). $DUET_LAYOUT=nchw turns it off at start-up, `duet bench train|gen --no-blocked`
+// for one run.
 bool use_blocked_training();
 void set_blocked_training(bool on);
 
