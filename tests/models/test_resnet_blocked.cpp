@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 
+#include "../harness/tensor_compare.h"
 #include "duet/autograd/autograd.h"
 #include "duet/models/registry.h"
 #include "duet/ops/blocked.h"
@@ -17,6 +18,7 @@
 #include "duet/tensor/dtype.h"
 
 using namespace duet;
+using duet::test::relative_error;
 
 namespace {
 
@@ -43,16 +45,6 @@ StepResult train_step(int64_t width, bool blocked) {
     if (b->dtype() == DType::f32) r.buffers[name] = b->clone();
   ops::set_blocked_training(true);
   return r;
-}
-
-// max |a - b| / max(max |b|, 1e-3) over the elements.
-double relative_error(const Tensor& a, const Tensor& b) {
-  double diff = 0, scale = 1e-3;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    diff = std::max(diff, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
-    scale = std::max(scale, double(std::fabs(b.data<float>()[i])));
-  }
-  return diff / scale;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../harness/tensor_compare.h"
 #include "duet/autograd/autograd.h"
 #include "duet/models/unet.h"
 #include "duet/ops/blocked.h"
@@ -19,6 +20,7 @@
 #include "duet/ops/reduce.h"
 
 using namespace duet;
+using duet::test::relative_error;
 
 namespace {
 
@@ -66,16 +68,6 @@ StepResult train_step(bool blocked) {
   for (auto& [name, p] : unet.named_parameters()) r.grads[name] = autograd::grad(*p).clone();
   ops::set_blocked_training(true);
   return r;
-}
-
-// max |a - b| / max(max |b|, 1e-3) over the elements.
-double relative_error(const Tensor& a, const Tensor& b) {
-  double diff = 0, scale = 1e-3;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    diff = std::max(diff, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
-    scale = std::max(scale, double(std::fabs(b.data<float>()[i])));
-  }
-  return diff / scale;
 }
 
 }  // namespace
