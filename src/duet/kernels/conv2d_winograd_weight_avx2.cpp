@@ -50,9 +50,11 @@ constexpr int64_t kPassFloats = int64_t{1} << 19;
 // shape to the direct kernel.
 constexpr int64_t kMaxScratch = int64_t{1} << 24;
 constexpr int64_t kMaxSums = int64_t{1} << 22;
-// All chunks' sums together stay under this (32 MiB) unless one chunk per thread needs more:
-// wide layers (512 x 512 channels: 16 MiB a chunk) run fewer, longer chunks.
-constexpr int64_t kMaxAllSums = int64_t{1} << 23;
+// All chunks' sums together stay under this (4 MiB) unless one chunk per thread needs more:
+// wide layers run fewer, longer chunks, so that fewer sums are zeroed and added up at the end.
+// unet-s's 128 -> 128 at 7 x 7, batch 64 (1 MiB of sums a chunk), 2 threads on a Zen 5: 2.4 ms
+// with 4 chunks against 3.0-3.3 ms with the 8 of a 32 MiB bound (runs/s20/layu.cpp).
+constexpr int64_t kMaxAllSums = int64_t{1} << 20;
 
 struct Geometry : winograd::TileGrid {
   int64_t Cr;                    // C rounded up to the micro-tile's rows
