@@ -230,11 +230,8 @@ Tensor group_norm_blocked(const Tensor& x_in, int64_t c, int64_t groups, const T
   check_blocked(x_in, c, "group_norm_blocked", "input");
   DUET_CHECK(groups > 0 && c % groups == 0, "group_norm_blocked: ", c, " channels of input ",
              x_in.shape().str(), " are not divisible into ", groups, " groups");
-  for (const Tensor* t : {&weight, &bias})
-    if (t->defined())
-      detail::check_shapes(t->dtype() == DType::f32 && t->rank() == 1 && t->dim(0) == c,
-                           "group_norm_blocked", "weight and bias must be F32 [channels]", x_in,
-                           *t);
+  detail::check_affine(weight, c, "group_norm_blocked", "weight", x_in);
+  detail::check_affine(bias, c, "group_norm_blocked", "bias", x_in);
   const int64_t n = x_in.dim(0), hw = x_in.dim(2) * x_in.dim(3);
   if (shift_in.defined())
     detail::check_shapes(shift_in.dtype() == DType::f32 && shift_in.shape() == Shape({n, c}),
