@@ -41,11 +41,16 @@ using winograd::block_rows;
 using winograd::kPoints;
 using winograd::transform_block_tile_row;
 
-// Transformed inputs and gradients of one pass: 2 MiB. Longer passes mean fewer trips of each
-// product's sums between cache and registers, shorter ones keep V and Y nearer; on a Zen 4
-// (1 MiB L2) 2 MiB was best of 0.25-8 MiB for ResNet-20's and unet-s's layers (0.25 MiB: up to
-// 1.6x slower for unet-s's 128- and 256-channel layers; 8 MiB: up to 1.7x slower at 16 channels).
-constexpr int64_t kPassFloats = int64_t{1} << 19;
+// Transformed inputs and gradients of one pass: 0.5-2 MiB, 32 times the sums. Longer passes
+// mean fewer trips of each product's sums between cache and registers, shorter ones keep V and
+// Y nearer. On a Zen 4 (1 MiB L2) 2 MiB was best of 0.25-8 MiB for ResNet-20's and unet-s's
+// layers from 32 channels (0.25 MiB: up to 1.6x slower for unet-s's 128- and 256-channel
+// layers; 8 MiB: up to 1.7x slower at 16 channels). With 16 channels the sums are small
+// (64 KiB), and a pass that stays in L2 wins: 16 -> 16 at 28 x 28, batch 128, 2 threads on a
+// Zen 5: 1.24-1.33 ms with 0.5 MiB, 1.45-1.63 ms with 1 and 2 MiB; 32 -> 32 at 14 x 14 is the
+// same from 0.5 to 2 MiB, 64 -> 64 at 7 x 7 best at 2 (runs/s21/passes.cpp).
+constexpr int64_t kMinPassFloats = int64_t{1} << 17, kMaxPassFloats = int64_t{1} << 19;
+constexpr int64_t kPassPerSum = 32;
 // Per-thread scratch and per-chunk sums beyond these (very wide images or layers) leave the
 // shape to the direct kernel.
 constexpr int64_t kMaxScratch = int64_t{1} << 24;
@@ -79,7 +84,8 @@ Geometry geometry(const Conv2dShape& s, int64_t mr) {
   static_cast<winograd::TileGrid&>(g) = winograd::tile_grid(s, 2);
   g.Cr = round_up(g.C, mr);
   const int64_t per_row = (g.v_tile() + kPoints * g.Kp) * g.TQ;
-  g.rows_per_pass = std::clamp<int64_t>(kPassFloats / per_row, 1, s.batch * g.TP);
+  const int64_t pass_floats = std::clamp(kPassPerSum * g.sums(), kMinPassFloats, kMaxPassFloats);
+  g.rows_per_pass = std::clamp<int64_t>(pass_floats / per_row, 1, s.batch * g.TP);
   g.slots = g.rows_per_pass * g.TQ;
   g.seg_rows = std::min(g.TP, g.rows_per_pass);
   return g;
