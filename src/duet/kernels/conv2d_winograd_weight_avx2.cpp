@@ -47,8 +47,8 @@ using winograd::transform_block_tile_row;
 // layers from 32 channels (0.25 MiB: up to 1.6x slower for unet-s's 128- and 256-channel
 // layers; 8 MiB: up to 1.7x slower at 16 channels). With 16 channels the sums are small
 // (64 KiB), and a pass that stays in L2 wins: 16 -> 16 at 28 x 28, batch 128, 2 threads on a
-// Zen 5: 1.24-1.33 ms with 0.5 MiB, 1.45-1.63 ms with 1 and 2 MiB; 32 -> 32 at 14 x 14 is the
-// same from 0.5 to 2 MiB, 64 -> 64 at 7 x 7 best at 2 (runs/s21/passes.cpp).
+// Zen 5: 1.24-1.33 ms with 0.5 MiB, 1.45-1.64 ms with 1 and 2 MiB; 32 -> 32 at 14 x 14 is the
+// same from 0.5 to 2 MiB, 64 -> 64 at 7 x 7 best at 2 (bench_conv_passes).
 constexpr int64_t kMinPassFloats = int64_t{1} << 17, kMaxPassFloats = int64_t{1} << 19;
 constexpr int64_t kPassPerSum = 32;
 // Per-thread scratch and per-chunk sums beyond these (very wide images or layers) leave the
