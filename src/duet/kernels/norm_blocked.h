@@ -52,11 +52,7 @@ void group_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, int64_t group
 
 namespace ref {
 // The twins: convert to channel-major, run ref::group_norm_* and ref::batch_norm2d_*, convert
-// back.
-// shift (may be null) is a per-(image, channel) [n, c] value added to x before normalising:
-// the UNet block's time + class embedding, added as the norm reads its input instead of in a
-// pass of its own; its gradient dshift [n, c] (written when not null) is the sum of dx over the
-// pixels.
+// back (shift and dshift as in the fast kernels above).
 void group_norm_blocked_forward(int64_t n, int64_t c, int64_t hw, int64_t groups, const float* x,
                                 const float* shift, const float* gamma, const float* beta,
                                 float eps, Activation act, float* y, float* save_mean,
