@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
 
 #include "duet/autograd/autograd.h"
@@ -337,47 +338,52 @@ TEST(FoldForInference, ChannelBlockedMatchesChannelMajor) {
   EXPECT_THROW(conv.forward_blocked(Tensor::ones({1, 2, 4, 4, 16})), Error);
 }
 
-// The packed weights a FusedConv keeps after its first blocked call follow load_state_dict.
-// One FusedConv seen at image sizes and switch settings that need different packed forms
-// (Winograd from 7x7 outputs, the direct kernel below and with Winograd off): each call packs
-// what its shape needs and matches the channel-major forward.
+// One FusedConv seen at batches, image sizes and switch settings that need different packed forms
+// (Winograd F(4x4) from 16 tiles of 4x4, F(2x2) below, the direct kernel under 7x7 outputs and
+// with Winograd off), in an order that returns to forms packed before: each call uses what its
+// shape needs and matches the channel-major forward.
 TEST(FoldForInference, PackedWeightsFollowTheAlgorithm) {
   Generator gen(13);
   compress::FusedConv conv(Tensor::normal({24, 16, 3, 3}, gen), Tensor::normal({24}, gen),
                            {1, 1, 1, 1}, kernels::Activation::relu);
   conv.eval();
   autograd::NoGradGuard no_grad;
-  int winograd_calls = 0;
+  std::map<kernels::BlockedAlgo, int> calls;
+  const std::pair<int64_t, int64_t> batch_size[] = {{2, 14}, {2, 4}, {4, 7},
+                                                    {1, 7},  {4, 7}, {2, 14}};
   for (bool winograd : {true, false, true})
-    for (int64_t size : {14, 4, 14}) {
+    for (const auto& [batch, size] : batch_size) {
       kernels::set_winograd(winograd);
-      const Tensor x = Tensor::normal({2, 16, size, size}, gen);
+      const Tensor x = Tensor::normal({batch, 16, size, size}, gen);
       kernels::Conv2dShape s;
-      s.batch = 2;
+      s.batch = batch;
       s.in_channels = 16;
       s.out_channels = 24;
       s.in_h = s.in_w = size;
       s.kernel_h = s.kernel_w = 3;
       s.pad_h = s.pad_w = 1;
-      winograd_calls += kernels::blocked_algo(s) == kernels::BlockedAlgo::winograd ||
-                        kernels::blocked_algo(s) == kernels::BlockedAlgo::winograd4;
+      ++calls[kernels::blocked_algo(s)];
       const Tensor blocked = conv.forward_blocked(x);
       const Tensor want = conv.forward(x);
       Tensor got = Tensor::empty(want.shape());
-      kernels::from_channel_blocked(2, 24, size * size, blocked.data<float>(), got.data<float>());
-      // Relative to the outputs' scale (about 40 here): the channel-major side may run
-      // Winograd F(4x4, 3x3), whose rounding error is about 5x F(2x2)'s; a wrong packing is
-      // off by order 1.
+      kernels::from_channel_blocked(batch, 24, size * size, blocked.data<float>(),
+                                    got.data<float>());
+      // Relative to the outputs' scale (about 40 here): either side may run Winograd F(4x4, 3x3),
+      // whose rounding error is about 5x F(2x2)'s; a wrong packing is off by order 1.
       float scale = 0;
       for (float v : want.to_vector()) scale = std::max(scale, std::fabs(v));
-      EXPECT_LE(max_error(got, want), 1e-5 * scale) << "size " << size << " winograd " << winograd;
+      EXPECT_LE(max_error(got, want), 1e-5 * scale)
+          << "batch " << batch << " size " << size << " winograd " << winograd;
     }
   kernels::set_winograd(true);
   if (kernels::isa_at_least(kernels::Isa::avx2)) {
-    EXPECT_EQ(winograd_calls, 4);
+    EXPECT_EQ(calls[kernels::BlockedAlgo::winograd4], 8);  // 14x14 at batch 2, 7x7 at batch 4
+    EXPECT_EQ(calls[kernels::BlockedAlgo::winograd], 2);   // 7x7 at batch 1
+    EXPECT_EQ(calls[kernels::BlockedAlgo::direct], 8);
   }
 }
 
+// The packed weights a FusedConv keeps after its first blocked call follow load_state_dict.
 TEST(FoldForInference, PackedWeightsFollowLoadedState) {
   auto a = compress::fold_for_inference(*build(models::preset_config("resnet20"), 1));
   auto b = compress::fold_for_inference(*build(models::preset_config("resnet20"), 2));

@@ -171,15 +171,14 @@ TEST(Conv2d, WhichWinogradVariant) {
   };
   for (int64_t hw : {7, 14, 28}) {
     // Channel-major layers (training, the UNet) take F(4x4, 3x3) for 32 4x4 tiles a batch or
-    // more (8 images of 7x7: four tiles each); channel-blocked ones the same with products of
-    // 64 channels or more, else from 512 tiles (16 channels: F(2x2, 3x3) in a folded
-    // classifier's chunk, F(4x4) in a training batch of 128).
+    // more (8 images of 7x7: four tiles each), channel-blocked ones from 16 (a folded
+    // classifier's chunk of 4 images of 7x7; batch 1 at 14x14, not at 7x7).
     EXPECT_EQ(winograd_tile(shape(64, hw), WinogradLayout::channel_major), 4) << hw;
-    EXPECT_EQ(winograd_tile(shape(64, hw), WinogradLayout::blocked), 4) << hw;
-    EXPECT_EQ(winograd_tile(shape(16, hw), WinogradLayout::blocked), 2) << hw;
-    EXPECT_EQ(winograd_tile(shape(16, hw, 128), WinogradLayout::blocked), 4) << hw;
+    EXPECT_EQ(winograd_tile(shape(16, hw), WinogradLayout::blocked), 4) << hw;
+    EXPECT_EQ(winograd_tile(shape(16, hw, 4), WinogradLayout::blocked), 4) << hw;
+    EXPECT_EQ(winograd_tile(shape(16, hw, 3), WinogradLayout::blocked), hw == 7 ? 2 : 4) << hw;
     EXPECT_EQ(winograd_tile(shape(64, hw, 1), WinogradLayout::channel_major), hw == 28 ? 4 : 2);
-    EXPECT_EQ(winograd_tile(shape(64, hw, 1), WinogradLayout::blocked), hw == 28 ? 4 : 2);
+    EXPECT_EQ(winograd_tile(shape(64, hw, 1), WinogradLayout::blocked), hw == 7 ? 2 : 4);
   }
   // Under 16 tiles of 2x2 (6x6 maps): no Winograd, whichever variant is asked for.
   EXPECT_EQ(winograd_tile(shape(64, 6), WinogradLayout::channel_major), 0);

@@ -94,21 +94,21 @@ Tensor FusedConv::forward(const Tensor& x_in, const Tensor& residual_in) {
 
 Tensor FusedConv::packed_blocked(const kernels::Conv2dShape& s) const {
   const std::lock_guard<std::mutex> lock(packed_mutex_);
-  const kernels::BlockedAlgo algo = kernels::blocked_algo(s);
-  if (!packed_ready_ || algo != packed_algo_) {
+  const size_t algo = static_cast<size_t>(kernels::blocked_algo(s));
+  if (!packed_ready_[algo]) {
     const int64_t size = kernels::blocked_packed_size(s);
-    packed_ = size > 0 ? Tensor::empty({size}) : Tensor();
-    if (size > 0) kernels::pack_blocked_weights(s, weight.data<float>(), packed_.data<float>());
-    packed_algo_ = algo;
-    packed_ready_ = true;
+    packed_[algo] = size > 0 ? Tensor::empty({size}) : Tensor();
+    if (size > 0)
+      kernels::pack_blocked_weights(s, weight.data<float>(), packed_[algo].data<float>());
+    packed_ready_[algo] = true;
   }
-  return packed_;
+  return packed_[algo];
 }
 
 void FusedConv::state_changed() {
   const std::lock_guard<std::mutex> lock(packed_mutex_);
-  packed_ = Tensor();
-  packed_ready_ = false;
+  packed_.fill(Tensor());
+  packed_ready_.fill(false);
 }
 
 Tensor FusedConv::forward_blocked(const Tensor& x_in, const Tensor& residual_in) {

@@ -3,6 +3,7 @@
 // GEMM epilogue, so a conv + BatchNorm + ReLU (+ shortcut add) costs one pass over the output.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -71,15 +72,16 @@ class FusedConv : public nn::Module {
   // made contiguous; and the epilogue of bias, activation and that residual.
   Tensor checked_residual(const Tensor& residual, const Shape& out) const;
   kernels::Epilogue epilogue(const Tensor& residual) const;
-  // kernels::pack_blocked_weights of weight for shape s, made on first use (under the mutex: the
-  // chunks of a batch call forward_blocked from several threads) and again when
-  // kernels::blocked_algo(s) changes (kernels::set_winograd, a forced Winograd tile); undefined
-  // where there is none.
+  // kernels::pack_blocked_weights of weight for shape s, made on the first call that needs the
+  // form kernels::blocked_algo(s) picks (under the mutex: the chunks of a batch call
+  // forward_blocked from several threads) and kept per form, so that shapes taking different
+  // forms (a batch's last, smaller chunk; batch 1 after a large batch) do not repack each other's
+  // weights on every call; undefined where there is none.
   Tensor packed_blocked(const kernels::Conv2dShape& s) const;
+  static constexpr size_t kBlockedAlgos = size_t(kernels::BlockedAlgo::winograd4) + 1;
   mutable std::mutex packed_mutex_;
-  mutable Tensor packed_;
-  mutable kernels::BlockedAlgo packed_algo_ = kernels::BlockedAlgo::channel_major;
-  mutable bool packed_ready_ = false;
+  mutable std::array<Tensor, kBlockedAlgos> packed_;
+  mutable std::array<bool, kBlockedAlgos> packed_ready_{};
 };
 
 }  // namespace duet::compress

@@ -22,13 +22,14 @@ inline int64_t channel_blocks(int64_t channels) {
 void to_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* x, float* xb);
 void from_channel_blocked(int64_t n, int64_t c, int64_t hw, const float* xb, float* x);
 
-// How conv2d_forward_blocked computes a shape on this CPU: Winograd F(2x2, 3x3) for 3x3
-// stride-1 convolutions with >= 16 input channels and >= 16 tiles of 2x2 output pixels per image
-// (7x7 pixels or more; 2.25x fewer multiply-adds, and the result differs from the direct
-// convolution by rounding only; winograd4: F(4x4, 3x3), only where forced, see
-// detail::set_winograd_tile), the direct implicit GEMM for the other shapes, both with AVX2;
-// otherwise a round trip through the channel-major convolution. Depends on everything in s but
-// the batch, on the active ISA, on use_winograd() and on a forced Winograd tile.
+// How conv2d_forward_blocked computes a shape on this CPU: Winograd for 3x3 stride-1
+// convolutions with >= 16 input channels and >= 16 tiles of 2x2 output pixels per image (7x7
+// pixels or more), F(4x4, 3x3) (winograd4) where the batch has enough 4x4 tiles and F(2x2, 3x3)
+// (winograd) below, as detail::winograd_tile decides; the direct implicit GEMM for the other
+// shapes, both with AVX2; otherwise a round trip through the channel-major convolution. Depends
+// on everything in s (the batch too, through the tile count), on the active ISA, on
+// use_winograd() and on a forced Winograd tile. winograd4 stays last: callers size per-form
+// arrays from it.
 enum class BlockedAlgo { channel_major, direct, winograd, winograd4 };
 BlockedAlgo blocked_algo(const Conv2dShape& s);
 

@@ -56,22 +56,20 @@ bool direct_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const flo
 // F(2x2)'s) or 2 for F(2x2, 3x3) (2.25x fewer). Channel-major convolutions (sampling, training
 // where the layout is off) take F(4x4) when the batch has at least kWinogradMinTiles4 4x4 tiles
 // (fewer leave the threads' micro-tiles half empty: the UNet's 7x7 maps at batch 1);
-// channel-blocked ones take it from kWinogradMinTiles4Blocked tiles (training batches: ResNet-20's
-// 16 -> 16 at 28 x 28, batch 128, 2 threads on a Zen 5: 1.03 ms forward against 1.80 with F(2x2)),
-// or from kWinogradMinTiles4 tiles with at least kWinogradLongProduct input channels (unet-s's
-// 128-channel 7 x 7 layers at batch 64: 256 tiles), F(2x2) below (folded classifiers' chunks of 4
-// images, mostly 16-channel layers whose products are too short for its heavier transforms, and
-// batch 1). set_winograd_tile(2 or 4) forces one variant wherever Winograd runs, 0 goes back to the
-// choice above ($DUET_WINOGRAD_TILE sets it at start-up, for benchmarks); weights packed before
-// a change must be packed again.
+// channel-blocked ones from kWinogradMinTiles4Blocked tiles: every training batch, and the
+// folded classifiers' chunks of 4 images down to ResNet-20's 64-channel 7 x 7 layers (16 tiles),
+// where F(4x4) made the whole batch-250 inference 15-30 % faster than F(2x2) on AVX2 and AVX-512
+// (docs/benchmarks.md, 2026-12-02); batch 1 keeps F(2x2) at 7 x 7 (4 tiles: with 2 threads each
+// gets 2, and the run took 0.34-0.36 ms against 0.28). set_winograd_tile(2 or 4) forces one
+// variant wherever Winograd runs, 0 goes back to the choice above ($DUET_WINOGRAD_TILE sets it at
+// start-up, for benchmarks); weights packed before a change must be packed again.
 // On channel-blocked activations the packed weights are the transformed 3x3 filters,
 // winograd_packed_size floats (0: the shape does not run here).
 // Call the AVX2 functions only when isa_at_least(Isa::avx2); false: not handled here.
 inline constexpr int64_t kWinogradMinChannels = 16;
 inline constexpr int64_t kWinogradMinTiles = 16;
 inline constexpr int64_t kWinogradMinTiles4 = 32;
-inline constexpr int64_t kWinogradMinTiles4Blocked = 512;
-inline constexpr int64_t kWinogradLongProduct = 64;
+inline constexpr int64_t kWinogradMinTiles4Blocked = 16;
 enum class WinogradLayout { blocked, channel_major };
 int64_t winograd_tile(const Conv2dShape& s, WinogradLayout layout);
 void set_winograd_tile(int64_t m);

@@ -366,11 +366,10 @@ int64_t winograd_tile(const Conv2dShape& s, WinogradLayout layout) {
   if (tiles_per_image(s, 2) < kWinogradMinTiles || packed_floats(s, 2) > kMaxPacked) return 0;
   const int64_t forced = forced_tile().load(std::memory_order_relaxed);
   const int64_t tiles4 = s.batch * tiles_per_image(s, 4);
-  bool f4 = tiles4 >= kWinogradMinTiles4;
-  if (forced != 0)
-    f4 = forced == 4;
-  else if (layout == WinogradLayout::blocked)
-    f4 = tiles4 >= kWinogradMinTiles4Blocked || (f4 && s.in_channels >= kWinogradLongProduct);
+  const bool f4 = forced != 0
+                      ? forced == 4
+                      : tiles4 >= (layout == WinogradLayout::blocked ? kWinogradMinTiles4Blocked
+                                                                     : kWinogradMinTiles4);
   return f4 && packed_floats(s, 4) <= kMaxPacked ? 4 : 2;
 }
 
