@@ -1,5 +1,6 @@
 // The int8 convolution against its reference twin: bit-identical outputs (the integer part is
-// exact, and both paths apply the same float epilogue operations in the same order) on tail
+// exact, and both paths apply the same float epilogue operations in the same order; Winograd
+// F(4x4), whose transformed weights are rounded, within a stated tolerance) on tail
 // shapes — output channels not a multiple of 16, input channels not a multiple of 4, pixel
 // counts not a multiple of 4 — with stride, dilation, padding, both ISAs, the AVX-VNNI
 // micro-kernel where the CPU has it, and both threading paths (many images / few images). Plus
@@ -7,12 +8,14 @@
 // channel-major, output and residual blocked) must give the same values, and zero padding lanes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
 #include <vector>
 
 #include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/conv2d_int8.h"
 #include "duet/kernels/conv2d_int8_winograd.h"
 #include "duet/kernels/isa.h"
@@ -104,10 +107,17 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed,
     if (!cpu_has(path.isa)) continue;
     if (path.vnni && !(path.isa == Isa::avx512 ? cpu_has_avx512_vnni() : cpu_has_avx_vnni()))
       continue;
-    // Winograd (3x3 stride 1 on AVX2 without VNNI) and, switched off, the direct kernels.
-    for (const auto& [threads, winograd] :
-         {std::pair{1, true}, std::pair{2, true}, std::pair{1, false}}) {
-      if (!winograd && path.isa != Isa::avx2) continue;
+    // Winograd (3x3 stride 1 on AVX2 without VNNI: exact F(2x2), and F(4x4) where its tiles are
+    // forced and it applies, compared within a tolerance) and, switched off, the direct kernels.
+    struct Mode {
+      int threads;
+      bool winograd;
+      int64_t tile;
+    };
+    for (const Mode mode : {Mode{1, true, 2}, Mode{2, true, 2}, Mode{1, false, 0}, Mode{1, true, 4},
+                            Mode{2, true, 4}}) {
+      const auto [threads, winograd, tile] = mode;
+      if ((!winograd || tile == 4) && path.isa != Isa::avx2) continue;
       const Isa saved_isa = active_isa();
       const bool saved_vnni = vnni_switched_on();
       const int saved_threads = duet::num_threads();
@@ -115,6 +125,16 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed,
       set_avx_vnni(path.vnni);
       duet::set_num_threads(threads);
       set_winograd(winograd);
+      detail::set_winograd_tile(tile);
+      const bool f4 = int8_winograd4_takes(s, packed);
+      if (tile == 4 && !f4) {  // nothing new to check: the F(2x2) modes ran this
+        set_isa(saved_isa);
+        set_avx_vnni(saved_vnni);
+        set_winograd(true);
+        detail::set_winograd_tile(0);
+        duet::set_num_threads(saved_threads);
+        continue;
+      }
       conv2d_int8_forward(s, x.data(), xq, packed, got.data(), e);
       for (bool x_blocked : {false, true}) {
         std::fill(yb.begin(), yb.end(), std::nanf(""));
@@ -137,9 +157,15 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed,
       set_isa(saved_isa);
       set_avx_vnni(saved_vnni);
       set_winograd(true);
+      detail::set_winograd_tile(0);
       duet::set_num_threads(saved_threads);
+      float peak = 0;
+      for (float v : want) peak = std::max(peak, std::fabs(v));
       for (int64_t i = 0; i < out_n; ++i) {
-        if (act == Activation::silu)  // the vector SiLU is accurate to ~1e-6 relative
+        if (f4)  // F(4x4)'s rounded V (test below): measured up to 4.1e-3 of the peak here
+          ASSERT_NEAR(got[size_t(i)], want[size_t(i)], 1e-2f * peak)
+              << "element " << i << " path " << path.name << " threads " << threads << " F(4x4)";
+        else if (act == Activation::silu)  // the vector SiLU is accurate to ~1e-6 relative
           ASSERT_NEAR(got[size_t(i)], want[size_t(i)], 1e-5f * (1.0f + std::fabs(want[size_t(i)])))
               << "element " << i << " path " << path.name << " threads " << threads;
         else
@@ -277,6 +303,88 @@ TEST(Conv2dInt8, WinogradSumsEqualTheDirectSums) {
   }
 }
 
+// F(4x4)'s sums against the exact direct sums: its V is rounded per position, so each sum may
+// be off by a small fraction of the sum of |code x weight| over the taps (S, the direct sum with
+// |w|), growing as the bound on |V| shrinks with the channel count. The scalar and AVX2 input
+// transforms must agree exactly, the blocks within one (float rounding of the output transform).
+// Random and extreme codes and weights, 3 to 900 channels (the bound on |V| from 15,541 down to 276
+// steps), odd sizes and 7x7 (two tiles a side, the second cut off).
+TEST(Conv2dInt8, Int8Winograd4SumsAreCloseToTheDirectSums) {
+  struct Shape {
+    int64_t c, k, h, w, pad;
+  };
+  int seed = 900;
+  for (const Shape sh : {Shape{16, 16, 28, 28, 1}, Shape{3, 17, 7, 6, 1}, Shape{20, 33, 5, 9, 2},
+                         Shape{64, 16, 7, 7, 1}, Shape{900, 16, 6, 5, 1}}) {
+    for (int extreme : {0, 1}) {
+      SCOPED_TRACE(::testing::Message() << "C " << sh.c << " K " << sh.k << " " << sh.h << "x"
+                                        << sh.w << " pad " << sh.pad << " extreme " << extreme);
+      const Case c{1, sh.c, sh.k, sh.h, sh.w, 3, 1, sh.pad, 1};
+      const Conv2dShape s = shape_of(c);
+      auto wq = int8_pattern(size_t(sh.k * sh.c * 9), seed++);
+      if (extreme)
+        for (size_t i = 0; i < wq.size(); ++i) wq[i] = int8_t((i / 3) % 2 ? 127 : -127);
+      std::vector<int8_t> wabs(wq.size());
+      for (size_t i = 0; i < wq.size(); ++i) wabs[i] = int8_t(std::abs(int32_t{wq[i]}));
+      const auto packed = pack_int8_conv_weights(wq.data(), sh.k, sh.c, 3, 3);
+      const auto packed_abs = pack_int8_conv_weights(wabs.data(), sh.k, sh.c, 3, 3);
+      ASSERT_TRUE(detail::int8_winograd4_applies(s, packed));
+      // Measured: 2.2e-4 at 16 channels, 2.5e-4 at 64, 1.5e-3 at 900 (the float output
+      // transform's rounding, then V's steps): bounded with a margin of 3x or more.
+      const double bound = 5e-4 + 2.0 / double(detail::winograd4_levels(packed.channels4));
+      const int64_t Hp = sh.h + 2 * sh.pad, Wp = sh.w + 2 * sh.pad, C4 = packed.channels4;
+      std::vector<uint8_t> image(size_t(Hp * Wp * C4));
+      const auto codes = pattern(image.size(), seed++, 0.0f, 127.99f);
+      for (size_t i = 0; i < image.size(); ++i)
+        image[i] = extreme ? uint8_t((i / size_t(C4 * Wp)) % 3 == 0 ? 0 : 127) : uint8_t(codes[i]);
+      const auto tiles = detail::winograd_tiles(s, 4);
+      const int64_t PQ = tiles.P * tiles.Q;
+      std::vector<int32_t> taps;
+      for (int64_t r = 0; r < 3; ++r)
+        for (int64_t t = 0; t < 3; ++t)
+          for (int64_t ch = 0; ch < C4; ch += 4) taps.push_back(int32_t((r * Wp + t) * C4 + ch));
+      std::vector<int64_t> base;
+      for (int64_t p = 0; p < tiles.P; ++p)
+        for (int64_t q = 0; q < tiles.Q; ++q) base.push_back((p * Wp + q) * C4);
+      std::vector<int16_t> u(size_t(detail::kWinograd4Positions * tiles.count * C4));
+      std::vector<int16_t> u_avx2(u.size());
+      detail::winograd_int8_input(image.data(), Hp, Wp, C4, tiles, u.data());
+      for (int16_t x : u) ASSERT_LE(std::abs(int32_t{x}), detail::kWinograd4MaxU);
+      if (cpu_has(Isa::avx2)) {
+        detail::winograd_int8_input_avx2(image.data(), Hp, Wp, C4, tiles, u_avx2.data());
+        ASSERT_EQ(u_avx2, u);
+      }
+      auto direct_sums = [&](const Int8ConvWeights& w, int64_t kb) {
+        std::vector<int32_t> sums(size_t(PQ * 16));
+        for (int64_t p0 = 0; p0 < PQ; p0 += 64)
+          detail::int8_block_generic(
+              image.data(), base.data() + p0, std::min<int64_t>(64, PQ - p0), taps.data(),
+              w.groups4(), w.packed.data() + kb * w.groups4() * 64, sums.data() + p0 * 16);
+        return sums;
+      };
+      for (int64_t kb = 0; kb < (sh.k + 15) / 16; ++kb) {
+        const auto direct = direct_sums(packed, kb), magnitude = direct_sums(packed_abs, kb);
+        const int16_t* v = packed.winograd4.data() + kb * detail::kWinograd4Positions * C4 * 16;
+        const float* steps = packed.winograd4_scales.data() + kb * detail::kWinograd4Positions * 16;
+        std::vector<int32_t> twin(direct.size(), -1);
+        detail::winograd4_int8_block(u.data(), v, steps, C4, tiles, twin.data());
+        for (size_t i = 0; i < direct.size(); ++i) {
+          const double err = std::fabs(double(twin[i]) - double(direct[i]));
+          const double rel = err / (1.0 + double(magnitude[i]));
+          ASSERT_LE(rel, bound) << "block " << kb << " element " << i << ": " << twin[i] << " vs "
+                                << direct[i] << " (S " << magnitude[i] << ")";
+        }
+        if (!cpu_has(Isa::avx2)) continue;
+        alignas(64) static int32_t fast[28 * 28 * 16];
+        std::fill(fast, fast + PQ * 16, -1);
+        detail::winograd4_int8_block_avx2(u.data(), v, steps, C4, tiles, fast);
+        for (size_t i = 0; i < direct.size(); ++i)
+          ASSERT_LE(std::abs(fast[i] - twin[i]), 1) << "block " << kb << " element " << i;
+      }
+    }
+  }
+}
+
 // Where int32 could overflow (9 x channels4 x 508 x 9 x max|w| >= 2^31), or an image's tiles
 // would take more than kWinogradMaxTileBytes, the direct kernel runs.
 TEST(Conv2dInt8, WinogradOnlyWhereItsSumsFitInt32) {
@@ -292,6 +400,18 @@ TEST(Conv2dInt8, WinogradOnlyWhereItsSumsFitInt32) {
   s.in_h = s.in_w = 4;
   s.stride_h = s.stride_w = 2;
   EXPECT_FALSE(detail::int8_winograd_applies(s, pack_int8_conv_weights(w.data(), 16, 412, 3, 3)));
+  // F(4x4) rounds V instead: it runs while |V| keeps kWinograd4MinLevels steps (up to 972
+  // channels), whatever the weights.
+  s.stride_h = s.stride_w = 1;
+  std::fill(w.begin(), w.end(), int8_t{127});
+  EXPECT_TRUE(detail::int8_winograd4_applies(s, pack_int8_conv_weights(w.data(), 16, 412, 3, 3)));
+  std::vector<int8_t> wide(size_t(16 * 976 * 9), 127);
+  s.in_channels = 976;
+  EXPECT_FALSE(
+      detail::int8_winograd4_applies(s, pack_int8_conv_weights(wide.data(), 16, 976, 3, 3)));
+  s.in_channels = 972;
+  EXPECT_TRUE(
+      detail::int8_winograd4_applies(s, pack_int8_conv_weights(wide.data(), 16, 972, 3, 3)));
 }
 
 TEST(Conv2dInt8, QuantiserRules) {

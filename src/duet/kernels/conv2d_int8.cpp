@@ -67,7 +67,10 @@ Int8ConvWeights pack_int8_conv_weights(const int8_t* w, int64_t K, int64_t C, in
           p.max_abs_weight = std::max(p.max_abs_weight, std::abs(int32_t{v}));
         }
   }
-  if (R == 3 && S == 3) p.winograd = detail::winograd_int8_weights(w, K, C, p.channels4);
+  if (R == 3 && S == 3) {
+    p.winograd = detail::winograd_int8_weights(w, K, C, p.channels4);
+    detail::winograd4_int8_weights(w, K, C, p.channels4, p.winograd4, p.winograd4_scales);
+  }
   return p;
 }
 
@@ -217,8 +220,8 @@ struct Paths {
   bool avx2, avx512;
   decltype(&detail::int8_block_generic) block;
   // 3x3 stride 1 on AVX2 without VNNI, unless switched off (set_winograd): exact Winograd
-  // F(2x2, 3x3) instead of `block`.
-  bool winograd;
+  // F(2x2, 3x3) instead of `block`; where int8_winograd4_takes, F(4x4, 3x3) instead of either.
+  bool winograd, winograd4;
 };
 
 Paths resolve_paths(const Conv2dShape& s, const Int8ConvWeights& w) {
@@ -229,7 +232,8 @@ Paths resolve_paths(const Conv2dShape& s, const Int8ConvWeights& w) {
           : use_avx_vnni()         ? detail::int8_block_vnni
           : w.taps_pair_in_int16() ? detail::int8_block_avx2_paired
                                    : detail::int8_block_avx2,
-          int8_winograd_enabled() && detail::int8_winograd_applies(s, w)};
+          int8_winograd_enabled() && detail::int8_winograd_applies(s, w),
+          int8_winograd4_takes(s, w)};
 }
 
 // Stores the int32 sums of `count` output pixels from p0 of image n, channels [kb * 16, +16):
@@ -274,25 +278,36 @@ void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const I
 }
 
 // One Winograd work item: every output pixel of image n, channels [kb * 16, +16), from the
-// image's transformed tiles u; acc holds P x Q x 16 int32 (64-byte aligned).
+// image's transformed tiles u (F(4x4) when tiles.edge is 4, else F(2x2)); acc holds P x Q x 16
+// int32 (64-byte aligned).
 void run_winograd_item(const Conv2dShape& s, const Plan& p, const detail::WinogradTiles& tiles,
                        const int16_t* u, const Int8ConvWeights& w, int32_t zero_point, int64_t n,
                        int64_t kb, float* y, const Epilogue& e, const Paths& paths, bool y_blocked,
                        int32_t* acc) {
-  const int16_t* vblock = w.winograd.data() + kb * detail::kWinogradPositions * p.C4 * kInt8BlockK;
-  detail::winograd_int8_block_avx2(u, vblock, p.C4, tiles, acc);
+  if (tiles.edge == 4) {
+    const int64_t positions = detail::kWinograd4Positions;
+    detail::winograd4_int8_block_avx2(u, w.winograd4.data() + kb * positions * p.C4 * kInt8BlockK,
+                                      w.winograd4_scales.data() + kb * positions * kInt8BlockK,
+                                      p.C4, tiles, acc);
+  } else {
+    detail::winograd_int8_block_avx2(
+        u, w.winograd.data() + kb * detail::kWinogradPositions * p.C4 * kInt8BlockK, p.C4, tiles,
+        acc);
+  }
   store_sums(s, p, acc, w, zero_point, n, 0, p.PQ, kb, y, e, paths, y_blocked);
 }
 
-// int8_forward's Winograd F(2x2, 3x3) form: each image quantised and transformed once, then one
-// work item per 16-channel block of outputs, with the same two threading shapes as the direct
-// form.
+// int8_forward's Winograd form (F(4x4) where paths.winograd4, else F(2x2)): each image quantised
+// and transformed once, then one work item per 16-channel block of outputs, with the same two
+// threading shapes as the direct form.
 template <class Quantize>
 void winograd_forward(const Conv2dShape& s, const Plan& p, const Quantize& quantize,
                       const Int8ConvWeights& w, int32_t zero_point, float* y, const Epilogue& e,
                       const Paths& paths, IoLayout io, int nt) {
-  const detail::WinogradTiles tiles = detail::winograd_tiles(s);
-  const int64_t u_elems = detail::kWinogradPositions * tiles.count * p.C4;
+  const detail::WinogradTiles tiles = detail::winograd_tiles(s, paths.winograd4 ? 4 : 2);
+  const int64_t positions =
+      paths.winograd4 ? detail::kWinograd4Positions : detail::kWinogradPositions;
+  const int64_t u_elems = positions * tiles.count * p.C4;
   auto prepare = [&](int64_t n, uint8_t* image, int16_t* u) {
     quantize(n, image);
     detail::winograd_int8_input_avx2(image, p.Hp, p.Wp, p.C4, tiles, u);
@@ -356,7 +371,7 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
   };
   const int64_t items_per_image = p.chunks * p.kblocks;
   const int nt = in_parallel_region() ? 1 : num_threads();
-  if (paths.winograd)
+  if (paths.winograd || paths.winograd4)
     return winograd_forward(s, p, quantize, w, xq.zero_point, y, e, paths, io, nt);
 
   if (s.batch >= 2 * nt) {
@@ -400,6 +415,12 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
 
 bool int8_winograd_enabled() {
   return isa_at_least(Isa::avx2) && !use_avx512_vnni() && !use_avx_vnni() && use_winograd();
+}
+
+bool int8_winograd4_takes(const Conv2dShape& s, const Int8ConvWeights& w) {
+  return int8_winograd_enabled() &&
+         detail::winograd_tile(s, detail::WinogradLayout::blocked) == 4 &&
+         detail::int8_winograd4_applies(s, w);
 }
 
 void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,

@@ -56,8 +56,11 @@ struct Int8ConvWeights {
   std::vector<int8_t> packed;        // [ceil(K/16)][R*S*channels4/4][16][4]
   std::vector<int32_t> weight_sums;  // per output channel: sum of its weights (zero points)
   int32_t max_abs_weight = 0;        // the largest |weight|
-  // 3x3 kernels: the Winograd F(2x2, 3x3) form (conv2d_int8_winograd.h), for AVX2 without VNNI.
+  // 3x3 kernels: the Winograd F(2x2, 3x3) form (conv2d_int8_winograd.h), for AVX2 without VNNI,
+  // and the F(4x4, 3x3) form with its per-position, per-output-channel steps.
   std::vector<int16_t> winograd;
+  std::vector<int16_t> winograd4;
+  std::vector<float> winograd4_scales;
 
   int64_t groups4() const { return kernel_h * kernel_w * channels4 / 4; }
   bool taps_pair_in_int16() const { return max_abs_weight <= kPairableWeightMax; }
@@ -79,10 +82,17 @@ void conv2d_int8_forward_blocked(const Conv2dShape& s, bool x_blocked, const flo
                                  const ActivationQuant& xq, const Int8ConvWeights& w, float* y,
                                  const Epilogue& epilogue = {});
 
-// Whether this process runs 3x3 stride-1 int8 convs as the exact integer Winograd
+// Whether this process runs 3x3 stride-1 int8 convs as the exact integer Winograd F(2x2, 3x3)
 // (conv2d_int8_winograd.h): AVX2 without VNNI, Winograd not switched off (set_winograd), for
-// layers whose sums fit int32. Otherwise they run the direct kernel.
+// layers whose sums fit int32. Otherwise they run the direct kernel. Either gives way to
+// F(4x4, 3x3) where int8_winograd4_takes(s, w).
 bool int8_winograd_enabled();
+
+// Whether conv2d_int8_forward runs shape s as Winograd F(4x4, 3x3): int8_winograd_enabled(), a
+// batch with as many 4x4 tiles as the float convolution wants for F(4x4) on blocked activations
+// (detail::winograd_tile), and int8_winograd4_applies. VNNI CPUs keep the direct vpdpbusd
+// kernel, which was faster than F(4x4) with vpmaddwd (docs/compression.md).
+bool int8_winograd4_takes(const Conv2dShape& s, const Int8ConvWeights& w);
 
 namespace detail {
 // Sets the bytes of a padded NHWC image [H + 2 pad_h, W + 2 pad_w, channels4] that the
