@@ -306,7 +306,8 @@ TEST(Conv2dInt8, WinogradSumsEqualTheDirectSums) {
 // F(4x4)'s sums against the exact direct sums: its V is rounded per position, so each sum may
 // be off by a small fraction of the sum of |code x weight| over the taps (S, the direct sum with
 // |w|), growing as the bound on |V| shrinks with the channel count. The scalar and AVX2 input
-// transforms must agree exactly, the blocks within one (float rounding of the output transform).
+// transforms must agree exactly, the AVX2 block with the scalar one within one (float rounding of
+// the output transform) and the AVX-VNNI block with the AVX2 one exactly.
 // Random and extreme codes and weights, 3 to 900 channels (the bound on |V| from 15,541 down to 276
 // steps), odd sizes and 7x7 (two tiles a side, the second cut off).
 TEST(Conv2dInt8, Int8Winograd4SumsAreCloseToTheDirectSums) {
@@ -380,6 +381,11 @@ TEST(Conv2dInt8, Int8Winograd4SumsAreCloseToTheDirectSums) {
         detail::winograd4_int8_block_avx2(u.data(), v, steps, C4, tiles, fast);
         for (size_t i = 0; i < direct.size(); ++i)
           ASSERT_LE(std::abs(fast[i] - twin[i]), 1) << "block " << kb << " element " << i;
+        if (!cpu_has_avx_vnni()) continue;
+        alignas(64) static int32_t vnni[28 * 28 * 16];  // the same integers, the same floats
+        std::fill(vnni, vnni + PQ * 16, -1);
+        detail::winograd4_int8_block_vnni(u.data(), v, steps, C4, tiles, vnni);
+        ASSERT_TRUE(std::equal(vnni, vnni + PQ * 16, fast)) << "block " << kb << ", AVX-VNNI";
       }
     }
   }

@@ -286,9 +286,9 @@ void run_winograd_item(const Conv2dShape& s, const Plan& p, const detail::Winogr
                        int32_t* acc) {
   if (tiles.edge == 4) {
     const int64_t positions = detail::kWinograd4Positions;
-    detail::winograd4_int8_block_avx2(u, w.winograd4.data() + kb * positions * p.C4 * kInt8BlockK,
-                                      w.winograd4_scales.data() + kb * positions * kInt8BlockK,
-                                      p.C4, tiles, acc);
+    (use_avx_vnni() ? detail::winograd4_int8_block_vnni : detail::winograd4_int8_block_avx2)(
+        u, w.winograd4.data() + kb * positions * p.C4 * kInt8BlockK,
+        w.winograd4_scales.data() + kb * positions * kInt8BlockK, p.C4, tiles, acc);
   } else {
     detail::winograd_int8_block_avx2(
         u, w.winograd.data() + kb * detail::kWinogradPositions * p.C4 * kInt8BlockK, p.C4, tiles,
@@ -418,7 +418,7 @@ bool int8_winograd_enabled() {
 }
 
 bool int8_winograd4_takes(const Conv2dShape& s, const Int8ConvWeights& w) {
-  return int8_winograd_enabled() &&
+  return isa_at_least(Isa::avx2) && !use_avx512_vnni() && use_winograd() &&
          detail::winograd_tile(s, detail::WinogradLayout::blocked) == 4 &&
          detail::int8_winograd4_applies(s, w);
 }

@@ -88,10 +88,11 @@ void conv2d_int8_forward_blocked(const Conv2dShape& s, bool x_blocked, const flo
 // F(4x4, 3x3) where int8_winograd4_takes(s, w).
 bool int8_winograd_enabled();
 
-// Whether conv2d_int8_forward runs shape s as Winograd F(4x4, 3x3): int8_winograd_enabled(), a
-// batch with as many 4x4 tiles as the float convolution wants for F(4x4) on blocked activations
-// (detail::winograd_tile), and int8_winograd4_applies. VNNI CPUs keep the direct vpdpbusd
-// kernel, which was faster than F(4x4) with vpmaddwd (docs/compression.md).
+// Whether conv2d_int8_forward runs shape s as Winograd F(4x4, 3x3): AVX2 without AVX-512 VNNI
+// (whose direct zmm vpdpbusd kernel was faster on a Zen 5), Winograd on, a batch with as many
+// 4x4 tiles as the float convolution wants for F(4x4) on blocked activations
+// (detail::winograd_tile), and int8_winograd4_applies. The products use AVX-VNNI's vpdpwssd where
+// use_avx_vnni(), else vpmaddwd + vpaddd.
 bool int8_winograd4_takes(const Conv2dShape& s, const Int8ConvWeights& w);
 
 namespace detail {

@@ -109,6 +109,9 @@ void winograd4_int8_block(const int16_t* u, const int16_t* vblock, const float* 
                           int64_t channels4, const WinogradTiles& tiles, int32_t* acc);
 void winograd4_int8_block_avx2(const int16_t* u, const int16_t* vblock, const float* sblock,
                                int64_t channels4, const WinogradTiles& tiles, int32_t* acc);
+// The same sums with AVX-VNNI's vpdpwssd (conv2d_int8_winograd_vnni.cpp).
+void winograd4_int8_block_vnni(const int16_t* u, const int16_t* vblock, const float* sblock,
+                               int64_t channels4, const WinogradTiles& tiles, int32_t* acc);
 
 }  // namespace detail
 }  // namespace duet::kernels

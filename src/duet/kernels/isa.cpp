@@ -20,7 +20,7 @@ Isa detect() {
     const std::string v = env;
     // A request for more than the CPU has falls back to the widest it does have.
     if (v == "generic") return Isa::generic;
-    if (v == "avx2" && best >= Isa::avx2) return Isa::avx2;
+    if ((v == "avx2" || v == "avx-vnni") && best >= Isa::avx2) return Isa::avx2;
   }
   return best;
 }

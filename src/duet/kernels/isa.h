@@ -1,7 +1,7 @@
 // Run-time instruction-set dispatch. One binary carries AVX2/FMA kernels (files *_avx2.cpp,
 // compiled with -mavx2 -mfma; *_vnni.cpp add AVX-VNNI), AVX-512 kernels (*_avx512.cpp) and
-// portable ones. active_isa() picks the widest the CPU has; $DUET_ISA=generic|avx2|avx512 (or
-// set_isa) pins a narrower one, so tests cover every path and a bench can show what a CPU
+// portable ones. active_isa() picks the widest the CPU has; $DUET_ISA=generic|avx2|avx-vnni|avx512
+// (or set_isa) pins a narrower one, so tests cover every path and a bench can show what a CPU
 // without AVX-512 (Zen 3) runs. The levels nest: avx512 also runs every AVX2 kernel that has no
 // AVX-512 version, so code asks isa_at_least(Isa::avx2), never active_isa() == Isa::avx2.
 #pragma once
@@ -24,6 +24,7 @@ bool cpu_has(Isa isa);
 // instruction) for the int8 kernels, on top of AVX2. Used when isa_at_least(avx2), the CPU has
 // it, and $DUET_ISA is not "avx2" (which pins the plain AVX2 int8 path, e.g. to measure what a
 // Zen 3 without VNNI runs). set_avx_vnni(false) does the same from code (tests).
+// $DUET_ISA=avx-vnni pins AVX2 with AVX-VNNI on (what an Alder Lake runs) where the CPU has it.
 bool cpu_has_avx_vnni();
 bool use_avx_vnni();
 // One switch for both VNNI encodings (below): throws duet::Error when turning it on on a CPU
