@@ -174,7 +174,8 @@ std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOption
                 : "activations channel-major (--no-blocked)";
   const std::string layout =
       activations + (!o.blocked   ? ""
-                     : o.winograd ? ", 3x3 stride-1 convs by Winograd F(2x2, 3x3)"
+                     : o.winograd ? ", 3x3 stride-1 convs by Winograd F(4x4, 3x3) where a chunk "
+                                    "or batch has 16 tiles of 4x4, else F(2x2, 3x3)"
                                   : ", Winograd off (--no-winograd)");
   if (s.int8) {
     if (auto* clf = dynamic_cast<compress::FoldedClassifier*>(s.model.get()))
@@ -184,8 +185,12 @@ std::shared_ptr<nn::Module> timed_model(const Subject& s, const InferBenchOption
          std::to_string(q.value("int8_layers", nlohmann::json::array()).size()) +
          " int8 convs, calibrated by " + q.value("method", "?") + "); timed as stored, " +
          activations + ", 3x3 stride-1 int8 convs " +
-         (kernels::int8_winograd_enabled() ? "by exact integer Winograd F(2x2, 3x3)"
-                                           : "by the direct kernel"));
+         (kernels::use_avx512_vnni() || !o.winograd
+              ? "by the direct kernel"
+              : std::string("by Winograd F(4x4, 3x3) (transformed weights rounded to int16) where "
+                            "a chunk or batch has 16 tiles of 4x4, else ") +
+                    (kernels::int8_winograd_enabled() ? "exact integer Winograd F(2x2, 3x3)"
+                                                      : "the direct kernel")));
     return s.model;
   }
   if (!o.fold) {

@@ -29,8 +29,8 @@ struct InferBenchOptions {
   // Folded classifiers keep their activations channel-blocked between convs
   // (compress/blocked_forward.h) unless this is false.
   bool blocked = true;
-  // Blocked float convolutions take Winograd F(2x2, 3x3) where it applies
-  // (kernels::set_winograd) unless this is false.
+  // 3x3 stride-1 convolutions take Winograd (F(4x4) or F(2x2), kernels::set_winograd) where it
+  // applies unless this is false.
   bool winograd = true;
 };
 

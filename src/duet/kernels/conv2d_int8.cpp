@@ -2,10 +2,12 @@
 // every output pixel reads its taps straight from that copy (four channels per 32-bit load, no
 // im2col), 16 output channels at a time, into int32; the store converts to float, transposes to
 // NCHW (or writes the block as it is into a channel-blocked output) and applies the epilogue
-// while the block is in cache. On AVX2 without VNNI, 3x3 stride-1 convs instead transform each
+// while the block is in cache. Without AVX-512 VNNI, 3x3 stride-1 convs instead transform each
 // quantised image into Winograd tiles and compute whole images per 16-channel block
-// (conv2d_int8_winograd.h), with the same sums and the same stores. Portable loops here; the
-// AVX2 inner loops are in conv2d_int8_avx2.cpp and conv2d_int8_winograd_avx2.cpp.
+// (conv2d_int8_winograd.h): F(4x4) where the batch has the tiles for it, with sums within a
+// small stated error of the direct ones, else (without VNNI) the exact F(2x2); the stores are the
+// same. Portable loops here; the AVX2 inner loops are in conv2d_int8_avx2.cpp and
+// conv2d_int8_winograd_avx2.cpp (the Winograd blocks in conv2d_int8_winograd_blocks.h).
 #include "duet/kernels/conv2d_int8.h"
 
 #include <algorithm>

@@ -57,7 +57,8 @@ struct Int8ConvWeights {
   std::vector<int32_t> weight_sums;  // per output channel: sum of its weights (zero points)
   int32_t max_abs_weight = 0;        // the largest |weight|
   // 3x3 kernels: the Winograd F(2x2, 3x3) form (conv2d_int8_winograd.h), for AVX2 without VNNI,
-  // and the F(4x4, 3x3) form with its per-position, per-output-channel steps.
+  // and the F(4x4, 3x3) form with its per-position, per-output-channel steps
+  // (int8_winograd4_takes).
   std::vector<int16_t> winograd;
   std::vector<int16_t> winograd4;
   std::vector<float> winograd4_scales;
