@@ -240,63 +240,93 @@ TEST(Conv2dInt8, SevenBitWeightsPairTapsExactly) {
   set_avx_vnni(saved_vnni);
 }
 
+// One single-image 3x3 stride-1 case of the integer Winograd tests: weights (random, or the
+// extremes: all at +-127), a padded u8 image (random codes, or stripes of 0 and 127), their
+// transformed tiles U for tile edge 2 or 4 (the scalar and AVX2 transforms must agree exactly),
+// and the direct generic kernel's int32 sums to compare with.
+struct WinogradSumsCase {
+  struct Shape {
+    int64_t c, k, h, w, pad;
+  };
+  Conv2dShape s;
+  Int8ConvWeights packed, packed_abs;  // packed_abs: |w|, whose direct sums bound the terms
+  int64_t Hp, Wp, C4, PQ;
+  std::vector<uint8_t> image;
+  detail::WinogradTiles tiles;
+  std::vector<int16_t> u;
+  std::vector<int32_t> taps;
+  std::vector<int64_t> base;
+
+  WinogradSumsCase(const Shape& sh, bool extreme, int seed, int64_t edge)
+      : s(shape_of(Case{1, sh.c, sh.k, sh.h, sh.w, 3, 1, sh.pad, 1})) {
+    auto wq = int8_pattern(size_t(sh.k * sh.c * 9), seed);
+    if (extreme)
+      for (size_t i = 0; i < wq.size(); ++i) wq[i] = int8_t((i / 3) % 2 ? 127 : -127);
+    std::vector<int8_t> wabs(wq.size());
+    for (size_t i = 0; i < wq.size(); ++i) wabs[i] = int8_t(std::abs(int32_t{wq[i]}));
+    packed = pack_int8_conv_weights(wq.data(), sh.k, sh.c, 3, 3);
+    packed_abs = pack_int8_conv_weights(wabs.data(), sh.k, sh.c, 3, 3);
+    Hp = sh.h + 2 * sh.pad, Wp = sh.w + 2 * sh.pad, C4 = packed.channels4;
+    image.resize(size_t(Hp * Wp * C4));
+    const auto codes = pattern(image.size(), seed + 1, 0.0f, 127.99f);
+    for (size_t i = 0; i < image.size(); ++i)
+      image[i] = extreme ? uint8_t((i / size_t(C4 * Wp)) % 3 == 0 ? 0 : 127) : uint8_t(codes[i]);
+    tiles = detail::winograd_tiles(s, edge);
+    PQ = tiles.P * tiles.Q;
+    // The direct sums: every output pixel's tap offsets into the same padded image.
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t t = 0; t < 3; ++t)
+        for (int64_t ch = 0; ch < C4; ch += 4) taps.push_back(int32_t((r * Wp + t) * C4 + ch));
+    for (int64_t p = 0; p < tiles.P; ++p)
+      for (int64_t q = 0; q < tiles.Q; ++q) base.push_back((p * Wp + q) * C4);
+    const int64_t positions = edge == 4 ? detail::kWinograd4Positions : detail::kWinogradPositions;
+    u.resize(size_t(positions * tiles.count * C4));
+    detail::winograd_int8_input(image.data(), Hp, Wp, C4, tiles, u.data());
+  }
+
+  // Whether the AVX2 input transform gives u exactly (true where there is no AVX2).
+  bool avx2_input_matches() const {
+    if (!cpu_has(Isa::avx2)) return true;
+    std::vector<int16_t> u_avx2(u.size());
+    detail::winograd_int8_input_avx2(image.data(), Hp, Wp, C4, tiles, u_avx2.data());
+    return u_avx2 == u;
+  }
+
+  std::vector<int32_t> direct_sums(const Int8ConvWeights& w, int64_t kb) const {
+    std::vector<int32_t> sums(size_t(PQ * 16));
+    for (int64_t p0 = 0; p0 < PQ; p0 += 64)
+      detail::int8_block_generic(image.data(), base.data() + p0, std::min<int64_t>(64, PQ - p0),
+                                 taps.data(), w.groups4(), w.packed.data() + kb * w.groups4() * 64,
+                                 sums.data() + p0 * 16);
+    return sums;
+  }
+};
+
 // The integer Winograd's int32 sums, from its scalar twin and from AVX2, against the direct
 // generic kernel's, for every pixel and channel block: random codes and weights, and the extremes
 // (codes 0 and 127 in stripes, weights all at +-127) that drive |U| and |V| to their bounds.
 TEST(Conv2dInt8, WinogradSumsEqualTheDirectSums) {
-  struct Shape {
-    int64_t c, k, h, w, pad;
-  };
+  using Shape = WinogradSumsCase::Shape;
   int seed = 700;
   for (const Shape sh : {Shape{16, 16, 28, 28, 1}, Shape{3, 17, 7, 6, 1}, Shape{20, 33, 5, 9, 2},
                          Shape{64, 16, 1, 1, 1}, Shape{200, 16, 3, 4, 0}}) {
     for (int extreme : {0, 1}) {
       SCOPED_TRACE(::testing::Message() << "C " << sh.c << " K " << sh.k << " " << sh.h << "x"
                                         << sh.w << " pad " << sh.pad << " extreme " << extreme);
-      const Case c{1, sh.c, sh.k, sh.h, sh.w, 3, 1, sh.pad, 1};
-      const Conv2dShape s = shape_of(c);
-      auto wq = int8_pattern(size_t(sh.k * sh.c * 9), seed++);
-      if (extreme)
-        for (size_t i = 0; i < wq.size(); ++i) wq[i] = int8_t((i / 3) % 2 ? 127 : -127);
-      const auto packed = pack_int8_conv_weights(wq.data(), sh.k, sh.c, 3, 3);
-      ASSERT_TRUE(detail::int8_winograd_applies(s, packed));
-      const int64_t Hp = sh.h + 2 * sh.pad, Wp = sh.w + 2 * sh.pad, C4 = packed.channels4;
-      std::vector<uint8_t> image(size_t(Hp * Wp * C4));
-      const auto codes = pattern(image.size(), seed++, 0.0f, 127.99f);
-      for (size_t i = 0; i < image.size(); ++i)
-        image[i] = extreme ? uint8_t((i / size_t(C4 * Wp)) % 3 == 0 ? 0 : 127) : uint8_t(codes[i]);
-      const auto tiles = detail::winograd_tiles(s);
-      const int64_t PQ = tiles.P * tiles.Q;
-      // The direct sums: every output pixel's tap offsets into the same padded image.
-      std::vector<int32_t> taps;
-      for (int64_t r = 0; r < 3; ++r)
-        for (int64_t t = 0; t < 3; ++t)
-          for (int64_t ch = 0; ch < C4; ch += 4) taps.push_back(int32_t((r * Wp + t) * C4 + ch));
-      std::vector<int64_t> base;
-      for (int64_t p = 0; p < tiles.P; ++p)
-        for (int64_t q = 0; q < tiles.Q; ++q) base.push_back((p * Wp + q) * C4);
-      std::vector<int16_t> u(size_t(detail::kWinogradPositions * tiles.count * C4));
-      std::vector<int16_t> u_avx2(u.size());
-      detail::winograd_int8_input(image.data(), Hp, Wp, C4, tiles, u.data());
-      if (cpu_has(Isa::avx2)) {
-        detail::winograd_int8_input_avx2(image.data(), Hp, Wp, C4, tiles, u_avx2.data());
-        ASSERT_EQ(u_avx2, u);
-      }
+      const WinogradSumsCase w(sh, extreme, seed, 2);
+      seed += 2;
+      ASSERT_TRUE(detail::int8_winograd_applies(w.s, w.packed));
+      ASSERT_TRUE(w.avx2_input_matches());
       for (int64_t kb = 0; kb < (sh.k + 15) / 16; ++kb) {
-        std::vector<int32_t> direct(size_t(PQ * 16));
-        for (int64_t p0 = 0; p0 < PQ; p0 += 64)
-          detail::int8_block_generic(image.data(), base.data() + p0, std::min<int64_t>(64, PQ - p0),
-                                     taps.data(), packed.groups4(),
-                                     packed.packed.data() + kb * packed.groups4() * 64,
-                                     direct.data() + p0 * 16);
-        const int16_t* v = packed.winograd.data() + kb * detail::kWinogradPositions * C4 * 16;
+        const auto direct = w.direct_sums(w.packed, kb);
+        const int16_t* v = w.packed.winograd.data() + kb * detail::kWinogradPositions * w.C4 * 16;
         std::vector<int32_t> twin(direct.size(), -1);
-        detail::winograd_int8_block(u.data(), v, C4, tiles, twin.data());
+        detail::winograd_int8_block(w.u.data(), v, w.C4, w.tiles, twin.data());
         ASSERT_EQ(twin, direct) << "block " << kb << ", scalar twin";
         if (!cpu_has(Isa::avx2)) continue;
         alignas(64) static int32_t fast[28 * 28 * 16];
-        std::fill(fast, fast + PQ * 16, -1);
-        detail::winograd_int8_block_avx2(u.data(), v, C4, tiles, fast);
+        std::fill(fast, fast + w.PQ * 16, -1);
+        detail::winograd_int8_block_avx2(w.u.data(), v, w.C4, w.tiles, fast);
         ASSERT_TRUE(std::equal(direct.begin(), direct.end(), fast)) << "block " << kb << ", AVX2";
       }
     }
@@ -307,68 +337,33 @@ TEST(Conv2dInt8, WinogradSumsEqualTheDirectSums) {
 // be off by a small fraction of the sum of |code x weight| over the taps (S, the direct sum with
 // |w|), growing as the bound on |V| shrinks with the channel count. The scalar and AVX2 input
 // transforms must agree exactly, the AVX2 block with the scalar one within one (float rounding of
-// the output transform) and the AVX-VNNI block with the AVX2 one exactly.
-// Random and extreme codes and weights, 3 to 900 channels (the bound on |V| from 15,541 down to 276
-// steps), odd sizes and 7x7 (two tiles a side, the second cut off).
+// the output transform) and the AVX-VNNI block with the AVX2 one exactly. Random and extreme
+// codes and weights, 3 to 900 channels (the bound on |V| from 15,541 down to 276 steps), odd
+// sizes and 7x7 (two tiles a side, the second cut off).
 TEST(Conv2dInt8, Int8Winograd4SumsAreCloseToTheDirectSums) {
-  struct Shape {
-    int64_t c, k, h, w, pad;
-  };
+  using Shape = WinogradSumsCase::Shape;
   int seed = 900;
   for (const Shape sh : {Shape{16, 16, 28, 28, 1}, Shape{3, 17, 7, 6, 1}, Shape{20, 33, 5, 9, 2},
                          Shape{64, 16, 7, 7, 1}, Shape{900, 16, 6, 5, 1}}) {
     for (int extreme : {0, 1}) {
       SCOPED_TRACE(::testing::Message() << "C " << sh.c << " K " << sh.k << " " << sh.h << "x"
                                         << sh.w << " pad " << sh.pad << " extreme " << extreme);
-      const Case c{1, sh.c, sh.k, sh.h, sh.w, 3, 1, sh.pad, 1};
-      const Conv2dShape s = shape_of(c);
-      auto wq = int8_pattern(size_t(sh.k * sh.c * 9), seed++);
-      if (extreme)
-        for (size_t i = 0; i < wq.size(); ++i) wq[i] = int8_t((i / 3) % 2 ? 127 : -127);
-      std::vector<int8_t> wabs(wq.size());
-      for (size_t i = 0; i < wq.size(); ++i) wabs[i] = int8_t(std::abs(int32_t{wq[i]}));
-      const auto packed = pack_int8_conv_weights(wq.data(), sh.k, sh.c, 3, 3);
-      const auto packed_abs = pack_int8_conv_weights(wabs.data(), sh.k, sh.c, 3, 3);
-      ASSERT_TRUE(detail::int8_winograd4_applies(s, packed));
+      const WinogradSumsCase w(sh, extreme, seed, 4);
+      seed += 2;
+      ASSERT_TRUE(detail::int8_winograd4_applies(w.s, w.packed));
       // Measured: 2.2e-4 at 16 channels, 2.5e-4 at 64, 1.5e-3 at 900 (the float output
       // transform's rounding, then V's steps): bounded with a margin of 3x or more.
-      const double bound = 5e-4 + 2.0 / double(detail::winograd4_levels(packed.channels4));
-      const int64_t Hp = sh.h + 2 * sh.pad, Wp = sh.w + 2 * sh.pad, C4 = packed.channels4;
-      std::vector<uint8_t> image(size_t(Hp * Wp * C4));
-      const auto codes = pattern(image.size(), seed++, 0.0f, 127.99f);
-      for (size_t i = 0; i < image.size(); ++i)
-        image[i] = extreme ? uint8_t((i / size_t(C4 * Wp)) % 3 == 0 ? 0 : 127) : uint8_t(codes[i]);
-      const auto tiles = detail::winograd_tiles(s, 4);
-      const int64_t PQ = tiles.P * tiles.Q;
-      std::vector<int32_t> taps;
-      for (int64_t r = 0; r < 3; ++r)
-        for (int64_t t = 0; t < 3; ++t)
-          for (int64_t ch = 0; ch < C4; ch += 4) taps.push_back(int32_t((r * Wp + t) * C4 + ch));
-      std::vector<int64_t> base;
-      for (int64_t p = 0; p < tiles.P; ++p)
-        for (int64_t q = 0; q < tiles.Q; ++q) base.push_back((p * Wp + q) * C4);
-      std::vector<int16_t> u(size_t(detail::kWinograd4Positions * tiles.count * C4));
-      std::vector<int16_t> u_avx2(u.size());
-      detail::winograd_int8_input(image.data(), Hp, Wp, C4, tiles, u.data());
-      for (int16_t x : u) ASSERT_LE(std::abs(int32_t{x}), detail::kWinograd4MaxU);
-      if (cpu_has(Isa::avx2)) {
-        detail::winograd_int8_input_avx2(image.data(), Hp, Wp, C4, tiles, u_avx2.data());
-        ASSERT_EQ(u_avx2, u);
-      }
-      auto direct_sums = [&](const Int8ConvWeights& w, int64_t kb) {
-        std::vector<int32_t> sums(size_t(PQ * 16));
-        for (int64_t p0 = 0; p0 < PQ; p0 += 64)
-          detail::int8_block_generic(
-              image.data(), base.data() + p0, std::min<int64_t>(64, PQ - p0), taps.data(),
-              w.groups4(), w.packed.data() + kb * w.groups4() * 64, sums.data() + p0 * 16);
-        return sums;
-      };
+      const double bound = 5e-4 + 2.0 / double(detail::winograd4_levels(w.C4));
+      for (int16_t x : w.u) ASSERT_LE(std::abs(int32_t{x}), detail::kWinograd4MaxU);
+      ASSERT_TRUE(w.avx2_input_matches());
       for (int64_t kb = 0; kb < (sh.k + 15) / 16; ++kb) {
-        const auto direct = direct_sums(packed, kb), magnitude = direct_sums(packed_abs, kb);
-        const int16_t* v = packed.winograd4.data() + kb * detail::kWinograd4Positions * C4 * 16;
-        const float* steps = packed.winograd4_scales.data() + kb * detail::kWinograd4Positions * 16;
+        const auto direct = w.direct_sums(w.packed, kb),
+                   magnitude = w.direct_sums(w.packed_abs, kb);
+        const int16_t* v = w.packed.winograd4.data() + kb * detail::kWinograd4Positions * w.C4 * 16;
+        const float* steps =
+            w.packed.winograd4_scales.data() + kb * detail::kWinograd4Positions * 16;
         std::vector<int32_t> twin(direct.size(), -1);
-        detail::winograd4_int8_block(u.data(), v, steps, C4, tiles, twin.data());
+        detail::winograd4_int8_block(w.u.data(), v, steps, w.C4, w.tiles, twin.data());
         for (size_t i = 0; i < direct.size(); ++i) {
           const double err = std::fabs(double(twin[i]) - double(direct[i]));
           const double rel = err / (1.0 + double(magnitude[i]));
@@ -377,15 +372,15 @@ TEST(Conv2dInt8, Int8Winograd4SumsAreCloseToTheDirectSums) {
         }
         if (!cpu_has(Isa::avx2)) continue;
         alignas(64) static int32_t fast[28 * 28 * 16];
-        std::fill(fast, fast + PQ * 16, -1);
-        detail::winograd4_int8_block_avx2(u.data(), v, steps, C4, tiles, fast);
+        std::fill(fast, fast + w.PQ * 16, -1);
+        detail::winograd4_int8_block_avx2(w.u.data(), v, steps, w.C4, w.tiles, fast);
         for (size_t i = 0; i < direct.size(); ++i)
           ASSERT_LE(std::abs(fast[i] - twin[i]), 1) << "block " << kb << " element " << i;
         if (!cpu_has_avx_vnni()) continue;
         alignas(64) static int32_t vnni[28 * 28 * 16];  // the same integers, the same floats
-        std::fill(vnni, vnni + PQ * 16, -1);
-        detail::winograd4_int8_block_vnni(u.data(), v, steps, C4, tiles, vnni);
-        ASSERT_TRUE(std::equal(vnni, vnni + PQ * 16, fast)) << "block " << kb << ", AVX-VNNI";
+        std::fill(vnni, vnni + w.PQ * 16, -1);
+        detail::winograd4_int8_block_vnni(w.u.data(), v, steps, w.C4, w.tiles, vnni);
+        ASSERT_TRUE(std::equal(vnni, vnni + w.PQ * 16, fast)) << "block " << kb << ", AVX-VNNI";
       }
     }
   }
