@@ -19,6 +19,8 @@ namespace duet::kernels::detail {
 namespace {
 
 using int8_lanes::Lanes16;
+using int8_lanes::Lanes4;
+using int8_lanes::Lanes8;
 
 // vpmaddwd: int16 pairs into int32, then vpaddd.
 struct MaddDot {
@@ -26,8 +28,6 @@ struct MaddDot {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(a, w));
   }
 };
-using int8_lanes::Lanes4;
-using int8_lanes::Lanes8;
 
 // B^T d of n vectors (n = 4 for F(2x2), 6 for F(4x4); conv2d_winograd_variants.h's matrices).
 struct Input2 {

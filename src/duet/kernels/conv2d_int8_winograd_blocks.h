@@ -2,7 +2,9 @@
 // AVX-VNNI translation units, which differ only in `Dot::accumulate(acc, a, w)`: 8 int32 lanes
 // each gaining the sum of two int16 x int16 products (vpmaddwd + vpaddd, or one vpdpwssd). Per
 // position, a tile's channel pair (one 32-bit broadcast) against two vectors of 8 output
-// channels' pair of V. Include only from *_avx2.cpp and *_vnni.cpp files.
+// channels' pair of V. Include only from *_avx2.cpp and *_vnni.cpp files. Every function here is
+// a template on Dot, whose types live in each file's anonymous namespace, so no instantiation is
+// shared between files compiled with different instruction sets (output4 takes Dot for that alone).
 #pragma once
 
 #include <immintrin.h>
@@ -16,8 +18,8 @@
 
 namespace duet::kernels::detail::int8_winograd {
 
-inline constexpr int kInt8WinogradTileBlock =
-    6;  // tiles per product pass: 12 accumulators + 2 weight vectors
+// Tiles per product pass: 12 accumulators and 2 weight vectors.
+inline constexpr int kInt8WinogradTileBlock = 6;
 
 // One channel pair c2 of MR tiles against 16 output channels: the products added into lo / hi,
 // or (kFirst) written there, which saves the first pair's adds and the zeroing.
