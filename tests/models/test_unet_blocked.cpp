@@ -1,9 +1,9 @@
-// A UNet in training mode runs on channel-blocked activations (ops/blocked.h) where the CPU has
-// AVX2 and every level's width is a multiple of 16. The same step channel-major and blocked must
-// agree: the prediction and every parameter's gradient, from identical weights and inputs. The
-// small config below has every part of the full one: two levels, the skip concatenations, the
-// up- and downsampling, attention at the coarse level and in the middle, 1x1 skips, groups that
-// share a block (4 channels each), and a 3-channel image.
+// A UNet in training mode, or sampling 64 images or more, runs on channel-blocked activations
+// (ops/blocked.h) where the CPU has AVX2 and every level's width is a multiple of 16. The same step
+// channel-major and blocked must agree: the prediction and every parameter's gradient, from
+// identical weights and inputs. The small config below has every part of the full one: two levels,
+// the skip concatenations, the up- and downsampling, attention at the coarse level and in the
+// middle, 1x1 skips, groups that share a block (4 channels each), and a 3-channel image.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -99,5 +99,42 @@ TEST(UNetBlocked, WidthsThatAreNotWholeBlocksTrainChannelMajor) {
   c.channels = {16, 32};
   models::UNet whole(gen, c);
   whole.eval();
-  EXPECT_FALSE(whole.trains_blocked());  // evaluation and sampling stay channel-major
+  EXPECT_FALSE(whole.trains_blocked());  // evaluation and sampling are not training
+  autograd::NoGradGuard no_grad;
+  EXPECT_FALSE(whole.samples_blocked(models::UNet::kBlockedSamplingMinBatch - 1));
+  EXPECT_EQ(whole.samples_blocked(models::UNet::kBlockedSamplingMinBatch),
+            ops::use_blocked_training());
+  EXPECT_FALSE(unet.samples_blocked(models::UNet::kBlockedSamplingMinBatch));  // widths 8, 16
+}
+
+// Sampling a large batch runs the blocked layers instead of the fused channel-major ones; the
+// predictions must agree (CFG doubles the batch the network sees, so 64 is 32 samples).
+TEST(UNetBlocked, LargeSamplingBatchesMatchTheChannelMajorPrediction) {
+  ops::set_blocked_training(true);
+  if (!ops::use_blocked_training()) GTEST_SKIP() << "no AVX2: sampling stays channel-major";
+  Generator gen(3);
+  models::UNet unet(gen, small_config());
+  Generator init(4);  // a non-zero output conv, as in the training test
+  for (auto& [name, p] : unet.named_parameters())
+    if (name.rfind("conv_out.", 0) == 0) {
+      const Tensor v = Tensor::normal(p->shape(), init, 0.0f, 0.1f);
+      std::copy_n(v.data<float>(), v.numel(), p->data<float>());
+    }
+  unet.eval();
+  autograd::NoGradGuard no_grad;
+  const int64_t n = models::UNet::kBlockedSamplingMinBatch;
+  Generator data(8);
+  const Tensor x = Tensor::normal({n, 3, 8, 8}, data);
+  const Tensor t = Tensor::uniform({n}, data);
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) labels[size_t(i)] = int32_t(i % 11);  // 10: the null class
+  const Tensor y = Tensor::from_vector(labels, Shape{n});
+  ASSERT_TRUE(unet.samples_blocked(n));
+  const Tensor blocked = unet.forward(x, t, y);
+  ops::set_blocked_training(false);
+  ASSERT_FALSE(unet.samples_blocked(n));
+  const Tensor plain = unet.forward(x, t, y);
+  ops::set_blocked_training(true);
+  ASSERT_EQ(blocked.shape(), plain.shape());
+  EXPECT_LE(relative_error(blocked, plain), 1e-4);
 }

@@ -153,8 +153,8 @@ bool replaced(const nn::Conv2d& conv) {
 
 Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
   if (ops::is_blocked(x)) {
-    // Training on blocked activations (UNet::trains_blocked): the embedding is added as norm2
-    // reads conv1's output, the residual in conv2's store.
+    // Blocked activations (UNet::trains_blocked, samples_blocked): the embedding is added as
+    // norm2 reads conv1's output, the residual in conv2's store.
     const Tensor e = emb_proj->forward(ops::silu(emb));
     const Tensor h = conv1->forward(norm1->forward(x, ops::NormActivation::silu));
     const Tensor a = ops::group_norm_blocked(h, e.dim(1), norm2->groups, norm2->weight, norm2->bias,
@@ -162,10 +162,10 @@ Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
     return ops::conv2d_blocked(a, conv2->weight, conv2->bias ? *conv2->bias : Tensor(),
                                conv2->options(), skip ? skip->forward(x) : x);
   }
-  // Sampling: each half of the block as one fused op, so that the normalised input, the
-  // embedding sum and the residual sum never exist as tensors. Training keeps the normalised
-  // input (the weight gradient reads it) and fuses only the sums; `duet info`'s per-layer
-  // profile and int8 or calibrating convs take the layers one by one.
+  // Sampling below UNet::kBlockedSamplingMinBatch: each half of the block as one fused op, so
+  // that the normalised input, the embedding sum and the residual sum never exist as tensors.
+  // Training keeps the normalised input (the weight gradient reads it) and fuses only the sums;
+  // `duet info`'s per-layer profile and int8 or calibrating convs take the layers one by one.
   if (!autograd::grad_enabled() && !nn::profiling() && !replaced(*conv1) && !replaced(*conv2)) {
     const Tensor e = emb_proj->forward(ops::silu(emb));
     const Tensor h = norm_silu_conv(*norm1, *conv1, x, e, Tensor());
@@ -302,12 +302,14 @@ UNet::Encoding UNet::encode(const Tensor& x, const Tensor& t, const Tensor& y) {
   e.emb = time_embed->forward(timestep_embedding(t, config_.channels[0]));
   e.emb = ops::add(e.emb, class_embed->forward(y));
 
-  // Training runs on channel-blocked activations where it can (trains_blocked): the image
-  // goes in channel-major, the first conv writes blocks, decode converts the last conv's output.
-  Tensor h = trains_blocked() ? ops::conv2d_blocked(x, conv_in->weight,
-                                                    conv_in->bias ? *conv_in->bias : Tensor(),
-                                                    conv_in->options())
-                              : conv_in->forward(x);
+  // Training, and sampling at large batches, run on channel-blocked activations where they can
+  // (trains_blocked, samples_blocked): the image goes in channel-major, the first conv writes
+  // blocks, decode converts the last conv's output.
+  Tensor h =
+      trains_blocked() || samples_blocked(x.dim(0))
+          ? ops::conv2d_blocked(x, conv_in->weight, conv_in->bias ? *conv_in->bias : Tensor(),
+                                conv_in->options())
+          : conv_in->forward(x);
   e.skips.push_back(h);
   for (auto& level : down_) {
     for (size_t b = 0; b < level->res->size(); ++b) {
@@ -344,9 +346,15 @@ Tensor UNet::decode(Encoding e) {
 }
 
 bool UNet::trains_blocked() {
-  if (!is_training() || !autograd::grad_enabled() || nn::profiling() ||
-      !ops::use_blocked_training())
-    return false;
+  return is_training() && autograd::grad_enabled() && blockable();
+}
+
+bool UNet::samples_blocked(int64_t batch) {
+  return !autograd::grad_enabled() && batch >= kBlockedSamplingMinBatch && blockable();
+}
+
+bool UNet::blockable() {
+  if (nn::profiling() || !ops::use_blocked_training()) return false;
   // Concatenated skips must stay whole blocks.
   for (int ch : config_.channels)
     if (ch % 16 != 0) return false;

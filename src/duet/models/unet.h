@@ -91,8 +91,15 @@ class UNet : public nn::Module {
   // blocked training on, every level's width a multiple of 16, no conv replaced (int8,
   // calibration hooks). Encoding's tensors are then blocked; forward's output is channel-major.
   bool trains_blocked();
+  // The same for a forward without gradients (sampling) of `batch` images: from
+  // kBlockedSamplingMinBatch on, the blocked layers beat the fused channel-major ones, whose
+  // convolutions transpose every input and output (docs/benchmarks.md, 2026-12-02).
+  bool samples_blocked(int64_t batch);
+  static constexpr int64_t kBlockedSamplingMinBatch = 64;
 
  private:
+  // The conditions both share: blocked layers on, whole blocks, no replaced conv, no profile.
+  bool blockable();
   UNetConfig config_;
   std::shared_ptr<nn::Sequential> time_embed;
   std::shared_ptr<nn::Embedding> class_embed;
