@@ -55,17 +55,20 @@ inline void apply_no_winograd(bool no_winograd, bool json) {
   std::fprintf(json ? stderr : stdout, "winograd off: 3x3 stride-1 convs run the direct kernel\n");
 }
 
-// `--no-blocked` of the suites that train: networks that train on channel-blocked activations
-// (ops/blocked.h: the CIFAR ResNets, the UNets) run channel-major, duet's side only.
+// `--no-blocked` of the suites that train: networks that train (and, the UNets, sample large
+// batches) on channel-blocked activations (ops/blocked.h: the CIFAR ResNets, the UNets) run
+// channel-major, duet's side only.
 inline void add_no_blocked_flag(CLI::App* sub, bool& no_blocked) {
-  sub->add_flag("--no-blocked", no_blocked,
-                "train on channel-major activations instead of channel-blocked ones (as "
-                "$DUET_LAYOUT=nchw does for any command)");
+  sub->add_flag(
+      "--no-blocked", no_blocked,
+      "train (and sample) on channel-major activations instead of channel-blocked ones (as "
+      "$DUET_LAYOUT=nchw does for any command)");
 }
 inline void apply_no_blocked(bool no_blocked, bool json) {
   if (!no_blocked) return;
   ops::set_blocked_training(false);
-  std::fprintf(json ? stderr : stdout, "blocked off: training runs on channel-major activations\n");
+  std::fprintf(json ? stderr : stdout,
+               "blocked off: training and sampling run on channel-major activations\n");
 }
 
 }  // namespace duet::cli
