@@ -92,8 +92,9 @@ class UNet : public nn::Module {
   // calibration hooks). Encoding's tensors are then blocked; forward's output is channel-major.
   bool trains_blocked();
   // The same for a forward without gradients (sampling) of `batch` images: from
-  // kBlockedSamplingMinBatch on, the blocked layers beat the fused channel-major ones, whose
-  // convolutions transpose every input and output (docs/benchmarks.md, 2026-12-02).
+  // kBlockedSamplingMinBatch on, the blocked layers were as fast as the fused channel-major ones,
+  // whose convolutions transpose every input and output, or faster (unet-xs at batch 64: 69 ms
+  // against 82 ms a step; unet-s: even; docs/benchmarks.md, 2026-12-02). Below, they were slower.
   bool samples_blocked(int64_t batch);
   static constexpr int64_t kBlockedSamplingMinBatch = 64;
 
