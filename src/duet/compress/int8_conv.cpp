@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "duet/kernels/conv2d_blocked.h"
+#include "duet/ops/blocked.h"
 #include "duet/ops/shape_ops.h"
 #include "duet/tensor/error.h"
 
@@ -88,6 +89,9 @@ Tensor Int8ConvKernel::forward_blocked(const Tensor& x, bool x_blocked, const Sh
       options_);
   Tensor y = Tensor::empty(Shape{s.batch, kernels::channel_blocks(s.out_channels), s.out_h(),
                                  s.out_w(), kernels::kChannelBlock});
+  DUET_CHECK(!residual.defined() || residual.shape() == y.shape(), "int8 conv: residual ",
+             residual.defined() ? residual.shape().str() : std::string(), " for a blocked output ",
+             y.shape().str());
   kernels::Epilogue e;
   e.scale = out_scale_.data();
   e.bias = bias_.data();
@@ -157,6 +161,16 @@ std::shared_ptr<const Int8ConvKernel> stored_int8_kernel(nn::Module& conv, const
 
 Tensor Int8InferenceConv::forward(const Tensor& x) const {
   return kernel_->forward(ops::contiguous(x), Tensor());
+}
+
+Tensor Int8InferenceConv::forward_blocked(const Tensor& x, const Tensor& residual) const {
+  const bool blocked = ops::is_blocked(x);
+  DUET_CHECK(blocked || x.rank() == 4, "int8 conv: expected a blocked or [N, C, H, W] input, got ",
+             x.shape().str());
+  const int64_t c = kernel_->in_channels();
+  const Shape plain = blocked ? Shape{x.dim(0), c, x.dim(2), x.dim(3)} : x.shape();
+  return kernel_->forward_blocked(ops::contiguous(x), blocked, plain,
+                                  residual.defined() ? ops::contiguous(residual) : Tensor());
 }
 
 }  // namespace duet::compress

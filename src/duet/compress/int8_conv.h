@@ -40,6 +40,7 @@ class Int8ConvKernel {
   Tensor forward_blocked(const Tensor& x, bool x_blocked, const Shape& plain,
                          const Tensor& residual) const;
   const kernels::ActivationQuant& input() const { return input_; }
+  int64_t in_channels() const { return packed_.in_channels; }
 
  private:
   kernels::Int8ConvWeights packed_;
@@ -68,12 +69,14 @@ std::shared_ptr<const Int8ConvKernel> stored_int8_kernel(nn::Module& conv, const
                                                          const ops::Conv2dOptions& options,
                                                          kernels::Activation act);
 
-// An Int8ConvKernel as an nn::Conv2d's inference stand-in (no residual, no activation).
+// An Int8ConvKernel as an nn::Conv2d's inference stand-in (no activation; a residual only in the
+// blocked form).
 class Int8InferenceConv final : public nn::InferenceConv {
  public:
   explicit Int8InferenceConv(std::shared_ptr<const Int8ConvKernel> kernel)
       : kernel_(std::move(kernel)) {}
   Tensor forward(const Tensor& x) const override;
+  Tensor forward_blocked(const Tensor& x, const Tensor& residual) const override;
 
  private:
   std::shared_ptr<const Int8ConvKernel> kernel_;

@@ -159,8 +159,7 @@ Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
     const Tensor h = conv1->forward(norm1->forward(x, ops::NormActivation::silu));
     const Tensor a = ops::group_norm_blocked(h, e.dim(1), norm2->groups, norm2->weight, norm2->bias,
                                              norm2->eps, ops::NormActivation::silu, e);
-    return ops::conv2d_blocked(a, conv2->weight, conv2->bias ? *conv2->bias : Tensor(),
-                               conv2->options(), skip ? skip->forward(x) : x);
+    return conv2->forward_blocked(a, skip ? skip->forward(x) : x);
   }
   // Sampling below UNet::kBlockedSamplingMinBatch: each half of the block as one fused op, so
   // that the normalised input, the embedding sum and the residual sum never exist as tensors.
@@ -305,11 +304,8 @@ UNet::Encoding UNet::encode(const Tensor& x, const Tensor& t, const Tensor& y) {
   // Training, and sampling at large batches, run on channel-blocked activations where they can
   // (trains_blocked, samples_blocked): the image goes in channel-major, the first conv writes
   // blocks, decode converts the last conv's output.
-  Tensor h =
-      trains_blocked() || samples_blocked(x.dim(0))
-          ? ops::conv2d_blocked(x, conv_in->weight, conv_in->bias ? *conv_in->bias : Tensor(),
-                                conv_in->options())
-          : conv_in->forward(x);
+  Tensor h = trains_blocked() || samples_blocked(x.dim(0)) ? conv_in->forward_blocked(x)
+                                                           : conv_in->forward(x);
   e.skips.push_back(h);
   for (auto& level : down_) {
     for (size_t b = 0; b < level->res->size(); ++b) {
@@ -358,10 +354,10 @@ bool UNet::blockable() {
   // Concatenated skips must stay whole blocks.
   for (int ch : config_.channels)
     if (ch % 16 != 0) return false;
-  // A conv with a stand-in or a hook (int8, calibration) runs its own channel-major forward.
+  // A calibration hook reads channel-major inputs; int8 stand-ins have a blocked form
+  // (nn::InferenceConv::forward_blocked).
   for (const auto& [name, m] : named_modules())
-    if (const auto* conv = dynamic_cast<const nn::Conv2d*>(m); conv && replaced(*conv))
-      return false;
+    if (const auto* conv = dynamic_cast<const nn::Conv2d*>(m); conv && conv->on_input) return false;
   return true;
 }
 

@@ -88,8 +88,8 @@ class UNet : public nn::Module {
   Tensor forward(const Tensor& x) override;
   const UNetConfig& config() const { return config_; }
   // Whether forward runs on channel-blocked activations (ops/blocked.h): training with gradients,
-  // blocked training on, every level's width a multiple of 16, no conv replaced (int8,
-  // calibration hooks). Encoding's tensors are then blocked; forward's output is channel-major.
+  // blocked training on, every level's width a multiple of 16, no calibration hook on a conv.
+  // Encoding's tensors are then blocked; forward's output is channel-major.
   bool trains_blocked();
   // The same for a forward without gradients (sampling) of `batch` images: from
   // kBlockedSamplingMinBatch on, the blocked layers were as fast as the fused channel-major ones,
@@ -99,7 +99,7 @@ class UNet : public nn::Module {
   static constexpr int64_t kBlockedSamplingMinBatch = 64;
 
  private:
-  // The conditions both share: blocked layers on, whole blocks, no replaced conv, no profile.
+  // The conditions both share: blocked layers on, whole blocks, no calibration hook, no profile.
   bool blockable();
   UNetConfig config_;
   std::shared_ptr<nn::Sequential> time_embed;

@@ -49,24 +49,48 @@ Conv2d::Conv2d(Generator& gen, int64_t in_channels, int64_t out_channels, int64_
                     in_channels / options.groups * kernel * kernel);
 }
 
-Tensor Conv2d::forward(const Tensor& x) {
-  if (on_input) on_input(x);
-  Tensor y;
-  if (inference) {
-    if (is_training() || autograd::any_requires_grad({&x}))
-      fail("Conv2d ", weight.shape().str(), ": its int8 form is inference only (no backward); ",
-           "call eval() and run under autograd::NoGradGuard, or train the float model");
-    y = inference->forward(x);
-  } else if (ops::is_blocked(x)) {
-    y = ops::conv2d_blocked(x, weight, bias ? *bias : Tensor(), options_);
-  } else {
-    y = ops::conv2d(x, weight, bias ? *bias : Tensor(), options_);
-  }
-  // Outputs without a blocked tensor's padding lanes.
+namespace {
+
+void check_inference_only(const Module& m, const Tensor& weight, const Tensor& x) {
+  if (m.is_training() || autograd::any_requires_grad({&x}))
+    fail("Conv2d ", weight.shape().str(), ": its int8 form is inference only (no backward); ",
+         "call eval() and run under autograd::NoGradGuard, or train the float model");
+}
+
+// Outputs without a blocked tensor's padding lanes, times the multiply-adds of each.
+double conv_macs(const Tensor& weight, const Tensor& y) {
   const double outputs = ops::is_blocked(y) ? double(y.dim(0)) * double(weight.dim(0)) *
                                                   double(y.dim(2)) * double(y.dim(3))
                                             : double(y.numel());
-  record_layer(this, y, outputs * double(weight.dim(1) * weight.dim(2) * weight.dim(3)));
+  return outputs * double(weight.dim(1) * weight.dim(2) * weight.dim(3));
+}
+
+}  // namespace
+
+Tensor Conv2d::forward(const Tensor& x) {
+  if (ops::is_blocked(x)) return forward_blocked(x);
+  if (on_input) on_input(x);
+  Tensor y;
+  if (inference) {
+    check_inference_only(*this, weight, x);
+    y = inference->forward(x);
+  } else {
+    y = ops::conv2d(x, weight, bias ? *bias : Tensor(), options_);
+  }
+  record_layer(this, y, conv_macs(weight, y));
+  return y;
+}
+
+Tensor Conv2d::forward_blocked(const Tensor& x, const Tensor& residual) {
+  if (on_input) on_input(x);
+  Tensor y;
+  if (inference) {
+    check_inference_only(*this, weight, x);
+    y = inference->forward_blocked(x, residual);
+  } else {
+    y = ops::conv2d_blocked(x, weight, bias ? *bias : Tensor(), options_, residual);
+  }
+  record_layer(this, y, conv_macs(weight, y));
   return y;
 }
 

@@ -20,6 +20,9 @@ class InferenceConv {
  public:
   virtual ~InferenceConv() = default;
   virtual Tensor forward(const Tensor& x) const = 0;
+  // Channel-blocked output (ops/blocked.h) from a blocked or channel-major x, plus `residual`
+  // (blocked like the output, or undefined) added in the store.
+  virtual Tensor forward_blocked(const Tensor& x, const Tensor& residual) const = 0;
 };
 
 class Conv2d : public Module {
@@ -29,6 +32,10 @@ class Conv2d : public Module {
   // With `inference` set: eval mode and no gradients only (Error otherwise), and the stand-in
   // computes the output. A channel-blocked x (ops/blocked.h; groups 1) gives a blocked output.
   Tensor forward(const Tensor& x) override;
+  // A channel-blocked output from a blocked or channel-major x (groups 1), with `residual`
+  // (blocked like the output, or undefined) added in the store: ops::conv2d_blocked, or the
+  // stand-in's blocked form.
+  Tensor forward_blocked(const Tensor& x, const Tensor& residual = Tensor());
   const ops::Conv2dOptions& options() const { return options_; }
   Tensor& weight;
   Tensor* bias;  // null when built without bias
