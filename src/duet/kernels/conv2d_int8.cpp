@@ -222,8 +222,10 @@ struct Paths {
   bool avx2, avx512;
   decltype(&detail::int8_block_generic) block;
   // 3x3 stride 1 on AVX2 without VNNI, unless switched off (set_winograd): exact Winograd
-  // F(2x2, 3x3) instead of `block`; where int8_winograd4_takes, F(4x4, 3x3) instead of either.
-  bool winograd, winograd4;
+  // F(2x2, 3x3) instead of `block`; where int8_winograd4_takes, F(4x4, 3x3) instead of either,
+  // by this block (null: F(4x4) does not run).
+  bool winograd;
+  decltype(&detail::winograd4_int8_block_avx2) winograd4_block;
 };
 
 Paths resolve_paths(const Conv2dShape& s, const Int8ConvWeights& w) {
@@ -235,7 +237,9 @@ Paths resolve_paths(const Conv2dShape& s, const Int8ConvWeights& w) {
           : w.taps_pair_in_int16() ? detail::int8_block_avx2_paired
                                    : detail::int8_block_avx2,
           int8_winograd_enabled() && detail::int8_winograd_applies(s, w),
-          int8_winograd4_takes(s, w)};
+          !int8_winograd4_takes(s, w) ? nullptr
+          : use_avx_vnni()            ? detail::winograd4_int8_block_vnni
+                                      : detail::winograd4_int8_block_avx2};
 }
 
 // Stores the int32 sums of `count` output pixels from p0 of image n, channels [kb * 16, +16):
@@ -288,9 +292,9 @@ void run_winograd_item(const Conv2dShape& s, const Plan& p, const detail::Winogr
                        int32_t* acc) {
   if (tiles.edge == 4) {
     const int64_t positions = detail::kWinograd4Positions;
-    (use_avx_vnni() ? detail::winograd4_int8_block_vnni : detail::winograd4_int8_block_avx2)(
-        u, w.winograd4.data() + kb * positions * p.C4 * kInt8BlockK,
-        w.winograd4_scales.data() + kb * positions * kInt8BlockK, p.C4, tiles, acc);
+    paths.winograd4_block(u, w.winograd4.data() + kb * positions * p.C4 * kInt8BlockK,
+                          w.winograd4_scales.data() + kb * positions * kInt8BlockK, p.C4, tiles,
+                          acc);
   } else {
     detail::winograd_int8_block_avx2(
         u, w.winograd.data() + kb * detail::kWinogradPositions * p.C4 * kInt8BlockK, p.C4, tiles,
@@ -299,16 +303,16 @@ void run_winograd_item(const Conv2dShape& s, const Plan& p, const detail::Winogr
   store_sums(s, p, acc, w, zero_point, n, 0, p.PQ, kb, y, e, paths, y_blocked);
 }
 
-// int8_forward's Winograd form (F(4x4) where paths.winograd4, else F(2x2)): each image quantised
-// and transformed once, then one work item per 16-channel block of outputs, with the same two
-// threading shapes as the direct form.
+// int8_forward's Winograd form (F(4x4) where paths.winograd4_block is set, else F(2x2)): each image
+// quantised and transformed once, then one work item per 16-channel block of outputs, with the same
+// two threading shapes as the direct form.
 template <class Quantize>
 void winograd_forward(const Conv2dShape& s, const Plan& p, const Quantize& quantize,
                       const Int8ConvWeights& w, int32_t zero_point, float* y, const Epilogue& e,
                       const Paths& paths, IoLayout io, int nt) {
-  const detail::WinogradTiles tiles = detail::winograd_tiles(s, paths.winograd4 ? 4 : 2);
+  const detail::WinogradTiles tiles = detail::winograd_tiles(s, paths.winograd4_block ? 4 : 2);
   const int64_t positions =
-      paths.winograd4 ? detail::kWinograd4Positions : detail::kWinogradPositions;
+      paths.winograd4_block ? detail::kWinograd4Positions : detail::kWinogradPositions;
   const int64_t u_elems = positions * tiles.count * p.C4;
   auto prepare = [&](int64_t n, uint8_t* image, int16_t* u) {
     quantize(n, image);
@@ -373,7 +377,7 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
   };
   const int64_t items_per_image = p.chunks * p.kblocks;
   const int nt = in_parallel_region() ? 1 : num_threads();
-  if (paths.winograd || paths.winograd4)
+  if (paths.winograd || paths.winograd4_block)
     return winograd_forward(s, p, quantize, w, xq.zero_point, y, e, paths, io, nt);
 
   if (s.batch >= 2 * nt) {
