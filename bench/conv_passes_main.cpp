@@ -4,9 +4,11 @@
 // can pass 100 % of the FMA peak). For kernel work, to see which pass of which layer is slow;
 // `duet bench train|gen` measures whole training steps against PyTorch.
 //   bench_conv_passes [-t THREADS] [--batch N] [--reps N] [--pass fwd|data|weight|all]
-//                     [--bias] [LAYER...]
+//                     [--bias] [--tiles 0|2|4,...] [LAYER...]
 // LAYER is C:K:HW:R:STRIDE (in channels, out channels, input size, kernel size, stride), e.g.
-// 16:32:28:3:2; the default list is ResNet-20's and unet-s's layer shapes.
+// 16:32:28:3:2; the default list is ResNet-20's and unet-s's layer shapes. --tiles 2,4 runs each
+// layer once per Winograd variant (F(2x2, 3x3), F(4x4, 3x3) forced in all three passes), the
+// variants taking turns call by call, so that a noisy machine slows both alike; 0 is duet's choice.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +20,7 @@
 
 #include "duet/kernels/conv2d.h"
 #include "duet/kernels/conv2d_blocked.h"
+#include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/fma_peak.h"
 #include "duet/kernels/isa.h"
 #include "duet/tensor/parallel.h"
@@ -36,13 +39,15 @@ struct Args {
   int64_t batch = 128;
   std::string pass = "all";
   bool bias = false;
+  std::vector<int64_t> tiles{0};  // Winograd variants, alternating (0: duet's choice)
   std::vector<Layer> layers;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
                "bench_conv_passes: %s\nusage: bench_conv_passes [-t THREADS] [--batch N] "
-               "[--reps N] [--pass fwd|data|weight|all] [--bias] [C:K:HW:R:STRIDE...]\n",
+               "[--reps N] [--pass fwd|data|weight|all] [--bias] [--tiles 0|2|4,...] "
+               "[C:K:HW:R:STRIDE...]\n",
                why.c_str());
   std::exit(2);
 }
@@ -68,6 +73,21 @@ Layer parse_layer(const std::string& text) {
   return {v[0], v[1], v[2], v[3], v[4]};
 }
 
+std::vector<int64_t> parse_tiles(const std::string& text) {
+  std::vector<int64_t> tiles;
+  size_t at = 0;
+  while (true) {
+    const size_t comma = text.find(',', at);
+    const std::string item = text.substr(at, comma - at);
+    if (item != "0" && item != "2" && item != "4")
+      usage("--tiles takes a comma list of 0, 2 and 4, got '" + text + "'");
+    tiles.push_back(std::stoll(item));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return tiles;
+}
+
 Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
@@ -83,6 +103,8 @@ Args parse(int argc, char** argv) {
       a.pass = argv[++i];
     else if (arg == "--bias")
       a.bias = true;
+    else if (arg == "--tiles" && has_value)
+      a.tiles = parse_tiles(argv[++i]);
     else if (!arg.empty() && arg[0] != '-')
       a.layers.push_back(parse_layer(arg));
     else
@@ -104,15 +126,19 @@ std::vector<float> random_values(size_t n, uint64_t seed) {
   return v;
 }
 
-// Best wall time of `reps` calls of f, in seconds.
+// Best wall time of `reps` calls of f under each Winograd variant of `tiles`, in seconds: the
+// variants take turns, one call each.
 template <class F>
-double best_of(int reps, F&& f) {
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-  }
+std::vector<double> best_of(int reps, const std::vector<int64_t>& tiles, F&& f) {
+  std::vector<double> best(tiles.size(), 1e30);
+  for (int r = 0; r < reps; ++r)
+    for (size_t v = 0; v < tiles.size(); ++v) {
+      duet::kernels::detail::set_winograd_tile(tiles[v]);
+      const auto t0 = Clock::now();
+      f();
+      best[v] = std::min(best[v], std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+  duet::kernels::detail::set_winograd_tile(0);
   return best;
 }
 
@@ -141,32 +167,39 @@ int main(int argc, char** argv) {
       const std::vector<float> w = random_values(size_t(l.k * l.c * l.r * l.r), 3);
       std::vector<float> y(ny), dx(nx), dw(w.size()), db(size_t(l.k));
       const double gflop = 2e-9 * double(s.batch * l.c * l.k * l.r * l.r * pq);
-      double t[3] = {0, 0, 0};
+      const size_t variants = a.tiles.size();
+      std::vector<double> none(variants, 0.0);
+      std::vector<double> t[3] = {none, none, none};  // per pass, per variant
       if (a.pass == "fwd" || a.pass == "all")
-        t[0] =
-            best_of(a.reps, [&] { conv2d_forward_blocked(s, true, x.data(), w.data(), y.data()); });
+        t[0] = best_of(a.reps, a.tiles,
+                       [&] { conv2d_forward_blocked(s, true, x.data(), w.data(), y.data()); });
       if (a.pass == "data" || a.pass == "all")
-        t[1] = best_of(a.reps,
+        t[1] = best_of(a.reps, a.tiles,
                        [&] { conv2d_backward_data_blocked(s, dy.data(), w.data(), dx.data()); });
       if (a.pass == "weight" || a.pass == "all")
-        t[2] = best_of(a.reps, [&] {
+        t[2] = best_of(a.reps, a.tiles, [&] {
           conv2d_backward_weight_blocked(s, true, x.data(), dy.data(), dw.data(),
                                          a.bias ? db.data() : nullptr);
         });
-      char name[64];
-      std::snprintf(name, sizeof name, "%lld->%lld %lld %lldx%lld /%lld", (long long)l.c,
-                    (long long)l.k, (long long)l.hw, (long long)l.r, (long long)l.r,
-                    (long long)l.stride);
-      std::printf("%-22s", name);
-      for (double v : t)
-        if (v > 0)
-          std::printf(" %10.3f", 1e3 * v);
-        else
-          std::printf(" %10s", "-");
-      std::printf("  ");
-      for (double v : t)
-        if (v > 0) std::printf(" %6.0f (%3.0f%%)", gflop / v, 100.0 * gflop / v / peak);
-      std::printf("\n");
+      for (size_t v = 0; v < variants; ++v) {
+        char name[64];
+        std::snprintf(name, sizeof name, "%lld->%lld %lld %lldx%lld /%lld", (long long)l.c,
+                      (long long)l.k, (long long)l.hw, (long long)l.r, (long long)l.r,
+                      (long long)l.stride);
+        std::string label = name;
+        if (variants > 1) label += a.tiles[v] == 0 ? " auto" : " F" + std::to_string(a.tiles[v]);
+        std::printf("%-22s", label.c_str());
+        for (const auto& pass : t)
+          if (pass[v] > 0)
+            std::printf(" %10.3f", 1e3 * pass[v]);
+          else
+            std::printf(" %10s", "-");
+        std::printf("  ");
+        for (const auto& pass : t)
+          if (pass[v] > 0)
+            std::printf(" %6.0f (%3.0f%%)", gflop / pass[v], 100.0 * gflop / pass[v] / peak);
+        std::printf("\n");
+      }
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_conv_passes: %s\n", e.what());

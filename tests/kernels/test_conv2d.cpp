@@ -68,46 +68,54 @@ TEST(Conv2d, WeightGradientIsDeterministic) {
 }
 
 // The op harness's shapes fit one pass of the Winograd weight gradient; training's do not. Here
-// the chunks (8 with 2 threads) each run several passes whose tile rows cross image borders,
-// checked against the direct kernel (itself checked against the reference in the op harness)
-// and for bit identity between runs.
+// the chunks (8 with 2 threads) each run several passes whose tile rows cross image borders, in
+// both variants, checked against the direct kernel (itself checked against the reference in the
+// op harness) and for bit identity between runs.
 TEST(Conv2d, WinogradWeightGradientOverManyPassesMatchesDirect) {
   if (!duet::kernels::isa_at_least(duet::kernels::Isa::avx2)) GTEST_SKIP() << "no AVX2";
+  using duet::kernels::detail::set_winograd_tile;
   const int threads = duet::num_threads();
   duet::set_num_threads(2);
-  for (int64_t channels : {16, 32}) {
-    Conv2dShape s;
-    s.batch = 128 / (channels / 16);
-    s.in_channels = s.out_channels = channels;
-    s.in_h = 28;
-    s.in_w = 27;  // an odd width: the last tile of each row is half outside
-    s.kernel_h = s.kernel_w = 3;
-    s.pad_h = s.pad_w = 1;
-    ASSERT_TRUE(duet::kernels::conv2d_takes_winograd(s, duet::kernels::ConvPass::weight_gradient));
-    std::vector<float> x(size_t(s.batch * s.in_channels * s.in_h * s.in_w));
-    std::vector<float> dy(size_t(s.batch * s.out_channels * s.out_h() * s.out_w()));
-    for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 37) % 101) / 50.0f - 1.0f;
-    for (size_t i = 0; i < dy.size(); ++i) dy[i] = float((i * 53) % 97) / 48.0f - 1.0f;
-    const size_t nw = size_t(channels * channels * 9), nk = size_t(channels);
-    std::vector<float> wino(nw), again(nw), direct(nw), db_wino(nk), db_again(nk), db_direct(nk);
-    duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), wino.data(), db_wino.data());
-    duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), again.data(), db_again.data());
-    duet::kernels::set_winograd(false);
-    duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), direct.data(), db_direct.data());
-    duet::kernels::set_winograd(true);
-    EXPECT_EQ(wino, again);
-    EXPECT_EQ(db_wino, db_again);
-    // Each weight sums batch x P x Q products of magnitude <= 1; both kernels accumulate in
-    // float, so their rounding differs by far less than 2e-7 of that count (the largest
-    // differences seen were 25x below it), while a wrong tile or pass is off by order 1.
-    float scale = 0;
-    for (float v : direct) scale = std::max(scale, std::abs(v));
-    ASSERT_GT(scale, 10.0f);
-    const float tolerance = 2e-7f * float(s.batch * s.out_h() * s.out_w());
-    for (size_t i = 0; i < nw; ++i) ASSERT_NEAR(wino[i], direct[i], tolerance) << "dw " << i;
-    for (size_t k = 0; k < nk; ++k)
-      EXPECT_NEAR(db_wino[k], db_direct[k], 1e-5f * std::abs(db_direct[k]) + 1e-2f) << k;
-  }
+  for (int64_t tile : {2, 4})
+    for (int64_t channels : {16, 32}) {
+      Conv2dShape s;
+      s.batch = 128 / (channels / 16);
+      s.in_channels = s.out_channels = channels;
+      s.in_h = 28;
+      s.in_w = 27;  // an odd width: the last tile of each row is partly outside
+      s.kernel_h = s.kernel_w = 3;
+      s.pad_h = s.pad_w = 1;
+      set_winograd_tile(tile);
+      ASSERT_TRUE(
+          duet::kernels::conv2d_takes_winograd(s, duet::kernels::ConvPass::weight_gradient));
+      std::vector<float> x(size_t(s.batch * s.in_channels * s.in_h * s.in_w));
+      std::vector<float> dy(size_t(s.batch * s.out_channels * s.out_h() * s.out_w()));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 37) % 101) / 50.0f - 1.0f;
+      for (size_t i = 0; i < dy.size(); ++i) dy[i] = float((i * 53) % 97) / 48.0f - 1.0f;
+      const size_t nw = size_t(channels * channels * 9), nk = size_t(channels);
+      std::vector<float> wino(nw), again(nw), direct(nw), db_wino(nk), db_again(nk), db_direct(nk);
+      duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), wino.data(), db_wino.data());
+      duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), again.data(), db_again.data());
+      set_winograd_tile(0);
+      duet::kernels::set_winograd(false);
+      duet::kernels::conv2d_backward_weight(s, x.data(), dy.data(), direct.data(),
+                                            db_direct.data());
+      duet::kernels::set_winograd(true);
+      EXPECT_EQ(wino, again);
+      EXPECT_EQ(db_wino, db_again);
+      // Each weight sums batch x P x Q products of magnitude <= 1; both kernels accumulate in
+      // float, so their rounding differs by far less than 2e-7 of that count (the largest
+      // differences seen: 28-39x below it with F(2x2), 10-17x below with F(4x4), whose
+      // transforms round more), while a wrong tile or pass is off by order 1.
+      float scale = 0;
+      for (float v : direct) scale = std::max(scale, std::abs(v));
+      ASSERT_GT(scale, 10.0f);
+      const float tolerance = 2e-7f * float(s.batch * s.out_h() * s.out_w());
+      for (size_t i = 0; i < nw; ++i)
+        ASSERT_NEAR(wino[i], direct[i], tolerance) << "F" << tile << " dw " << i;
+      for (size_t k = 0; k < nk; ++k)
+        EXPECT_NEAR(db_wino[k], db_direct[k], 1e-5f * std::abs(db_direct[k]) + 1e-2f) << k;
+    }
   duet::set_num_threads(threads);
 }
 

@@ -68,10 +68,11 @@ void global_avg_pool_blocked_backward(int64_t n, int64_t c, int64_t hw, const fl
 // blocked, x blocked when x_blocked; dw [K, C / groups, R, S] and dbias [K] (may be null) as in
 // conv2d_backward_weight. With AVX2: stride-1 input gradients are the blocked forward
 // convolution of dy with the flipped filters, 3x3 stride-1 weight gradients with >= 16 channels
-// run Winograd F(2x2, 3x3) on the blocks where they lie, and the other shapes (strided and 1x1
-// layers, a 1-channel stem) direct kernels on the blocks (conv2d_blocked_grad_rows.h), whose
-// weight gradient sums a fixed number of image chunks in order (the bits do not depend on the
-// threads). Without AVX2, or with groups, through the channel-major kernels.
+// run Winograd (F(4x4, 3x3) where it needs fewer products) on the blocks where they lie, and the
+// other shapes (strided and 1x1 layers, a 1-channel stem) direct kernels on the blocks
+// (conv2d_blocked_grad_rows.h), whose weight gradient sums a fixed number of image chunks in order
+// (the bits do not depend on the threads). Without AVX2, or with groups, through the channel-major
+// kernels.
 void conv2d_backward_data_blocked(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight_blocked(const Conv2dShape& s, bool x_blocked, const float* x,
                                     const float* dy, float* dw, float* dbias);

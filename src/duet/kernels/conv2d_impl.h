@@ -73,6 +73,7 @@ inline constexpr int64_t kWinogradMinTiles4Blocked = 16;
 enum class WinogradLayout { blocked, channel_major };
 int64_t winograd_tile(const Conv2dShape& s, WinogradLayout layout);
 void set_winograd_tile(int64_t m);
+int64_t forced_winograd_tile();  // set_winograd_tile's m (0: each pass chooses)
 int64_t winograd_packed_size(const Conv2dShape& s);
 void winograd_pack_avx2(const Conv2dShape& s, const float* w, float* packed);
 bool winograd_forward_blocked_avx2(const Conv2dShape& s, bool x_blocked, const float* x,
@@ -110,9 +111,9 @@ bool winograd_forward_avx2(const Conv2dShape& s, const float* x, const float* w,
 bool winograd_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 
 // The weight gradient (and bias gradient) of 3x3, stride-1 convolutions with at least
-// kWinogradWeightMinChannels input and output channels, by Winograd F(2x2, 3x3) on channel-major
-// x and dy, or channel-blocked ones when blocked (conv2d_winograd_weight_avx2.cpp); false when
-// the shape does not run there.
+// kWinogradWeightMinChannels input and output channels, by Winograd F(4x4, 3x3) or F(2x2, 3x3)
+// on channel-major x and dy, or channel-blocked ones when blocked
+// (conv2d_winograd_weight_avx2.cpp); false when the shape does not run there.
 inline constexpr int64_t kWinogradWeightMinChannels = 16;
 
 // A convolution's geometry as plain numbers (input C x H x W, output K x P x Q, kernel R x S),

@@ -354,6 +354,10 @@ constexpr int64_t kMaxPacked = int64_t{1} << 22;
 
 }  // namespace
 
+int64_t forced_winograd_tile() {
+  return forced_tile().load(std::memory_order_relaxed);
+}
+
 void set_winograd_tile(int64_t m) {
   DUET_CHECK(m == 0 || m == 2 || m == 4, "set_winograd_tile: expected 0, 2 or 4, got ", m);
   forced_tile().store(m, std::memory_order_relaxed);

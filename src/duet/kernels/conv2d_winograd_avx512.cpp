@@ -96,9 +96,15 @@ void winograd_input_row_avx512(int64_t m, const float* plane, int64_t H, int64_t
     winograd::transform_tile_row_of<F2x2, Lanes16>(plane, H, W, h0, w0, tiles, v, ld_tile, ld_xi);
 }
 
-void winograd_gradient_row_avx512(const float* plane, int64_t rows, int64_t Q, int64_t h0,
-                                  int64_t tiles, float* y, int64_t ld_tile, int64_t ld_xi) {
-  winograd::transform_gradient_tile_row_of<Lanes16>(plane, rows, Q, h0, tiles, y, ld_tile, ld_xi);
+void winograd_gradient_row_avx512(int64_t m, const float* plane, int64_t rows, int64_t Q,
+                                  int64_t h0, int64_t tiles, float* y, int64_t ld_tile,
+                                  int64_t ld_xi) {
+  if (m == 4)
+    winograd::transform_gradient_tile_row_of<F4x4, Lanes16>(plane, rows, Q, h0, tiles, y, ld_tile,
+                                                            ld_xi);
+  else
+    winograd::transform_gradient_tile_row_of<F2x2, Lanes16>(plane, rows, Q, h0, tiles, y, ld_tile,
+                                                            ld_xi);
 }
 
 void winograd_store_tiles_avx512(const WinogradTileStore& store) {

@@ -17,9 +17,11 @@ namespace duet::kernels::detail {
 void winograd_input_row_avx512(int64_t m, const float* plane, int64_t H, int64_t W, int64_t h0,
                                int64_t w0, int64_t tiles, float* v, int64_t ld_tile, int64_t ld_xi);
 
-// transform_gradient_tile_row_of on all 16 lanes of one channel block.
-void winograd_gradient_row_avx512(const float* plane, int64_t rows, int64_t Q, int64_t h0,
-                                  int64_t tiles, float* y, int64_t ld_tile, int64_t ld_xi);
+// transform_gradient_tile_row_of<F(m x m, 3x3)> on all 16 lanes of one channel block; m is 2
+// or 4.
+void winograd_gradient_row_avx512(int64_t m, const float* plane, int64_t rows, int64_t Q,
+                                  int64_t h0, int64_t tiles, float* y, int64_t ld_tile,
+                                  int64_t ld_xi);
 
 // The output transform and epilogue of one image's run of tile rows [r0, r1): tile t of the run
 // (row-major, TQ a row) has its product for point xi, channel k at

@@ -1,5 +1,5 @@
 // The pieces of the channel-major Winograd convolution (conv2d_winograd_avx2.cpp) that the
-// weight gradient (conv2d_winograd_weight_avx2.cpp, F(2x2, 3x3)) shares: the tile grid, the
+// weight gradient (conv2d_winograd_weight_avx2.cpp) shares: the tile grid, the
 // input transform of a row of tiles and the blocking of channel-major rows. Both work on
 // 16-channel blocks (kDirectLanes). Call only when isa_at_least(avx2).
 #pragma once
@@ -10,8 +10,6 @@
 #include "duet/kernels/conv2d_fused.h"
 
 namespace duet::kernels::detail::winograd {
-
-inline constexpr int64_t kPoints = 16;  // F(2x2, 3x3): 4 x 4 points per tile, xi = 4 row + column
 
 // The channels and the m x m output tiles of a shape: TP x TQ tiles cover the P x Q output; Cb
 // 16-channel blocks hold the C input channels, `panels` 16-wide panels the K outputs (Kp lanes).

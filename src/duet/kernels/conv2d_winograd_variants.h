@@ -35,6 +35,15 @@ struct F2x2 {
     y[0] = L::add(L::add(s[0], s[1]), s[2]);
     y[1] = L::sub(L::sub(s[1], s[2]), s[3]);
   }
+  // A (the transpose of A^T) applied to m vectors: the weight gradient's transform of the output
+  // gradients (transform_gradient_tile_row_of).
+  template <class L>
+  static void gradient(const typename L::V g[m], typename L::V t[n]) {
+    t[0] = g[0];
+    t[1] = L::add(g[0], g[1]);
+    t[2] = L::sub(g[0], g[1]);
+    t[3] = L::sub(L::zero(), g[1]);
+  }
   static constexpr double G[n][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 };
 
@@ -67,6 +76,21 @@ struct F4x4 {
     y[1] = L::fmadd(L::set1(2.0f), d34, d12);
     y[2] = L::fmadd(L::set1(4.0f), s34, s12);
     y[3] = L::add(L::fmadd(L::set1(8.0f), d34, d12), s[5]);
+  }
+  // A = [1 0 0 0; 1 1 1 1; 1 -1 1 -1; 1 2 4 8; 1 -2 4 -8; 0 0 0 1] applied to 4 vectors; the
+  // multiplies by 2 and 4 are exact.
+  template <class L>
+  static void gradient(const typename L::V g[m], typename L::V t[n]) {
+    using V = typename L::V;
+    const V s02 = L::add(g[0], g[2]), s13 = L::add(g[1], g[3]);
+    const V even = L::fmadd(L::set1(4.0f), g[2], g[0]);                        // g0 + 4 g2
+    const V odd = L::mul(L::set1(2.0f), L::fmadd(L::set1(4.0f), g[3], g[1]));  // 2 g1 + 8 g3
+    t[0] = g[0];
+    t[1] = L::add(s02, s13);
+    t[2] = L::sub(s02, s13);
+    t[3] = L::add(even, odd);
+    t[4] = L::sub(even, odd);
+    t[5] = g[3];
   }
   static constexpr double G[n][3] = {{1.0 / 4, 0, 0},
                                      {-1.0 / 6, -1.0 / 6, -1.0 / 6},
@@ -126,36 +150,36 @@ void transform_output_of(const float* m0, int64_t ld_xi, typename L::V y[F::m][F
   for (int64_t i = 0; i < m; ++i) F::template output<L>(s[i], y[i]);
 }
 
-// The weight gradient's transformed output gradients Y = A dy A^T of F(2x2, 3x3)
-// (A^T = [1 1 1 0; 0 1 -1 -1]) of the tiles of one tile row, L::width lanes of one channel
-// block: plane is the block's [rows][Q][16] gradient (offset to the lanes), the tiles' top row
-// is h0, and tile tx (columns 2 tx and 2 tx + 1) writes point xi to y[tx * ld_tile + xi * ld_xi].
-// Outputs past the plane (an odd size's last tile) are zero.
-template <class L>
+// The weight gradient's transformed output gradients Y = A dy A^T of F (F::gradient along both
+// axes) of the tiles of one tile row, L::width lanes of one channel block: plane is the block's
+// [rows][Q][16] gradient (offset to the lanes), the tiles' top row is h0, and tile tx (columns
+// m tx to m tx + m - 1) writes point xi = n i + j to y[tx * ld_tile + xi * ld_xi]. Gradient
+// pixels past the plane (the last tiles of sizes m does not divide) read as zero.
+template <class F, class L>
 void transform_gradient_tile_row_of(const float* plane, int64_t rows, int64_t Q, int64_t h0,
                                     int64_t tiles, float* y, int64_t ld_tile, int64_t ld_xi) {
   using V = typename L::V;
-  constexpr int64_t kLanes = 16;
-  const bool lower = h0 + 1 < rows;
-  const V zero = L::zero();
+  constexpr int64_t n = F::n, m = F::m, kLanes = 16;
+  const int64_t rows_in = rows - h0 < m ? rows - h0 : m;  // (no std::min: shared inline code)
   for (int64_t tx = 0; tx < tiles; ++tx, y += ld_tile) {
-    const int64_t w = 2 * tx;
-    const bool right = w + 1 < Q;
-    const float* top = plane + (h0 * Q + w) * kLanes;
-    const float* bottom = top + Q * kLanes;
-    const V d00 = L::load(top), d01 = right ? L::load(top + kLanes) : zero;
-    const V d10 = lower ? L::load(bottom) : zero;
-    const V d11 = lower && right ? L::load(bottom + kLanes) : zero;
-    // Rows: A (4 x 2) times the tile's two rows; then the same on each row's two columns.
-    const V r[4][2] = {{d00, d01},
-                       {L::add(d00, d10), L::add(d01, d11)},
-                       {L::sub(d00, d10), L::sub(d01, d11)},
-                       {L::sub(zero, d10), L::sub(zero, d11)}};
-    for (int i = 0; i < 4; ++i) {
-      L::store(y + (4 * i) * ld_xi, r[i][0]);
-      L::store(y + (4 * i + 1) * ld_xi, L::add(r[i][0], r[i][1]));
-      L::store(y + (4 * i + 2) * ld_xi, L::sub(r[i][0], r[i][1]));
-      L::store(y + (4 * i + 3) * ld_xi, L::sub(zero, r[i][1]));
+    const int64_t cols_in = Q - m * tx < m ? Q - m * tx : m;
+    const float* corner = plane + (h0 * Q + m * tx) * kLanes;
+    V d[m][m];                           // [column][row]
+    if (rows_in == m && cols_in == m) {  // the common whole tile, without a test per pixel
+      for (int64_t b = 0; b < m; ++b)
+        for (int64_t a = 0; a < m; ++a) d[b][a] = L::load(corner + (a * Q + b) * kLanes);
+    } else {
+      for (int64_t b = 0; b < m; ++b)
+        for (int64_t a = 0; a < m; ++a)
+          d[b][a] = a < rows_in && b < cols_in ? L::load(corner + (a * Q + b) * kLanes) : L::zero();
+    }
+    V col[m][n];  // A applied down each of the tile's columns
+    for (int64_t b = 0; b < m; ++b) F::template gradient<L>(d[b], col[b]);
+    for (int64_t i = 0; i < n; ++i) {
+      V row[m], out[n];
+      for (int64_t b = 0; b < m; ++b) row[b] = col[b][i];
+      F::template gradient<L>(row, out);
+      for (int64_t j = 0; j < n; ++j) L::store(y + (n * i + j) * ld_xi, out[j]);
     }
   }
 }

@@ -1,19 +1,21 @@
-// The weight gradient of a 3x3, stride-1 convolution by Winograd F(2x2, 3x3), channel-major x
-// and dy (training). The forward pass computes each 2x2 output tile as y = A^T [U . V] A with
+// The weight gradient of a 3x3, stride-1 convolution by Winograd F(m x m, 3x3), m = 4 or 2
+// (training). The forward pass computes each m x m output tile as y = A^T [U . V] A with
 // U = G g G^T and V = B^T d B (conv2d_winograd_avx2.cpp); transposing those linear maps gives
 //   dL/dg = G^T [ sum over tiles of (A dy A^T) . (B^T d B) ] G,
-// so the 9 x 4 multiply-adds per tile, input and output channel of the direct weight gradient
-// become 16 products summed over every tile of the batch: for each transform point xi a GEMM
-// M[xi][c][k] += sum_t V[xi][t][c] Y[xi][t][k] with a long reduction (the tiles) and a small
-// output (C x K). The products run on the direct convolution's micro-tiles: the input channels
-// play the rows, read from the transformed inputs, and the transformed gradients Y are the
-// 16-wide packed panels. The transforms only add, subtract and halve, so the result differs from
-// the direct weight gradient by rounding alone (the op harness compares both with the reference).
+// so the 9 m^2 multiply-adds per tile, input and output channel of the direct weight gradient
+// become (m + 2)^2 products summed over every tile of the batch (36 for 144 with F(4x4), 16 for
+// 36 with F(2x2)): for each transform point xi a GEMM M[xi][c][k] += sum_t V[xi][t][c] Y[xi][t][k]
+// with a long reduction (the tiles) and a small output (C x K). The products run on the direct
+// convolution's micro-tiles: the input channels play the rows, read from the transformed inputs,
+// and the transformed gradients Y are the 16-wide packed panels. F(2x2)'s transforms only add,
+// subtract and halve, so it differs from the direct weight gradient by rounding alone; F(4x4)'s
+// (coefficients up to 5 and 8, G with 1/6 and 1/24) round more, as in the forward pass (the op
+// harness compares both variants with the reference; weight_gradient_tile picks one).
 //
 // The tiles are split into a fixed number of chunks (set by the thread count), each summing
 // into its own M; the chunks' sums are added in chunk order, so the bits do not depend on which
 // thread ran a chunk. Within a chunk, passes of `slots` tiles are transformed into scratch, which
-// the 16 products then consume.
+// the products then consume.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -38,7 +40,8 @@ using direct::Buf;
 using direct::kNR;
 using direct::round_up;
 using winograd::block_rows;
-using winograd::kPoints;
+using winograd::F2x2;
+using winograd::F4x4;
 using winograd::transform_block_tile_row;
 
 // Transformed inputs and gradients of one pass: 0.5-2 MiB, 32 times the sums. Longer passes
@@ -62,28 +65,36 @@ constexpr int64_t kMaxSums = int64_t{1} << 22;
 constexpr int64_t kMaxAllSums = int64_t{1} << 20;
 
 struct Geometry : winograd::TileGrid {
+  int64_t m, points;             // the variant's tile edge (2 or 4) and its (m + 2)^2 points
   int64_t Cr;                    // C rounded up to the micro-tile's rows
   int64_t rows_per_pass, slots;  // tile rows and tiles of one pass
   int64_t seg_rows;              // most tile rows of one image in a pass
   // V is tile-major, [tile][xi][Cb * 16] as the input transform writes it (one cache line more
   // per tile keeps the micro-tile's rows apart in L1); Y is [xi][panel][tile][16], the packed
-  // panel layout of the micro-tiles; M (the sums) is [xi][Cr][Kp].
-  int64_t v_tile() const { return kPoints * Cb * kNR + kNR; }
-  int64_t y_size() const { return kPoints * Kp * slots; }
-  int64_t sums() const { return kPoints * Cr * Kp; }
-  int64_t x_rows() const { return std::min(H, 2 * seg_rows + 2); }
-  int64_t dy_rows() const { return std::min(P, 2 * seg_rows); }
+  // panel layout of the micro-tiles, with one cache line more per point: a pass's tiles often
+  // make the points a multiple of 4 KiB apart, and a tile's stores to its 36 points then all
+  // fell into one L1 set (F(4x4) 32 -> 32 at 14 x 14, batch 128, 2 threads on a Zen 5, medians:
+  // AVX2 2.65 ms without the line, 1.74 ms with it; AVX-512 1.49 and 1.14); M (the sums) is
+  // [xi][Cr][Kp].
+  int64_t v_tile() const { return points * Cb * kNR + kNR; }
+  int64_t y_xi() const { return Kp * slots + kNR; }  // one cache line more, as for v_tile
+  int64_t y_size() const { return points * y_xi(); }
+  int64_t sums() const { return points * Cr * Kp; }
+  int64_t x_rows() const { return std::min(H, m * seg_rows + 2); }
+  int64_t dy_rows() const { return std::min(P, m * seg_rows); }
   double scratch() const {
     return double(slots) * double(v_tile()) + double(y_size()) +
            double(Cb * kNR) * double(x_rows() * W) + double(Kp) * double(dy_rows() * Q);
   }
 };
 
-Geometry geometry(const Conv2dShape& s, int64_t mr) {
+Geometry geometry(const Conv2dShape& s, int64_t mr, int64_t m) {
   Geometry g{};
-  static_cast<winograd::TileGrid&>(g) = winograd::tile_grid(s, 2);
+  static_cast<winograd::TileGrid&>(g) = winograd::tile_grid(s, m);
+  g.m = m;
+  g.points = (m + 2) * (m + 2);
   g.Cr = round_up(g.C, mr);
-  const int64_t per_row = (g.v_tile() + kPoints * g.Kp) * g.TQ;
+  const int64_t per_row = (g.v_tile() + g.points * g.Kp) * g.TQ;
   const int64_t pass_floats = std::clamp(kPassPerSum * g.sums(), kMinPassFloats, kMaxPassFloats);
   g.rows_per_pass = std::clamp<int64_t>(pass_floats / per_row, 1, s.batch * g.TP);
   g.slots = g.rows_per_pass * g.TQ;
@@ -94,13 +105,19 @@ Geometry geometry(const Conv2dShape& s, int64_t mr) {
 // The transformed output gradients Y = A dy A^T of the tiles of one tile row, all 16 lanes of
 // one channel block (conv2d_winograd_variants.h's transform_gradient_tile_row_of, on zmm where
 // the CPU has AVX-512).
-void transform_gradient_block_row(const float* plane, int64_t rows, int64_t Q, int64_t h0,
-                                  int64_t tiles, float* y, int64_t ld_tile, int64_t ld_xi) {
+void transform_gradient_block_row(int64_t m, const float* plane, int64_t rows, int64_t Q,
+                                  int64_t h0, int64_t tiles, float* y, int64_t ld_tile,
+                                  int64_t ld_xi) {
   if (isa_at_least(Isa::avx512))
-    return winograd_gradient_row_avx512(plane, rows, Q, h0, tiles, y, ld_tile, ld_xi);
-  for (int64_t half = 0; half < kNR; half += 8)
-    winograd::transform_gradient_tile_row_of<simd::Lanes8>(plane + half, rows, Q, h0, tiles,
-                                                           y + half, ld_tile, ld_xi);
+    return winograd_gradient_row_avx512(m, plane, rows, Q, h0, tiles, y, ld_tile, ld_xi);
+  for (int64_t half = 0; half < kNR; half += 8) {
+    if (m == 4)
+      winograd::transform_gradient_tile_row_of<F4x4, simd::Lanes8>(plane + half, rows, Q, h0, tiles,
+                                                                   y + half, ld_tile, ld_xi);
+    else
+      winograd::transform_gradient_tile_row_of<F2x2, simd::Lanes8>(plane + half, rows, Q, h0, tiles,
+                                                                   y + half, ld_tile, ld_xi);
+  }
 }
 
 // One thread's scratch for the passes of its chunks.
@@ -139,9 +156,9 @@ void transform_segment(const Geometry& g, const Conv2dShape& s, bool blocked, co
                        const float* dy, int64_t n, int64_t r0, int64_t r1, int64_t t0,
                        PassScratch& sc, double* bias) {
   // The input rows the tiles' windows reach, inside the image, and the gradient rows they cover.
-  const int64_t in0 = std::max<int64_t>(0, 2 * r0 - s.pad_h);
-  const int64_t in1 = std::min(g.H, 2 * r1 - s.pad_h + 2);
-  const int64_t d0 = 2 * r0, d1 = std::min(g.P, 2 * r1);
+  const int64_t in0 = std::max<int64_t>(0, g.m * r0 - s.pad_h);
+  const int64_t in1 = std::min(g.H, g.m * r1 - s.pad_h + 2);
+  const int64_t d0 = g.m * r0, d1 = std::min(g.P, g.m * r1);
   BlockRows xr{sc.x_rows.get(), (in1 - in0) * g.W * kNR};
   BlockRows dyr{sc.dy_rows.get(), (d1 - d0) * g.Q * kNR};
   // Blocked x and dy: the first row of image n's first block.
@@ -165,13 +182,13 @@ void transform_segment(const Geometry& g, const Conv2dShape& s, bool blocked, co
   for (int64_t ty = r0; ty < r1; ++ty) {
     const int64_t t = t0 + (ty - r0) * g.TQ;
     for (int64_t cb = 0; cb < g.Cb; ++cb)
-      transform_block_tile_row(2, xr.base + cb * xr.block_stride, in1 - in0, g.W,
-                               2 * ty - s.pad_h - in0, -s.pad_w, g.TQ,
+      transform_block_tile_row(g.m, xr.base + cb * xr.block_stride, in1 - in0, g.W,
+                               g.m * ty - s.pad_h - in0, -s.pad_w, g.TQ,
                                sc.v.get() + t * g.v_tile() + cb * kNR, g.v_tile(), g.Cb * kNR);
     for (int64_t p = 0; p < g.panels; ++p)
-      transform_gradient_block_row(dyr.base + p * dyr.block_stride, d1 - d0, g.Q, 2 * ty - d0, g.TQ,
-                                   sc.y.get() + (p * g.slots + t) * kNR, kNR,
-                                   g.panels * g.slots * kNR);
+      transform_gradient_block_row(g.m, dyr.base + p * dyr.block_stride, d1 - d0, g.Q,
+                                   g.m * ty - d0, g.TQ, sc.y.get() + (p * g.slots + t) * kNR, kNR,
+                                   g.y_xi());
   }
   if (!bias) return;
   const int64_t pixels = (d1 - d0) * g.Q;
@@ -192,30 +209,55 @@ void transform_segment(const Geometry& g, const Conv2dShape& s, bool blocked, co
 // sums[xi][c][k] += sum over the pass's tiles of V[xi][t][c] Y[xi][t][k].
 void products(const Geometry& g, const DirectTile& mt, int64_t tiles, PassScratch& sc,
               float* sums) {
-  for (int64_t xi = 0; xi < kPoints; ++xi) {
+  for (int64_t xi = 0; xi < g.points; ++xi) {
     // Rows past the last channel repeat it (their sums are never read).
     for (int64_t i = 0; i < g.Cr; ++i)
       sc.base[size_t(i)] = sc.v.get() + xi * g.Cb * kNR + std::min(i, g.C - 1);
     direct::run_tiles(mt, g.Cr, g.panels, tiles, sc.base.data(), sc.off.data(),
-                      sc.y.get() + xi * g.panels * g.slots * kNR, g.slots * kNR,
-                      sums + xi * g.Cr * g.Kp, g.Kp, true);
+                      sc.y.get() + xi * g.y_xi(), g.slots * kNR, sums + xi * g.Cr * g.Kp, g.Kp,
+                      true);
   }
 }
 
-// dw[k][c] = G^T m G for the 4 x 4 sums m (G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]),
-// in double, rounded once.
-void output_transform(const double m[kPoints], float* dw) {
-  double t[3][4];  // G^T m
-  for (int j = 0; j < 4; ++j) {
-    t[0][j] = m[j] + 0.5 * (m[4 + j] + m[8 + j]);
-    t[1][j] = 0.5 * (m[4 + j] - m[8 + j]);
-    t[2][j] = 0.5 * (m[4 + j] + m[8 + j]) + m[12 + j];
-  }
-  for (int i = 0; i < 3; ++i) {
-    dw[3 * i] = float(t[i][0] + 0.5 * (t[i][1] + t[i][2]));
-    dw[3 * i + 1] = float(0.5 * (t[i][1] - t[i][2]));
-    dw[3 * i + 2] = float(0.5 * (t[i][1] + t[i][2]) + t[i][3]);
-  }
+// dw[k][c] = G^T m G for the n x n sums m of variant F (its G: n x 3), in double, rounded once.
+template <class F>
+void output_transform(const double* m, float* dw) {
+  constexpr int64_t n = F::n;
+  double t[3][n];  // G^T m
+  for (int64_t a = 0; a < 3; ++a)
+    for (int64_t j = 0; j < n; ++j) {
+      double v = 0;
+      for (int64_t i = 0; i < n; ++i) v += F::G[i][a] * m[n * i + j];
+      t[a][j] = v;
+    }
+  for (int64_t a = 0; a < 3; ++a)
+    for (int64_t b = 0; b < 3; ++b) {
+      double v = 0;
+      for (int64_t j = 0; j < n; ++j) v += t[a][j] * F::G[j][b];
+      dw[3 * a + b] = float(v);
+    }
+}
+
+bool geometry_fits(const Geometry& g) {
+  return g.scratch() <= double(kMaxScratch) && double(g.sums()) <= double(kMaxSums);
+}
+
+// The variant for shape s, 0 for none: set_winograd_tile's where forced, else the one with fewer
+// products per image (F(4x4): 36 per 4 x 4 tile, F(2x2): 16 per 2 x 2; ties go to F(2x2)'s
+// cheaper transforms), whose sums and scratch fit. F(4x4) has the transforms' larger rounding
+// (its G holds 1/6 and 1/24), as the forward pass it mirrors. Against F(2x2), alternating in one
+// process, blocked, 2 threads on a Zen 5: 0.64-0.91x the time at every ResNet-20 (batch 128) and
+// unet-s (batch 64) shape with AVX2, 0.70-0.94x with AVX-512 except 64 -> 64 and 128 -> 64 at
+// 14 x 14 (1.02-1.04x) (runs/s23/wgab.cpp).
+int64_t weight_gradient_tile(const Conv2dShape& s) {
+  const int64_t forced = forced_winograd_tile();
+  auto products = [&](int64_t m) {
+    return (m + 2) * (m + 2) * ((s.out_h() + m - 1) / m) * ((s.out_w() + m - 1) / m);
+  };
+  const int64_t preferred = forced != 0 ? forced : products(4) < products(2) ? 4 : 2;
+  for (const int64_t m : {preferred, 6 - preferred})
+    if (geometry_fits(geometry(s, active_tile().rows, m))) return m;
+  return 0;
 }
 
 }  // namespace
@@ -225,17 +267,16 @@ bool winograd_weight_gradient_fits(const Conv2dShape& s) {
       s.dilation_h != 1 || s.dilation_w != 1 || s.pad_h > 2 || s.pad_w > 2 || s.out_h() < 1 ||
       s.out_w() < 1 || std::min(s.in_channels, s.out_channels) < kWinogradWeightMinChannels)
     return false;
-  const Geometry g = geometry(s, active_tile().rows);
-  return g.scratch() <= double(kMaxScratch) && double(g.sums()) <= double(kMaxSums);
+  return weight_gradient_tile(s) != 0;
 }
 
 bool winograd_backward_weight_avx2(const Conv2dShape& s, bool blocked, const float* x,
                                    const float* dy, float* dw, float* dbias) {
   if (!winograd_weight_gradient_fits(s)) return false;
   const DirectTile mt = active_tile();
-  const Geometry g = geometry(s, mt.rows);
+  const Geometry g = geometry(s, mt.rows, weight_gradient_tile(s));
   const int64_t tile_rows = s.batch * g.TP;  // of the whole batch, image after image
-  const double macs_per_row = double(kPoints * g.TQ) * double(g.C * g.Kp);
+  const double macs_per_row = double(g.points * g.TQ) * double(g.C * g.Kp);
   const int64_t threads = num_threads();
   const int64_t most = std::max(threads, kMaxAllSums / g.sums());
   const int64_t chunks = std::clamp<int64_t>(
@@ -248,10 +289,13 @@ bool winograd_backward_weight_avx2(const Conv2dShape& s, bool blocked, const flo
       float* m = sums.get() + chunk * g.sums();
       std::memset(m, 0, size_t(g.sums()) * sizeof(float));
       double* chunk_bias = dbias ? bias.data() + chunk * g.K : nullptr;
-      const int64_t end = tile_rows * (chunk + 1) / chunks;
-      for (int64_t row = tile_rows * chunk / chunks; row < end;) {
-        // One pass: up to rows_per_pass tile rows, split where one image ends.
-        const int64_t pass_end = std::min(end, row + g.rows_per_pass);
+      const int64_t begin = tile_rows * chunk / chunks, end = tile_rows * (chunk + 1) / chunks;
+      // Passes of equal length (at most rows_per_pass tile rows): a short last pass would move
+      // the whole sums through the micro-tiles for a few tiles.
+      const int64_t passes = (end - begin + g.rows_per_pass - 1) / g.rows_per_pass;
+      for (int64_t pass = 0, row = begin; pass < passes; ++pass) {
+        // One pass, split where one image ends.
+        const int64_t pass_end = begin + (end - begin) * (pass + 1) / passes;
         int64_t tiles = 0;
         while (row < pass_end) {
           const int64_t n = row / g.TP, r0 = row % g.TP;
@@ -266,9 +310,9 @@ bool winograd_backward_weight_avx2(const Conv2dShape& s, bool blocked, const flo
   });
   // The chunks' sums in chunk order, then the output transform, one input channel a task.
   parallel_for(g.C, 1, [&](int64_t c_begin, int64_t c_end) {
-    std::vector<float> m(size_t(kPoints * g.K));  // [xi][k]
+    std::vector<float> m(size_t(g.points * g.K));  // [xi][k]
     for (int64_t c = c_begin; c < c_end; ++c) {
-      for (int64_t xi = 0; xi < kPoints; ++xi) {
+      for (int64_t xi = 0; xi < g.points; ++xi) {
         float* mk = m.data() + xi * g.K;
         const float* first = sums.get() + (xi * g.Cr + c) * g.Kp;
         std::memcpy(mk, first, size_t(g.K) * sizeof(float));
@@ -276,9 +320,12 @@ bool winograd_backward_weight_avx2(const Conv2dShape& s, bool blocked, const flo
           for (int64_t k = 0; k < g.K; ++k) mk[k] += first[chunk * g.sums() + k];
       }
       for (int64_t k = 0; k < g.K; ++k) {
-        double mk[kPoints];
-        for (int64_t xi = 0; xi < kPoints; ++xi) mk[xi] = m[size_t(xi * g.K + k)];
-        output_transform(mk, dw + (k * g.C + c) * 9);
+        double mk[F4x4::points];
+        for (int64_t xi = 0; xi < g.points; ++xi) mk[xi] = m[size_t(xi * g.K + k)];
+        if (g.m == 4)
+          output_transform<F4x4>(mk, dw + (k * g.C + c) * 9);
+        else
+          output_transform<F2x2>(mk, dw + (k * g.C + c) * 9);
       }
     }
   });
