@@ -81,7 +81,7 @@ TEST(Conv2d, WinogradWeightGradientOverManyPassesMatchesDirect) {
       Conv2dShape s;
       s.batch = 128 / (channels / 16);
       s.in_channels = s.out_channels = channels;
-      s.in_h = 28;
+      s.in_h = 26;  // F(4x4)'s last tile row half outside
       s.in_w = 27;  // an odd width: the last tile of each row is partly outside
       s.kernel_h = s.kernel_w = 3;
       s.pad_h = s.pad_w = 1;
