@@ -245,10 +245,10 @@ bool geometry_fits(const Geometry& g) {
 // The variant for shape s, 0 for none: set_winograd_tile's where forced, else the one with fewer
 // products per image (F(4x4): 36 per 4 x 4 tile, F(2x2): 16 per 2 x 2; ties go to F(2x2)'s
 // cheaper transforms), whose sums and scratch fit. F(4x4) has the transforms' larger rounding
-// (its G holds 1/6 and 1/24), as the forward pass it mirrors. Against F(2x2), alternating in one
-// process, blocked, 2 threads on a Zen 5: 0.64-0.91x the time at every ResNet-20 (batch 128) and
-// unet-s (batch 64) shape with AVX2, 0.70-0.94x with AVX-512 except 64 -> 64 and 128 -> 64 at
-// 14 x 14 (1.02-1.04x) (runs/s23/wgab.cpp).
+// (its G holds 1/6 and 1/24), as the forward pass it mirrors. Against F(2x2) (bench_conv_passes
+// --pass weight --tiles 2,4, 2 threads on a Zen 5; docs/benchmarks.md): 0.61-0.88x the time at
+// every ResNet-20 (batch 128) and unet-s (batch 64) shape with AVX2; with AVX-512 0.70-0.89x at
+// unet-s's shapes except 64 -> 64 at 14 x 14 (1.08x), and even at ResNet-20's.
 int64_t weight_gradient_tile(const Conv2dShape& s) {
   const int64_t forced = forced_winograd_tile();
   auto products = [&](int64_t m) {
