@@ -39,7 +39,8 @@ struct Args {
   int64_t batch = 128;
   std::string pass = "all";
   bool bias = false;
-  std::vector<int64_t> tiles{0};  // Winograd variants, alternating (0: duet's choice)
+  // Winograd variants, alternating (0: duet's choice); -1 alone: as set ($DUET_WINOGRAD_TILE).
+  std::vector<int64_t> tiles{-1};
   std::vector<Layer> layers;
 };
 
@@ -126,19 +127,21 @@ std::vector<float> random_values(size_t n, uint64_t seed) {
   return v;
 }
 
-// Best wall time of `reps` calls of f under each Winograd variant of `tiles`, in seconds: the
-// variants take turns, one call each.
+// Best wall time of `reps` calls of f under each Winograd variant of `tiles` (-1: the variant
+// as set), in seconds: the variants take turns, one call each.
 template <class F>
 std::vector<double> best_of(int reps, const std::vector<int64_t>& tiles, F&& f) {
+  using duet::kernels::detail::set_winograd_tile;
+  const int64_t as_set = duet::kernels::detail::forced_winograd_tile();
   std::vector<double> best(tiles.size(), 1e30);
   for (int r = 0; r < reps; ++r)
     for (size_t v = 0; v < tiles.size(); ++v) {
-      duet::kernels::detail::set_winograd_tile(tiles[v]);
+      set_winograd_tile(tiles[v] < 0 ? as_set : tiles[v]);
       const auto t0 = Clock::now();
       f();
       best[v] = std::min(best[v], std::chrono::duration<double>(Clock::now() - t0).count());
     }
-  duet::kernels::detail::set_winograd_tile(0);
+  set_winograd_tile(as_set);
   return best;
 }
 
