@@ -418,6 +418,7 @@ const duet::test::Register reg([] {
       {1, 40, 36, 5, 7, 3, 3, 1, 2, 2, 1, 1},    // padding 2, channels past a block
       {1, 33, 35, 31, 29, 3, 3, 1, 1, 1, 1, 1},  // odd sizes, chunks of tile rows, 8x8 tails
       {5, 32, 40, 7, 7, 3, 3, 1, 1, 1, 1, 1},    // 4 tiles of 4x4 an image: chunks span images
+      {2, 96, 32, 28, 28, 3, 3, 1, 1, 1, 1, 1},  // wide: chunks grow to fill their micro-tiles
   };
   for (const Row& r : rows)
     if (r.c % r.groups == 0 && r.k % r.groups == 0) add_cases(r);
