@@ -10,7 +10,7 @@
 // and the transformed gradients Y are the 16-wide packed panels. F(2x2)'s transforms only add,
 // subtract and halve, so it differs from the direct weight gradient by rounding alone; F(4x4)'s
 // (coefficients up to 5 and 8, G with 1/6 and 1/24) round more, as in the forward pass (the op
-// harness compares both variants with the reference; weight_gradient_tile picks one).
+// harness compares both variants with the reference; chosen_geometry picks one).
 //
 // The tiles are split into a fixed number of chunks (set by the thread count), each summing
 // into its own M; the chunks' sums are added in chunk order, so the bits do not depend on which
@@ -242,39 +242,43 @@ bool geometry_fits(const Geometry& g) {
   return g.scratch() <= double(kMaxScratch) && double(g.sums()) <= double(kMaxSums);
 }
 
-// The variant for shape s, 0 for none: set_winograd_tile's where forced, else the one with fewer
+// The geometry of shape s's variant, false where none runs here: set_winograd_tile's variant
+// where forced, else the one with fewer
 // products per image (F(4x4): 36 per 4 x 4 tile, F(2x2): 16 per 2 x 2; ties go to F(2x2)'s
 // cheaper transforms), whose sums and scratch fit. F(4x4) has the transforms' larger rounding
 // (its G holds 1/6 and 1/24), as the forward pass it mirrors. Against F(2x2) (bench_conv_passes
 // --pass weight --tiles 2,4, 2 threads on a Zen 5; docs/benchmarks.md): 0.61-0.88x the time at
 // every ResNet-20 (batch 128) and unet-s (batch 64) shape with AVX2; with AVX-512 0.70-0.89x at
 // unet-s's shapes except 64 -> 64 at 14 x 14 (1.08x), and even at ResNet-20's.
-int64_t weight_gradient_tile(const Conv2dShape& s) {
+bool chosen_geometry(const Conv2dShape& s, Geometry& g) {
+  if (s.groups != 1 || s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 1 || s.stride_w != 1 ||
+      s.dilation_h != 1 || s.dilation_w != 1 || s.pad_h > 2 || s.pad_w > 2 || s.out_h() < 1 ||
+      s.out_w() < 1 || std::min(s.in_channels, s.out_channels) < kWinogradWeightMinChannels)
+    return false;
   const int64_t forced = forced_winograd_tile();
   auto products = [&](int64_t m) {
     return (m + 2) * (m + 2) * ((s.out_h() + m - 1) / m) * ((s.out_w() + m - 1) / m);
   };
   const int64_t preferred = forced != 0 ? forced : products(4) < products(2) ? 4 : 2;
-  for (const int64_t m : {preferred, 6 - preferred})
-    if (geometry_fits(geometry(s, active_tile().rows, m))) return m;
-  return 0;
+  for (const int64_t m : {preferred, 6 - preferred}) {
+    g = geometry(s, active_tile().rows, m);
+    if (geometry_fits(g)) return true;
+  }
+  return false;
 }
 
 }  // namespace
 
 bool winograd_weight_gradient_fits(const Conv2dShape& s) {
-  if (s.groups != 1 || s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 1 || s.stride_w != 1 ||
-      s.dilation_h != 1 || s.dilation_w != 1 || s.pad_h > 2 || s.pad_w > 2 || s.out_h() < 1 ||
-      s.out_w() < 1 || std::min(s.in_channels, s.out_channels) < kWinogradWeightMinChannels)
-    return false;
-  return weight_gradient_tile(s) != 0;
+  Geometry g;
+  return chosen_geometry(s, g);
 }
 
 bool winograd_backward_weight_avx2(const Conv2dShape& s, bool blocked, const float* x,
                                    const float* dy, float* dw, float* dbias) {
-  if (!winograd_weight_gradient_fits(s)) return false;
+  Geometry g;
+  if (!chosen_geometry(s, g)) return false;
   const DirectTile mt = active_tile();
-  const Geometry g = geometry(s, mt.rows, weight_gradient_tile(s));
   const int64_t tile_rows = s.batch * g.TP;  // of the whole batch, image after image
   const double macs_per_row = double(g.points * g.TQ) * double(g.C * g.Kp);
   const int64_t threads = num_threads();
