@@ -6,9 +6,9 @@
 #include <limits>
 #include <random>
 #include <string>
-#include <thread>
 
 #include "bench/peers/openblas_sgemm.h"
+#include "bench/quiet_cpu.h"
 #include "duet/kernels/fma_peak.h"
 #include "duet/kernels/gemm.h"
 #include "duet/tensor/error.h"
@@ -77,9 +77,9 @@ std::vector<BenchRow> bench_gemm(int threads, bool quick) {
   const int reps = quick ? 3 : 5;
   const double budget = quick ? 0.03 : 0.08;
   // Both runtimes keep idle workers spinning after a call (OpenBLAS for 2^28 cycles, ~0.13 s
-  // at 2 GHz), stealing cores from whoever runs next; pausing between the two sides lets them
-  // park first.
-  const auto settle = std::chrono::milliseconds(200);
+  // at 2 GHz), stealing cores from whoever runs next; each side starts once the process (both
+  // runtimes live in it) is quiet.
+  const auto settle = [] { bench::settle(0); };
 
   const double peak = kernels::measure_fma_peak_gflops(threads);
   std::vector<BenchRow> rows;
@@ -105,10 +105,10 @@ std::vector<BenchRow> bench_gemm(int threads, bool quick) {
     };
     std::vector<double> t_ours, t_theirs;
     for (int r = 0; r < reps; ++r) {
-      std::this_thread::sleep_for(settle);
+      settle();
       t_ours.push_back(time_per_call(ours, budget));
       if (!have_peer) continue;
-      std::this_thread::sleep_for(settle);
+      settle();
       t_theirs.push_back(time_per_call(theirs, budget));
     }
     const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);

@@ -8,10 +8,10 @@
 #include <memory>
 #include <optional>
 #include <sstream>
-#include <thread>
 
 #include "bench/model_macs.h"
 #include "bench/peer_process.h"
+#include "bench/quiet_cpu.h"
 #include "duet/autograd/autograd.h"
 #include "duet/gen/guidance.h"
 #include "duet/kernels/fma_peak.h"
@@ -205,9 +205,9 @@ std::vector<BenchRow> bench_gen(const GenBenchOptions& o, const Note& note) {
 
   std::unique_ptr<PeerProcess> peer = start_peer(o, setup, recipe, note);
   DuetSide duet(setup, recipe);
-  // Worker threads of the side that just ran keep spinning for a moment; let them sleep before
-  // the other side starts, or on a 2-core machine the first side's tail slows the second.
-  const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(50)); };
+  // Worker threads of the side that just ran may keep spinning; the other side starts once
+  // both processes are quiet, or on a 2-core machine the first side's tail slows the second.
+  const auto settle = [&] { bench::settle(peer ? peer->pid() : 0); };
   const bool trace = std::getenv("DUET_BENCH_TRACE") != nullptr;
   auto trace_line = [&](const char* what, int round, double secs) {
     if (trace) std::fprintf(stderr, "round %d %s: %.3f s\n", round, what, secs);

@@ -11,9 +11,9 @@
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <thread>
 
 #include "bench/peer_process.h"
+#include "bench/quiet_cpu.h"
 #include "duet/autograd/autograd.h"
 #include "duet/compress/fold.h"
 #include "duet/compress/fused_blocks.h"
@@ -473,9 +473,11 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
 
   const int rounds = o.quick ? 3 : 7;
   const double target_s = o.quick ? 0.1 : 0.4;  // per measurement, per side
-  // Worker threads of the side that just ran keep spinning for a moment; let them sleep before
-  // the other side starts, or on a 2-core machine the first side's tail slows the second.
-  const auto settle = std::chrono::milliseconds(o.quick ? 20 : 50);
+  // Worker threads of the side that just ran may keep spinning; the other side starts once
+  // both processes are quiet, or on a 2-core machine the first side's tail slows the second.
+  const auto settle = [&] {
+    bench::settle(ort ? ort->pid() : 0, std::chrono::milliseconds(o.quick ? 20 : 50));
+  };
   const bool trace = std::getenv("DUET_BENCH_TRACE") != nullptr;
   DuetContender ours(*timed);
   for (int64_t batch : o.batches) {
@@ -491,13 +493,13 @@ std::vector<BenchRow> bench_infer(const InferBenchOptions& o, const Note& note) 
     for (int r = 0; r < rounds; ++r) {
       our_times.push_back(*ours.time(our_iters));
       if (!peer) continue;
-      std::this_thread::sleep_for(settle);
+      settle();
       const auto t = peer->time(their_iters);
       if (!t)
         fail("bench infer: the peer failed while timing batch ", batch, ": ",
              ort ? ort->error() : "no answer");
       their_times.push_back(*t);
-      std::this_thread::sleep_for(settle);
+      settle();
       if (trace)
         std::fprintf(stderr, "batch %ld round %d: duet %.4f ms x%d, peer %.4f ms x%d\n",
                      long(batch), r, our_times.back() * 1e3, our_iters, *t * 1e3, their_iters);

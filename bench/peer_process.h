@@ -28,6 +28,7 @@ class PeerProcess {
   bool ok() const { return ok_; }
   const std::string& ready_line() const { return ready_; }
   const std::string& error() const { return error_; }
+  pid_t pid() const { return pid_; }  // -1 once it has exited
 
   // Sends `line`, returns the answer when it starts with "ok" (the rest, trimmed). Otherwise
   // (an "error ..." answer, or the peer died) returns nullopt and error() says why; an "error"

@@ -8,10 +8,10 @@
 #include <memory>
 #include <optional>
 #include <sstream>
-#include <thread>
 
 #include "bench/model_macs.h"
 #include "bench/peer_process.h"
+#include "bench/quiet_cpu.h"
 #include "duet/autograd/autograd.h"
 #include "duet/kernels/fma_peak.h"
 #include "duet/models/registry.h"
@@ -171,9 +171,9 @@ std::vector<BenchRow> bench_train(const TrainBenchOptions& o, const Note& note) 
 
   std::unique_ptr<PeerProcess> peer = start_peer(setup, o.threads, note);
   DuetSide duet(setup);
-  // Worker threads of the side that just ran keep spinning for a moment; let them sleep before
-  // the other side starts, or on a 2-core machine the first side's tail slows the second.
-  const auto settle = std::chrono::milliseconds(50);
+  // Worker threads of the side that just ran may keep spinning; the other side starts once
+  // both processes are quiet, or on a 2-core machine the first side's tail slows the second.
+  const auto settle = [&] { bench::settle(peer ? peer->pid() : 0); };
   const bool trace = std::getenv("DUET_BENCH_TRACE") != nullptr;
   if (o.warmup > 0) {
     duet.run(o.warmup);
@@ -182,7 +182,7 @@ std::vector<BenchRow> bench_train(const TrainBenchOptions& o, const Note& note) 
   std::vector<double> ours, theirs;
   double our_loss = NAN, their_loss = NAN;
   for (int round = 0; round < o.rounds; ++round) {
-    std::this_thread::sleep_for(settle);
+    settle();
     const DuetSide::Round d = duet.run(o.steps);
     ours.push_back(static_cast<double>(d.images) / d.seconds);
     our_loss = d.mean_loss;
@@ -190,7 +190,7 @@ std::vector<BenchRow> bench_train(const TrainBenchOptions& o, const Note& note) 
       std::fprintf(stderr, "round %d duet: %d steps %.3f s %.1f img/s loss %.4f\n", round + 1,
                    o.steps, d.seconds, ours.back(), d.mean_loss);
     if (!peer) continue;
-    std::this_thread::sleep_for(settle);
+    settle();
     const auto p = peer_steps(*peer, o.steps, note);
     if (!p) {
       peer.reset();
