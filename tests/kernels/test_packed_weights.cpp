@@ -3,6 +3,7 @@
 // forward gives the same output with and without it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "duet/kernels/conv2d.h"
 #include "duet/kernels/isa.h"
 #include "duet/kernels/packed_weights.h"
+#include "duet/tensor/parallel.h"
 
 namespace {
 
@@ -67,6 +69,40 @@ TEST(PackedWeights, HashSeesEveryWord) {
     EXPECT_NE(weights_hash(v.data(), int64_t(v.size())), h) << i;
   }
   EXPECT_NE(weights_hash(w.data(), 36), h);
+}
+
+TEST(PackedWeights, HashSeesWordsInEveryBlock) {
+  using duet::kernels::detail::kHashBlock;
+  const auto w = uniform(size_t(3 * kHashBlock + 41), 3);
+  const uint64_t h = weights_hash(w.data(), int64_t(w.size()));
+  for (size_t i : {size_t(0), size_t(kHashBlock - 1), size_t(kHashBlock),
+                   size_t(2 * kHashBlock + 77), w.size() - 1}) {
+    std::vector<float> v = w;
+    v[i] = std::nextafter(v[i], 100.0f);
+    EXPECT_NE(weights_hash(v.data(), int64_t(v.size())), h) << i;
+  }
+  // Two blocks swapped: each block's hash is the same, their order is not.
+  std::vector<float> v = w;
+  std::swap_ranges(v.begin(), v.begin() + kHashBlock, v.begin() + kHashBlock);
+  EXPECT_NE(weights_hash(v.data(), int64_t(v.size())), h);
+}
+
+TEST(PackedWeights, HashIsTheSameOnAnyThreadCountAndItsAvx2TwinAgrees) {
+  using duet::kernels::detail::kHashBlock;
+  using duet::kernels::detail::weights_hash_block;
+  using duet::kernels::detail::weights_hash_block_avx2;
+  const auto w = uniform(size_t(5 * kHashBlock + 3), 4);
+  const int saved = duet::num_threads();
+  duet::set_num_threads(1);
+  const uint64_t one = weights_hash(w.data(), int64_t(w.size()));
+  duet::set_num_threads(2);
+  const uint64_t two = weights_hash(w.data(), int64_t(w.size()));
+  duet::set_num_threads(saved);
+  EXPECT_EQ(one, two);
+  if (!duet::kernels::isa_at_least(duet::kernels::Isa::avx2)) GTEST_SKIP() << "no AVX2";
+  for (int64_t n :
+       {int64_t{0}, int64_t{1}, int64_t{31}, int64_t{32}, int64_t{33}, int64_t{1000}, kHashBlock})
+    EXPECT_EQ(weights_hash_block_avx2(w.data() + 7, n), weights_hash_block(w.data() + 7, n)) << n;
 }
 
 TEST(PackedWeights, WinogradForwardIsTheSameWithTheCache) {

@@ -1,5 +1,6 @@
 #include "duet/kernels/packed_weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -7,7 +8,9 @@
 #include <tuple>
 #include <vector>
 
+#include "duet/kernels/isa.h"
 #include "duet/tensor/allocator.h"
+#include "duet/tensor/parallel.h"
 
 namespace duet::kernels {
 
@@ -52,26 +55,47 @@ PackedWeightsScope::~PackedWeightsScope() {
 
 namespace detail {
 
-uint64_t weights_hash(const float* w, int64_t n) {
-  // Eight independent multiply-xor lanes over the 32-bit words (the CPU overlaps them), folded
-  // at the end with the length.
-  constexpr uint64_t kPrime = 0x100000001b3ULL;
-  uint64_t lane[8];
-  for (int j = 0; j < 8; ++j) lane[j] = 0xcbf29ce484222325ULL + uint64_t(j);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) {
-      uint32_t bits;
-      std::memcpy(&bits, w + i + j, sizeof bits);
-      lane[j] = (lane[j] ^ bits) * kPrime;
-    }
+namespace {
+constexpr uint64_t kFoldPrime = 0x100000001b3ULL;
+
+uint32_t word_bits(const float* w) {
+  uint32_t bits;
+  std::memcpy(&bits, w, sizeof bits);
+  return bits;
+}
+}  // namespace
+
+uint64_t fold_hash_lanes(const uint32_t* lanes, const float* rest, int64_t rest_n, int64_t n) {
   uint64_t h = uint64_t(n);
-  for (; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, w + i, sizeof bits);
-    h = (h ^ bits) * kPrime;
-  }
-  for (int j = 0; j < 8; ++j) h = (h ^ lane[j]) * kPrime;
+  for (int j = 0; j < kHashLanes; ++j) h = (h ^ lanes[j]) * kFoldPrime;
+  for (int64_t i = 0; i < rest_n; ++i) h = (h ^ word_bits(rest + i)) * kFoldPrime;
+  return h;
+}
+
+uint64_t weights_hash_block(const float* w, int64_t n) {
+  uint32_t lane[kHashLanes];
+  for (int j = 0; j < kHashLanes; ++j) lane[j] = kHashLaneSeed + uint32_t(j);
+  const int64_t whole = n / kHashLanes * kHashLanes;
+  for (int64_t i = 0; i < whole; i += kHashLanes)
+    for (int j = 0; j < kHashLanes; ++j)
+      lane[j] = (lane[j] ^ word_bits(w + i + j)) * kHashLanePrime;
+  return fold_hash_lanes(lane, w + whole, n - whole, n);
+}
+
+uint64_t weights_hash(const float* w, int64_t n) {
+  const int64_t blocks = std::max<int64_t>(1, (n + kHashBlock - 1) / kHashBlock);
+  const bool avx2 = isa_at_least(Isa::avx2);
+  std::vector<uint64_t> block_hash(static_cast<size_t>(blocks));
+  // A block is 64 KiB of reading; four of them make a chunk worth a thread.
+  parallel_for(blocks, 4, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t len = std::min(kHashBlock, n - b * kHashBlock);
+      const float* at = w + b * kHashBlock;
+      block_hash[size_t(b)] = avx2 ? weights_hash_block_avx2(at, len) : weights_hash_block(at, len);
+    }
+  });
+  uint64_t h = uint64_t(n);
+  for (uint64_t bh : block_hash) h = (h ^ bh) * kFoldPrime;
   return h;
 }
 
