@@ -250,6 +250,7 @@ const duet::test::Register reg([] {
       add_gn_blocked(3, 64, 13, 2, affine, shift);  // a group spans two blocks
       add_gn_blocked(2, 24, 9, 3, affine, shift);   // 8-channel groups, one straddles blocks
       add_gn_blocked(1, 3, 7, 1, affine, shift);    // one group, padding lanes
+      add_gn_blocked(2, 96, 10, 8, affine, shift);  // 12-channel groups: two 3-block units an image
     }
   for (bool affine : {false, true}) {
     add_bn_blocked(3, 3, 5, affine);
