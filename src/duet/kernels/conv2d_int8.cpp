@@ -221,6 +221,9 @@ struct IoLayout {
 struct Paths {
   bool avx2, avx512;
   decltype(&detail::int8_block_generic) block;
+  // Two channel blocks per call where the CPU has a kernel for it (AVX-512 VNNI), else null.
+  decltype(&detail::int8_block_pair_avx512vnni) block_pair;
+  int64_t blocks_per_item() const { return block_pair ? 2 : 1; }
   // 3x3 stride 1 on AVX2 without VNNI, unless switched off (set_winograd): exact Winograd
   // F(2x2, 3x3) instead of `block`; where int8_winograd4_takes, F(4x4, 3x3) instead of either,
   // by this block (null: F(4x4) does not run).
@@ -230,12 +233,14 @@ struct Paths {
 
 Paths resolve_paths(const Conv2dShape& s, const Int8ConvWeights& w) {
   const bool avx2 = isa_at_least(Isa::avx2);
-  return {avx2, avx2 && isa_at_least(Isa::avx512),
+  return {avx2,
+          avx2 && isa_at_least(Isa::avx512),
           !avx2                    ? detail::int8_block_generic
           : use_avx512_vnni()      ? detail::int8_block_avx512vnni
           : use_avx_vnni()         ? detail::int8_block_vnni
           : w.taps_pair_in_int16() ? detail::int8_block_avx2_paired
                                    : detail::int8_block_avx2,
+          avx2 && use_avx512_vnni() ? detail::int8_block_pair_avx512vnni : nullptr,
           int8_winograd_enabled() && detail::int8_winograd_applies(s, w),
           !int8_winograd4_takes(s, w) ? nullptr
           : use_avx_vnni()            ? detail::winograd4_int8_block_vnni
@@ -272,15 +277,23 @@ void store_sums(const Conv2dShape& s, const Plan& p, const int32_t* acc, const I
                                                                 k0, p0, yb, p.PQ);
 }
 
-// One direct work item: output pixels [chunk * 64, +64) of image n, channels [kb * 16, +16).
+// One direct work item: output pixels [chunk * 64, +64) of image n, channels [kb * 16, +16), and
+// the next block's too where paths.block_pair runs (and there is one).
 void run_item(const Conv2dShape& s, const Plan& p, const uint8_t* image, const Int8ConvWeights& w,
               int32_t zero_point, int64_t n, int64_t chunk, int64_t kb, float* y, const Epilogue& e,
               const Paths& paths, bool y_blocked) {
-  alignas(64) int32_t acc[kPixelChunk * kInt8BlockK];
+  alignas(64) int32_t acc[2][kPixelChunk * kInt8BlockK];
   const int64_t p0 = chunk * kPixelChunk, count = std::min(kPixelChunk, p.PQ - p0);
   const int8_t* wblock = w.packed.data() + kb * p.G4 * kInt8BlockK * 4;
-  paths.block(image, p.base.data() + p0, count, p.tap_offsets.data(), p.G4, wblock, acc);
-  store_sums(s, p, acc, w, zero_point, n, p0, count, kb, y, e, paths, y_blocked);
+  if (paths.block_pair && kb + 1 < p.kblocks) {
+    paths.block_pair(image, p.base.data() + p0, count, p.tap_offsets.data(), p.G4, wblock, acc[0],
+                     acc[1]);
+    store_sums(s, p, acc[0], w, zero_point, n, p0, count, kb, y, e, paths, y_blocked);
+    store_sums(s, p, acc[1], w, zero_point, n, p0, count, kb + 1, y, e, paths, y_blocked);
+    return;
+  }
+  paths.block(image, p.base.data() + p0, count, p.tap_offsets.data(), p.G4, wblock, acc[0]);
+  store_sums(s, p, acc[0], w, zero_point, n, p0, count, kb, y, e, paths, y_blocked);
 }
 
 // One Winograd work item: every output pixel of image n, channels [kb * 16, +16), from the
@@ -335,7 +348,8 @@ void winograd_forward(const Conv2dShape& s, const Plan& p, const Quantize& quant
   // Few images: prepare them all, then split images x channel blocks with the direct form's
   // ~2 M (direct) multiply-adds per thread at least.
   const int64_t macs_per_item = p.PQ * kInt8BlockK * p.G4 * 4;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 21) / macs_per_item);
+  const int64_t grain =
+      std::max<int64_t>(1, ((int64_t{1} << 21) + macs_per_item - 1) / macs_per_item);
   const memory::Scratch<uint8_t> image(p.image_bytes + 64);
   const memory::Scratch<int16_t> us(s.batch * u_elems);
   for (int64_t n = 0; n < s.batch; ++n) prepare(n, image.get(), us.get() + n * u_elems);
@@ -375,7 +389,9 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
     quantize_image(x + n * in_image, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w, p.C4, xq,
                    dst);
   };
-  const int64_t items_per_image = p.chunks * p.kblocks;
+  // A work item: a chunk of pixels by one channel block, or two (paths.block_pair).
+  const int64_t kstep = paths.blocks_per_item(), kitems = (p.kblocks + kstep - 1) / kstep;
+  const int64_t items_per_image = p.chunks * kitems;
   const int nt = in_parallel_region() ? 1 : num_threads();
   if (paths.winograd || paths.winograd4_block)
     return winograd_forward(s, p, quantize, w, xq.zero_point, y, e, paths, io, nt);
@@ -389,8 +405,8 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
       for (int64_t n = b; n < end; ++n) {
         quantize(n, image.get());
         for (int64_t item = 0; item < items_per_image; ++item)
-          run_item(s, p, image.get(), w, xq.zero_point, n, item / p.kblocks, item % p.kblocks, y, e,
-                   paths, io.y_blocked);
+          run_item(s, p, image.get(), w, xq.zero_point, n, item / kitems, item % kitems * kstep, y,
+                   e, paths, io.y_blocked);
       }
     });
     return;
@@ -401,8 +417,9 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
   // one item per thread while other processes held the cores). With AVX-512 VNNI and blocked
   // activations the ResNet-20 layers (1.8 M) then run on one thread: 0.21-0.22 ms per image
   // against 0.25-0.34 ms at a 1 M grain and 0.29 ms on one thread throughout.
-  const int64_t macs_per_item = kPixelChunk * kInt8BlockK * p.G4 * 4;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 21) / macs_per_item);
+  const int64_t macs_per_item = kPixelChunk * kInt8BlockK * kstep * p.G4 * 4;
+  const int64_t grain =
+      std::max<int64_t>(1, ((int64_t{1} << 21) + macs_per_item - 1) / macs_per_item);
   const auto images =
       std::make_unique_for_overwrite<uint8_t[]>(size_t(s.batch * p.image_bytes) + 64);
   parallel_for(s.batch, 1, [&](int64_t b, int64_t end) {
@@ -411,8 +428,8 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
   parallel_for(s.batch * items_per_image, grain, [&](int64_t b, int64_t end) {
     for (int64_t i = b; i < end; ++i) {
       const int64_t n = i / items_per_image, item = i % items_per_image;
-      run_item(s, p, images.get() + n * p.image_bytes, w, xq.zero_point, n, item / p.kblocks,
-               item % p.kblocks, y, e, paths, io.y_blocked);
+      run_item(s, p, images.get() + n * p.image_bytes, w, xq.zero_point, n, item / kitems,
+               item % kitems * kstep, y, e, paths, io.y_blocked);
     }
   });
 }
