@@ -1,7 +1,9 @@
 // The channel-blocked batch and group norms' drivers: the passes run per (image, block) item
-// across the threads, each item's per-lane float sums land in its own slot, and the slots are
-// combined in a fixed order in double (images for the batch norm, a group's lanes for the group
-// norm), so the thread count never changes a bit. Without AVX2 the passes run on scalar "lanes".
+// across the threads (the group norm's per unit of an image's blocks holding whole groups, all
+// passes of a unit together), each item's per-lane float sums land in its own slot, and the
+// slots are combined in a fixed order in double (images for the batch norm, a group's lanes for
+// the group norm), so the thread count never changes a bit. Without AVX2 the passes run on
+// scalar "lanes".
 #include "duet/kernels/norm_blocked.h"
 
 #include <algorithm>
