@@ -87,55 +87,44 @@ void rows_16x2(const uint8_t* image, const int64_t* base, const int32_t* tap_off
   }
 }
 
-}  // namespace
-
-void int8_block_pair_avx512vnni(const uint8_t* image, const int64_t* base, int64_t count,
-                                const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
-                                int32_t* acc0, int32_t* acc1) {
+// Calls run.template operator()<R>(j) for rows j to j + R - 1 of `count`: groups of 8, then
+// one of 4, then the 1 to 3 left.
+template <class Run>
+void in_row_groups(int64_t count, Run&& run) {
   int64_t j = 0;
-  for (; j + 8 <= count; j += 8)
-    rows_16x2<8>(image, base + j, tap_offsets, groups4, wblock, acc0 + j * 16, acc1 + j * 16);
-  const int64_t left = count - j;
-  if (left >= 4) {
-    rows_16x2<4>(image, base + j, tap_offsets, groups4, wblock, acc0 + j * 16, acc1 + j * 16);
+  for (; j + 8 <= count; j += 8) run.template operator()<8>(j);
+  if (count - j >= 4) {
+    run.template operator()<4>(j);
     j += 4;
   }
   switch (count - j) {
     case 3:
-      return rows_16x2<3>(image, base + j, tap_offsets, groups4, wblock, acc0 + j * 16,
-                          acc1 + j * 16);
+      return run.template operator()<3>(j);
     case 2:
-      return rows_16x2<2>(image, base + j, tap_offsets, groups4, wblock, acc0 + j * 16,
-                          acc1 + j * 16);
+      return run.template operator()<2>(j);
     case 1:
-      return rows_16x2<1>(image, base + j, tap_offsets, groups4, wblock, acc0 + j * 16,
-                          acc1 + j * 16);
+      return run.template operator()<1>(j);
     default:
       return;
   }
 }
 
+}  // namespace
+
+void int8_block_pair_avx512vnni(const uint8_t* image, const int64_t* base, int64_t count,
+                                const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
+                                int32_t* acc0, int32_t* acc1) {
+  in_row_groups(count, [&]<int R>(int64_t j) {
+    rows_16x2<R>(image, base + j, tap_offsets, groups4, wblock, acc0 + j * 16, acc1 + j * 16);
+  });
+}
+
 void int8_block_avx512vnni(const uint8_t* image, const int64_t* base, int64_t count,
                            const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
                            int32_t* acc) {
-  int64_t j = 0;
-  for (; j + 8 <= count; j += 8)
-    rows_16<8>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
-  const int64_t left = count - j;
-  if (left >= 4) {
-    rows_16<4>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
-    j += 4;
-  }
-  switch (count - j) {
-    case 3:
-      return rows_16<3>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
-    case 2:
-      return rows_16<2>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
-    case 1:
-      return rows_16<1>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
-    default:
-      return;
-  }
+  in_row_groups(count, [&]<int R>(int64_t j) {
+    rows_16<R>(image, base + j, tap_offsets, groups4, wblock, acc + j * 16);
+  });
 }
 
 }  // namespace duet::kernels::detail
