@@ -234,6 +234,45 @@ TEST(Quantize, LayerErrorLimitKeepsLayersInFloat) {
   }
 }
 
+// A range that fails the error limit gives way to another rule's before the layer stays float:
+// images of -0.5 with one pixel in 400 at 40 (those pixels carry most of the stem's output), so
+// the 99th percentile of |x| clips them all, while the whole range keeps them.
+TEST(Quantize, AnotherRulesRangeBeforeFloat) {
+  auto model = trained_looking("resnet20", 11);
+  std::vector<Tensor> batches;
+  for (int b = 0; b < 2; ++b) {
+    Tensor x = Tensor::full(Shape{8, 1, 28, 28}, -0.5f);
+    float* p = x.data<float>();
+    for (int64_t i = 17 + b; i < x.numel(); i += 400) p[i] = 40.0f;
+    batches.push_back(x);
+  }
+  compress::QuantizeOptions o;
+  o.method = compress::CalibrationMethod::percentile;
+  o.percentile = 99.0;
+  auto folded = compress::fold_for_inference(*model);
+  const auto report = compress::quantize_model(*folded, batches, o);
+  const auto& stem = report.layers.front();
+  EXPECT_TRUE(stem.int8) << stem.reason;
+  EXPECT_GT(stem.method_error, o.max_layer_error);  // the percentile's range failed
+  EXPECT_LE(stem.error, o.max_layer_error);
+  EXPECT_NE(stem.range_rule, "percentile");
+  EXPECT_FLOAT_EQ(stem.hi, 40.0f);  // both minmax and kl keep the bright pixels
+  EXPECT_FLOAT_EQ(stem.lo, -0.5f);
+  const auto json = report.to_json()["layers"][0];
+  EXPECT_EQ(json["range_rule"], stem.range_rule);
+  EXPECT_DOUBLE_EQ(json["method_error"].get<double>(), stem.method_error);
+
+  // With no rule within the limit the layer stays float, reported with the method's own range.
+  o.max_layer_error = 1e-9;
+  auto strict = compress::fold_for_inference(*model);
+  const auto kept = compress::quantize_model(*strict, batches, o).layers.front();
+  EXPECT_FALSE(kept.int8);
+  EXPECT_EQ(kept.reason, "error above --max-layer-error");
+  EXPECT_EQ(kept.range_rule, "percentile");
+  EXPECT_LT(kept.method_error, 0.0);
+  EXPECT_LT(kept.hi, 1.0f);
+}
+
 TEST(Quantize, CheckpointRoundTrip) {
   auto model = trained_looking("resnet20", 10);
   auto folded = compress::fold_for_inference(*model);

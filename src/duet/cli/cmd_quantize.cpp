@@ -182,8 +182,8 @@ Action add_quantize_command(CLI::App& app) {
   sub->add_option("--keep-fp32", f->keep_fp32, "convs kept in float: first, last or layer names")
       ->delimiter(',');
   sub->add_option("--max-layer-error", f->max_layer_error,
-                  "a conv whose int8 output is off by more than this relative L2 error stays "
-                  "float (0: never)")
+                  "a conv whose int8 output is off by more than this relative L2 error tries "
+                  "the other --method rules' input ranges, then stays float (0: never checked)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--weight-bits", f->weight_bits,

@@ -245,7 +245,8 @@ void add_classify_flags(CLI::App* sub, TrainFlags* f) {
       ->capture_default_str();
   sub->add_option("--max-layer-error", r.qat_max_layer_error,
                   "--qat-from: a conv whose post-training int8 output is off by more than this "
-                  "relative L2 error stays float (0: never), as in duet quantize")
+                  "relative L2 error tries the other rules' ranges, then stays float (0: never "
+                  "checked), as in duet quantize")
       ->capture_default_str();
   sub->add_option("--bench", f->bench,
                   "--qat-from: speed check of the int8 result: quick | full | none")

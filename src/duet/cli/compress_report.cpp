@@ -1,6 +1,7 @@
 #include "duet/cli/compress_report.h"
 
 #include <algorithm>
+#include <string>
 
 #include "bench/infer_bench.h"
 #include "duet/eval/judge.h"
@@ -61,8 +62,15 @@ void print_layer_table(const compress::QuantizeReport& report) {
   for (const auto& l : report.layers) {
     char err[16] = "-";
     if (l.error >= 0) std::snprintf(err, sizeof err, "%.4f", l.error);
+    std::string note = l.reason;
+    if (l.method_error >= 0) {  // the method's range failed the limit; another rule's passed
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "range by %s (%s: error %.4f)", l.range_rule.c_str(),
+                    report.method.c_str(), l.method_error);
+      note = buf;
+    }
     std::printf("%-22s %-16s %-6s %10s %12.4g %12.4g  %s\n", l.name.c_str(), l.shape.c_str(),
-                l.int8 ? "yes" : "no", err, l.lo, l.hi, l.reason.c_str());
+                l.int8 ? "yes" : "no", err, l.lo, l.hi, note.c_str());
   }
 }
 

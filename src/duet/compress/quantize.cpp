@@ -54,6 +54,8 @@ nlohmann::json QuantizeReport::to_json() const {
     j["range"] = {l.lo, l.hi};
     if (l.int8) j["input"] = {{"scale", l.input.scale}, {"zero_point", l.input.zero_point}};
     if (l.error >= 0.0) j["error"] = l.error;
+    if (!l.range_rule.empty()) j["range_rule"] = l.range_rule;
+    if (l.method_error >= 0.0) j["method_error"] = l.method_error;
     ls.push_back(j);
   }
   return {{"method", method},
@@ -132,12 +134,38 @@ QuantizeReport quantize_layers(std::vector<QuantLayer>& layers, int64_t batches,
     } else if (!observers[i].seen()) {
       lq.reason = "never ran on the calibration images";
     } else {
-      std::tie(lq.lo, lq.hi) = observers[i].choose(o.method, o.percentile);
-      lq.input = kernels::ActivationQuant::from_range(lq.lo, lq.hi);
+      auto take = [&](CalibrationMethod rule) {
+        std::tie(lq.lo, lq.hi) = observers[i].choose(rule, o.percentile);
+        lq.input = kernels::ActivationQuant::from_range(lq.lo, lq.hi);
+        lq.range_rule = calibration_method_name(rule);
+      };
+      take(o.method);
       if (o.max_layer_error > 0.0 && first_inputs[i].defined()) {
         const Tensor& x = first_inputs[i];
-        lq.error = relative_l2(layer.run_int8(x, lq.input), layer.run_float(x));
-        if (!(lq.error <= o.max_layer_error)) lq.reason = "error above --max-layer-error";
+        const Tensor want = layer.run_float(x);
+        auto error_of = [&] { return relative_l2(layer.run_int8(x, lq.input), want); };
+        lq.error = error_of();
+        if (!(lq.error <= o.max_layer_error)) {
+          // Another rule's range may suit this layer's inputs (kl and percentile clip |x|
+          // symmetrically, which can cut off the larger side of a skewed signed input): the
+          // lowest error among them, in a fixed order so ties resolve the same way every time.
+          const LayerQuantization by_method = lq;
+          LayerQuantization best = lq;
+          const bool histograms = o.method != CalibrationMethod::minmax;
+          for (CalibrationMethod rule :
+               {CalibrationMethod::minmax, CalibrationMethod::percentile, CalibrationMethod::kl}) {
+            if (rule == o.method || (rule != CalibrationMethod::minmax && !histograms)) continue;
+            take(rule);
+            lq.error = error_of();
+            if (lq.error < best.error || !std::isfinite(best.error)) best = lq;
+          }
+          lq = best;
+          if (lq.range_rule != by_method.range_rule) lq.method_error = by_method.error;
+          if (!(lq.error <= o.max_layer_error)) {
+            lq = by_method;  // the report shows the method's range and error
+            lq.reason = "error above --max-layer-error";
+          }
+        }
       }
       lq.int8 = lq.reason.empty();
     }

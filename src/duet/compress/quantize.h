@@ -24,7 +24,10 @@ struct QuantizeOptions {
   double percentile = 99.99;           // for CalibrationMethod::percentile
   std::vector<std::string> keep_fp32;  // "first", "last" (first / last conv) or layer names
   // A layer whose int8 output differs from its float output by more than this relative L2
-  // error (on the first calibration batch) stays in float; 0 disables the check.
+  // error (on the first calibration batch) with the method's range first tries the ranges of
+  // the other rules the observers support (minmax always; percentile and kl once histograms
+  // exist, i.e. unless the method is minmax) and takes the one with the lowest error; when none
+  // passes, it stays in float. 0 disables the check (and the fallback).
   double max_layer_error = 0.05;
   // Bits of the weight codes (compress/int8_conv.h): 8, or 7 for CPUs without VNNI, whose int8
   // kernel then sums two taps in int16 (faster, slightly less precise).
@@ -39,6 +42,10 @@ struct LayerQuantization {
   float lo = 0.0f, hi = 0.0f;  // calibrated input range
   kernels::ActivationQuant input;
   double error = 0.0;  // relative L2 error of the layer's int8 output; -1 when not measured
+  // The rule whose range [lo, hi] is: the method's, or another one's where the method's range
+  // failed the error limit (then method_error is the method's error, else -1).
+  std::string range_rule;
+  double method_error = -1.0;
 };
 
 struct QuantizeReport {
