@@ -46,6 +46,37 @@ TEST(Module, LoadStateDictIsStrictAndNamesTheKey) {
   EXPECT_NO_THROW(lin.load_state_dict(sd, false));
 }
 
+// Values that would turn every later result into NaN are refused at load, naming the key (or
+// the module): NaN and infinity anywhere, a negative running variance.
+TEST(Module, LoadStateDictRefusesNonFiniteValuesAndNegativeVariances) {
+  Generator gen(0);
+  models::CifarResNet net(gen, models::ResNetConfig{});
+  const auto good = net.state_dict();
+  auto expect_error = [&](std::map<std::string, Tensor> sd, const std::string& needle) {
+    try {
+      net.load_state_dict(sd);
+      ADD_FAILURE() << "accepted; expected an error naming " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    auto sd = good;
+    Tensor w = sd.at("layer2.0.conv1.weight").clone();
+    w.data<float>()[5] = bad;
+    sd["layer2.0.conv1.weight"] = w;
+    expect_error(sd, "'layer2.0.conv1.weight' holds NaN or infinity (element 5)");
+  }
+  auto sd = good;
+  Tensor var = sd.at("layer1.1.bn2.running_var").clone();
+  var.data<float>()[3] = -0.5f;
+  sd["layer1.1.bn2.running_var"] = var;
+  expect_error(sd, "module 'layer1.1.bn2': running_var[3] is -0.5");
+  var.data<float>()[3] = 0.0f;  // a zero variance is legal (eps keeps the division finite)
+  sd["layer1.1.bn2.running_var"] = var;
+  EXPECT_NO_THROW(net.load_state_dict(sd));
+}
+
 TEST(Module, TrainEvalPropagatesAndInitBoundsFollowFanIn) {
   Generator gen(3);
   nn::Sequential seq(

@@ -246,6 +246,10 @@ TEST(Ema, WarmupDecayAndStateRoundTrip) {
   std::map<std::string, Tensor> bad(sd.begin(), sd.end());
   bad["ema.extra"] = Tensor::zeros({1});
   EXPECT_THROW(other.load_state_dict(bad), Error);
+  std::map<std::string, Tensor> nan(sd.begin(), sd.end());
+  nan["ema.w"] = Tensor::from_vector(std::vector<float>{1, NAN}, {2});
+  EXPECT_THROW(other.load_state_dict(nan), Error);
+  EXPECT_TRUE(bit_equal(other.at("w"), ema.at("w")));  // a refused state changes nothing
 }
 
 namespace {
@@ -339,6 +343,26 @@ TEST(OptimState, LoadRejectsMismatchedState) {
   auto nostep = good;
   nostep.erase("optim.step");
   EXPECT_THROW(opt.load_state_dict(nostep), Error);
+  // Values the update would turn into NaN: non-finite moments, a negative second moment (its
+  // square root follows), a negative step counter (the bias corrections).
+  auto poisoned = [&](const std::string& key, auto edit) {
+    auto sd = good;
+    Tensor t = sd.at(key).clone();
+    edit(t);
+    sd[key] = t;
+    return sd;
+  };
+  EXPECT_THROW(opt.load_state_dict(
+                   poisoned("optim.p1.exp_avg", [](Tensor& t) { t.data<float>()[2] = NAN; })),
+               Error);
+  EXPECT_THROW(opt.load_state_dict(
+                   poisoned("optim.p1.exp_avg_sq", [](Tensor& t) { t.data<float>()[0] = -1e-3f; })),
+               Error);
+  EXPECT_THROW(
+      opt.load_state_dict(poisoned("optim.p1.step", [](Tensor& t) { *t.data<int64_t>() = -1; })),
+      Error);
+  EXPECT_NO_THROW(opt.load_state_dict(
+      poisoned("optim.p1.exp_avg", [](Tensor& t) { t.data<float>()[2] = -1.0f; })));
   opt.load_state_dict(good);
   EXPECT_EQ(opt.step_count(), 3);
 }

@@ -123,6 +123,22 @@ TEST(Predict, FlipTtaIsMirrorInvariantAndLeavesSymmetricImagesAlone) {
   // A mirror-symmetric image is its own mirror: the average of two equal logits is each.
   EXPECT_EQ(predict_probs(*model, tiny_images(false, true), norm, 4, flip),
             predict_probs(*model, tiny_images(false, true), norm, 4));
+  // Logits that overflow (finite weights, infinite products) are refused, naming the image: a
+  // softmax of them would print as probabilities. Images 4 and 5 are the second batch.
+  auto huge = model->state_dict();  // every BatchNorm shifts by 1e30, the head scales by 1e10
+  for (auto& [name, t] : huge)
+    if (name.find("bn") != std::string::npos && name.ends_with(".bias"))
+      t = Tensor::full(t.shape(), 1e30f);
+  huge["fc.weight"] = Tensor::full(huge.at("fc.weight").shape(), 1e10f);
+  model->load_state_dict(huge);
+  try {
+    predict_probs(*model, tiny_images(false, false), norm, 4);
+    ADD_FAILURE() << "infinite logits were turned into probabilities";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("logits are NaN or infinite for image 0"),
+              std::string::npos)
+        << e.what();
+  }
   EXPECT_EQ(Tta::parse("none", "--tta").flip, false);
   EXPECT_EQ(Tta::parse("flip", "--tta").flip, true);
   try {

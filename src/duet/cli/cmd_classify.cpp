@@ -72,7 +72,11 @@ void run_classify(const ClassifyFlags& f) {
     if (!dynamic_cast<models::Classifier*>(loaded.model.get()))
       fail_usage("classify: -m ", f.model, " is a generator; add --generative");
     // Already in inference form (load_inference_model): BatchNorm folded, or int8.
-    probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config), 256, tta);
+    try {
+      probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config), 256, tta);
+    } catch (const Error& e) {  // e.g. logits that overflow: name the model
+      throw Error(str(f.model, ": ", e.what()), e.kind());
+    }
   }
   const int64_t top = std::min<int64_t>(f.top, k);
   for (int64_t i = 0; i < n; ++i) {

@@ -321,7 +321,11 @@ void run_eval(const EvalFlags& f) {
     generative_line = generative_summary(r, d.size(), f.generative.options);
   } else {
     // Already in inference form (load_inference_model): BatchNorm folded, or int8.
-    probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config), f.batch, tta);
+    try {
+      probs = train::predict_probs(*loaded.model, d, train::model_norm_stats(config), f.batch, tta);
+    } catch (const Error& e) {  // e.g. logits that overflow: name the model
+      throw Error(str(f.model, ": ", e.what()), e.kind());
+    }
   }
   const auto m = train::classify_metrics(probs.data(), d.labels.data<int32_t>(), d.size(), k);
   const auto names = train::model_class_names(config);

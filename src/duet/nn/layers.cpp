@@ -118,6 +118,12 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_)
       eps(eps_),
       momentum(momentum_) {}
 
+void BatchNorm2d::state_changed() {
+  const float* var = running_var.data<float>();
+  for (int64_t c = 0; c < running_var.numel(); ++c)
+    if (var[c] < 0.0f) fail("running_var[", c, "] is ", var[c], "; a variance must be >= 0");
+}
+
 Tensor BatchNorm2d::forward(const Tensor& x) {
   return forward(x, ops::BatchNormTail{});
 }

@@ -63,6 +63,8 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override;
   // relu?(bn(x) + residual) as one op (ops::BatchNormTail): a residual block's tail.
   Tensor forward(const Tensor& x, const ops::BatchNormTail& tail);
+  // After a load: Error when a running variance is negative (a square root of it follows).
+  void state_changed() override;
   Tensor& weight;
   Tensor& bias;
   Tensor& running_mean;

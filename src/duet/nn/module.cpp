@@ -138,9 +138,18 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& values, bool s
       fail("state_dict: key '", name, "' has dtype ", dtype_name(src.dtype()),
            ", the model expects ", dtype_name(t->dtype()));
     DUET_CHECK(src.is_contiguous(), "state_dict: key '", name, "' is not contiguous");
+    if (const int64_t at = first_non_finite(src); at >= 0)
+      fail("state_dict: key '", name, "' holds NaN or infinity (element ", at,
+           "); expected finite values");
     std::memcpy(t->raw_data(), src.raw_data(), t->nbytes());
   }
-  for (auto& [name, m] : named_modules()) m->state_changed();
+  for (auto& [name, m] : named_modules()) {
+    try {
+      m->state_changed();
+    } catch (const Error& e) {
+      fail("state_dict: module '", name.empty() ? m->type_name() : name, "': ", e.what());
+    }
+  }
   if (strict)
     for (auto& [name, t] : values)
       if (!used.count(name))

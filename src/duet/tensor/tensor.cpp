@@ -1,6 +1,7 @@
 #include "duet/tensor/tensor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
@@ -210,6 +211,35 @@ Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_);
   t.copy_from(*this);
   return t;
+}
+
+int64_t first_non_finite(const Tensor& t) {
+  DUET_CHECK(t.is_contiguous(), "first_non_finite: expected a contiguous tensor");
+  auto scan = [&](auto value_at) -> int64_t {
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(value_at(i))) return i;
+    return -1;
+  };
+  switch (t.dtype()) {
+    case DType::f32: {
+      const float* p = t.data<float>();
+      return scan([p](int64_t i) { return p[i]; });
+    }
+    case DType::f64: {
+      const auto* p = static_cast<const double*>(t.raw_data());
+      return scan([p](int64_t i) { return p[i]; });
+    }
+    case DType::f16: {
+      const auto* p = static_cast<const uint16_t*>(t.raw_data());
+      return scan([p](int64_t i) { return f16_to_f32(p[i]); });
+    }
+    case DType::bf16: {
+      const auto* p = static_cast<const uint16_t*>(t.raw_data());
+      return scan([p](int64_t i) { return bf16_to_f32(p[i]); });
+    }
+    default:
+      return -1;
+  }
 }
 
 }  // namespace duet

@@ -135,4 +135,9 @@ class Tensor {
   std::shared_ptr<autograd::Meta> autograd_;
 };
 
+// The index (row-major) of the first NaN or infinite element of a contiguous floating tensor
+// (F32, F64, F16, BF16), or -1 when every element is finite or the dtype holds integers.
+// Loaders use it to refuse a file whose values would turn every result into silent garbage.
+int64_t first_non_finite(const Tensor& t);
+
 }  // namespace duet

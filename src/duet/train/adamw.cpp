@@ -17,7 +17,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options)
 }
 
 std::vector<Optimizer::StateSpec> AdamW::state_specs() const {
-  return {{"step", true}, {"exp_avg", false}, {"exp_avg_sq", false}};
+  return {{"step", true}, {"exp_avg", false}, {"exp_avg_sq", false, true}};
 }
 
 void AdamW::prepare(Work& w, int64_t* counters) {

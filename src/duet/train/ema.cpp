@@ -109,6 +109,9 @@ void Ema::load_state_dict(const std::map<std::string, Tensor>& state) {
     DUET_CHECK(t.shape() == e.value.shape() && t.dtype() == e.value.dtype() && t.is_contiguous(),
                "ema state: key '", key, "' has shape ", t.shape().str(), " ", dtype_name(t.dtype()),
                ", expected ", e.value.shape().str(), " ", dtype_name(e.value.dtype()));
+    const int64_t at = first_non_finite(t);
+    DUET_CHECK(at < 0, "ema state: key '", key, "' holds NaN or infinity (element ", at,
+               "); expected finite values");
     values.push_back(t.clone());
   }
   for (const auto& [key, value] : state)

@@ -150,6 +150,20 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
       DUET_CHECK(t.shape() == want && t.dtype() == want_dtype && t.is_contiguous(),
                  "optimizer state: key '", key, "' has shape ", t.shape().str(), " ",
                  dtype_name(t.dtype()), ", expected ", want.str(), " ", dtype_name(want_dtype));
+      if (spec.counter) {
+        DUET_CHECK(*t.data<int64_t>() >= 0, "optimizer state: key '", key, "' is negative (",
+                   *t.data<int64_t>(), ")");
+      } else {
+        const int64_t at = first_non_finite(t);
+        DUET_CHECK(at < 0, "optimizer state: key '", key, "' holds NaN or infinity (element ", at,
+                   "); expected finite values");
+        if (spec.non_negative) {
+          const float* v = t.data<float>();
+          for (int64_t i = 0; i < t.numel(); ++i)
+            DUET_CHECK(v[i] >= 0.0f, "optimizer state: key '", key, "' element ", i, " is ", v[i],
+                       "; expected >= 0");
+        }
+      }
       loaded[k].push_back(t.clone());
     }
     DUET_CHECK(found == 0 || missing.empty(), "optimizer state: missing key '", missing,

@@ -66,8 +66,9 @@ class Optimizer {
 
  protected:
   struct StateSpec {
-    std::string name;      // "momentum_buffer", "exp_avg", ...
-    bool counter = false;  // an i64 scalar instead of a tensor shaped like the parameter
+    std::string name;           // "momentum_buffer", "exp_avg", ...
+    bool counter = false;       // an i64 scalar instead of a tensor shaped like the parameter
+    bool non_negative = false;  // a loaded value below zero is an Error (a square root follows)
   };
   // One parameter's update for this step: raw pointers (all contiguous, n elements), the
   // per-parameter coefficients prepare() computed, and the group's weight decay.

@@ -22,6 +22,7 @@
 #include "duet/models/registry.h"
 #include "duet/ops/eltwise.h"
 #include "duet/ops/loss.h"
+#include "duet/ops/shape_ops.h"
 #include "duet/tensor/error.h"
 #include "duet/tensor/parallel.h"
 #include "duet/tensor/rng.h"
@@ -299,6 +300,13 @@ std::vector<float> predict_probs(nn::Module& model, const data::Dataset& d,
     Tensor logits = model.forward(b.images);
     if (tta.flip)
       logits = ops::mul_scalar(ops::add(logits, model.forward(mirrored(b.images))), 0.5f);
+    // A softmax of NaN would print as some probability: refuse it instead (finite weights can
+    // still overflow on an input).
+    logits = ops::contiguous(logits);
+    if (const int64_t at = first_non_finite(logits); at >= 0)
+      fail("the model's logits are NaN or infinite for image ",
+           int64_t(probs.size()) / std::max<int64_t>(logits.dim(1), 1) + at / logits.dim(1),
+           " (its weights overflow on this input); nothing is reported for a broken model");
     const std::vector<float> p = ops::softmax(logits).to_vector();
     probs.insert(probs.end(), p.begin(), p.end());
   }
