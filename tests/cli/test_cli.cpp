@@ -109,14 +109,18 @@ TEST(Cli, GenerateTrainSampleAndTheirErrors) {
                      (dir / "each").string() + " -n 2"),
             0);
   EXPECT_TRUE(std::filesystem::exists(dir / "each" / "00001-dress.png"));
+  // The grid's format follows -o's name: JPEG for .jpg (its SOI marker, FF D8).
+  const std::string jpeg = (dir / "bags.jpg").string();
+  EXPECT_EQ(run_duet("sample -m " + model + " --class bag -n 2 --steps 1 -s 1 -o " + jpeg), 0);
+  EXPECT_EQ(slurp(jpeg).substr(0, 2), std::string("\xFF\xD8"));
 
   // Usage errors: one line naming the problem, exit 2.
   for (const std::string& args :
        {"sample -m " + model + " --class purse -o " + grid,
         "sample -m " + model + " --sampler ddim -o " + grid,
         "sample -m " + model + " --steps 0 -o " + grid, "sample -m " + model + " -n 0 -o " + grid,
-        "sample -m " + model, "eval -m " + model,
-        "eval -m " + model + " --tta flip --classifier " + model,
+        "sample -m " + model + " -o " + (dir / "bags.gif").string(), "sample -m " + model,
+        "eval -m " + model, "eval -m " + model + " --tta flip --classifier " + model,
         "train --task generate --arch resnet20 -o " + run + "2",
         "train --task generate --objective gan -o " + run + "2",
         "train --task classify --sample-cfg 3 -o " + run + "2"}) {

@@ -5,6 +5,7 @@
 #include <png.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include "duet/tensor/error.h"
@@ -95,6 +96,35 @@ std::vector<uint8_t> raw_png(int w, int h, int color_type, int bit_depth,
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
   return out;
+}
+
+// write_image picks the encoder by the name (read_image then sees that encoder's signature);
+// other names are refused before anything is written.
+TEST(Image, WriteImageFollowsTheExtension) {
+  TempDir dir;
+  const Image im = gradient(9, 11, 3);
+  auto head = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<uint8_t> b(4);
+    in.read(reinterpret_cast<char*>(b.data()), 4);
+    return b;
+  };
+  for (const char* name : {"a.png", "b.PNG"}) {
+    write_image(dir.file(name), im);
+    EXPECT_EQ(head(dir.file(name)), (std::vector<uint8_t>{0x89, 'P', 'N', 'G'})) << name;
+    EXPECT_EQ(read_image(dir.file(name)).pixels, im.pixels);
+  }
+  for (const char* name : {"c.jpg", "d.JPEG"}) {
+    write_image(dir.file(name), im);
+    EXPECT_EQ(head(dir.file(name))[0], 0xFF) << name;  // SOI marker FF D8
+    EXPECT_EQ(head(dir.file(name))[1], 0xD8) << name;
+    EXPECT_EQ(read_image(dir.file(name)).height, 9);
+  }
+  EXPECT_EQ(image_format_for("x/y.Jpg"), ImageFormat::jpeg);
+  EXPECT_FALSE(image_format_for("grid.gif"));
+  EXPECT_FALSE(image_format_for("png"));
+  EXPECT_THROW(write_image(dir.file("e.bmp"), im), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("e.bmp")));
 }
 
 TEST(Image, PngFormatsDecodeToGrayOrRgb) {

@@ -30,6 +30,7 @@
 #include "duet/compress/fold.h"
 #include "duet/compress/quantize.h"
 #include "duet/data/corrupt.h"
+#include "duet/data/image.h"
 #include "duet/data/image_grid.h"
 #include "duet/eval/judge.h"
 #include "duet/gen/guidance.h"
@@ -103,6 +104,8 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
   if (f.given("--best-of") && f.verify_with.empty())
     fail_usage("eval: --best-of needs --verify-with CLASSIFIER");
   if (!f.grid.empty()) {  // a long run should not end on a path that cannot be written
+    if (!data::image_format_for(f.grid))
+      fail_usage("eval: --grid ", f.grid, ": expected a .png, .jpg or .jpeg file name");
     const auto dir = std::filesystem::path(f.grid).parent_path();
     if (!dir.empty() && !std::filesystem::is_directory(dir))
       fail_usage("eval: --grid ", f.grid, ": folder ", dir.string(), " does not exist");
@@ -187,8 +190,8 @@ void run_judge(const EvalFlags& f, models::LoadedModel& generator) {
 
   if (!f.grid.empty()) {
     const int64_t columns = std::min<int64_t>(j.per_class, 10);
-    data::write_png(f.grid,
-                    data::image_grid(j.first_columns(columns), columns, 2, 255, o.lo, o.hi));
+    data::write_image(f.grid,
+                      data::image_grid(j.first_columns(columns), columns, 2, 255, o.lo, o.hi));
     if (!f.json)
       std::printf("wrote %s (first %lld samples of each class, one row per class)\n",
                   f.grid.c_str(), static_cast<long long>(columns));
@@ -388,7 +391,8 @@ Action add_eval_command(CLI::App& app) {
   sub->add_option("--eta", f->eta, "generator: DDIM noise (0: deterministic)")
       ->capture_default_str();
   sub->add_option("-s,--seed", f->seed, "generator: random seed (negative or absent: random)");
-  sub->add_option("--grid", f->grid, "generator: PNG of the first 10 samples of each class");
+  sub->add_option("--grid", f->grid,
+                  "generator: image (.png, .jpg) of the first 10 samples of each class");
   sub->add_option("--reference", f->reference,
                   "generator: classifier whose features define FID-ref, KID-ref, precision / "
                   "recall and diversity (default: --classifier)");

@@ -19,6 +19,7 @@
 #include "duet/cli/commands.h"
 #include "duet/cli/guide_tools.h"
 #include "duet/compress/quantize.h"
+#include "duet/data/image.h"
 #include "duet/data/image_grid.h"
 #include "duet/eval/judge.h"
 #include "duet/gen/guidance.h"
@@ -79,6 +80,8 @@ int32_t resolve_class(const std::string& name, const std::vector<std::string>& n
 
 void run_sample(const SampleFlags& f) {
   if (f.out.empty() == f.out_dir.empty()) fail_usage("sample: give exactly one of -o or --out-dir");
+  if (!f.out.empty() && !data::image_format_for(f.out))
+    fail_usage("sample: -o ", f.out, ": expected a .png, .jpg or .jpeg file name");
   if (f.grid < 1 || f.grid > 1024) fail_usage("--grid must be in [1, 1024], got ", f.grid);
   // count 0 stands for "not given" (one grid row); given, it must ask for at least one image.
   if (f.app->count("-n") > 0 && (f.count < 1 || f.count > 100000))
@@ -172,7 +175,7 @@ void run_sample(const SampleFlags& f) {
     data::Image grid = data::image_grid(images, columns);
     if (f.cls == "all")  // one row per class: name the rows inside the image
       grid = data::label_grid_rows(grid, names, unet->config().image_size);
-    data::write_png(f.out, grid);
+    data::write_image(f.out, grid);
     std::printf("wrote %s (%zu images, %lld per row)\n", f.out.c_str(), labels.size(),
                 static_cast<long long>(columns));
   } else {
@@ -210,7 +213,7 @@ Action add_sample_command(CLI::App& app) {
   sub->add_option("--sampler", f->sampler, "euler | heun (flow), ddim | ddpm (diffusion)");
   sub->add_option("--eta", f->eta, "DDIM noise (0: deterministic)")->capture_default_str();
   sub->add_option("-s,--seed", f->seed, "random seed (negative or absent: random, logged)");
-  sub->add_option("-o,--output", f->out, "grid PNG to write");
+  sub->add_option("-o,--output", f->out, "grid image to write (.png, or .jpg / .jpeg)");
   sub->add_option("--out-dir", f->out_dir, "write one PNG per image into this folder");
   sub->add_option("--grid", f->grid, "images per grid row")->capture_default_str();
   sub->add_option("--verify-with", f->verify_with,

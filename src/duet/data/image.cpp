@@ -9,9 +9,11 @@
 // clang-format on
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -400,6 +402,24 @@ void write_png(const std::string& path, const Image& image) {
 void write_jpeg(const std::string& path, const Image& image, int quality) {
   const std::vector<uint8_t> bytes = encode_jpeg(image, quality);
   io::write_file_atomic(path, std::as_bytes(std::span(bytes)));
+}
+
+std::optional<ImageFormat> image_format_for(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  if (ext == ".png") return ImageFormat::png;
+  if (ext == ".jpg" || ext == ".jpeg") return ImageFormat::jpeg;
+  return std::nullopt;
+}
+
+void write_image(const std::string& path, const Image& image) {
+  const auto format = image_format_for(path);
+  DUET_CHECK(format, path, ": expected a .png, .jpg or .jpeg file name");
+  if (*format == ImageFormat::png)
+    write_png(path, image);
+  else
+    write_jpeg(path, image);
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,6 +38,13 @@ std::vector<uint8_t> encode_png(const Image& image);
 std::vector<uint8_t> encode_jpeg(const Image& image, int quality = 90);  // quality 1..100
 void write_png(const std::string& path, const Image& image);
 void write_jpeg(const std::string& path, const Image& image, int quality = 90);
+
+// The format a file name asks for: .png, or .jpg / .jpeg, in any case; nullopt for any other
+// name (commands check their output names with it before long work starts).
+enum class ImageFormat { png, jpeg };
+std::optional<ImageFormat> image_format_for(const std::string& path);
+// write_png or write_jpeg (quality 90) by the name's extension; Error naming the file otherwise.
+void write_image(const std::string& path, const Image& image);
 
 // Separable triangle (bilinear) filter whose support widens with the downscale factor, so
 // shrinking averages every source pixel (area-correct) instead of sampling a few.
