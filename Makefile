@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 DUET := build/release/duet
 
-.PHONY: deps configure build run test bench asan debug format clean
+.PHONY: deps configure build run test bench asan debug format clean fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -46,6 +46,14 @@ bench: build
 asan: deps
 	cmake --preset asan > /dev/null && cmake --build build/asan -j $(JOBS)
 	cd build/asan && ctest --output-on-failure
+
+# Mutation fuzzing of every file input (checkpoints, run state, PNG, JPEG, IDX) under ASan:
+# scripts/fuzz_inputs.py; FUZZ_CASES and FUZZ_SEED choose how many and which.
+FUZZ_CASES ?= 400
+FUZZ_SEED ?= 1
+fuzz: build
+	cmake --preset asan > /dev/null && cmake --build build/asan --target duet -j $(JOBS)
+	python3 scripts/fuzz_inputs.py --duet build/asan/duet --cases $(FUZZ_CASES) --seed $(FUZZ_SEED)
 
 debug: deps
 	cmake --preset debug > /dev/null && cmake --build build/debug -j $(JOBS)
