@@ -177,6 +177,21 @@ TEST(Cli, QuantizeAndUseTheInt8Model) {
   EXPECT_EQ(run_duet("eval -m " + out + " --limit 100"), 0);
   EXPECT_EQ(run_duet("eval -m " + out + " --limit 100 --tta flip"), 0);
   EXPECT_EQ(run_duet("eval -m " + out + " --limit 100 --tta five-crop"), 2);
+  // Number flags say what they want (not CLI11's "Value 0 not in range 0.000000 to 1.79e308"),
+  // and NaN is no number for them.
+  for (const auto& [args, want] : std::vector<std::pair<std::string, std::string>>{
+           {"eval -m " + out + " --batch 0", "--batch: must be > 0, got 0"},
+           {"eval -m " + out + " --limit -5", "--limit: must be >= 0, got -5"},
+           {"-t -1 info -m " + out, "--threads: must be >= 0, got -1"},
+           {"quantize -m " + shipped + " -o " + out + "x --max-layer-error nan",
+            "--max-layer-error: must be >= 0, got nan"},
+           {"quantize -m " + shipped + " -o " + out + "x --percentile 101",
+            "--percentile must be in (0, 100], got 101"}}) {
+    const auto [code, err] = run_duet_stderr(args);
+    EXPECT_EQ(code, 2) << args << ": " << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << args << ": " << err;
+    EXPECT_NE(err.find(want), std::string::npos) << args << ": " << err;
+  }
   EXPECT_EQ(run_duet("bench infer -m " + out + " --vs " + shipped + " --batch 4 --quick"), 0);
 
   for (const std::string& args :

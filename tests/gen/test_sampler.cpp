@@ -140,6 +140,12 @@ TEST(Sampler, RejectsSamplersThatDoNotFitTheObjective) {
   EXPECT_THROW(validate(o, Objective::flow), Error);
   o.steps = 0;
   EXPECT_THROW(validate(o, Objective::ddpm_v), Error);
+  o.steps = 4;
+  EXPECT_NO_THROW(validate(o, Objective::ddpm_v));
+  for (double eta : {-0.1, 1.5, double(NAN)}) {  // NaN fails every comparison: refused too
+    o.eta = eta;
+    EXPECT_THROW(validate(o, Objective::ddpm_v), Error) << eta;
+  }
 }
 
 namespace {
@@ -189,6 +195,15 @@ TEST(Guidance, ScaleOneIsConditionalAndZeroIsUnconditional) {
     spread = std::max(spread, double(std::fabs(c[i] - u[i])));
   }
   EXPECT_GT(spread, 1e-3);  // the class actually changes the prediction
+  for (double bad : {double(NAN), double(INFINITY)}) {
+    try {
+      guided_predictor(*model, labels, bad);
+      ADD_FAILURE() << "--cfg " << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 2);
+      EXPECT_NE(std::string(e.what()).find("--cfg must be a finite number"), std::string::npos);
+    }
+  }
 }
 
 TEST(Guidance, SameSeedSameImages) {

@@ -182,7 +182,7 @@ void add_classify_flags(CLI::App* sub, TrainFlags* f) {
                   "architecture (classify: resnet20 ...; generate: unet-xs, unet-s; default "
                   "resnet20 / unet-xs)");
   sub->add_option("--width", f->width, "override the model's base width (channels)")
-      ->check(CLI::PositiveNumber);
+      ->check(duet::cli::positive_number());
   sub->add_option("--data", r.data, "fashion-mnist[:DIR], idx:IMAGES,LABELS or folder:ROOT")
       ->capture_default_str();
   sub->add_option("--test-data", r.test_data,

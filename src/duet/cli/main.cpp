@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   int threads = 0;
   bool verbose = false;
   app.add_option("-t,--threads", threads, "worker threads (default: $DUET_THREADS or all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(duet::cli::non_negative_number());
   app.add_flag("-v,--verbose", verbose, "print ISA, threads and peak memory");
 
   std::vector<std::pair<CLI::App*, duet::cli::Action>> commands;

@@ -1,5 +1,7 @@
 #include "duet/gen/guidance.h"
 
+#include <cmath>
+
 #include "duet/autograd/autograd.h"
 #include "duet/ops/shape_ops.h"
 #include "duet/tensor/error.h"
@@ -7,6 +9,8 @@
 namespace duet::gen {
 
 Predictor guided_predictor(models::UNet& model, std::vector<int32_t> labels, double scale) {
+  // Every CLI's --cfg ends here; NaN or infinity would turn every image into garbage.
+  if (!std::isfinite(scale)) fail_usage("--cfg must be a finite number, got ", scale);
   const int32_t none = model.config().null_class();
   for (int32_t y : labels)
     DUET_CHECK(y >= 0 && y <= none, "generation: label ", y, " is outside [0, ", none, "]");

@@ -59,7 +59,7 @@ void validate(const SampleOptions& o, Objective objective) {
   if (!ode && !is_diffusion(objective))
     fail_usage("--sampler ", sampler_name(o.kind),
                " steps a diffusion model, but this model is flow (use euler or heun)");
-  if (o.eta < 0 || o.eta > 1) fail_usage("--eta must be in [0, 1], got ", o.eta);
+  if (!(o.eta >= 0 && o.eta <= 1)) fail_usage("--eta must be in [0, 1], got ", o.eta);  // NaN too
 }
 
 SampleOptions sample_options(Objective objective, const std::string& sampler, int steps,

@@ -303,9 +303,10 @@ std::vector<float> predict_probs(nn::Module& model, const data::Dataset& d,
     // A softmax of NaN would print as some probability: refuse it instead (finite weights can
     // still overflow on an input).
     logits = ops::contiguous(logits);
+    const int64_t classes = std::max<int64_t>(logits.dim(1), 1);
     if (const int64_t at = first_non_finite(logits); at >= 0)
       fail("the model's logits are NaN or infinite for image ",
-           int64_t(probs.size()) / std::max<int64_t>(logits.dim(1), 1) + at / logits.dim(1),
+           int64_t(probs.size()) / classes + at / classes,
            " (its weights overflow on this input); nothing is reported for a broken model");
     const std::vector<float> p = ops::softmax(logits).to_vector();
     probs.insert(probs.end(), p.begin(), p.end());
