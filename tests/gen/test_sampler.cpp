@@ -83,6 +83,31 @@ TEST(Sampler, EulerIsFirstOrderAndHeunSecondOrder) {
   EXPECT_LT(max_endpoint_error(Objective::flow, SamplerKind::heun, 80), 5e-4);
 }
 
+// A prediction that overflows ends the sampling with an error, never an image of NaN.
+TEST(Sampler, RefusesImagesThatAreNotFinite) {
+  Generator gen(2);
+  const Tensor x1 = Tensor::normal(Shape{2, 1, 4, 4}, gen);
+  SampleOptions opt;
+  opt.kind = SamplerKind::euler;
+  opt.steps = 3;
+  for (float bad : {NAN, INFINITY}) {
+    int calls = 0;
+    const Predictor p = [&](const Tensor& x, double) {
+      return ++calls == 2 ? Tensor::full(x.shape(), bad) : Tensor::zeros(x.shape());
+    };
+    try {
+      sample(p, Objective::flow, x1, opt, gen);
+      ADD_FAILURE() << bad << " went through";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the images hold NaN or infinity after 3 steps"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  const Predictor fine = [](const Tensor& x, double) { return Tensor::zeros(x.shape()); };
+  EXPECT_EQ(sample(fine, Objective::flow, x1, opt, gen).to_vector(), x1.to_vector());
+}
+
 TEST(Sampler, DeterministicDdimFollowsTheProbabilityFlow) {
   EXPECT_LT(max_endpoint_error(Objective::ddpm_eps, SamplerKind::ddim, 500), 2e-2);
   EXPECT_LT(max_endpoint_error(Objective::ddpm_v, SamplerKind::ddim, 500), 2e-2);

@@ -123,6 +123,10 @@ Tensor sample(const Predictor& predict, Objective objective, const Tensor& x1,
     }
     if (o.on_step) o.on_step(i + 1, o.steps);
   }
+  // An overflow anywhere (the network, a huge guidance scale) would be written out as some image.
+  if (const int64_t at = first_non_finite(x); at >= 0)
+    fail("sampling: the images hold NaN or infinity after ", o.steps, " steps (element ", at,
+         ": the network or the guidance scale overflows); nothing is written");
   return x;
 }
 

@@ -110,8 +110,10 @@ void GenerateRecipe::validate() const {
   if (epochs < 1) fail_usage("--epochs must be at least 1, got ", epochs);
   if (batch < 1 || batch > 65536) fail_usage("--batch must be in [1, 65536], got ", batch);
   if (!(lr > 0) || !std::isfinite(lr)) fail_usage("--lr must be positive, got ", lr);
-  if (!(weight_decay >= 0)) fail_usage("--wd must be >= 0, got ", weight_decay);
-  if (!(warmup_epochs >= 0)) fail_usage("--warmup must be >= 0, got ", warmup_epochs);
+  if (!(weight_decay >= 0) || !std::isfinite(weight_decay))
+    fail_usage("--wd must be a finite number >= 0, got ", weight_decay);
+  if (!(warmup_epochs >= 0) || warmup_epochs >= static_cast<double>(epochs))
+    fail_usage("--warmup must be in [0, epochs), got ", warmup_epochs);
   if (!(cfg_dropout >= 0 && cfg_dropout < 1))
     fail_usage("--cfg-dropout must be in [0, 1), got ", cfg_dropout);
   if (!(ema_decay >= 0 && ema_decay < 1)) fail_usage("--ema must be in [0, 1), got ", ema_decay);
@@ -119,6 +121,9 @@ void GenerateRecipe::validate() const {
   if (test_limit < 0) fail_usage("--test-limit must be >= 0, got ", test_limit);
   if (sample_every < 0) fail_usage("--sample-every must be >= 0, got ", sample_every);
   if (sample_steps < 1) fail_usage("--sample-steps must be at least 1, got ", sample_steps);
+  // Checked now, not when the first grid is drawn at the end of an epoch.
+  if (!std::isfinite(sample_cfg))
+    fail_usage("--sample-cfg must be a finite number, got ", sample_cfg);
   (void)gen::parse_objective(objective);
   (void)gen::parse_time_sampling(time_sampling);
   (void)schedule_kind_from_string(schedule);

@@ -147,7 +147,8 @@ void ClassifyRecipe::validate() const {
     fail_usage("--momentum must be in [0, 1), got ", momentum);
   if (nesterov && (optimizer != "sgd" || momentum <= 0.0))
     fail_usage("--nesterov needs --optimizer sgd and a momentum > 0");
-  if (!(weight_decay >= 0.0)) fail_usage("--wd must be >= 0, got ", weight_decay);
+  if (!(weight_decay >= 0.0) || !std::isfinite(weight_decay))
+    fail_usage("--wd must be a finite number >= 0, got ", weight_decay);
   schedule_kind_from_string(schedule);
   if (!(warmup_epochs >= 0.0) || warmup_epochs >= static_cast<double>(epochs))
     fail_usage("--warmup must be in [0, epochs), got ", warmup_epochs);
