@@ -181,8 +181,9 @@ void add_classify_flags(CLI::App* sub, TrainFlags* f) {
   sub->add_option("--arch", r.arch,
                   "architecture (classify: resnet20 ...; generate: unet-xs, unet-s; default "
                   "resnet20 / unet-xs)");
+  // A UNet's levels take 1, 2 and 4 times the width: the bound keeps them in a config's range.
   sub->add_option("--width", f->width, "override the model's base width (channels)")
-      ->check(duet::cli::positive_number());
+      ->check(CLI::Range(1, 1 << 18));
   sub->add_option("--data", r.data, "fashion-mnist[:DIR], idx:IMAGES,LABELS or folder:ROOT")
       ->capture_default_str();
   sub->add_option("--test-data", r.test_data,
