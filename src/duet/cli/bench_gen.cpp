@@ -44,17 +44,17 @@ Action add_bench_gen_command(CLI::App& bench) {
   sub->add_option("--arch", b.arch, "a built-in generator architecture")->capture_default_str();
   sub->add_option("--batch", b.batch, "batch size of training and sampling")
       ->capture_default_str()
-      ->check(duet::cli::positive_number());
+      ->check(positive_number());
   sub->add_option("--steps", b.steps, "training steps and Euler steps per round, per side")
       ->capture_default_str()
-      ->check(duet::cli::positive_number());
+      ->check(positive_number());
   sub->add_option("--rounds", b.rounds, "alternating rounds (medians are reported)")
       ->capture_default_str()
-      ->check(duet::cli::positive_number());
+      ->check(positive_number());
   sub->add_option("--cfg", b.cfg, "guidance scale of sampling")->capture_default_str();
   sub->add_option("-s,--seed", b.seed, "seed of the weights and the training draws")
       ->capture_default_str()
-      ->check(duet::cli::non_negative_number());
+      ->check(non_negative_number());
   sub->add_flag("--quick", f->quick, "2 steps x 2 rounds, 5-step batch-1 runs (a smoke run)");
   sub->add_flag("--json", f->json, "one JSON object per row (the common bench format)");
   add_no_winograd_flag(sub, f->no_winograd);

@@ -45,17 +45,17 @@ Action add_bench_train_command(CLI::App& bench) {
   sub->add_option("--arch", b.arch, "a built-in architecture")->capture_default_str();
   sub->add_option("--batch", b.batch, "batch size")
       ->capture_default_str()
-      ->check(duet::cli::positive_number());
+      ->check(positive_number());
   sub->add_option("--steps", b.steps, "training steps per round, per side")
       ->capture_default_str()
-      ->check(duet::cli::positive_number());
+      ->check(positive_number());
   sub->add_option("--rounds", b.rounds, "alternating rounds (medians are reported)")
       ->capture_default_str()
-      ->check(duet::cli::positive_number());
+      ->check(positive_number());
   sub->add_option("--augment", b.augment, "comma list of crop, flip, erase")->capture_default_str();
   sub->add_option("-s,--seed", b.seed, "seed of the weights, shuffle and augmentation")
       ->capture_default_str()
-      ->check(duet::cli::non_negative_number());
+      ->check(non_negative_number());
   sub->add_flag("--quick", f->quick, "8 steps x 3 rounds, 2 warm-up steps (a smoke run)");
   sub->add_flag("--json", f->json, "one JSON object per row (the common bench format)");
   add_no_winograd_flag(sub, f->no_winograd);

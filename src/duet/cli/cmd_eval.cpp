@@ -374,10 +374,9 @@ Action add_eval_command(CLI::App& app) {
                   "fashion-mnist[:DIR], idx:IMAGES,LABELS or folder:ROOT (generator: real images)")
       ->capture_default_str();
   sub->add_option("--split", f->split, "test | train")->capture_default_str();
-  sub->add_option("--limit", f->limit, "the first N images only")
-      ->check(duet::cli::non_negative_number());
+  sub->add_option("--limit", f->limit, "the first N images only")->check(non_negative_number());
   sub->add_option("--batch", f->batch, "batch size (generator: images per sampler call, 100)")
-      ->check(duet::cli::positive_number());
+      ->check(positive_number());
   sub->add_flag("--json", f->json, "one JSON object instead of tables");
   sub->add_option("--classifier", f->classifier, "generator: the classifier that judges it");
   sub->add_option("--per-class", f->per_class, "generator: images per class")

@@ -278,7 +278,7 @@ Action add_gap_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{2}, int64_t{100000}))
       ->capture_default_str();
   sub->add_option("--batch", f->batch, "images per sampler call")
-      ->check(duet::cli::positive_number())
+      ->check(positive_number())
       ->capture_default_str();
   sub->add_option("--steps", f->steps, "sampler steps")
       ->check(CLI::Range(1, 100000))

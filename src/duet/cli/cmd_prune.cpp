@@ -228,9 +228,9 @@ Action add_prune_command(CLI::App& app) {
   sub->add_option("--bn-calib", f->bn_calib,
                   "training images that re-estimate BatchNorm statistics after pruning (0: off)")
       ->capture_default_str()
-      ->check(duet::cli::non_negative_number());
+      ->check(non_negative_number());
   sub->add_option("--eval-limit", f->eval_limit, "the first N test images only (0: all)")
-      ->check(duet::cli::non_negative_number());
+      ->check(non_negative_number());
   sub->add_option("--bench", f->bench, "speed check pruned vs original: quick | full | none")
       ->capture_default_str();
   sub->add_flag("--json", f->json, "one JSON object instead of tables");

@@ -187,7 +187,7 @@ Action add_quantize_command(CLI::App& app) {
                   "a conv whose int8 output is off by more than this relative L2 error tries "
                   "the other --method rules' input ranges, then stays float (0: never checked)")
       ->capture_default_str()
-      ->check(duet::cli::non_negative_number());
+      ->check(non_negative_number());
   sub->add_option("--weight-bits", f->weight_bits,
                   "bits of the weight codes: 8, or 7 for CPUs without VNNI (AVX2), whose direct "
                   "int8 convs (stride 2, 1x1) then sum two taps in int16 (faster, slightly less "
@@ -198,7 +198,7 @@ Action add_quantize_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--eval", f->eval_data, "test data for the accuracy check (default: --calib's)");
   sub->add_option("--eval-limit", f->eval_limit, "the first N test images only (0: all)")
-      ->check(duet::cli::non_negative_number());
+      ->check(non_negative_number());
   sub->add_option("--bench", f->bench, "speed check int8 vs float: quick | full | none")
       ->capture_default_str();
   sub->add_flag("--json", f->json, "one JSON object instead of tables");
