@@ -7,6 +7,7 @@
 
 #include "duet/data/idx.h"
 #include "duet/data/image.h"
+#include "duet/tensor/error.h"
 #include "temp_dir.h"
 
 namespace duet::data {
@@ -117,6 +118,47 @@ TEST(Dataset, BadSpecsAreUsageErrors) {
     ADD_FAILURE() << "accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::runtime);
+  }
+}
+
+// An evaluation reads labels under the model's names: equal names or the unnamed "0".."K-1" keep
+// the labels, names among the model's (spelled as a folder can) are remapped, others refused.
+TEST(Dataset, MatchClassesToAModel) {
+  const std::vector<std::string> model = {"T-shirt/top", "Trouser", "Bag"};
+  auto make = [](std::vector<std::string> names, std::vector<int32_t> labels) {
+    Dataset d;
+    d.class_names = std::move(names);
+    d.labels = Tensor::from_vector(labels, Shape{int64_t(labels.size())});
+    return d;
+  };
+  auto labels_of = [](const Dataset& d) {
+    return std::vector<int32_t>(d.labels.data<int32_t>(), d.labels.data<int32_t>() + d.size());
+  };
+  Dataset same = make({"T-shirt/top", "Trouser"}, {1, 0});
+  match_classes(same, model, "test");
+  EXPECT_EQ(labels_of(same), (std::vector<int32_t>{1, 0}));
+  Dataset unnamed = make({"0", "1", "2"}, {2, 0, 1});
+  match_classes(unnamed, model, "test");
+  EXPECT_EQ(labels_of(unnamed), (std::vector<int32_t>{2, 0, 1}));
+  EXPECT_EQ(unnamed.class_names, (std::vector<std::string>{"0", "1", "2"}));
+  // Folders sort as "Bag", "tshirt_top": labels 0 and 1 there are 2 and 0 for the model.
+  Dataset folder = make({"Bag", "tshirt_top"}, {0, 1, 1, 0});
+  const Tensor shared = folder.labels;
+  match_classes(folder, model, "test");
+  EXPECT_EQ(labels_of(folder), (std::vector<int32_t>{2, 0, 0, 2}));
+  EXPECT_EQ(folder.class_names, model);
+  EXPECT_EQ(shared.data<int32_t>()[1], 1);  // a shallow copy's labels are left alone
+  for (const auto& names : {std::vector<std::string>{"a", "b"},               // unknown
+                            std::vector<std::string>{"bag", "Bag"},           // one class twice
+                            std::vector<std::string>{"0", "1", "2", "3"}}) {  // more than known
+    Dataset d = make(names, {0});
+    try {
+      match_classes(d, model, "eval: --data X");
+      ADD_FAILURE() << names[0] << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 2);
+      EXPECT_EQ(std::string(e.what()).rfind("eval: --data X: class", 0), 0) << e.what();
+    }
   }
 }
 

@@ -315,6 +315,7 @@ void run_eval(const EvalFlags& f) {
   }
   if (d.num_classes() > k)
     fail("eval: --data ", f.data, " has ", d.num_classes(), " classes; the model knows ", k);
+  data::match_classes(d, train::model_class_names(config), "eval: --data " + f.data);
   if (corruption) d = data::corrupt(d, *corruption, f.corrupt_seed);
   std::vector<float> probs;
   std::string generative_line;

@@ -1,6 +1,7 @@
 #include "duet/data/dataset.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -268,6 +269,53 @@ Dataset subset(const Dataset& d, const std::vector<int64_t>& indices) {
     out.labels.data<int32_t>()[j] = d.label(i);
   }
   return out;
+}
+
+namespace {
+
+// A class name as a folder could spell it: lower case, letters and digits only.
+std::string class_key(const std::string& name) {
+  std::string key;
+  for (unsigned char c : name)
+    if (std::isalnum(c)) key += static_cast<char>(std::tolower(c));
+  return key;
+}
+
+std::string joined_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+}  // namespace
+
+void match_classes(Dataset& d, const std::vector<std::string>& model_names,
+                   const std::string& what) {
+  const auto& names = d.class_names;
+  const bool prefix = names.size() <= model_names.size() &&
+                      std::equal(names.begin(), names.end(), model_names.begin());
+  bool unnamed = names.size() <= model_names.size();
+  for (size_t k = 0; unnamed && k < names.size(); ++k) unnamed = names[k] == std::to_string(k);
+  if (prefix || unnamed) return;
+  std::vector<int32_t> to_model(names.size(), -1);
+  for (size_t k = 0; k < names.size(); ++k) {
+    for (size_t m = 0; m < model_names.size() && to_model[k] < 0; ++m)
+      if (names[k] == model_names[m]) to_model[k] = static_cast<int32_t>(m);
+    for (size_t m = 0; m < model_names.size() && to_model[k] < 0; ++m)
+      if (!class_key(names[k]).empty() && class_key(names[k]) == class_key(model_names[m]))
+        to_model[k] = static_cast<int32_t>(m);
+    if (to_model[k] < 0)
+      fail_usage(what, ": class '", names[k], "' is none of the model's classes (",
+                 joined_names(model_names), "); name the data's classes after them");
+    for (size_t j = 0; j < k; ++j)
+      if (to_model[j] == to_model[k])
+        fail_usage(what, ": classes '", names[j], "' and '", names[k], "' both stand for the ",
+                   "model's '", model_names[size_t(to_model[k])], "'");
+  }
+  Tensor labels = Tensor::empty(d.labels.shape(), DType::i32);
+  for (int64_t i = 0; i < d.size(); ++i) labels.data<int32_t>()[i] = to_model[size_t(d.label(i))];
+  d.labels = labels;
+  d.class_names = model_names;
 }
 
 std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed, uint64_t stream) {

@@ -79,6 +79,16 @@ Dataset load_dataset(const std::string& spec, const DataOptions& options = {});
 // The images at `indices`, in that order (a copy).
 Dataset subset(const Dataset& d, const std::vector<int64_t>& indices);
 
+// Gives `d` the label indices of a model whose classes are `model_names`, so that an evaluation
+// compares like with like. Kept as they are: the same names in the same order (a prefix of them
+// too), or the unnamed "0".."K-1" of an IDX pair without meta.json (K <= the model's count).
+// Remapped: names that are each one of the model's, in any order; a folder cannot be called
+// "T-shirt/top", so names match ignoring case and everything but letters and digits
+// ("tshirt_top" is "T-shirt/top"). Anything else is a usage Error naming `what` and the classes:
+// never labels read by position under the wrong names.
+void match_classes(Dataset& d, const std::vector<std::string>& model_names,
+                   const std::string& what);
+
 struct TrainValSplit {
   Dataset train, val;
 };
