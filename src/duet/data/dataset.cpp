@@ -281,13 +281,13 @@ std::string class_key(const std::string& name) {
   return key;
 }
 
-std::string joined_names(const std::vector<std::string>& names) {
+}  // namespace
+
+std::string joined_class_names(const std::vector<std::string>& names) {
   std::string s;
   for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
   return s;
 }
-
-}  // namespace
 
 void match_classes(Dataset& d, const std::vector<std::string>& model_names,
                    const std::string& what) {
@@ -306,7 +306,7 @@ void match_classes(Dataset& d, const std::vector<std::string>& model_names,
         to_model[k] = static_cast<int32_t>(m);
     if (to_model[k] < 0)
       fail_usage(what, ": class '", names[k], "' is none of the model's classes (",
-                 joined_names(model_names), "); name the data's classes after them");
+                 joined_class_names(model_names), "); name the data's classes after them");
     for (size_t j = 0; j < k; ++j)
       if (to_model[j] == to_model[k])
         fail_usage(what, ": classes '", names[j], "' and '", names[k], "' both stand for the ",

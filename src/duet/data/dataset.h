@@ -89,6 +89,9 @@ Dataset subset(const Dataset& d, const std::vector<int64_t>& indices);
 void match_classes(Dataset& d, const std::vector<std::string>& model_names,
                    const std::string& what);
 
+// "a, b, c": class names for messages.
+std::string joined_class_names(const std::vector<std::string>& names);
+
 struct TrainValSplit {
   Dataset train, val;
 };

@@ -36,9 +36,9 @@ data::Dataset load_train_set(const ClassifyRecipe& r) {
 }
 
 std::string joined(const std::vector<std::string>& names) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
-  return "[" + s + "]";
+  std::string s = "[";  // built by appends: GCC 12 misreads "[" + string (-Wrestrict)
+  s += data::joined_class_names(names);
+  return s + "]";
 }
 
 // The training images followed by --extra-data's (brought to their channels and size): extra

@@ -46,8 +46,7 @@ void fail_recipe_field(const char* key, const std::string& value) {
 
 bool all_parameters_finite(nn::Module& model) {
   for (auto& [name, t] : model.named_parameters())
-    for (float v : t->span<float>())
-      if (!std::isfinite(v)) return false;
+    if (first_non_finite(*t) >= 0) return false;
   return true;
 }
 
