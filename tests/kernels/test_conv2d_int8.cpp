@@ -191,6 +191,12 @@ const Case kTailCases[] = {
     {1, 256, 17, 4, 5, 3, 1, 1, 1},   // 2304 taps per output: large int32 sums
     {1, 16, 16, 3, 33, 3, 1, 1, 1},   // 33 columns: 64-pixel chunks straddle rows unevenly
     {2, 48, 64, 14, 14, 3, 1, 1, 1},  // a ResNet-20 middle layer, several output blocks
+    // 16-byte pixels (C4 = 16) at stride 1, whose one-block layers AVX-512 VNNI runs four
+    // pixels a vector: rows of 10 (quads and a 2-pixel tail), quads gathered across rows and
+    // chunks, spare input channels (C = 13), a single block after a pair (K = 48), dilation 2.
+    {3, 13, 48, 7, 10, 3, 1, 1, 1},
+    {1, 16, 16, 9, 9, 3, 1, 2, 2},
+    {4, 16, 16, 28, 28, 3, 1, 1, 1},  // ResNet-20's first stage, many-images path
 };
 
 TEST(Conv2dInt8, MatchesReferenceOnTailShapes) {

@@ -28,6 +28,12 @@ void int8_block_vnni(const uint8_t* image, const int64_t* base, int64_t count,
 void int8_block_avx512vnni(const uint8_t* image, const int64_t* base, int64_t count,
                            const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
                            int32_t* acc);
+// The same for an image of 16-byte pixels (channels4 == 16, which the caller guarantees; other
+// widths give wrong sums): pixels in runs 16 bytes apart (a row at stride 1) go four at a time
+// into one vector. Same integers as int8_block_avx512vnni.
+void int8_block_quads_avx512vnni(const uint8_t* image, const int64_t* base, int64_t count,
+                                 const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
+                                 int32_t* acc);
 // Two blocks at once (kb and kb + 1, whose packed weights follow at wblock + groups4 * 64), the
 // sums of block kb + t into acc_t: the same integers as two int8_block_avx512vnni calls.
 void int8_block_pair_avx512vnni(const uint8_t* image, const int64_t* base, int64_t count,
