@@ -7,6 +7,7 @@
 // free of shared inline code (see the CMake rule for *_avx512*.cpp files).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -184,47 +185,40 @@ void int8_block_pair_avx512vnni(const uint8_t* image, const int64_t* base, int64
 void int8_block_quads_avx512vnni(const uint8_t* image, const int64_t* base, int64_t count,
                                  const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
                                  int32_t* acc) {
-  // Three quads a call: 12 accumulators, 3 pixel vectors and 4 weights in registers (four
-  // quads ran 15-20 % slower in isolation, five no faster). Quads may come from different rows.
-  constexpr int kQuads = 3;
-  const uint8_t* quad[kQuads];
-  int32_t* quad_acc[kQuads];
-  int pending = 0;
-  auto flush = [&] {
-    switch (pending) {
-      case 3:
-        quads_16<3>(quad, tap_offsets, groups4, wblock, quad_acc);
-        break;
-      case 2:
-        quads_16<2>(quad, tap_offsets, groups4, wblock, quad_acc);
-        break;
-      case 1:
-        quads_16<1>(quad, tap_offsets, groups4, wblock, quad_acc);
-        break;
-      default:
-        break;
-    }
-    pending = 0;
-  };
+  // The quads of every run first (pixels 16 bytes apart: one output row at stride 1), the runs'
+  // 1-3 leftover pixels by rows_16 at once.
+  constexpr int64_t kMaxQuads = 64;
+  const uint8_t* quad[kMaxQuads];
+  int32_t* quad_acc[kMaxQuads];
+  int64_t quads = 0;
   for (int64_t j = 0; j < count;) {
-    // A run of pixels 16 bytes apart (one output row, at stride 1): its quads, then its tail.
     int64_t run = 1;
     while (j + run < count && base[j + run] == base[j + run - 1] + 16) ++run;
     const int64_t end = j + run;
-    for (; j + 4 <= end; j += 4) {
-      quad[pending] = image + base[j];
-      quad_acc[pending] = acc + j * 16;
-      if (++pending == kQuads) flush();
+    for (; j + 4 <= end && quads < kMaxQuads; j += 4, ++quads) {
+      quad[quads] = image + base[j];
+      quad_acc[quads] = acc + j * 16;
     }
     if (j < end) {
-      const int64_t tail = end - j;
-      in_row_groups(tail, [&]<int R>(int64_t i) {
+      in_row_groups(end - j, [&]<int R>(int64_t i) {
         rows_16<R>(image, base + j + i, tap_offsets, groups4, wblock, acc + (j + i) * 16);
       });
       j = end;
     }
   }
-  flush();
+  // Three quads a call (12 accumulators, 3 pixel vectors and 4 weights in registers; four ran
+  // 15-20 % slower in isolation, five no faster), two and two rather than three and one: quads
+  // from different rows share a call.
+  for (int64_t q = 0; q < quads;) {
+    const int64_t left = quads - q, take = left == 4 ? 2 : std::min<int64_t>(left, 3);
+    if (take == 3)
+      quads_16<3>(quad + q, tap_offsets, groups4, wblock, quad_acc + q);
+    else if (take == 2)
+      quads_16<2>(quad + q, tap_offsets, groups4, wblock, quad_acc + q);
+    else
+      quads_16<1>(quad + q, tap_offsets, groups4, wblock, quad_acc + q);
+    q += take;
+  }
 }
 
 void int8_block_avx512vnni(const uint8_t* image, const int64_t* base, int64_t count,
