@@ -233,12 +233,14 @@ struct Paths {
 
 Paths resolve_paths(const Conv2dShape& s, const Int8ConvWeights& w) {
   const bool avx2 = isa_at_least(Isa::avx2);
+  // Images of 16-byte pixels at stride 1: four neighbouring pixels a vector (the quads kernel).
+  const auto avx512_vnni_block = w.channels4 == 16 && s.stride_w == 1
+                                     ? detail::int8_block_quads_avx512vnni
+                                     : detail::int8_block_avx512vnni;
   return {avx2,
           avx2 && isa_at_least(Isa::avx512),
           !avx2                    ? detail::int8_block_generic
-          : use_avx512_vnni()      ? (w.channels4 == 16 && s.stride_w == 1
-                                          ? detail::int8_block_quads_avx512vnni
-                                          : detail::int8_block_avx512vnni)
+          : use_avx512_vnni()      ? avx512_vnni_block
           : use_avx_vnni()         ? detail::int8_block_vnni
           : w.taps_pair_in_int16() ? detail::int8_block_avx2_paired
                                    : detail::int8_block_avx2,

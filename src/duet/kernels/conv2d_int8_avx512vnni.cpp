@@ -2,8 +2,8 @@
 // products into each of 16 int32 lanes, so a packed group of four taps x 16 channels (64 bytes)
 // is one register and one instruction per pixel (two of each on 256-bit VNNI). Rows of eight
 // pixels with even and odd tap groups in separate accumulators give sixteen independent chains;
-// where a layer has two blocks or more, pairs of blocks share each broadcast pixel.
-// Integer results are identical to the other paths. Called only when use_avx512_vnni(); kept
+// where a layer has two blocks or more, pairs of blocks share each broadcast pixel, and one-block
+// layers of 16-byte pixels take four pixels a vector (quads_16). Integer results are identical to the other paths. Called only when use_avx512_vnni(); kept
 // free of shared inline code (see the CMake rule for *_avx512*.cpp files).
 #include <immintrin.h>
 
@@ -122,7 +122,8 @@ void quads_16(const uint8_t* const* quad, const int32_t* tap_offsets, int64_t gr
       __m512i wq[4];
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k)
-        wq[k] = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * 16)));
+        wq[k] =
+            _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * 16)));
 #pragma GCC unroll 8
       for (int q = 0; q < Quads; ++q) {
         const __m512i a = _mm512_shuffle_epi32(x[q], static_cast<_MM_PERM_ENUM>(t * 0x55));
