@@ -3,8 +3,9 @@
 // is one register and one instruction per pixel (two of each on 256-bit VNNI). Rows of eight
 // pixels with even and odd tap groups in separate accumulators give sixteen independent chains;
 // where a layer has two blocks or more, pairs of blocks share each broadcast pixel, and one-block
-// layers of 16-byte pixels take four pixels a vector (quads_16). Integer results are identical to the other paths. Called only when use_avx512_vnni(); kept
-// free of shared inline code (see the CMake rule for *_avx512*.cpp files).
+// layers of 16-byte pixels take four pixels a vector (quads_16). Integer results are identical
+// to the other paths. Called only when use_avx512_vnni(); kept free of shared inline code (see
+// the CMake rule for *_avx512*.cpp files).
 #include <immintrin.h>
 
 #include <algorithm>
