@@ -1,5 +1,6 @@
 // The int8 convolution against its reference twin: bit-identical outputs (the integer part is
-// exact, and both paths apply the same float epilogue operations in the same order; Winograd
+// exact, and both paths apply the same float epilogue operations in the same order, scale and
+// bias as one fused multiply-add (int8_scaled_sum); Winograd
 // F(4x4), whose transformed weights are rounded, within a stated tolerance) on tail
 // shapes — output channels not a multiple of 16, input channels not a multiple of 4, pixel
 // counts not a multiple of 4 — with stride, dilation, padding, both ISAs, the AVX-VNNI
@@ -70,12 +71,11 @@ void check_case(const Case& c, Activation act, bool with_residual, int seed,
   const auto wq = int8_pattern(size_t(c.k * c.c * c.r * c.r), seed, weight_max);
   const int64_t out_n = c.batch * c.k * s.out_h() * s.out_w();
   const auto scale = pattern(size_t(c.k), seed + 1, 0.001f, 0.01f);
-  const auto shift = pattern(size_t(c.k), seed + 2, -0.5f, 0.5f);
   const auto bias = pattern(size_t(c.k), seed + 3, -0.5f, 0.5f);
   const auto residual = pattern(size_t(out_n), seed + 4, -1.0f, 1.0f);
   Epilogue e;
   if (act != Activation::silu || with_residual) {  // one case per file runs the plain int path
-    e.scale = scale.data(), e.shift = shift.data(), e.bias = bias.data();
+    e.scale = scale.data(), e.bias = bias.data();
   }
   e.act = act;
   if (with_residual) e.residual = residual.data(), e.ld_residual = s.out_h() * s.out_w();
@@ -453,6 +453,15 @@ TEST(Conv2dInt8, PackerChecks) {
   s.out_channels = 2, s.kernel_h = s.kernel_w = 3, s.in_h = s.in_w = 4;
   std::vector<float> buf(512);
   EXPECT_THROW(conv2d_int8_forward(s, buf.data(), ActivationQuant{}, p, buf.data()), duet::Error);
+  // The int8 epilogue is scale and bias in one fused multiply-add; a shift would be ignored.
+  s.in_channels = 3;
+  Epilogue e;
+  const float shift[2] = {1.0f, 2.0f};
+  e.shift = shift;
+  EXPECT_THROW(conv2d_int8_forward(s, buf.data(), ActivationQuant{}, p, buf.data(), e),
+               duet::Error);
+  EXPECT_THROW(ref::conv2d_int8_forward(s, buf.data(), ActivationQuant{}, w.data(), buf.data(), e),
+               duet::Error);
 }
 
 }  // namespace

@@ -156,10 +156,7 @@ void int8_store_blocked_generic(const int32_t* acc, int64_t count, int64_t kn,
         yb[at] = 0.0f;
         continue;
       }
-      float v = float(acc[at] - zero_point_sums[k]);  // gemm.h's epilogue order
-      if (e.scale) v *= e.scale[ch];
-      if (e.shift) v += e.shift[ch];
-      if (e.bias) v += e.bias[ch];
+      float v = int8_scaled_sum(e, acc[at] - zero_point_sums[k], ch);
       if (residual) v += residual[at];
       yb[at] = gemm_detail::activate(e.act, v);
     }
@@ -169,9 +166,11 @@ void int8_store_generic(const int32_t* acc, int64_t count, int64_t kn,
                         const int32_t* zero_point_sums, const Epilogue& e, int64_t k0, int64_t p0,
                         float* yb, int64_t ld) {
   for (int64_t k = 0; k < kn; ++k)
-    for (int64_t j = 0; j < count; ++j)
-      yb[k * ld + j] = gemm_detail::epilogue_scalar(
-          e, float(acc[j * kInt8BlockK + k] - zero_point_sums[k]), k0 + k, p0 + j);
+    for (int64_t j = 0; j < count; ++j) {
+      float v = int8_scaled_sum(e, acc[j * kInt8BlockK + k] - zero_point_sums[k], k0 + k);
+      if (e.residual) v += e.residual[(k0 + k) * e.ld_residual + p0 + j];
+      yb[k * ld + j] = gemm_detail::activate(e.act, v);
+    }
 }
 
 }  // namespace detail
@@ -376,6 +375,7 @@ void int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& x
              ", ", s.kernel_h, ", ", s.kernel_w, "]");
   DUET_CHECK(x && y, "conv2d_int8: null buffer");
   DUET_CHECK(e.axis == ChannelAxis::row, "conv2d_int8: the epilogue's channel axis must be rows");
+  DUET_CHECK(!e.shift, "conv2d_int8: the epilogue takes scale and bias, not shift");
   if (s.batch == 0) return;
   const Paths paths = resolve_paths(s, w);
   const bool avx2 = paths.avx2;

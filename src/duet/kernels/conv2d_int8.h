@@ -1,7 +1,7 @@
 // int8 convolution for inference: float NCHW (or channel-blocked) input quantised on the fly to
 // 7-bit unsigned activations, per-output-channel symmetric int8 weights packed once, int32
-// accumulation, and the float epilogue (scale, shift, bias, residual, activation) fused into the
-// store.
+// accumulation, and the float epilogue (scale and bias in one fused multiply-add, residual,
+// activation) fused into the store.
 //
 // Why 7-bit activations: AVX2's vpmaddubsw multiplies u8 x s8 and adds adjacent pairs into a
 // saturating int16. With activations in [0, 127] and weights in [-127, 127] a pair sum is at most
@@ -47,6 +47,15 @@ inline uint8_t quantize_activation(float x, const ActivationQuant& q) {
   return static_cast<uint8_t>(v);
 }
 
+// The int8 convolution's output before its residual and activation: the int32 sum (zero points
+// taken out) times the channel's scale plus its bias, rounded once, as a fused multiply-add,
+// which is one instruction on every vector path and std::fma in the scalar twins, so all agree
+// bit for bit. Absent terms are identities: fma(d, 1, -0) == d for every float d. int8 convs
+// take no Epilogue::shift (an Error).
+inline float int8_scaled_sum(const Epilogue& e, int32_t sum, int64_t k) {
+  return std::fma(float(sum), e.scale ? e.scale[k] : 1.0f, e.bias ? e.bias[k] : -0.0f);
+}
+
 // Weights [K, C, R, S] (int8, groups = 1) rearranged once for the kernels: taps ordered
 // (r, s, c) with channels padded to a multiple of 4 (zeros), so four consecutive taps are four
 // consecutive channels of one pixel of an NHWC image; output channels in blocks of 16.
@@ -71,8 +80,9 @@ inline constexpr int64_t kInt8BlockK = 16;
 Int8ConvWeights pack_int8_conv_weights(const int8_t* w, int64_t out_channels, int64_t in_channels,
                                        int64_t kernel_h, int64_t kernel_w);
 
-// y[N, K, P, Q] = epilogue(float(sum over taps of w * (q(x) - zero_point))) for groups == 1;
-// padding contributes zero. `s` must match the packed weights. Overwrites y.
+// y[N, K, P, Q] = act(int8_scaled_sum(e, sum over taps of w * (q(x) - zero_point), k)
+// [+ residual]) for groups == 1; padding contributes zero. `s` must match the packed weights.
+// Overwrites y.
 void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQuant& xq,
                          const Int8ConvWeights& w, float* y, const Epilogue& epilogue = {});
 
@@ -126,16 +136,16 @@ void quantize_blocked_to_padded_nhwc_avx512(const float* x, int64_t c, int64_t h
 void quantize_blocked_channels(const float* x, int64_t c_begin, int64_t c, int64_t h, int64_t w,
                                int64_t pad_h, int64_t pad_w, int64_t channels4,
                                const ActivationQuant& q, uint8_t* out);
-// The blocked store: yb[16 j + k] = epilogue(float(acc[16 j + k] - zero_point_sums[k])) for
-// k < kn (the epilogue's per-channel arrays at channel k0 + k, its residual laid out like yb),
-// and 0 for kn <= k < 16, for pixels j < count.
+// The blocked store: yb[16 j + k] = the output (int8_scaled_sum, residual, activation) of the
+// sum acc[16 j + k] - zero_point_sums[k] for k < kn (the epilogue's per-channel arrays at channel
+// k0 + k, its residual laid out like yb), and 0 for kn <= k < 16, for pixels j < count.
 void int8_store_blocked_avx2(const int32_t* acc, int64_t count, int64_t kn,
                              const int32_t* zero_point_sums, const Epilogue& e, int64_t k0,
                              const float* residual, float* yb);
 void int8_store_blocked_generic(const int32_t* acc, int64_t count, int64_t kn,
                                 const int32_t* zero_point_sums, const Epilogue& e, int64_t k0,
                                 const float* residual, float* yb);
-// The store: yb[k * ld + j] = epilogue(float(acc[j * 16 + k] - zero_point_sums[k])) for k < kn,
+// The store: yb[k * ld + j] = the output of sum acc[j * 16 + k] - zero_point_sums[k] for k < kn,
 // j < count. The epilogue sees element (k0 + k, p0 + j) of the image's [K, P*Q] block (its
 // residual pointer already at the image, ld_residual its row length). zero_point_sums: 16 entries.
 void int8_store_avx2(const int32_t* acc, int64_t count, int64_t kn, const int32_t* zero_point_sums,

@@ -93,32 +93,31 @@ void int8_store_avx2(const int32_t* acc, int64_t count, int64_t kn, const int32_
         r[i] = _mm256_cvtepi32_ps(_mm256_sub_epi32(
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + (j + i) * 16 + c0)), zps));
       simd::transpose8(r);  // row i: channel c0 + i, lanes: pixels j..j+7
-      // The epilogue in gemm.h's order, as the scalar twin applies it.
       for (int64_t i = 0; i < std::min<int64_t>(8, kn - c0); ++i) {
         const int64_t k = k0 + c0 + i;
-        __m256 v = r[i];
-        if (e.scale) v = _mm256_mul_ps(v, _mm256_set1_ps(e.scale[k]));
-        if (e.shift) v = _mm256_add_ps(v, _mm256_set1_ps(e.shift[k]));
-        if (e.bias) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[k]));
+        // int8_scaled_sum: one fused multiply-add, as the scalar twin's std::fma.
+        __m256 v = _mm256_fmadd_ps(r[i], _mm256_set1_ps(e.scale ? e.scale[k] : 1.0f),
+                                   _mm256_set1_ps(e.bias ? e.bias[k] : -0.0f));
         if (e.residual)
           v = _mm256_add_ps(v, _mm256_loadu_ps(e.residual + k * e.ld_residual + p0 + j));
         _mm256_storeu_ps(yb + (c0 + i) * ld + j, gemm_detail::activate_ps(e.act, v));
       }
     }
   for (int64_t k = 0; k < kn; ++k)
-    for (int64_t t = j; t < count; ++t)
-      yb[k * ld + t] = gemm_detail::epilogue_scalar(e, float(acc[t * 16 + k] - zero_point_sums[k]),
-                                                    k0 + k, p0 + t);
+    for (int64_t t = j; t < count; ++t) {
+      float v = int8_scaled_sum(e, acc[t * 16 + k] - zero_point_sums[k], k0 + k);
+      if (e.residual) v += e.residual[(k0 + k) * e.ld_residual + p0 + t];
+      yb[k * ld + t] = gemm_detail::activate(e.act, v);
+    }
 }
 
 namespace {
 
-// A 16-channel block's epilogue constants, two halves of 8 lanes. Absent scale, shift and bias
-// terms are identities: x * 1 and x + (-0) are exact for every float x, -0 included, so the
-// result is bit for bit the scalar twin's, which skips them.
+// A 16-channel block's epilogue constants, two halves of 8 lanes, with int8_scaled_sum's
+// identities for absent scale and bias.
 struct BlockConstants {
   __m256i zero_point_sums[2];
-  __m256 mul[2], shift[2], bias[2], live[2];
+  __m256 mul[2], bias[2], live[2];
 };
 
 // The blocked store's loop for one residual choice and activation (compile-time, so the loop body
@@ -131,12 +130,7 @@ void store_blocked_rows(const int32_t* acc, int64_t count, const BlockConstants&
       const int64_t at = j * 16 + 8 * h;
       __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(
           _mm256_load_si256(reinterpret_cast<const __m256i*>(acc + at)), k.zero_point_sums[h]));
-      // The epilogue in gemm.h's order, as the scalar twin applies it.
-      v = _mm256_mul_ps(v, k.mul[h]);
-      // Round the product here like the twin does: without the barrier the compiler fuses the
-      // multiply and the add into one FMA (one rounding), which the twin never does.
-      asm("" : "+x"(v));
-      v = _mm256_add_ps(_mm256_add_ps(v, k.shift[h]), k.bias[h]);
+      v = _mm256_fmadd_ps(v, k.mul[h], k.bias[h]);  // int8_scaled_sum
       if constexpr (kResidual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual + at));
       _mm256_storeu_ps(yb + at, _mm256_and_ps(gemm_detail::activate_ps(kAct, v), k.live[h]));
     }
@@ -172,7 +166,6 @@ void int8_store_blocked_avx2(const int32_t* acc, int64_t count, int64_t kn,
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zero_point_sums + 8 * h));
     const int64_t at = k0 + 8 * h;
     k.mul[h] = e.scale ? _mm256_maskload_ps(e.scale + at, on) : one;
-    k.shift[h] = e.shift ? _mm256_maskload_ps(e.shift + at, on) : minus_zero;
     k.bias[h] = e.bias ? _mm256_maskload_ps(e.bias + at, on) : minus_zero;
   }
   if (residual)

@@ -46,16 +46,13 @@ bool int8_store_blocked_avx512(const int32_t* acc, int64_t count, int64_t kn,
   if (e.act != Activation::none && e.act != Activation::relu) return false;
   const __mmask16 live = static_cast<__mmask16>((1u << kn) - 1);  // kn in [1, 16]
   const __m512i zps = _mm512_loadu_si512(zero_point_sums);
-  // Absent terms are identities (x * 1 and x + (-0) are exact for every x), as in the AVX2 store.
+  // int8_scaled_sum's identities for absent terms: fma(x, 1, -0) == x for every x.
   const __m512 mul = e.scale ? _mm512_maskz_loadu_ps(live, e.scale + k0) : _mm512_set1_ps(1.0f);
-  const __m512 shift = e.shift ? _mm512_maskz_loadu_ps(live, e.shift + k0) : _mm512_set1_ps(-0.0f);
   const __m512 bias = e.bias ? _mm512_maskz_loadu_ps(live, e.bias + k0) : _mm512_set1_ps(-0.0f);
   const bool relu = e.act == Activation::relu;
   for (int64_t j = 0; j < count; ++j) {
     __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(acc + j * 16), zps));
-    v = _mm512_mul_ps(v, mul);
-    asm("" : "+v"(v));  // round the product, as the twin does (no fused multiply-add)
-    v = _mm512_add_ps(_mm512_add_ps(v, shift), bias);
+    v = _mm512_fmadd_ps(v, mul, bias);  // int8_scaled_sum: one rounding
     if (residual) v = _mm512_add_ps(v, _mm512_loadu_ps(residual + j * 16));
     if (relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);  // relu_ps: NaN stays NaN
     _mm512_storeu_ps(yb + j * 16, _mm512_maskz_mov_ps(live, v));

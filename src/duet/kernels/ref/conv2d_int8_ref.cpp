@@ -1,7 +1,7 @@
 // Reference twin of the int8 convolution: quantise every input element with the same scalar
 // rule, accumulate w * (q - zero_point) over every in-bounds tap in int32 (padding is x = 0),
-// then the scalar epilogue on float(acc). Slow on purpose; the packed kernels are tested against
-// it bit for bit (the integer part is exact in both).
+// then the int8 epilogue (int8_scaled_sum, residual, activation). Slow on purpose; the packed
+// kernels are tested against it bit for bit (the integer part is exact in both).
 #include "duet/kernels/conv2d_impl.h"
 #include "duet/kernels/conv2d_int8.h"
 #include "duet/kernels/gemm_epilogue.h"
@@ -13,6 +13,7 @@ void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQ
                          const int8_t* w, float* y, const Epilogue& e) {
   detail::check_conv2d_shape(s);
   DUET_CHECK(s.groups == 1, "conv2d_int8: groups must be 1, got ", s.groups);
+  DUET_CHECK(!e.shift, "conv2d_int8: the epilogue takes scale and bias, not shift");
   const int64_t P = s.out_h(), Q = s.out_w(), C = s.in_channels;
   for (int64_t n = 0; n < s.batch; ++n)
     for (int64_t k = 0; k < s.out_channels; ++k)
@@ -30,13 +31,10 @@ void conv2d_int8_forward(const Conv2dShape& s, const float* x, const ActivationQ
                 acc += int32_t(w[((k * C + c) * s.kernel_h + r) * s.kernel_w + t]) *
                        (qx - xq.zero_point);
               }
-          // The epilogue sees the image's [K, P*Q] block, like the GEMM store does.
-          Epilogue en = e;
-          if (e.residual) en.residual = e.residual + n * s.out_channels * P * Q;
-          en.ld_residual = P * Q;
-          en.axis = ChannelAxis::row;
-          y[((n * s.out_channels + k) * P + p) * Q + q] =
-              gemm_detail::epilogue_scalar(en, float(acc), k, p * Q + q);
+          const int64_t at = ((n * s.out_channels + k) * P + p) * Q + q;
+          float v = int8_scaled_sum(e, acc, k);
+          if (e.residual) v += e.residual[at];
+          y[at] = gemm_detail::activate(e.act, v);
         }
 }
 
