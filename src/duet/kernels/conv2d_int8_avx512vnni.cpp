@@ -101,9 +101,9 @@ void rows_16x2(const uint8_t* image, const int64_t* base, const int32_t* tap_off
 // channels (16 bytes of the packed block) are broadcast to every lane, so one vpdpbusd adds four
 // pixels x four channels. Per kernel position and quad: 1 load and 4 shuffles for 16 vpdpbusd,
 // with the 16 weight broadcasts shared by the Quads quads; rows_16 needs a broadcast load per
-// vpdpbusd, which capped one-block layers at about 55 % of the pair kernel's rate (ResNet-20's
-// 16-channel stage on a Xeon: 140-160 against 240-250 G multiply-adds/s per core in
-// isolation, this form 190-250). The sums land lane-major and are transposed once per quad.
+// vpdpbusd, which held one-block layers to 50-65 % of the pair kernel's rate (ResNet-20's
+// 16-channel stage on a Xeon: 120-160 against 234-251 G multiply-adds/s per core in
+// isolation, this form 188-249). The sums land lane-major and are transposed once per quad.
 template <int Quads>
 void quads_16(const uint8_t* const* quad, const int32_t* tap_offsets, int64_t groups4,
               const int8_t* wblock, int32_t* const* acc) {
