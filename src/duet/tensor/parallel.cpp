@@ -37,18 +37,28 @@ int& threads_setting() {
 thread_local int tl_index = 0;
 thread_local bool tl_in_region = false;
 
-// How long a waiting thread polls before it sleeps: long enough to catch the next region of a
-// layer-by-layer forward pass, short enough to give the core away on a shared machine.
+// How a waiting thread polls before it sleeps: first with pause for kSpin, long enough to
+// catch the next region of a layer-by-layer forward pass; then, up to kYieldSpin, yielding the
+// core between polls, so the next region of a training step still finds it awake (waking a
+// sleeper costs tens of microseconds, more in a VM) while another process that wants the core
+// gets it.
 constexpr auto kSpin = std::chrono::microseconds(50);
+constexpr auto kYieldSpin = std::chrono::microseconds(1000);
 
-// Polls `done` for up to kSpin; true when it became true.
+// Polls `done` for up to kYieldSpin; true when it became true.
 template <class Pred>
 bool spin_until(Pred done) {
-  const auto until = std::chrono::steady_clock::now() + kSpin;
+  const auto start = std::chrono::steady_clock::now();
+  const auto until = start + kSpin, yield_until = start + kYieldSpin;
   for (int i = 0;; ++i) {
     if (done()) return true;
     DUET_CPU_RELAX();
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return done();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) break;
+  }
+  for (;;) {
+    if (done()) return true;
+    std::this_thread::yield();
+    if (std::chrono::steady_clock::now() > yield_until) return done();
   }
 }
 

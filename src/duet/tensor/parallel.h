@@ -1,9 +1,9 @@
 // Threading for the whole engine: one pool of worker threads of our own, sized by
 // set_num_threads() (the CLI's -t/--threads), else $DUET_THREADS, else all cores. Work is split
 // into static, contiguous chunks so the same thread count always gives the same partition and
-// therefore the same results. Idle workers spin for a few microseconds and then sleep, so a busy
-// machine (other processes on the cores) does not stall every parallel region, which is what
-// OpenMP's default spin-waiting did here.
+// therefore the same results. Idle workers poll for up to 1 ms, yielding the core after the first
+// 50 us (parallel.cpp), and then sleep, so a busy machine (other processes on the cores) does not
+// stall every parallel region, which is what OpenMP's default spin-waiting did here.
 #pragma once
 
 #include <cstdint>
