@@ -188,8 +188,9 @@ void int8_block_quads_avx512vnni(const uint8_t* image, const int64_t* base, int6
                                  const int32_t* tap_offsets, int64_t groups4, const int8_t* wblock,
                                  int32_t* acc) {
   // The quads of every run first (pixels 16 bytes apart: one output row at stride 1), the runs'
-  // 1-3 leftover pixels by rows_16 at once.
-  constexpr int64_t kMaxQuads = 64;
+  // 1-3 leftover pixels by rows_16 at once. count <= 64 gives at most 16 quads; pixels past
+  // them (a longer call) would go to rows_16 too.
+  constexpr int64_t kMaxQuads = 16;
   const uint8_t* quad[kMaxQuads];
   int32_t* quad_acc[kMaxQuads];
   int64_t quads = 0;
