@@ -52,16 +52,15 @@ void add_bn_blocked(int64_t n, int64_t c, int64_t hw, bool affine) {
            const auto xb = blocked(n, c, hw, x), resb = blocked(n, c, hw, res);
            return [=](bool fast, std::vector<float>& out) {
              std::vector<float> y(bz, kNaN), sm(cs, kNaN), si(cs, kNaN), m = rm, v = rv;
+             std::vector<float> scale(cs, kNaN), shift(cs, kNaN);
              const k::NormTail tail{with_residual ? resb.data() : nullptr, relu, k::ActFn::relu};
              (fast ? k::batch_norm_blocked_forward_train
                    : k::ref::batch_norm_blocked_forward_train)(
                  n, c, hw, xb.data(), opt(g, affine), opt(b, affine), 1e-5f, 0.1f, m.data(),
-                 v.data(), y.data(), sm.data(), si.data(), tail);
+                 v.data(), y.data(), sm.data(), si.data(), tail,
+                 k::AppliedAffine{scale.data(), shift.data()});
              out = y;
-             append(out, sm);
-             append(out, si);
-             append(out, m);
-             append(out, v);
+             for (const auto* part : {&sm, &si, &m, &v, &scale, &shift}) append(out, *part);
            };
          }});
     duet::test::add_kernel_case(
@@ -88,6 +87,38 @@ void add_bn_blocked(int64_t n, int64_t c, int64_t hw, bool affine) {
            };
          }});
   }
+  // A ReLU tail without residual whose mask the backward recomputes from x: the forward's own
+  // scale and shift put about half of the values below zero.
+  duet::test::add_kernel_case(
+      {"batch_norm_blocked/bwd/" + tag + "/relu_from_x", double(sz), 1e-5, 1e-3, [=] {
+         auto x = random_vector(sz, 240 + sz, 1.0f, 4.0f);
+         auto dy = random_vector(sz, 241 + sz);
+         auto g = random_vector(cs, 242, 0.5f, 1.5f), beta = random_vector(cs, 243, -0.5f, 0.5f);
+         const auto xb = blocked(n, c, hw, x), dyb = blocked(n, c, hw, dy);
+         std::vector<float> yb(bz), sm(cs), si(cs), scale(cs), shift(cs);
+         k::batch_norm_blocked_forward_train(
+             n, c, hw, xb.data(), opt(g, affine), opt(beta, affine), 1e-5f, 0.1f, nullptr, nullptr,
+             yb.data(), sm.data(), si.data(), {nullptr, true}, {scale.data(), shift.data()});
+         return [=](bool fast, std::vector<float>& out) {
+           std::vector<float> dx(bz, kNaN), dg(cs, kNaN), db(cs, kNaN);
+           k::ReluGradMask mask;
+           mask.x_scale = scale.data();
+           mask.x_shift = shift.data();
+           float* dgp = affine ? dg.data() : nullptr;
+           float* dbp = affine ? db.data() : nullptr;
+           if (fast)
+             k::batch_norm_blocked_backward(n, c, hw, xb.data(), dyb.data(), opt(g, affine),
+                                            sm.data(), si.data(), dx.data(), dgp, dbp, mask);
+           else
+             k::ref::batch_norm_blocked_backward(n, c, hw, xb.data(), dyb.data(), opt(g, affine),
+                                                 sm.data(), si.data(), dx.data(), dgp, dbp, mask);
+           out = dx;
+           if (affine) {
+             append(out, dg);
+             append(out, db);
+           }
+         };
+       }});
   for (bool relu : {false, true}) {
     const std::string name = tag + (relu ? "/relu" : "");
     duet::test::add_kernel_case(

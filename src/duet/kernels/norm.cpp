@@ -108,6 +108,7 @@ void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, con
                            float* dx, float* dgamma, float* dbeta, const ReluGradMask& relu) {
   check_nchw("batch_norm2d_backward", n, c, hw);
   DUET_CHECK(!relu.y || relu.masked_dy, "batch_norm2d_backward: a ReLU mask needs masked_dy");
+  DUET_CHECK(!relu.x_scale, "batch_norm2d_backward: a ReLU mask from x is for blocked inputs only");
   const auto& v = detail::nn_vec();
   const double m = double(n * hw);
   // With a ReLU the batch norm's output gradient is the masked one, written here once.

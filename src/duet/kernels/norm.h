@@ -43,6 +43,12 @@ void batch_norm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
 struct ReluGradMask {
   const float* y = nullptr;    // null: no ReLU, dy is the batch norm's own output gradient
   float* masked_dy = nullptr;  // [n, c, hw], written when y is set
+  // The channel-blocked kernels only (norm_blocked.h), for a tail without residual, instead of y:
+  // the ReLU passed where x_scale[ch] x + x_shift[ch] > 0, the per-channel factors the forward
+  // applied (it writes them on request). No masked_dy then: nothing else needs it, and neither
+  // y nor the masked gradient has to be read or written.
+  const float* x_scale = nullptr;
+  const float* x_shift = nullptr;
 };
 
 // Backward of the training forward. Overwrites dx, and dgamma/dbeta when not null (and

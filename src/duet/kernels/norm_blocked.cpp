@@ -92,28 +92,53 @@ void apply(const detail::BlockedNormRows& rows, int64_t n, int64_t blocks, int64
   });
 }
 
+void save_applied(const std::vector<float>& a, const std::vector<float>& b, int64_t c,
+                  const AppliedAffine& applied) {
+  if (applied.scale) std::copy_n(a.begin(), c, applied.scale);
+  if (applied.shift) std::copy_n(b.begin(), c, applied.shift);
+}
+
+// A per-channel array padded with zeros to whole blocks.
+std::vector<float> lanes_of(const float* v, int64_t c, int64_t lanes) {
+  std::vector<float> out(size_t(lanes), 0.0f);
+  std::copy_n(v, c, out.begin());
+  return out;
+}
+
 }  // namespace
 
 void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
                                       const float* gamma, const float* beta, float eps,
                                       float momentum, float* running_mean, float* running_var,
                                       float* y, float* save_mean, float* save_invstd,
-                                      const NormTail& tail) {
+                                      const NormTail& tail, const AppliedAffine& applied) {
   check_args("batch_norm_blocked_forward_train", n, c, hw, tail, y);
   const int64_t m = n * hw;
   DUET_CHECK(m > 1, "batch_norm_blocked_forward_train: expected more than 1 value per channel");
   const detail::BlockedNormRows* rows = &rows_for_cpu();
   const int64_t blocks = channel_blocks(c), lanes = blocks * kB;
-  std::vector<float> part(size_t(n * lanes));
-  for_items(n, blocks, hw,
-            [&](int64_t item, int64_t o) { rows->sum(hw, x + o, &part[item * kB]); });
-  const std::vector<double> sums = combine(part, n, lanes);
-  std::vector<float> mean(static_cast<size_t>(lanes));
-  for (int64_t l = 0; l < lanes; ++l) mean[size_t(l)] = float(sums[size_t(l)] / double(m));
+  // x is read from memory once: each (image, block) item is summed, then its squared deviations
+  // from its own mean are summed while the item is still in cache (at batch 128 a ResNet's
+  // activations do not fit in the cache, and a second pass over them cost as much as the first).
+  std::vector<float> sum(size_t(n * lanes)), centre(size_t(n * lanes)), dev2(size_t(n * lanes));
   for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
-    rows->sum_sq_dev(hw, x + o, mean.data() + item % blocks * kB, &part[item * kB]);
+    float* s = &sum[size_t(item * kB)];
+    float* centred_at = &centre[size_t(item * kB)];
+    rows->sum(hw, x + o, s);
+    for (int64_t l = 0; l < kB; ++l) centred_at[l] = s[l] / float(hw);
+    rows->sum_sq_dev(hw, x + o, centred_at, &dev2[size_t(item * kB)]);
   });
-  const std::vector<double> squares = combine(part, n, lanes);
+  const std::vector<double> sums = combine(sum, n, lanes);
+  // The items' deviations about their centres c_i become deviations about the batch mean mu
+  // exactly: sum (x - mu)^2 = dev2_i + 2 (c_i - mu) (s_i - hw c_i) + hw (c_i - mu)^2, in double
+  // and in image order, so the result does not depend on the thread count.
+  std::vector<double> squares(size_t(lanes), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t l = 0; l < lanes; ++l) {
+      const size_t at = size_t(i * lanes + l);
+      const double ci = centre[at], d = ci - sums[size_t(l)] / double(m);
+      squares[size_t(l)] += dev2[at] + d * (2.0 * (sum[at] - double(hw) * ci) + double(hw) * d);
+    }
   std::vector<float> a(static_cast<size_t>(lanes), 0.0f), b(static_cast<size_t>(lanes), 0.0f);
   for (int64_t ch = 0; ch < c; ++ch) {
     const double mu = sums[size_t(ch)] / double(m), var = squares[size_t(ch)] / double(m);
@@ -129,13 +154,14 @@ void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const fl
     a[size_t(ch)] = float(scale);
     b[size_t(ch)] = float((beta ? beta[ch] : 0.0f) - mu * scale);
   }
+  save_applied(a, b, c, applied);
   apply(*rows, n, blocks, hw, x, a, b, tail, y);
 }
 
 void batch_norm_blocked_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
                                      const float* gamma, const float* beta,
                                      const float* running_mean, const float* running_var, float eps,
-                                     float* y, const NormTail& tail) {
+                                     float* y, const NormTail& tail, const AppliedAffine& applied) {
   check_args("batch_norm_blocked_forward_eval", n, c, hw, tail, y);
   const int64_t blocks = channel_blocks(c), lanes = blocks * kB;
   std::vector<float> a(static_cast<size_t>(lanes), 0.0f), b(static_cast<size_t>(lanes), 0.0f);
@@ -144,6 +170,7 @@ void batch_norm_blocked_forward_eval(int64_t n, int64_t c, int64_t hw, const flo
     a[size_t(ch)] = float(scale);
     b[size_t(ch)] = float((beta ? beta[ch] : 0.0f) - running_mean[ch] * scale);
   }
+  save_applied(a, b, c, applied);
   apply(rows_for_cpu(), n, blocks, hw, x, a, b, tail, y);
 }
 
@@ -153,16 +180,27 @@ void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* 
                                  const ReluGradMask& relu, bool batch_statistics) {
   check_args("batch_norm_blocked_backward", n, c, hw, {}, dx);
   DUET_CHECK(!relu.y || relu.masked_dy, "batch_norm_blocked_backward: a ReLU mask needs masked_dy");
+  const bool relu_from_x = relu.x_scale != nullptr;
+  DUET_CHECK(!relu_from_x || (relu.x_shift && !relu.y), "batch_norm_blocked_backward: a ReLU ",
+             "mask from x needs x_shift with x_scale, and no y");
   const detail::BlockedNormRows* rows = &rows_for_cpu();
   const int64_t blocks = channel_blocks(c), lanes = blocks * kB;
   const double m = double(n * hw);
-  std::vector<float> mean(static_cast<size_t>(lanes), 0.0f);
-  std::copy_n(save_mean, c, mean.begin());
+  const std::vector<float> mean = lanes_of(save_mean, c, lanes);
+  const std::vector<float> ra =
+      relu_from_x ? lanes_of(relu.x_scale, c, lanes) : std::vector<float>{};
+  const std::vector<float> rb =
+      relu_from_x ? lanes_of(relu.x_shift, c, lanes) : std::vector<float>{};
   std::vector<float> part_dy(size_t(n * lanes)), part_dyx(size_t(n * lanes));
   for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
-    rows->grad_sums(hw, dy + o, relu.y ? relu.y + o : nullptr,
-                    relu.y ? relu.masked_dy + o : nullptr, x + o, mean.data() + item % blocks * kB,
-                    &part_dy[item * kB], &part_dyx[item * kB]);
+    const int64_t at = item % blocks * kB;
+    if (relu_from_x)
+      rows->grad_sums_relu(hw, dy + o, x + o, ra.data() + at, rb.data() + at, mean.data() + at,
+                           &part_dy[item * kB], &part_dyx[item * kB]);
+    else
+      rows->grad_sums(hw, dy + o, relu.y ? relu.y + o : nullptr,
+                      relu.y ? relu.masked_dy + o : nullptr, x + o, mean.data() + at,
+                      &part_dy[item * kB], &part_dyx[item * kB]);
   });
   const std::vector<double> s_dy = combine(part_dy, n, lanes), s_dyx = combine(part_dyx, n, lanes);
   // dx = k (dy - mean(dy) - xhat mean(dy xhat)), k = gamma invstd, as dx = k dy + b x + c0;
@@ -182,9 +220,12 @@ void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* 
   }
   const float* g = relu.y ? relu.masked_dy : dy;
   for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
-    const int64_t blk = item % blocks;
-    rows->affine2(hw, g + o, x + o, k.data() + blk * kB, b.data() + blk * kB, c0.data() + blk * kB,
-                  dx + o);
+    const int64_t at = item % blocks * kB;
+    if (relu_from_x)
+      rows->affine2_relu(hw, dy + o, x + o, ra.data() + at, rb.data() + at, k.data() + at,
+                         b.data() + at, c0.data() + at, dx + o);
+    else
+      rows->affine2(hw, g + o, x + o, k.data() + at, b.data() + at, c0.data() + at, dx + o);
   });
 }
 
@@ -374,20 +415,43 @@ void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const fl
                                       const float* gamma, const float* beta, float eps,
                                       float momentum, float* running_mean, float* running_var,
                                       float* y, float* save_mean, float* save_invstd,
-                                      const NormTail& tail) {
+                                      const NormTail& tail, const AppliedAffine& applied) {
   const std::vector<float> xc = unblocked(n, c, hw, x), rc = unblocked(n, c, hw, tail.residual);
-  std::vector<float> yc(xc.size());
+  std::vector<float> yc(xc.size()), mean(static_cast<size_t>(c)), invstd(static_cast<size_t>(c));
   NormTail tc = tail;
   tc.residual = data_or_null(rc);
   ref::batch_norm2d_forward_train(n, c, hw, xc.data(), gamma, beta, eps, momentum, running_mean,
-                                  running_var, yc.data(), save_mean, save_invstd, tc);
+                                  running_var, yc.data(), mean.data(), invstd.data(), tc);
   to_channel_blocked(n, c, hw, yc.data(), y);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const float scale = invstd[size_t(ch)] * (gamma ? gamma[ch] : 1.0f);
+    if (save_mean) save_mean[ch] = mean[size_t(ch)];
+    if (save_invstd) save_invstd[ch] = invstd[size_t(ch)];
+    if (applied.scale) applied.scale[ch] = scale;
+    if (applied.shift) applied.shift[ch] = (beta ? beta[ch] : 0.0f) - mean[size_t(ch)] * scale;
+  }
 }
 
 void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
                                  const float* gamma, const float* save_mean,
                                  const float* save_invstd, float* dx, float* dgamma, float* dbeta,
-                                 const ReluGradMask& relu) {
+                                 const ReluGradMask& relu_in) {
+  // A mask from x: the ReLU's output recomputed, then the mask from y as below.
+  const int64_t blocks = channel_blocks(c);
+  std::vector<float> y_from_x, masked_from_x;
+  ReluGradMask relu = relu_in;
+  if (relu.x_scale) {
+    y_from_x.resize(size_t(n * blocks * hw * kB));
+    masked_from_x.resize(y_from_x.size());
+    for (int64_t i = 0; i < n * blocks; ++i)
+      for (int64_t p = 0; p < hw; ++p)
+        for (int64_t l = 0; l < kB; ++l) {
+          const int64_t ch = i % blocks * kB + l, at = (i * hw + p) * kB + l;
+          const float z = ch < c ? std::fma(x[at], relu.x_scale[ch], relu.x_shift[ch]) : 0.0f;
+          y_from_x[size_t(at)] = z > 0.0f ? z : 0.0f;
+        }
+    relu = {y_from_x.data(), masked_from_x.data()};
+  }
   const std::vector<float> xc = unblocked(n, c, hw, x), dyc = unblocked(n, c, hw, dy),
                            yc = unblocked(n, c, hw, relu.y);
   std::vector<float> dxc(xc.size()), masked(relu.y ? xc.size() : 0);

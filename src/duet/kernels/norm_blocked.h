@@ -16,15 +16,23 @@
 
 namespace duet::kernels {
 
+// The forwards write the per-channel a and b of y = tail(a x + b) they applied to
+// applied->scale and applied->shift ([c] each) when asked: the backward of a ReLU tail without
+// residual then finds its mask from x (ReluGradMask::x_scale, x_shift).
+struct AppliedAffine {
+  float* scale = nullptr;
+  float* shift = nullptr;
+};
 void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const float* x,
                                       const float* gamma, const float* beta, float eps,
                                       float momentum, float* running_mean, float* running_var,
                                       float* y, float* save_mean, float* save_invstd,
-                                      const NormTail& tail = {});
+                                      const NormTail& tail = {}, const AppliedAffine& applied = {});
 void batch_norm_blocked_forward_eval(int64_t n, int64_t c, int64_t hw, const float* x,
                                      const float* gamma, const float* beta,
                                      const float* running_mean, const float* running_var, float eps,
-                                     float* y, const NormTail& tail = {});
+                                     float* y, const NormTail& tail = {},
+                                     const AppliedAffine& applied = {});
 // relu.masked_dy, when written, is blocked like dy. batch_statistics false: the backward of
 // eval mode (save_mean and save_invstd from the running statistics; dx = dy gamma invstd).
 void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
@@ -66,7 +74,7 @@ void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const fl
                                       const float* gamma, const float* beta, float eps,
                                       float momentum, float* running_mean, float* running_var,
                                       float* y, float* save_mean, float* save_invstd,
-                                      const NormTail& tail = {});
+                                      const NormTail& tail = {}, const AppliedAffine& applied = {});
 void batch_norm_blocked_backward(int64_t n, int64_t c, int64_t hw, const float* x, const float* dy,
                                  const float* gamma, const float* save_mean,
                                  const float* save_invstd, float* dx, float* dgamma, float* dbeta,
@@ -100,6 +108,12 @@ struct BlockedNormRows {
   void (*grad_sums_act)(int64_t pixels, const float* dy, const float* x, const float* a,
                         const float* b, Activation act, const float* mean, float* g_out,
                         float* s_dy, float* s_dyx);
+  // grad_sums and affine2 for a ReLU tail without residual, the mask taken where a x + b > 0:
+  // g is never stored. affine2_relu: dx = k g + bb x + c0.
+  void (*grad_sums_relu)(int64_t pixels, const float* dy, const float* x, const float* a,
+                         const float* b, const float* mean, float* s_dy, float* s_dyx);
+  void (*affine2_relu)(int64_t pixels, const float* dy, const float* x, const float* a,
+                       const float* b, const float* k, const float* bb, const float* c0, float* dx);
 };
 const BlockedNormRows& blocked_norm_rows_avx2();
 const BlockedNormRows& blocked_norm_rows_avx512();

@@ -111,6 +111,46 @@ struct BlockedNormPasses {
       }
   }
 
+  // grad_sums for a ReLU tail without residual, its mask recomputed from x: g = dy where
+  // a x + b > 0 (the forward's own fma, so the same sign), else 0; g is not stored.
+  static void grad_sums_relu(int64_t pixels, const float* dy, const float* x, const float* a,
+                             const float* b, const float* mean, float* s_dy, float* s_dyx) {
+    V va[kVecs], vb[kVecs], m[kVecs], sd[kVecs], sx[kVecs];
+    load_lanes(a, va);
+    load_lanes(b, vb);
+    load_lanes(mean, m);
+    for (int64_t j = 0; j < kVecs; ++j) sd[j] = sx[j] = L::zero();
+    for (int64_t i = 0; i < pixels * kBlock; i += kBlock)
+      for (int64_t j = 0; j < kVecs; ++j) {
+        const int64_t o = i + j * L::width;
+        const V xv = L::load(x + o);
+        const V g = L::keep_where_positive(L::fmadd(xv, va[j], vb[j]), L::load(dy + o));
+        sd[j] = L::add(sd[j], g);
+        sx[j] = L::fmadd(g, L::sub(xv, m[j]), sx[j]);
+      }
+    store_lanes(s_dy, sd);
+    store_lanes(s_dyx, sx);
+  }
+
+  // affine2 of that g, masked again on the way: dx = k g + bb x + c0.
+  static void affine2_relu(int64_t pixels, const float* dy, const float* x, const float* a,
+                           const float* b, const float* k, const float* bb, const float* c0,
+                           float* dx) {
+    V va[kVecs], vb[kVecs], vk[kVecs], vbb[kVecs], vc[kVecs];
+    load_lanes(a, va);
+    load_lanes(b, vb);
+    load_lanes(k, vk);
+    load_lanes(bb, vbb);
+    load_lanes(c0, vc);
+    for (int64_t i = 0; i < pixels * kBlock; i += kBlock)
+      for (int64_t j = 0; j < kVecs; ++j) {
+        const int64_t o = i + j * L::width;
+        const V xv = L::load(x + o);
+        const V g = L::keep_where_positive(L::fmadd(xv, va[j], vb[j]), L::load(dy + o));
+        L::store(dx + o, L::fmadd(g, vk[j], L::fmadd(xv, vbb[j], vc[j])));
+      }
+  }
+
   // act'(z) for the activations a norm's output may take.
   template <Activation A>
   static V act_grad(V z) {
@@ -174,7 +214,8 @@ struct BlockedNormPasses {
   }
 
   static BlockedNormRows table() {
-    return {&sum, &sum_sq_dev, &affine, &grad_sums, &affine2, &affine_act, &grad_sums_act};
+    return {&sum,        &sum_sq_dev,    &affine,         &grad_sums,   &affine2,
+            &affine_act, &grad_sums_act, &grad_sums_relu, &affine2_relu};
   }
 };
 

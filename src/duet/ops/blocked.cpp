@@ -32,6 +32,10 @@ const float* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data<float>() : nullptr;
 }
 
+float* mutable_ptr_or_null(Tensor& t) {
+  return t.defined() ? t.data<float>() : nullptr;
+}
+
 std::atomic<bool>& blocked_training_flag() {
   static std::atomic<bool> on{[] {
     const char* env = std::getenv("DUET_LAYOUT");
@@ -180,6 +184,13 @@ Tensor batch_norm_blocked(const Tensor& x_in, const Tensor& weight, const Tensor
   const kernels::NormTail kernel_tail{ptr_or_null(residual), tail.relu, kernels::ActFn::relu};
   Tensor y = Tensor::empty(x.shape());
   Tensor mean = Tensor::empty({c}), invstd = Tensor::empty({c});
+  // A ReLU without residual: the backward finds its mask from x and the factors applied here,
+  // so it reads neither y nor a masked gradient (two passes over memory fewer).
+  const bool relu_from_x = tail.relu && !residual.defined();
+  Tensor applied_scale = relu_from_x ? Tensor::empty({c}) : Tensor();
+  Tensor applied_shift = relu_from_x ? Tensor::empty({c}) : Tensor();
+  const kernels::AppliedAffine applied{mutable_ptr_or_null(applied_scale),
+                                       mutable_ptr_or_null(applied_shift)};
   if (training) {
     DUET_CHECK(n * hw > 1, "batch_norm_blocked: training needs more than one value per channel, ",
                "got input ", x_in.shape().str());
@@ -187,13 +198,14 @@ Tensor batch_norm_blocked(const Tensor& x_in, const Tensor& weight, const Tensor
         n, c, hw, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias), eps, momentum,
         running_mean.defined() ? running_mean.data<float>() : nullptr,
         running_var.defined() ? running_var.data<float>() : nullptr, y.data<float>(),
-        mean.data<float>(), invstd.data<float>(), kernel_tail);
+        mean.data<float>(), invstd.data<float>(), kernel_tail, applied);
   } else {
     DUET_CHECK(running_mean.defined() && running_var.defined(),
                "batch_norm_blocked: eval mode needs running statistics");
-    kernels::batch_norm_blocked_forward_eval(
-        n, c, hw, x.data<float>(), ptr_or_null(weight), ptr_or_null(bias),
-        running_mean.data<float>(), running_var.data<float>(), eps, y.data<float>(), kernel_tail);
+    kernels::batch_norm_blocked_forward_eval(n, c, hw, x.data<float>(), ptr_or_null(weight),
+                                             ptr_or_null(bias), running_mean.data<float>(),
+                                             running_var.data<float>(), eps, y.data<float>(),
+                                             kernel_tail, applied);
     mean = running_mean.clone();
     for (int64_t i = 0; i < c; ++i)
       invstd.data<float>()[i] = 1.0f / std::sqrt(running_var.data<float>()[i] + eps);
@@ -203,21 +215,21 @@ Tensor batch_norm_blocked(const Tensor& x_in, const Tensor& weight, const Tensor
   autograd::record(
       y, "batch_norm_blocked", {x_in, weight, bias, tail.residual},
       [x = autograd::detached(x), w = autograd::detached(weight), mean, invstd, n, c, hw, training,
-       has_w, has_b, need_params, relu,
-       y_out = relu ? autograd::detached(y) : Tensor()](const Tensor& g_in) {
+       has_w, has_b, need_params, applied_scale, applied_shift,
+       y_out = relu && !relu_from_x ? autograd::detached(y) : Tensor()](const Tensor& g_in) {
         Tensor g = contiguous(g_in);
         Tensor dx = Tensor::empty(x.shape());
         Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
-        // The ReLU's gradient mask comes from the output (y > 0 where it passed); the kernel
-        // applies it and hands back the masked gradient for the residual.
-        Tensor masked = relu ? Tensor::empty(g.shape()) : Tensor();
+        // With a residual, the ReLU's gradient mask comes from the output (y > 0 where it
+        // passed) and the kernel hands back the masked gradient for the residual.
+        Tensor masked = y_out.defined() ? Tensor::empty(g.shape()) : Tensor();
+        kernels::ReluGradMask mask{ptr_or_null(y_out), mutable_ptr_or_null(masked),
+                                   ptr_or_null(applied_scale), ptr_or_null(applied_shift)};
         kernels::batch_norm_blocked_backward(
             n, c, hw, x.data<float>(), g.data<float>(), ptr_or_null(w), mean.data<float>(),
             invstd.data<float>(), dx.data<float>(), need_params ? dgamma.data<float>() : nullptr,
-            need_params ? dbeta.data<float>() : nullptr,
-            kernels::ReluGradMask{ptr_or_null(y_out), relu ? masked.data<float>() : nullptr},
-            training);
-        if (relu) g = std::move(masked);
+            need_params ? dbeta.data<float>() : nullptr, mask, training);
+        if (masked.defined()) g = std::move(masked);
         return std::vector<Tensor>{dx, has_w && need_params ? dgamma : Tensor(),
                                    has_b && need_params ? dbeta : Tensor(), g};
       });

@@ -115,6 +115,7 @@ void batch_norm2d_backward(int64_t n, int64_t c, int64_t hw, const float* x, con
                            float* dx, float* dgamma, float* dbeta, const ReluGradMask& relu) {
   check_nchw("batch_norm2d_backward", n, c, hw);
   DUET_CHECK(!relu.y || relu.masked_dy, "batch_norm2d_backward: a ReLU mask needs masked_dy");
+  DUET_CHECK(!relu.x_scale, "batch_norm2d_backward: a ReLU mask from x is for blocked inputs only");
   if (relu.y) {  // the ReLU's backward first, as its own pass
     for (int64_t k = 0; k < n * c * hw; ++k) relu.masked_dy[k] = relu.y[k] > 0.0f ? dy[k] : 0.0f;
     dy = relu.masked_dy;
