@@ -277,14 +277,17 @@ void run_chunk(const Geometry<F>& g, const Conv2dShape& s, const DirectTile& mt,
                                            -s.pad_w, g.TQ, sc.v + tiles * g.v_tile() + cb * kNR,
                                            g.v_tile(), g.Cb * kNR);
   const int64_t rows = round_up(tiles, mt.rows);
-  for (int64_t xi = 0; xi < F::points; ++xi) {
-    // Rows past the last tile repeat it (their products are never read).
-    for (int64_t i = 0; i < rows; ++i)
-      sc.base[size_t(i)] = sc.v + std::min(i, tiles - 1) * g.v_tile() + xi * g.Cb * kNR;
-    direct::run_tiles(mt, rows, g.panels, g.C, sc.base.data(), off.data(),
-                      u + xi * g.panels * g.C * kNR, g.C * kNR, sc.m + xi * g.Kp, g.m_tile(),
-                      false);
-  }
+  if (g.C == kNR && g.panels == 1 && isa_at_least(Isa::avx512))
+    winograd_products_c16_avx512(F::points, tiles, sc.v, u, sc.m);
+  else
+    for (int64_t xi = 0; xi < F::points; ++xi) {
+      // Rows past the last tile repeat it (their products are never read).
+      for (int64_t i = 0; i < rows; ++i)
+        sc.base[size_t(i)] = sc.v + std::min(i, tiles - 1) * g.v_tile() + xi * g.Cb * kNR;
+      direct::run_tiles(mt, rows, g.panels, g.C, sc.base.data(), off.data(),
+                        u + xi * g.panels * g.C * kNR, g.C * kNR, sc.m + xi * g.Kp, g.m_tile(),
+                        false);
+    }
   int64_t slot0 = 0;
   for (const Segment& seg : segments) {
     if (isa_at_least(Isa::avx512)) {

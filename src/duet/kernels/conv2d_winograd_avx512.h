@@ -40,4 +40,15 @@ struct WinogradTileStore {
 };
 void winograd_store_tiles_avx512(const WinogradTileStore& store);
 
+// The products of a layer with 16 input channels and one 16-wide output panel
+// (conv2d_winograd_products_avx512.cpp), for every point xi < points (16 or 36) of `tiles`
+// tiles: M[t][xi][k] = sum_c V[t][xi][c] U[xi][c][k], V and M tile-major with the Geometry's
+// one-block tile stride (points * 16 + 16 floats), U packed as [xi][c][k].
+void winograd_products_c16_avx512(int64_t points, int64_t tiles, const float* v, const float* u,
+                                  float* m);
+// The weight gradient's sums of one point with 16 input channels and one 16-wide output panel:
+// sums[c][k] += sum over tiles t of v[off[t] + c] y[t][k].
+void winograd_weight_products_c16_avx512(int64_t tiles, const float* v, const int32_t* off,
+                                         const float* y, float* sums);
+
 }  // namespace duet::kernels::detail

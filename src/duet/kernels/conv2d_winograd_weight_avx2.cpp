@@ -209,6 +209,12 @@ void transform_segment(const Geometry& g, const Conv2dShape& s, bool blocked, co
 // sums[xi][c][k] += sum over the pass's tiles of V[xi][t][c] Y[xi][t][k].
 void products(const Geometry& g, const DirectTile& mt, int64_t tiles, PassScratch& sc,
               float* sums) {
+  if (g.C == kNR && g.panels == 1 && isa_at_least(Isa::avx512)) {
+    for (int64_t xi = 0; xi < g.points; ++xi)
+      winograd_weight_products_c16_avx512(tiles, sc.v.get() + xi * kNR, sc.off.data(),
+                                          sc.y.get() + xi * g.y_xi(), sums + xi * g.Cr * g.Kp);
+    return;
+  }
   for (int64_t xi = 0; xi < g.points; ++xi) {
     // Rows past the last channel repeat it (their sums are never read).
     for (int64_t i = 0; i < g.Cr; ++i)
