@@ -102,9 +102,10 @@ std::vector<WinogradMode> winograd_modes(int64_t chosen_tile) {
 }
 
 // F(4x4, 3x3)'s transforms (coefficients up to 5 and 8) leave about 5x the rounding error of
-// F(2x2, 3x3) and the direct kernel (worst seen on these shapes: 5e-6 x sqrt(reduction)).
+// F(2x2, 3x3) and the direct kernel (worst seen on these shapes: 1.7e-5 x sqrt(reduction), one
+// element of 128 -> 128 at 14 x 14; below 5e-6 x sqrt(reduction) up to 64 channels).
 double winograd_atol(double atol, double reduction, int64_t tile) {
-  return tile == 4 ? 1e-5 * std::sqrt(reduction) + 1e-6 : atol;
+  return tile == 4 ? 2.5e-5 * std::sqrt(reduction) + 1e-6 : atol;
 }
 
 // The element counts of a groups-1 shape's tensors, channel-major and blocked.
@@ -378,28 +379,30 @@ void add_cases(const Row& row) {
 const duet::test::Register reg([] {
   const Row rows[] = {
       // n  c   k   h    w   r  s  str pad_h pad_w dil groups
-      {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},       // smallest pointwise
-      {3, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1, 1},       // 3x3 same padding, batch 3
-      {1, 13, 24, 28, 28, 3, 3, 2, 1, 1, 1, 1},   // stride 2
-      {3, 7, 13, 5, 1, 3, 1, 1, 1, 0, 1, 1},      // 3x1 kernel on width 1
-      {1, 24, 24, 28, 28, 1, 1, 1, 0, 0, 1, 1},   // pointwise as plain GEMM
-      {3, 24, 24, 5, 5, 1, 1, 1, 0, 0, 1, 2},     // pointwise, 2 groups
-      {3, 24, 7, 13, 13, 1, 1, 2, 0, 0, 1, 1},    // 1x1 stride 2 (packed path)
-      {1, 7, 3, 13, 13, 5, 5, 1, 2, 2, 2, 1},     // 5x5 dilated
-      {3, 13, 7, 5, 5, 3, 3, 1, 0, 0, 1, 1},      // 3x3 no padding
-      {3, 7, 13, 10, 10, 3, 3, 1, 1, 1, 1, 1},    // 2-image blocks with a 1-image remainder
-      {1, 3, 13, 3, 127, 3, 3, 1, 1, 1, 1, 1},    // width 127: tile edges inside rows
-      {1, 3, 7, 2, 128, 3, 3, 2, 1, 1, 1, 1},     // width 128, stride 2
-      {3, 24, 24, 5, 5, 3, 3, 1, 1, 1, 1, 2},     // 2 groups
-      {1, 24, 24, 14, 14, 3, 3, 1, 1, 1, 2, 2},   // 2 groups, dilation 2
-      {3, 24, 24, 14, 14, 3, 3, 1, 1, 1, 1, 24},  // depthwise
-      {1, 13, 13, 5, 5, 3, 3, 2, 1, 1, 1, 13},    // depthwise stride 2
-      {3, 7, 7, 13, 13, 5, 5, 1, 2, 2, 2, 7},     // depthwise 5x5 dilated
-      {3, 16, 16, 28, 28, 3, 3, 1, 1, 1, 1, 1},   // ResNet-20 stage 1
-      {1, 16, 32, 28, 28, 3, 3, 2, 1, 1, 1, 1},   // ResNet-20 transition
-      {2, 32, 64, 14, 14, 3, 3, 2, 1, 1, 1, 1},   // ResNet-20 transition to 64 channels
-      {2, 64, 64, 7, 7, 3, 3, 1, 1, 1, 1, 1},     // ResNet-20 stage 3: four 16-wide panels
-      {2, 1, 16, 5, 5, 3, 3, 1, 1, 1, 1, 1},      // one input channel
+      {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},        // smallest pointwise
+      {3, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1, 1},        // 3x3 same padding, batch 3
+      {1, 13, 24, 28, 28, 3, 3, 2, 1, 1, 1, 1},    // stride 2
+      {3, 7, 13, 5, 1, 3, 1, 1, 1, 0, 1, 1},       // 3x1 kernel on width 1
+      {1, 24, 24, 28, 28, 1, 1, 1, 0, 0, 1, 1},    // pointwise as plain GEMM
+      {3, 24, 24, 5, 5, 1, 1, 1, 0, 0, 1, 2},      // pointwise, 2 groups
+      {3, 24, 7, 13, 13, 1, 1, 2, 0, 0, 1, 1},     // 1x1 stride 2 (packed path)
+      {1, 7, 3, 13, 13, 5, 5, 1, 2, 2, 2, 1},      // 5x5 dilated
+      {3, 13, 7, 5, 5, 3, 3, 1, 0, 0, 1, 1},       // 3x3 no padding
+      {3, 7, 13, 10, 10, 3, 3, 1, 1, 1, 1, 1},     // 2-image blocks with a 1-image remainder
+      {1, 3, 13, 3, 127, 3, 3, 1, 1, 1, 1, 1},     // width 127: tile edges inside rows
+      {1, 3, 7, 2, 128, 3, 3, 2, 1, 1, 1, 1},      // width 128, stride 2
+      {3, 24, 24, 5, 5, 3, 3, 1, 1, 1, 1, 2},      // 2 groups
+      {1, 24, 24, 14, 14, 3, 3, 1, 1, 1, 2, 2},    // 2 groups, dilation 2
+      {3, 24, 24, 14, 14, 3, 3, 1, 1, 1, 1, 24},   // depthwise
+      {1, 13, 13, 5, 5, 3, 3, 2, 1, 1, 1, 13},     // depthwise stride 2
+      {3, 7, 7, 13, 13, 5, 5, 1, 2, 2, 2, 7},      // depthwise 5x5 dilated
+      {3, 16, 16, 28, 28, 3, 3, 1, 1, 1, 1, 1},    // ResNet-20 stage 1
+      {1, 16, 32, 28, 28, 3, 3, 2, 1, 1, 1, 1},    // ResNet-20 transition
+      {2, 32, 64, 14, 14, 3, 3, 2, 1, 1, 1, 1},    // ResNet-20 transition to 64 channels
+      {2, 64, 64, 7, 7, 3, 3, 1, 1, 1, 1, 1},      // ResNet-20 stage 3: four 16-wide panels
+      {3, 32, 32, 14, 14, 3, 3, 1, 1, 1, 1, 1},    // ResNet-20 stage 2: 12-tile runs and a rest
+      {1, 128, 128, 14, 14, 3, 3, 1, 1, 1, 1, 1},  // unet-s's widest level
+      {2, 1, 16, 5, 5, 3, 3, 1, 1, 1, 1, 1},       // one input channel
       {2, 3, 16, 7, 1, 3, 3, 1, 3, 1, 1, 1},     // pad beyond the kernel: no stride-1 bwd_data flip
       {2, 13, 16, 14, 13, 3, 3, 2, 1, 1, 1, 1},  // stride 2, odd width
       {1, 7, 16, 14, 14, 3, 3, 2, 2, 2, 2, 1},   // stride 2, dilation 2

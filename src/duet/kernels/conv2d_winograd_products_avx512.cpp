@@ -1,14 +1,18 @@
-// AVX-512 products of Winograd layers with one 16-channel block in and out (ResNet-20's first
-// stage: 16 -> 16 at 28 x 28), where the direct convolution's micro-tile (conv2d_direct_tile.h)
-// has one weight panel, so each broadcast input feeds a single FMA and its eight accumulators
-// leave the FMA pipes waiting on latency: 46 % of the FMA peak in the ResNet-20 training profile.
-// - Forward and input gradient: the 16 transformed weight vectors of a point stay in registers
-//   and 14 tiles are accumulated at once, each FMA taking its input straight from memory as an
-//   embedded broadcast at a constant offset from one pointer.
-// - Weight gradient: the 16 input channels of a tile sit at consecutive floats, so all 16 rows
-//   of the sums are accumulated together from one pointer, one output-gradient vector a tile.
-// The generic micro-tile path (run_tiles) stays the twin; the tests run both through the
-// blocked convolution cases. Called only when isa_at_least(avx512).
+// AVX-512 products of Winograd layers of the common shapes, where the direct convolution's
+// micro-tile (conv2d_direct_tile.h, 8 rows of tiles reached through a pointer array and an
+// offset per channel) leaves the FMA pipes waiting.
+// - 16 channels in, one 16-wide output panel (ResNet-20's first stage, 16 -> 16 at 28 x 28): the
+//   micro-tile feeds each broadcast input to a single FMA, and its eight accumulators ran at
+//   about 46 % of the FMA peak in the training profile. Forward and input gradient keep the 16
+//   transformed weight vectors of a point in registers and accumulate 14 tiles at once, each
+//   FMA taking its input straight from memory as an embedded broadcast at a constant offset.
+//   The weight gradient accumulates all 16 channel rows of its sums together, the 16 input
+//   channels of a tile sitting at consecutive floats.
+// - 32, 64 or 128 channels in and out (forward and input gradient): 12 tiles x two panels, 24
+//   accumulators, at compile-time strides (8-12 % faster at 32 channels, equal at 64 and 128).
+// The micro-tile path (run_tiles) stays the twin and takes every other shape and the rows left
+// over; the op harness compares both with the reference through the convolution cases.
+// Called only when isa_at_least(avx512).
 #include <immintrin.h>
 
 #include "duet/kernels/conv2d_winograd_avx512.h"
@@ -57,7 +61,67 @@ void products_c16(int64_t tiles, const float* v, const float* u, float* m) {
   }
 }
 
+// Two weight panels (32 outputs) of kWideRows tiles at compile-time stride Ld (V and M alike)
+// over C input channels: 24 accumulators, one broadcast for two FMAs, the inputs at constant
+// offsets from one pointer (the micro-tile of run_tiles has 8 rows, 16 accumulators, and loads a
+// row pointer array and an offset per channel).
+constexpr int kWideRows = 12;
+
+template <int Ld>
+void tiles_wide(int64_t C, const float* v, const float* u, float* m) {
+  __m512 acc[kWideRows][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < kWideRows; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  const float* u1 = u + C * kLanes;
+  for (int64_t c = 0; c < C; ++c) {
+    const __m512 w0 = _mm512_loadu_ps(u + c * kLanes), w1 = _mm512_loadu_ps(u1 + c * kLanes);
+#pragma GCC unroll 16
+    for (int i = 0; i < kWideRows; ++i) {
+      const __m512 a = _mm512_set1_ps(v[i * Ld + c]);
+      acc[i][0] = _mm512_fmadd_ps(a, w0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(a, w1, acc[i][1]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kWideRows; ++i) {
+    _mm512_storeu_ps(m + i * Ld, acc[i][0]);
+    _mm512_storeu_ps(m + i * Ld + kLanes, acc[i][1]);
+  }
+}
+
+template <int Points, int Cb>
+int64_t products_wide(int64_t tiles, int64_t panels, const float* v, const float* u, float* m) {
+  constexpr int Ld = Points * Cb * kLanes + kLanes;
+  constexpr int64_t C = Cb * kLanes;
+  const int64_t whole = tiles / kWideRows * kWideRows;
+  for (int64_t xi = 0; xi < Points; ++xi)
+    for (int64_t p = 0; p < panels; p += 2)
+      for (int64_t t = 0; t < whole; t += kWideRows)
+        tiles_wide<Ld>(C, v + t * Ld + xi * C, u + (xi * panels + p) * C * kLanes,
+                       m + t * Ld + xi * panels * kLanes + p * kLanes);
+  return whole;
+}
+
 }  // namespace
+
+int64_t winograd_products_wide_avx512(int64_t points, int64_t C, int64_t tiles, int64_t panels,
+                                      const float* v, const float* u, float* m) {
+  if (panels % 2 != 0 || C != panels * kLanes) return 0;
+  const bool f4 = points == 36;
+  switch (C / kLanes) {
+    case 2:
+      return f4 ? products_wide<36, 2>(tiles, panels, v, u, m)
+                : products_wide<16, 2>(tiles, panels, v, u, m);
+    case 4:
+      return f4 ? products_wide<36, 4>(tiles, panels, v, u, m)
+                : products_wide<16, 4>(tiles, panels, v, u, m);
+    case 8:
+      return f4 ? products_wide<36, 8>(tiles, panels, v, u, m)
+                : products_wide<16, 8>(tiles, panels, v, u, m);
+    default:
+      return 0;
+  }
+}
 
 void winograd_products_c16_avx512(int64_t points, int64_t tiles, const float* v, const float* u,
                                   float* m) {
