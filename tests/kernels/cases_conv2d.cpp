@@ -402,6 +402,8 @@ const duet::test::Register reg([] {
       {2, 64, 64, 7, 7, 3, 3, 1, 1, 1, 1, 1},      // ResNet-20 stage 3: four 16-wide panels
       {3, 32, 32, 14, 14, 3, 3, 1, 1, 1, 1, 1},    // ResNet-20 stage 2: 12-tile runs and a rest
       {1, 128, 128, 14, 14, 3, 3, 1, 1, 1, 1, 1},  // unet-s's widest level
+      {2, 96, 32, 14, 14, 3, 3, 1, 1, 1, 1, 1},    // a UNet concatenation: 6 blocks in, 2 out
+      {1, 40, 32, 18, 10, 3, 3, 1, 1, 1, 1, 1},    // 3 blocks in, one partial; runs of 12 + 3
       {2, 1, 16, 5, 5, 3, 3, 1, 1, 1, 1, 1},       // one input channel
       {2, 3, 16, 7, 1, 3, 3, 1, 3, 1, 1, 1},     // pad beyond the kernel: no stride-1 bwd_data flip
       {2, 13, 16, 14, 13, 3, 3, 2, 1, 1, 1, 1},  // stride 2, odd width

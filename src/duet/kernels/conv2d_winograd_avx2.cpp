@@ -276,25 +276,24 @@ void run_chunk(const Geometry<F>& g, const Conv2dShape& s, const DirectTile& mt,
                                            seg.in.rows, g.W, F::m * ty - s.pad_h - seg.in.row0,
                                            -s.pad_w, g.TQ, sc.v + tiles * g.v_tile() + cb * kNR,
                                            g.v_tile(), g.Cb * kNR);
-  // AVX-512 kernels for the common layer shapes take the tiles they can (all, or whole runs of
-  // rows); the direct micro-tiles take the rest.
-  int64_t done = 0;
+  // AVX-512 kernels take the common layer shapes; the direct micro-tiles take the others.
+  bool done = false;
   if (isa_at_least(Isa::avx512)) {
     if (g.C == kNR && g.panels == 1) {
       winograd_products_c16_avx512(F::points, tiles, sc.v, u, sc.m);
-      done = tiles;
+      done = true;
     } else {
-      done = winograd_products_wide_avx512(F::points, g.C, tiles, g.panels, sc.v, u, sc.m);
+      done = winograd_products_wide_avx512({F::points, g.C, g.panels, tiles, sc.v, u, sc.m});
     }
   }
-  const int64_t rows = round_up(tiles - done, mt.rows);
-  for (int64_t xi = 0; xi < F::points && done < tiles; ++xi) {
+  const int64_t rows = round_up(tiles, mt.rows);
+  for (int64_t xi = 0; xi < F::points && !done; ++xi) {
     // Rows past the last tile repeat it (their products are never read).
     for (int64_t i = 0; i < rows; ++i)
-      sc.base[size_t(i)] = sc.v + std::min(done + i, tiles - 1) * g.v_tile() + xi * g.Cb * kNR;
+      sc.base[size_t(i)] = sc.v + std::min(i, tiles - 1) * g.v_tile() + xi * g.Cb * kNR;
     direct::run_tiles(mt, rows, g.panels, g.C, sc.base.data(), off.data(),
-                      u + xi * g.panels * g.C * kNR, g.C * kNR,
-                      sc.m + done * g.m_tile() + xi * g.Kp, g.m_tile(), false);
+                      u + xi * g.panels * g.C * kNR, g.C * kNR, sc.m + xi * g.Kp, g.m_tile(),
+                      false);
   }
   int64_t slot0 = 0;
   for (const Segment& seg : segments) {

@@ -46,10 +46,17 @@ void winograd_store_tiles_avx512(const WinogradTileStore& store);
 // one-block tile stride (points * 16 + 16 floats), U packed as [xi][c][k].
 void winograd_products_c16_avx512(int64_t points, int64_t tiles, const float* v, const float* u,
                                   float* m);
-// The same products for layers of C = 32, 64 or 128 channels in and out (panels = C / 16),
-// on whole runs of 12 tiles: returns how many tiles (from the first) it did, 0 for other shapes.
-int64_t winograd_products_wide_avx512(int64_t points, int64_t C, int64_t tiles, int64_t panels,
-                                      const float* v, const float* u, float* m);
+// The same products for an even number of output panels, 17-64, 81-96 or 113-128 input
+// channels (2, 3, 4, 6 or 8 blocks of 16) and at least 12 tiles: false (nothing done) for other
+// shapes. V and M have the Geometry's tile strides (points * blocks * 16 + 16 and
+// points * panels * 16 + 16 floats).
+struct WinogradProducts {
+  int64_t points, C, panels, tiles;
+  const float* v;  // [tile][xi][blocks * 16]
+  const float* u;  // [xi][panel][c][16]
+  float* m;        // [tile][xi][panels * 16]
+};
+bool winograd_products_wide_avx512(const WinogradProducts& w);
 // The weight gradient's sums of one point with 16 input channels and one 16-wide output panel:
 // sums[c][k] += sum over tiles t of v[off[t] + c] y[t][k].
 void winograd_weight_products_c16_avx512(int64_t tiles, const float* v, const int32_t* off,

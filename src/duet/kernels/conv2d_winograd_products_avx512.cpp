@@ -8,12 +8,19 @@
 //   FMA taking its input straight from memory as an embedded broadcast at a constant offset.
 //   The weight gradient accumulates all 16 channel rows of its sums together, the 16 input
 //   channels of a tile sitting at consecutive floats.
-// - 32, 64 or 128 channels in and out (forward and input gradient): 12 tiles x two panels, 24
-//   accumulators, at compile-time strides (8-12 % faster at 32 channels, equal at 64 and 128).
-// The micro-tile path (run_tiles) stays the twin and takes every other shape and the rows left
-// over; the op harness compares both with the reference through the convolution cases.
+// - 17 to 64, 81 to 96 or 113 to 128 channels in (the ResNets' and UNets' widths, the UNets'
+//   concatenations), an even number of output panels and at least 12 tiles (forward and input
+//   gradient): 12 tiles x two panels, 24 accumulators, the inputs at compile-time strides.
+//   bench_conv_passes --pass fwd, one thread, batch 64, best of 6 alternating runs against the
+//   micro-tiles: 32 -> 32 at 14 x 14 0.81 against 0.89 ms, 96 -> 32 at 28 x 28 8.9 against 9.3;
+//   64 -> 32 at 28 x 28 and 128 -> 128 at 7 x 7 equal. 192 input channels measured no better
+//   and stay with the micro-tiles.
+// The micro-tile path (run_tiles) stays the twin and takes every other shape; the op harness
+// compares both with the reference through the convolution cases.
 // Called only when isa_at_least(avx512).
 #include <immintrin.h>
+
+#include <algorithm>
 
 #include "duet/kernels/conv2d_winograd_avx512.h"
 
@@ -61,66 +68,83 @@ void products_c16(int64_t tiles, const float* v, const float* u, float* m) {
   }
 }
 
-// Two weight panels (32 outputs) of kWideRows tiles at compile-time stride Ld (V and M alike)
-// over C input channels: 24 accumulators, one broadcast for two FMAs, the inputs at constant
-// offsets from one pointer (the micro-tile of run_tiles has 8 rows, 16 accumulators, and loads a
-// row pointer array and an offset per channel).
+// Two weight panels (32 outputs) of kWideRows tiles over C input channels: 24 accumulators, one
+// broadcast for two FMAs, the inputs at constant offsets (the V tile stride Ld is a compile-time
+// constant) from one pointer, where the micro-tile of run_tiles has 8 rows, 16 accumulators, and
+// loads a row pointer array and an offset per channel. M's tile stride ldm only matters to the
+// stores.
 constexpr int kWideRows = 12;
 
-template <int Ld>
-void tiles_wide(int64_t C, const float* v, const float* u, float* m) {
-  __m512 acc[kWideRows][2];
+template <int Ld, int R>
+void tiles_wide(int64_t C, const float* v, const float* u, const float* u1, float* m, int64_t ldm) {
+  __m512 acc[R][2];
 #pragma GCC unroll 16
-  for (int i = 0; i < kWideRows; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  const float* u1 = u + C * kLanes;
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (int64_t c = 0; c < C; ++c) {
     const __m512 w0 = _mm512_loadu_ps(u + c * kLanes), w1 = _mm512_loadu_ps(u1 + c * kLanes);
 #pragma GCC unroll 16
-    for (int i = 0; i < kWideRows; ++i) {
+    for (int i = 0; i < R; ++i) {
       const __m512 a = _mm512_set1_ps(v[i * Ld + c]);
       acc[i][0] = _mm512_fmadd_ps(a, w0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(a, w1, acc[i][1]);
     }
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < kWideRows; ++i) {
-    _mm512_storeu_ps(m + i * Ld, acc[i][0]);
-    _mm512_storeu_ps(m + i * Ld + kLanes, acc[i][1]);
+  for (int i = 0; i < R; ++i) {
+    _mm512_storeu_ps(m + i * ldm, acc[i][0]);
+    _mm512_storeu_ps(m + i * ldm + kLanes, acc[i][1]);
   }
 }
 
+// All the tiles, 12 at a time, the rest in one run of 4, 8 or 12 that ends at the last tile and
+// may repeat up to 3 tiles of the run before it (the same sums again, so the same bits).
 template <int Points, int Cb>
-int64_t products_wide(int64_t tiles, int64_t panels, const float* v, const float* u, float* m) {
-  constexpr int Ld = Points * Cb * kLanes + kLanes;
-  constexpr int64_t C = Cb * kLanes;
-  const int64_t whole = tiles / kWideRows * kWideRows;
+void products_wide(const WinogradProducts& w) {
+  constexpr int Ld = Points * Cb * kLanes + kLanes;  // Geometry's v_tile()
+  const int64_t C = w.C, panels = w.panels;
+  const int64_t ldm = Points * panels * kLanes + kLanes;  // Geometry's m_tile()
   for (int64_t xi = 0; xi < Points; ++xi)
-    for (int64_t p = 0; p < panels; p += 2)
-      for (int64_t t = 0; t < whole; t += kWideRows)
-        tiles_wide<Ld>(C, v + t * Ld + xi * C, u + (xi * panels + p) * C * kLanes,
-                       m + t * Ld + xi * panels * kLanes + p * kLanes);
-  return whole;
+    for (int64_t p = 0; p < panels; p += 2) {
+      const float* u = w.u + (xi * panels + p) * C * kLanes;
+      auto run = [&]<int R>(int64_t t) {
+        tiles_wide<Ld, R>(C, w.v + t * Ld + xi * Cb * kLanes, u, u + C * kLanes,
+                          w.m + t * ldm + (xi * panels + p) * kLanes, ldm);
+      };
+      int64_t t = 0;
+      for (; t + kWideRows <= w.tiles; t += kWideRows) run.template operator()<kWideRows>(t);
+      const int64_t rest = w.tiles - t;
+      if (rest > 8)
+        run.template operator()<12>(w.tiles - 12);
+      else if (rest > 4)
+        run.template operator()<8>(w.tiles - 8);
+      else if (rest > 0)
+        run.template operator()<4>(w.tiles - 4);
+    }
+}
+
+template <int Points>
+bool products_wide_of(const WinogradProducts& w) {
+  switch ((w.C + kLanes - 1) / kLanes) {
+    case 2:
+      return products_wide<Points, 2>(w), true;
+    case 3:
+      return products_wide<Points, 3>(w), true;
+    case 4:
+      return products_wide<Points, 4>(w), true;
+    case 6:
+      return products_wide<Points, 6>(w), true;
+    case 8:
+      return products_wide<Points, 8>(w), true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
 
-int64_t winograd_products_wide_avx512(int64_t points, int64_t C, int64_t tiles, int64_t panels,
-                                      const float* v, const float* u, float* m) {
-  if (panels % 2 != 0 || C != panels * kLanes) return 0;
-  const bool f4 = points == 36;
-  switch (C / kLanes) {
-    case 2:
-      return f4 ? products_wide<36, 2>(tiles, panels, v, u, m)
-                : products_wide<16, 2>(tiles, panels, v, u, m);
-    case 4:
-      return f4 ? products_wide<36, 4>(tiles, panels, v, u, m)
-                : products_wide<16, 4>(tiles, panels, v, u, m);
-    case 8:
-      return f4 ? products_wide<36, 8>(tiles, panels, v, u, m)
-                : products_wide<16, 8>(tiles, panels, v, u, m);
-    default:
-      return 0;
-  }
+bool winograd_products_wide_avx512(const WinogradProducts& w) {
+  if (w.panels % 2 != 0 || w.tiles < kWideRows || (w.points != 16 && w.points != 36)) return false;
+  return w.points == 36 ? products_wide_of<36>(w) : products_wide_of<16>(w);
 }
 
 void winograd_products_c16_avx512(int64_t points, int64_t tiles, const float* v, const float* u,
