@@ -3,7 +3,8 @@
 // pixels (a tile) comes from an n x n input window, n = m + 2, and the n^2 products per tile are
 // n^2 independent GEMMs (one per transform point xi): M[xi][tile][k] = sum_c V[xi][tile][c]
 // U[xi][c][k], which run on the direct convolution's micro-tiles (conv2d_direct_tile.h), the
-// transformed tiles playing the pixels and the transformed weights the packed panels. The
+// transformed tiles playing the pixels and the transformed weights the packed panels, or with
+// AVX-512 for the common layer widths on conv2d_winograd_products_avx512.cpp's kernels. The
 // transforms work on whole 16-channel blocks: two 8-lane halves here, one zmm in the AVX-512
 // twins (conv2d_winograd_avx512.cpp), which the drivers below call where the CPU has AVX-512.
 // - Channel-blocked activations (inference, training of the ResNets and UNets) need no

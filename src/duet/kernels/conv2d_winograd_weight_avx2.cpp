@@ -7,7 +7,8 @@
 // 36 with F(2x2)): for each transform point xi a GEMM M[xi][c][k] += sum_t V[xi][t][c] Y[xi][t][k]
 // with a long reduction (the tiles) and a small output (C x K). The products run on the direct
 // convolution's micro-tiles: the input channels play the rows, read from the transformed inputs,
-// and the transformed gradients Y are the 16-wide packed panels. F(2x2)'s transforms only add,
+// and the transformed gradients Y are the 16-wide packed panels (16 -> 16 layers on AVX-512:
+// conv2d_winograd_products_avx512.cpp, all 16 rows at once). F(2x2)'s transforms only add,
 // subtract and halve, so it differs from the direct weight gradient by rounding alone; F(4x4)'s
 // (coefficients up to 5 and 8, G with 1/6 and 1/24) round more, as in the forward pass (the op
 // harness compares both variants with the reference; chosen_geometry picks one).
