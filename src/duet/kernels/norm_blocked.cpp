@@ -119,7 +119,7 @@ void batch_norm_blocked_forward_train(int64_t n, int64_t c, int64_t hw, const fl
   const int64_t blocks = channel_blocks(c), lanes = blocks * kB;
   // x is read from memory once: each (image, block) item is summed, then its squared deviations
   // from its own mean are summed while the item is still in cache (at batch 128 a ResNet's
-  // activations do not fit in the cache, and a second pass over them cost as much as the first).
+  // activations do not fit in the cache, and a second whole pass reads them from memory again).
   std::vector<float> sum(size_t(n * lanes)), centre(size_t(n * lanes)), dev2(size_t(n * lanes));
   for_items(n, blocks, hw, [&](int64_t item, int64_t o) {
     float* s = &sum[size_t(item * kB)];

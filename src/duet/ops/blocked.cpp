@@ -185,7 +185,7 @@ Tensor batch_norm_blocked(const Tensor& x_in, const Tensor& weight, const Tensor
   Tensor y = Tensor::empty(x.shape());
   Tensor mean = Tensor::empty({c}), invstd = Tensor::empty({c});
   // A ReLU without residual: the backward finds its mask from x and the factors applied here,
-  // so it reads neither y nor a masked gradient (two passes over memory fewer).
+  // so it reads neither y nor a masked gradient (one tensor written and two read fewer).
   const bool relu_from_x = tail.relu && !residual.defined();
   Tensor applied_scale = relu_from_x ? Tensor::empty({c}) : Tensor();
   Tensor applied_shift = relu_from_x ? Tensor::empty({c}) : Tensor();
